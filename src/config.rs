@@ -1,0 +1,60 @@
+//! Worker configuration: flags with environment fallbacks.
+
+use std::time::Duration;
+
+use clap::Args;
+
+/// How to reach the broker and the store, and how much to take on at once.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// RabbitMQ URL.
+    #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub amqp_url: String,
+
+    /// Redis URL.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
+    pub redis_url: String,
+
+    /// Prefix of every exchange, queue and Redis key (`P` in the contract).
+    #[arg(long, env = "SWITCHBOARD_PREFIX", default_value = "switchboard", value_parser = parse_prefix)]
+    pub prefix: String,
+
+    /// Events processed at once by this worker; also the AMQP prefetch.
+    #[arg(long, env = "SWITCHBOARD_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub concurrency: u16,
+
+    /// Partitions of the inbound stream (`P.inbound.0` ..). Fixed for a deployment:
+    /// every worker must use the same number.
+    #[arg(long, env = "SWITCHBOARD_PARTITIONS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub partitions: u16,
+
+    /// Seconds to finish in-flight events after a shutdown signal.
+    #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Config {
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// Defaults with the given prefix: what tests and examples start from.
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            amqp_url: std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+            redis_url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
+            prefix: prefix.to_owned(),
+            concurrency: 32,
+            partitions: 4,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// The prefix names exchanges, queues and keys, so it keeps to a safe alphabet.
+fn parse_prefix(raw: &str) -> Result<String, String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 64
+        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if ok { Ok(raw.to_owned()) } else { Err("use 1 to 64 of A-Z a-z 0-9 _ - .".into()) }
+}

@@ -1,0 +1,362 @@
+//! Everything that arrives on `P.inbound`, parsed at the edge.
+//!
+//! [`parse`] turns a delivery's bytes into one typed [`Event`] or a
+//! [`Rejection`] saying why the input cannot be accepted; nothing past this
+//! module sees raw JSON.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::Id;
+use crate::model::{Access, Channel, ChatRef, ChatType, Links, NewClients, Pipeline};
+
+/// The largest body the worker accepts.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Fields every event carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    /// Unique per event: a redelivery or republish with the same id has no further effect.
+    pub event_id: Id,
+    pub account_id: Id,
+    /// RFC 3339 time the event happened.
+    #[schemars(extend("format" = "date-time"))]
+    pub occurred_at: Timestamp,
+}
+
+/// An RFC 3339 timestamp, kept as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Timestamp(String);
+
+impl Timestamp {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        chrono::DateTime::parse_from_rfc3339(&raw)
+            .map_err(|e| serde::de::Error::custom(format!("occurredAt {raw:?} is not RFC 3339: {e}")))?;
+        Ok(Timestamp(raw))
+    }
+}
+
+/// One event on `P.inbound`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type")]
+pub enum Event {
+    #[serde(rename = "channels.upserted")]
+    ChannelsUpserted(ChannelsUpserted),
+    #[serde(rename = "users.upserted")]
+    UsersUpserted(UsersUpserted),
+    #[serde(rename = "users.removed")]
+    UsersRemoved(UsersRemoved),
+    #[serde(rename = "pipelines.loaded")]
+    PipelinesLoaded(PipelinesLoaded),
+    #[serde(rename = "settings.updated")]
+    SettingsUpdated(SettingsUpdated),
+    #[serde(rename = "contact.upserted")]
+    ContactUpserted(ContactUpserted),
+    #[serde(rename = "deal.upserted")]
+    DealUpserted(DealUpserted),
+    #[serde(rename = "message.inbound")]
+    MessageInbound(MessageInbound),
+    #[serde(rename = "message.outbound")]
+    MessageOutbound(MessageOutbound),
+    #[serde(rename = "suitcase.requested")]
+    SuitcaseRequested(SuitcaseRequested),
+}
+
+/// The `type` of every event the worker accepts.
+pub const EVENT_TYPES: [&str; 10] = [
+    "channels.upserted",
+    "users.upserted",
+    "users.removed",
+    "pipelines.loaded",
+    "settings.updated",
+    "contact.upserted",
+    "deal.upserted",
+    "message.inbound",
+    "message.outbound",
+    "suitcase.requested",
+];
+
+impl Event {
+    pub fn envelope(&self) -> &Envelope {
+        match self {
+            Event::ChannelsUpserted(e) => &e.envelope,
+            Event::UsersUpserted(e) => &e.envelope,
+            Event::UsersRemoved(e) => &e.envelope,
+            Event::PipelinesLoaded(e) => &e.envelope,
+            Event::SettingsUpdated(e) => &e.envelope,
+            Event::ContactUpserted(e) => &e.envelope,
+            Event::DealUpserted(e) => &e.envelope,
+            Event::MessageInbound(e) => &e.envelope,
+            Event::MessageOutbound(e) => &e.envelope,
+            Event::SuitcaseRequested(e) => &e.envelope,
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::ChannelsUpserted(_) => EVENT_TYPES[0],
+            Event::UsersUpserted(_) => EVENT_TYPES[1],
+            Event::UsersRemoved(_) => EVENT_TYPES[2],
+            Event::PipelinesLoaded(_) => EVENT_TYPES[3],
+            Event::SettingsUpdated(_) => EVENT_TYPES[4],
+            Event::ContactUpserted(_) => EVENT_TYPES[5],
+            Event::DealUpserted(_) => EVENT_TYPES[6],
+            Event::MessageInbound(_) => EVENT_TYPES[7],
+            Event::MessageOutbound(_) => EVENT_TYPES[8],
+            Event::SuitcaseRequested(_) => EVENT_TYPES[9],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelsUpserted {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub channels: Vec<Channel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserUpsert {
+    pub user_id: Id,
+    pub name: String,
+    pub access: Vec<Access>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsersUpserted {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub users: Vec<UserUpsert>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsersRemoved {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub user_ids: Vec<Id>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelinesLoaded {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub pipelines: Vec<Pipeline>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsUpdated {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub new_clients: NewClients,
+    pub links: Links,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactUpserted {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub contact_id: Id,
+    pub name: String,
+    pub responsible_user_id: Id,
+    pub contact_data: Vec<ChatRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DealUpserted {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub deal_id: Id,
+    pub name: String,
+    pub contact_ids: Vec<Id>,
+    pub responsible_user_id: Id,
+    pub pipeline_id: Id,
+    pub stage_id: Id,
+    pub closed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+}
+
+/// What the gateway knows of the client's profile.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientProfile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageInbound {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub message_id: Id,
+    pub channel_id: Id,
+    pub chat_type: ChatType,
+    pub chat_id: Id,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<ClientProfile>,
+}
+
+impl MessageInbound {
+    pub fn chat(&self) -> ChatRef {
+        ChatRef { chat_type: self.chat_type, chat_id: self.chat_id.clone() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageOutbound {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub message_id: Id,
+    pub channel_id: Id,
+    pub chat_type: ChatType,
+    pub chat_id: Id,
+    pub user_id: Id,
+    pub text: String,
+}
+
+impl MessageOutbound {
+    pub fn chat(&self) -> ChatRef {
+        ChatRef { chat_type: self.chat_type, chat_id: self.chat_id.clone() }
+    }
+}
+
+/// Asks for the suitcase; the answer goes to the AMQP `reply_to` with the same `correlation_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SuitcaseRequested {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub user_id: Id,
+    pub chat_type: ChatType,
+    pub chat_id: Id,
+}
+
+impl SuitcaseRequested {
+    pub fn chat(&self) -> ChatRef {
+        ChatRef { chat_type: self.chat_type, chat_id: self.chat_id.clone() }
+    }
+}
+
+/// Why an input goes to `P.dead`; `code()` is the stable first word of the
+/// `x-switchboard-error` header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("body of {0} bytes is over the limit of {MAX_BODY_BYTES}")]
+    TooLarge(usize),
+    #[error("body is not JSON: {0}")]
+    NotJson(String),
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("{0}")]
+    InvalidField(String),
+    #[error("unknown channel {0:?}")]
+    UnknownChannel(String),
+    #[error("unknown user {0:?}")]
+    UnknownUser(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Rejection {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::TooLarge(_) => "too_large",
+            Rejection::NotJson(_) => "not_json",
+            Rejection::UnknownType(_) => "unknown_type",
+            Rejection::InvalidField(_) => "invalid_field",
+            Rejection::UnknownChannel(_) => "unknown_channel",
+            Rejection::UnknownUser(_) => "unknown_user",
+            Rejection::Invalid(_) => "invalid",
+        }
+    }
+
+    /// The `x-switchboard-error` header: `code: explanation`.
+    pub fn header(&self) -> String {
+        format!("{}: {}", self.code(), self)
+    }
+}
+
+/// Bytes to a typed event, or the reason it cannot be accepted.
+pub fn parse(body: &[u8]) -> Result<Event, Rejection> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Rejection::TooLarge(body.len()));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| Rejection::NotJson(e.to_string()))?;
+    match value.get("type") {
+        None => return Err(Rejection::InvalidField("missing field `type`".into())),
+        Some(serde_json::Value::String(t)) if !EVENT_TYPES.contains(&t.as_str()) => {
+            return Err(Rejection::UnknownType(t.clone()));
+        }
+        Some(serde_json::Value::String(_)) => {}
+        Some(_) => return Err(Rejection::InvalidField("field `type` is not a string".into())),
+    }
+    serde_json::from_value(value).map_err(|e| Rejection::InvalidField(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inbound(extra: &str) -> String {
+        format!(
+            r#"{{"type":"message.inbound","eventId":"e1","accountId":"a","occurredAt":"2026-01-01T00:00:00Z",
+               "messageId":"m","channelId":"c","chatType":"whatsapp","chatId":"7"{extra}}}"#
+        )
+    }
+
+    #[test]
+    fn parses_a_message() {
+        let Event::MessageInbound(m) = parse(inbound(r#","text":"hi""#).as_bytes()).unwrap() else {
+            panic!("wrong variant")
+        };
+        assert_eq!(m.text.as_deref(), Some("hi"));
+        assert_eq!(m.envelope.event_id.as_str(), "e1");
+    }
+
+    #[test]
+    fn tells_each_bad_input_apart() {
+        assert_eq!(parse(b"{nope").unwrap_err().code(), "not_json");
+        assert_eq!(parse(br#"{"type":"x.y"}"#).unwrap_err().code(), "unknown_type");
+        assert_eq!(parse(br#"{"eventId":"e"}"#).unwrap_err().code(), "invalid_field");
+        let missing = inbound("").replace(r#","chatId":"7""#, "");
+        let err = parse(missing.as_bytes()).unwrap_err();
+        assert_eq!(err.code(), "invalid_field");
+        assert!(err.to_string().contains("chatId"), "{err}");
+        let bad_time = inbound("").replace("2026-01-01T00:00:00Z", "yesterday");
+        assert_eq!(parse(bad_time.as_bytes()).unwrap_err().code(), "invalid_field");
+        let bad_type = inbound("").replace("whatsapp", "icq");
+        assert_eq!(parse(bad_type.as_bytes()).unwrap_err().code(), "invalid_field");
+        let big = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(parse(&big).unwrap_err().code(), "too_large");
+        let empty_id = inbound("").replace(r#""chatId":"7""#, r#""chatId":"""#);
+        assert_eq!(parse(empty_id.as_bytes()).unwrap_err().code(), "invalid_field");
+    }
+}

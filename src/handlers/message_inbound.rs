@@ -1,0 +1,237 @@
+//! `message.inbound`: a client wrote. Known contacts go to their responsible;
+//! new clients (and clients whose responsible lost access) are distributed by
+//! round robin or shown to every eligible manager until one claims them.
+//! Quality control and supervisors see every message.
+
+use super::routing::{self, About, Derived, push_unique};
+use super::{ChatSnapshot, Decision, Key, Op, Plan, json};
+use crate::events::{MessageInbound, Rejection};
+use crate::ids::Id;
+use crate::model::{Chat, Contact, Deal, Distribution, Pending};
+use crate::output::{CrmEvent, NotificationType};
+
+pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
+    let Some(channel) = &s.channel else {
+        return Decision::Reject(Rejection::UnknownChannel(e.channel_id.to_string()));
+    };
+    if channel.chat_type != e.chat_type {
+        return Decision::Reject(Rejection::Invalid(format!(
+            "chatType {} does not match channel {:?} ({})",
+            e.chat_type.as_str(),
+            e.channel_id.as_str(),
+            channel.chat_type.as_str()
+        )));
+    }
+    let chat_key = Key::Chat(e.chat());
+    let mut plan = Plan {
+        guards: vec![
+            super::Guard { key: Key::Config, field: None, expect: s.config.clone() },
+            s.chat.guard(chat_key.clone()),
+        ],
+        ..Plan::default()
+    };
+    let chat = s.chat.value.clone().unwrap_or_default();
+    let contact = chat.contact_id.as_ref().and(s.contact.value.as_ref());
+    if let Some(contact) = contact {
+        plan.guards.push(s.contact.guard(Key::Contact(contact.contact_id.clone())));
+    }
+    let mut about = About {
+        envelope: &e.envelope,
+        channel_id: &e.channel_id,
+        chat_type: e.chat_type,
+        chat_id: &e.chat_id,
+        contact_id: contact.map(|c| &c.contact_id),
+        deal_id: None,
+        message_id: Some(&e.message_id),
+        text: e.text.as_deref(),
+    };
+    let observers = routing::observers(&s.seats);
+    // A chat Switchboard never saw is new to everyone who watches the channel.
+    let observer_kind =
+        if s.chat.raw.is_none() { NotificationType::ChatNew } else { NotificationType::ChatMessage };
+
+    // The responsible still has access: he gets the message.
+    if let Some(contact) = contact.filter(|c| chat.pending.is_none() && has_seat(s, &c.responsible_user_id)) {
+        let mut told = vec![contact.responsible_user_id.clone()];
+        plan.outputs.push(about.notify(&contact.responsible_user_id, NotificationType::ChatMessage, None));
+        notify_observers(&mut plan, &about, &observers, observer_kind, &mut told);
+        return Decision::Apply(plan);
+    }
+
+    let eligible = routing::eligible(&s.seats);
+    let round_robin = s.settings.as_ref().filter(|st| st.new_clients.distribution == Distribution::RoundRobin);
+    if let (Some(settings), false) = (round_robin, eligible.is_empty()) {
+        // Round robin: the next manager in turn becomes responsible now.
+        let pool = s.round_robin.value.clone().unwrap_or_default();
+        let Some(manager) = routing::next_in_turn(&eligible, &pool) else { unreachable!("eligible is not empty") };
+        plan.guards.push(s.round_robin.guard(Key::RoundRobin(e.channel_id.clone())));
+        plan.ops.push(Op::Set(
+            Key::RoundRobin(e.channel_id.clone()),
+            json(&routing::take_turn(&pool, &manager, &eligible)),
+        ));
+        let derived = Derived { envelope: &e.envelope };
+        let contact = assign_contact(&mut plan, &derived, contact, &manager, e, chat.pending.as_ref());
+        let deal = Deal {
+            deal_id: derived.id("deal"),
+            name: contact.name.clone(),
+            contact_ids: vec![contact.contact_id.clone()],
+            responsible_user_id: manager.clone(),
+            pipeline_id: settings.new_clients.pipeline_id.clone(),
+            stage_id: settings.new_clients.stage_id.clone(),
+            closed: false,
+            uri: None,
+        };
+        create_deal(&mut plan, &derived, &deal);
+        let shown = chat.pending.as_ref().map(|p| p.shown.clone()).unwrap_or_default();
+        let settled = Chat { contact_id: Some(contact.contact_id.clone()), pending: None, shown: shown.clone() };
+        plan.ops.push(Op::Set(chat_key, json(&settled)));
+
+        about.contact_id = Some(&contact.contact_id);
+        about.deal_id = Some(&deal.deal_id);
+        let mut told = vec![manager.clone()];
+        plan.outputs.push(about.notify(&manager, NotificationType::ChatNew, None));
+        for user in shown.iter().filter(|u| **u != manager && !observers.contains(u)) {
+            plan.outputs.push(about.notify(user, NotificationType::ChatWithdrawn, None));
+            push_unique(&mut told, user);
+        }
+        notify_observers(&mut plan, &about, &observers, observer_kind, &mut told);
+        return Decision::Apply(plan);
+    }
+
+    // First reply (or no settings, or nobody eligible): the chat waits for a claim.
+    // Everyone who may claim it is shown it as new once, then gets its messages.
+    let claimers = if eligible.is_empty() { routing::supervisors(&s.seats) } else { eligible };
+    let mut pending = chat.pending.clone().unwrap_or_default();
+    pending.channel_id = Some(e.channel_id.clone());
+    if pending.name.is_none() {
+        pending.name = client_name(e);
+    }
+    let mut told = Vec::new();
+    for user in &claimers {
+        let kind = if pending.shown.contains(user) {
+            NotificationType::ChatMessage
+        } else {
+            pending.shown.push(user.clone());
+            NotificationType::ChatNew
+        };
+        plan.outputs.push(about.notify(user, kind, None));
+        told.push(user.clone());
+    }
+    notify_observers(&mut plan, &about, &observers, observer_kind, &mut told);
+    if chat.pending.as_ref() != Some(&pending) {
+        let waiting = Chat { contact_id: chat.contact_id.clone(), pending: Some(pending), shown: chat.shown.clone() };
+        plan.ops.push(Op::Set(chat_key, json(&waiting)));
+    }
+    Decision::Apply(plan)
+}
+
+fn has_seat(s: &ChatSnapshot, user: &Id) -> bool {
+    routing::seat_of(&s.seats, user).is_some()
+}
+
+/// Quality control and supervisors not told yet get the message.
+pub(super) fn notify_observers(
+    plan: &mut Plan,
+    about: &About<'_>,
+    observers: &[Id],
+    kind: NotificationType,
+    told: &mut Vec<Id>,
+) {
+    for user in observers {
+        if !told.contains(user) {
+            plan.outputs.push(about.notify(user, kind, None));
+            told.push(user.clone());
+        }
+    }
+}
+
+/// What to call a new client: the name, phone or username the gateway knows, else the chat id.
+fn client_name(e: &MessageInbound) -> Option<String> {
+    let profile = e.contact.as_ref()?;
+    profile.name.clone().or_else(|| profile.phone.clone()).or_else(|| profile.username.clone())
+}
+
+/// Makes `responsible` the contact's responsible: creates the contact for a new
+/// client, or hands an existing one over. Publishes the matching CRM event.
+pub(super) fn assign_contact(
+    plan: &mut Plan,
+    derived: &Derived<'_>,
+    existing: Option<&Contact>,
+    responsible: &Id,
+    chat: &impl ChatOf,
+    pending: Option<&Pending>,
+) -> Contact {
+    let account = &derived.envelope.account_id;
+    let contact = match existing {
+        Some(old) => {
+            let mut contact = old.clone();
+            if old.responsible_user_id != *responsible {
+                contact.responsible_user_id = responsible.clone();
+                let event = CrmEvent::ContactResponsibleChanged {
+                    envelope: derived.crm_envelope("contact.responsibleChanged"),
+                    contact_id: contact.contact_id.clone(),
+                    responsible_user_id: responsible.clone(),
+                    previous_user_id: old.responsible_user_id.clone(),
+                };
+                plan.outputs.push(routing::crm(account, &event));
+            }
+            contact
+        }
+        None => {
+            let chat_ref = chat.chat_ref();
+            let name = chat
+                .client_name()
+                .or_else(|| pending.and_then(|p| p.name.clone()))
+                .unwrap_or_else(|| chat_ref.chat_id.to_string());
+            let contact = Contact {
+                contact_id: derived.id("contact"),
+                name,
+                responsible_user_id: responsible.clone(),
+                contact_data: vec![chat_ref],
+            };
+            let event = CrmEvent::ContactCreated {
+                envelope: derived.crm_envelope("contact.created"),
+                contact_id: contact.contact_id.clone(),
+                name: contact.name.clone(),
+                responsible_user_id: responsible.clone(),
+                contact_data: contact.contact_data.clone(),
+            };
+            plan.outputs.push(routing::crm(account, &event));
+            contact
+        }
+    };
+    plan.ops.push(Op::Set(Key::Contact(contact.contact_id.clone()), json(&contact)));
+    contact
+}
+
+/// Stores a deal Switchboard created, indexes it under its contacts and announces it.
+pub(super) fn create_deal(plan: &mut Plan, derived: &Derived<'_>, deal: &Deal) {
+    for contact in &deal.contact_ids {
+        plan.ops.push(Op::SAdd(Key::ContactDeals(contact.clone()), deal.deal_id.clone()));
+    }
+    plan.ops.push(Op::Set(Key::Deal(deal.deal_id.clone()), json(deal)));
+    let event = CrmEvent::DealCreated {
+        envelope: derived.crm_envelope("deal.created"),
+        deal_id: deal.deal_id.clone(),
+        contact_ids: deal.contact_ids.clone(),
+        responsible_user_id: deal.responsible_user_id.clone(),
+        pipeline_id: deal.pipeline_id.clone(),
+        stage_id: deal.stage_id.clone(),
+    };
+    plan.outputs.push(routing::crm(&derived.envelope.account_id, &event));
+}
+
+/// The chat an event is about, and the client's name if the event knows it.
+pub(super) trait ChatOf {
+    fn chat_ref(&self) -> crate::model::ChatRef;
+    fn client_name(&self) -> Option<String>;
+}
+
+impl ChatOf for MessageInbound {
+    fn chat_ref(&self) -> crate::model::ChatRef {
+        self.chat()
+    }
+    fn client_name(&self) -> Option<String> {
+        client_name(self)
+    }
+}

@@ -1,0 +1,150 @@
+//! `message.outbound`: a user wants to send a reply. The permission table of
+//! the contract decides; a first answer to a waiting chat claims it. A claim is
+//! a guarded write of the chat, so of simultaneous answers exactly one applies;
+//! the others are decided again on the new state and rejected.
+
+use super::message_inbound::{ChatOf, assign_contact, create_deal, notify_observers};
+use super::routing::{self, About, Derived};
+use super::{ChatSnapshot, Decision, Guard, Key, Op, Plan, json};
+use crate::events::{MessageOutbound, Rejection};
+use crate::model::{Chat, ChatRef, Deal, Role};
+use crate::names;
+use crate::output::{MessageSend, MessageSendType, NotificationType, Publish, RejectReason, Target};
+
+pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
+    let Some(channel) = &s.channel else {
+        return Decision::Reject(Rejection::UnknownChannel(e.channel_id.to_string()));
+    };
+    if s.user.is_none() {
+        return Decision::Reject(Rejection::UnknownUser(e.user_id.to_string()));
+    }
+    if channel.chat_type != e.chat_type {
+        return Decision::Reject(Rejection::Invalid(format!(
+            "chatType {} does not match channel {:?} ({})",
+            e.chat_type.as_str(),
+            e.channel_id.as_str(),
+            channel.chat_type.as_str()
+        )));
+    }
+    let chat_key = Key::Chat(e.chat());
+    let mut plan = Plan {
+        guards: vec![Guard { key: Key::Config, field: None, expect: s.config.clone() }, s.chat.guard(chat_key.clone())],
+        ..Plan::default()
+    };
+    let chat = s.chat.value.clone().unwrap_or_default();
+    let contact = chat.contact_id.as_ref().and(s.contact.value.as_ref());
+    if let Some(contact) = contact {
+        plan.guards.push(s.contact.guard(Key::Contact(contact.contact_id.clone())));
+    }
+    let mut about = About {
+        envelope: &e.envelope,
+        channel_id: &e.channel_id,
+        chat_type: e.chat_type,
+        chat_id: &e.chat_id,
+        contact_id: contact.map(|c| &c.contact_id),
+        deal_id: None,
+        message_id: Some(&e.message_id),
+        text: Some(&e.text),
+    };
+    let reject = |mut plan: Plan, reason: RejectReason| {
+        plan.outputs.push(about.notify(&e.user_id, NotificationType::MessageRejected, Some(reason)));
+        Decision::Apply(plan)
+    };
+    let Some(seat) = routing::seat_of(&s.seats, &e.user_id) else {
+        return reject(plan, RejectReason::NoAccess);
+    };
+    if seat.role == Role::QualityControl {
+        return reject(plan, RejectReason::ReadOnly);
+    }
+    let supervisor = seat.role == Role::Supervisor;
+
+    match (&chat.pending, contact) {
+        (None, Some(contact)) => {
+            if supervisor || contact.responsible_user_id == e.user_id {
+                let contact_id = contact.contact_id.clone();
+                send(&mut plan, e, &about, &contact_id, s);
+                Decision::Apply(plan)
+            } else if chat.shown.contains(&e.user_id) {
+                reject(plan, RejectReason::ClaimedByOther)
+            } else {
+                reject(plan, RejectReason::NotResponsible)
+            }
+        }
+        (Some(_), _) | (None, None) => {
+            let nobody_eligible = routing::eligible(&s.seats).is_empty();
+            let may_claim = supervisor
+                || (chat.pending.is_some() && (seat.eligible() || nobody_eligible));
+            if !may_claim {
+                return reject(plan, RejectReason::NotResponsible);
+            }
+            // The claim: this user becomes responsible.
+            let derived = Derived { envelope: &e.envelope };
+            let contact = assign_contact(&mut plan, &derived, contact, &e.user_id, e, chat.pending.as_ref());
+            let deal = s.settings.as_ref().map(|settings| Deal {
+                deal_id: derived.id("deal"),
+                name: contact.name.clone(),
+                contact_ids: vec![contact.contact_id.clone()],
+                responsible_user_id: e.user_id.clone(),
+                pipeline_id: settings.new_clients.pipeline_id.clone(),
+                stage_id: settings.new_clients.stage_id.clone(),
+                closed: false,
+                uri: None,
+            });
+            if let Some(deal) = &deal {
+                create_deal(&mut plan, &derived, deal);
+            }
+            let shown = chat.pending.as_ref().map(|p| p.shown.clone()).unwrap_or_default();
+            let claimed = Chat { contact_id: Some(contact.contact_id.clone()), pending: None, shown: shown.clone() };
+            plan.ops.push(Op::Set(chat_key, json(&claimed)));
+
+            about.contact_id = Some(&contact.contact_id);
+            about.deal_id = deal.as_ref().map(|d| &d.deal_id);
+            let assigned = About { message_id: None, text: None, ..about.clone() };
+            plan.outputs.push(assigned.notify(&e.user_id, NotificationType::ChatAssigned, None));
+            // Whoever was shown the chat as new and may no longer write to it loses it.
+            for user in shown.iter().filter(|u| **u != e.user_id) {
+                let keeps = routing::seat_of(&s.seats, user).is_some_and(|seat| seat.role == Role::Supervisor);
+                if !keeps {
+                    plan.outputs.push(assigned.notify(user, NotificationType::ChatWithdrawn, None));
+                }
+            }
+            send(&mut plan, e, &about, &contact.contact_id, s);
+            Decision::Apply(plan)
+        }
+    }
+}
+
+/// A permitted reply: to the gateway, and to the channel's quality control and supervisors.
+fn send(plan: &mut Plan, e: &MessageOutbound, about: &About<'_>, contact_id: &crate::ids::Id, s: &ChatSnapshot) {
+    let message = MessageSend {
+        kind: MessageSendType::MessageSend,
+        event_id: e.envelope.event_id.clone(),
+        account_id: e.envelope.account_id.clone(),
+        message_id: e.message_id.clone(),
+        channel_id: e.channel_id.clone(),
+        chat_type: e.chat_type,
+        chat_id: e.chat_id.clone(),
+        user_id: e.user_id.clone(),
+        contact_id: contact_id.clone(),
+        text: e.text.clone(),
+        occurred_at: e.envelope.occurred_at.clone(),
+    };
+    plan.outputs.push(Publish {
+        target: Target::Outbound,
+        routing_key: names::outbound_key(&e.envelope.account_id, &e.channel_id),
+        body: json(&message),
+        correlation_id: None,
+    });
+    let observers = routing::observers(&s.seats);
+    let mut told = vec![e.user_id.clone()];
+    notify_observers(plan, about, &observers, NotificationType::ChatMessage, &mut told);
+}
+
+impl ChatOf for MessageOutbound {
+    fn chat_ref(&self) -> ChatRef {
+        self.chat()
+    }
+    fn client_name(&self) -> Option<String> {
+        None
+    }
+}

@@ -1,0 +1,207 @@
+//! Who sees and who gets a chat: roles on a channel, the round-robin choice,
+//! and the builders of the outputs every handler publishes.
+
+use crate::events::{Envelope, Timestamp};
+use crate::ids::Id;
+use crate::model::{ChatType, RoundRobin, Seat};
+use crate::names;
+use crate::output::{
+    CrmEnvelope, CrmEvent, Notification, NotificationType, Publish, RejectReason, Target,
+    derive_id,
+};
+
+use super::json;
+
+/// The seat of `user` on the channel, if he has one.
+pub fn seat_of(seats: &[(Id, Seat)], user: &Id) -> Option<Seat> {
+    seats.iter().find(|(id, _)| id == user).map(|(_, seat)| *seat)
+}
+
+/// Managers who take new clients of the channel, by id.
+pub fn eligible(seats: &[(Id, Seat)]) -> Vec<Id> {
+    seats.iter().filter(|(_, s)| s.eligible()).map(|(id, _)| id.clone()).collect()
+}
+
+/// Quality control and supervisors of the channel, by id.
+pub fn observers(seats: &[(Id, Seat)]) -> Vec<Id> {
+    seats.iter().filter(|(_, s)| s.role.observes_all()).map(|(id, _)| id.clone()).collect()
+}
+
+/// Supervisors of the channel, by id.
+pub fn supervisors(seats: &[(Id, Seat)]) -> Vec<Id> {
+    seats
+        .iter()
+        .filter(|(_, s)| s.role == crate::model::Role::Supervisor)
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// The manager whose last new client is oldest (never = 0), ties by id.
+pub fn next_in_turn(candidates: &[Id], pool: &RoundRobin) -> Option<Id> {
+    candidates
+        .iter()
+        .min_by_key(|id| (pool.last.get(*id).copied().unwrap_or(0), (*id).clone()))
+        .cloned()
+}
+
+/// The pool after `user` got a new client. Managers who left the channel are
+/// dropped from it, so the pool never grows past the channel's users.
+pub fn take_turn(pool: &RoundRobin, user: &Id, candidates: &[Id]) -> RoundRobin {
+    let mut next = RoundRobin { turn: pool.turn + 1, last: pool.last.clone() };
+    next.last.retain(|id, _| candidates.contains(id));
+    next.last.insert(user.clone(), next.turn);
+    next
+}
+
+/// The chat a notification is about, and what to tell of it.
+#[derive(Debug, Clone)]
+pub struct About<'a> {
+    pub envelope: &'a Envelope,
+    pub channel_id: &'a Id,
+    pub chat_type: ChatType,
+    pub chat_id: &'a Id,
+    pub contact_id: Option<&'a Id>,
+    pub deal_id: Option<&'a Id>,
+    pub message_id: Option<&'a Id>,
+    pub text: Option<&'a str>,
+}
+
+impl About<'_> {
+    /// A notification to `user`; its id is derived from the event, the user and
+    /// the type, so it repeats exactly on a redelivery.
+    pub fn notify(&self, user: &Id, kind: NotificationType, reason: Option<RejectReason>) -> Publish {
+        let env = self.envelope;
+        let note = Notification {
+            notification_id: derive_id(&[
+                "notification",
+                env.account_id.as_str(),
+                env.event_id.as_str(),
+                user.as_str(),
+                kind.as_str(),
+            ]),
+            kind,
+            account_id: env.account_id.clone(),
+            user_id: user.clone(),
+            channel_id: self.channel_id.clone(),
+            chat_type: self.chat_type,
+            chat_id: self.chat_id.clone(),
+            contact_id: self.contact_id.cloned(),
+            deal_id: self.deal_id.cloned(),
+            message_id: self.message_id.cloned(),
+            text: self.text.map(str::to_owned),
+            reason,
+            occurred_at: env.occurred_at.clone(),
+        };
+        Publish {
+            target: Target::Notify,
+            routing_key: names::user_key(&env.account_id, user),
+            body: json(&note),
+            correlation_id: None,
+        }
+    }
+}
+
+/// Ids and envelopes of what an event creates, all derived from the event.
+pub struct Derived<'a> {
+    pub envelope: &'a Envelope,
+}
+
+impl Derived<'_> {
+    pub fn id(&self, what: &str) -> Id {
+        derive_id(&[what, self.envelope.account_id.as_str(), self.envelope.event_id.as_str()])
+    }
+
+    pub fn crm_envelope(&self, kind: &str) -> CrmEnvelope {
+        CrmEnvelope {
+            event_id: self.id(kind),
+            account_id: self.envelope.account_id.clone(),
+            occurred_at: self.occurred_at().clone(),
+        }
+    }
+
+    pub fn occurred_at(&self) -> &Timestamp {
+        &self.envelope.occurred_at
+    }
+}
+
+/// A CRM event ready to publish.
+pub fn crm(account: &Id, event: &CrmEvent) -> Publish {
+    Publish {
+        target: Target::Crm,
+        routing_key: names::crm_key(account, event.type_name()),
+        body: json(event),
+        correlation_id: None,
+    }
+}
+
+/// Adds `user` to `list` unless present; keeps first-seen order.
+pub fn push_unique(list: &mut Vec<Id>, user: &Id) {
+    if !list.contains(user) {
+        list.push(user.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Role;
+
+    fn id(s: &str) -> Id {
+        Id::parse(s).unwrap()
+    }
+
+    fn seat(role: Role, rnc: bool) -> Seat {
+        Seat { role, receives_new_clients: rnc }
+    }
+
+    #[test]
+    fn eligibility_and_observers() {
+        let seats = vec![
+            (id("m1"), seat(Role::Manager, true)),
+            (id("m2"), seat(Role::Manager, false)),
+            (id("q"), seat(Role::QualityControl, true)),
+            (id("s"), seat(Role::Supervisor, true)),
+        ];
+        assert_eq!(eligible(&seats), vec![id("m1")]);
+        assert_eq!(observers(&seats), vec![id("q"), id("s")]);
+        assert_eq!(supervisors(&seats), vec![id("s")]);
+        assert_eq!(seat_of(&seats, &id("m2")).unwrap().role, Role::Manager);
+        assert!(seat_of(&seats, &id("x")).is_none());
+    }
+
+    #[test]
+    fn round_robin_is_even() {
+        let managers = vec![id("a"), id("b"), id("c")];
+        let mut pool = RoundRobin::default();
+        let mut counts = std::collections::BTreeMap::new();
+        for _ in 0..31 {
+            let next = next_in_turn(&managers, &pool).unwrap();
+            *counts.entry(next.clone()).or_insert(0) += 1;
+            pool = take_turn(&pool, &next, &managers);
+        }
+        assert_eq!(counts.values().copied().collect::<Vec<_>>(), vec![11, 10, 10]);
+    }
+
+    #[test]
+    fn a_joining_manager_is_served_first_and_then_evenly() {
+        let mut pool = RoundRobin::default();
+        let two = vec![id("a"), id("b")];
+        for _ in 0..4 {
+            let n = next_in_turn(&two, &pool).unwrap();
+            pool = take_turn(&pool, &n, &two);
+        }
+        let three = vec![id("a"), id("b"), id("c")];
+        assert_eq!(next_in_turn(&three, &pool), Some(id("c")));
+        let pool = take_turn(&pool, &id("c"), &three);
+        // After c, the oldest turn is a's (turn 3).
+        assert_eq!(next_in_turn(&three, &pool), Some(id("a")));
+    }
+
+    #[test]
+    fn departed_managers_leave_the_pool() {
+        let pool = take_turn(&RoundRobin::default(), &id("gone"), &[id("gone")]);
+        let pool = take_turn(&pool, &id("a"), &[id("a")]);
+        assert!(!pool.last.contains_key(&id("gone")));
+        assert_eq!(next_in_turn(&[], &pool), None);
+    }
+}

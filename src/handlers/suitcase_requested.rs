@@ -1,0 +1,53 @@
+//! `suitcase.requested`: the asking user's deals with the chat's contact, open
+//! first, with their CRM links. A query: it changes nothing and is answered on
+//! the request's `reply_to` with its `correlation_id`.
+
+use super::{ChatSnapshot, Decision, ReplyTo, json};
+use crate::events::{Rejection, SuitcaseRequested};
+use crate::ids::escape;
+use crate::output::{Publish, SuitcaseDeal, SuitcaseError, SuitcaseReply, Target};
+
+pub fn decide(e: &SuitcaseRequested, s: &ChatSnapshot, reply: &ReplyTo) -> Decision {
+    let (Some(reply_to), Some(correlation_id)) = (&reply.reply_to, &reply.correlation_id) else {
+        return Decision::Reject(Rejection::Invalid(
+            "suitcase.requested needs the AMQP properties reply_to and correlation_id".into(),
+        ));
+    };
+    let body = answer(e, s);
+    Decision::Answer(vec![Publish {
+        target: Target::Reply,
+        routing_key: reply_to.clone(),
+        body: json(&body),
+        correlation_id: Some(correlation_id.clone()),
+    }])
+}
+
+fn answer(e: &SuitcaseRequested, s: &ChatSnapshot) -> SuitcaseReply {
+    if s.user.as_ref().is_none_or(|u| u.access.is_empty()) {
+        return SuitcaseReply::Error { error: SuitcaseError::NoAccess };
+    }
+    let contact = s.chat.value.as_ref().and_then(|c| c.contact_id.as_ref()).and(s.contact.value.as_ref());
+    let Some(contact) = contact else {
+        return SuitcaseReply::Error { error: SuitcaseError::UnknownChat };
+    };
+    let links = s.settings.as_ref().map(|st| &st.links);
+    let mut deals: Vec<SuitcaseDeal> = s
+        .deals
+        .iter()
+        .filter(|d| d.responsible_user_id == e.user_id)
+        .map(|d| SuitcaseDeal {
+            deal_id: d.deal_id.clone(),
+            name: d.name.clone(),
+            uri: d.uri.clone().or_else(|| links.map(|l| l.deal.replace("{dealId}", &escape(d.deal_id.as_str())))),
+            closed: d.closed,
+            pipeline_id: d.pipeline_id.clone(),
+            stage_id: d.stage_id.clone(),
+        })
+        .collect();
+    deals.sort_by(|a, b| (a.closed, &a.name, &a.deal_id).cmp(&(b.closed, &b.name, &b.deal_id)));
+    SuitcaseReply::Found {
+        contact_id: contact.contact_id.clone(),
+        deals,
+        new_deal_uri: links.map(|l| l.new_deal.replace("{contactId}", &escape(contact.contact_id.as_str()))),
+    }
+}

@@ -1,0 +1,16 @@
+//! Switchboard routes messenger conversations to CRM users: it consumes client
+//! messages and CRM events from RabbitMQ, keeps the account state in Redis and
+//! publishes notifications, CRM events and approved replies.
+//!
+//! One event's way through the worker: bytes -> [`events::parse`] -> a
+//! snapshot from the [`store`] -> a pure decision in [`handlers`] -> one atomic
+//! apply -> confirmed publishes -> ack. [`worker::run`] is the whole worker.
+
+pub mod config;
+pub mod events;
+pub mod handlers;
+pub mod ids;
+pub mod model;
+pub mod names;
+pub mod output;
+pub mod store;

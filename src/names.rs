@@ -1,0 +1,107 @@
+//! Names on the broker: queues, exchanges and routing keys built from ids.
+//!
+//! Ids are escaped ([`Id::key_part`]) so a `.` inside an id cannot pass for a
+//! word separator and two different `(account, user)` pairs can never share a
+//! queue. AMQP names are at most 255 bytes; a longer one is shortened to its
+//! readable head plus a digest of the whole, which keeps it unique.
+
+use crate::ids::Id;
+use crate::output::derive_id;
+
+/// The longest AMQP short string.
+const MAX_NAME_BYTES: usize = 255;
+
+/// Exchange and queue names under one prefix.
+#[derive(Debug, Clone)]
+pub struct Names {
+    prefix: String,
+}
+
+impl Names {
+    pub fn new(prefix: &str) -> Self {
+        Self { prefix: prefix.to_owned() }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn inbound(&self) -> String {
+        format!("{}.inbound", self.prefix)
+    }
+
+    /// Partition `n` of the inbound stream.
+    pub fn inbound_partition(&self, n: u16) -> String {
+        format!("{}.inbound.{n}", self.prefix)
+    }
+
+    pub fn notify(&self) -> String {
+        format!("{}.notify", self.prefix)
+    }
+
+    pub fn crm(&self) -> String {
+        format!("{}.crm", self.prefix)
+    }
+
+    pub fn outbound(&self) -> String {
+        format!("{}.outbound", self.prefix)
+    }
+
+    pub fn dead(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+
+    /// `P.user.{accountId}.{userId}`.
+    pub fn user_queue(&self, account: &Id, user: &Id) -> String {
+        bounded(format!("{}.user.{}.{}", self.prefix, account.key_part(), user.key_part()))
+    }
+}
+
+/// Routing key of a user's notifications on `P.notify`: `{accountId}.{userId}`.
+pub fn user_key(account: &Id, user: &Id) -> String {
+    bounded(format!("{}.{}", account.key_part(), user.key_part()))
+}
+
+/// Routing key on `P.crm`: `{accountId}.{type}`.
+pub fn crm_key(account: &Id, kind: &str) -> String {
+    bounded(format!("{}.{kind}", account.key_part()))
+}
+
+/// Routing key on `P.outbound`: `{accountId}.{channelId}`.
+pub fn outbound_key(account: &Id, channel: &Id) -> String {
+    bounded(format!("{}.{}", account.key_part(), channel.key_part()))
+}
+
+fn bounded(name: String) -> String {
+    if name.len() <= MAX_NAME_BYTES {
+        return name;
+    }
+    let digest = derive_id(&["amqp-name", &name]);
+    // Escaped names are ASCII, so any byte offset is a char boundary.
+    let head = &name[..MAX_NAME_BYTES - digest.as_str().len() - 1];
+    format!("{head}~{digest}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dots_in_ids_do_not_merge_queues() {
+        let names = Names::new("p");
+        let a = names.user_queue(&Id::parse("a.b").unwrap(), &Id::parse("c").unwrap());
+        let b = names.user_queue(&Id::parse("a").unwrap(), &Id::parse("b.c").unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a, "p.user.a%2Eb.c");
+    }
+
+    #[test]
+    fn long_names_fit_and_stay_distinct() {
+        let names = Names::new("p");
+        let long = |c: &str| Id::parse(c.repeat(128)).unwrap();
+        let a = names.user_queue(&long("é"), &long("ü"));
+        let b = names.user_queue(&long("é"), &long("ö"));
+        assert!(a.len() <= MAX_NAME_BYTES && b.len() <= MAX_NAME_BYTES);
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,79 @@
+//! The Redis key layout.
+//!
+//! Every key of an account is `{prefix}:{{account}}:...`: the escaped account id
+//! inside braces is the Redis Cluster hash tag, so all keys of one account share
+//! one slot and each script runs unchanged on a cluster. Ids are escaped (see
+//! [`Id::key_part`]), so no `{`, `}` or `:` in an id can move the tag or split a
+//! key. `lua/snapshot.lua` builds contact and deal keys the same way.
+
+use crate::handlers::Key;
+use crate::ids::Id;
+
+/// Keys of one account.
+#[derive(Debug, Clone)]
+pub struct AccountKeys {
+    base: String,
+}
+
+impl AccountKeys {
+    pub fn new(prefix: &str, account: &Id) -> Self {
+        Self { base: format!("{prefix}:{{{}}}:", account.key_part()) }
+    }
+
+    /// The common start of every key of the account.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn event(&self, event_id: &Id) -> String {
+        format!("{}event:{}", self.base, event_id.key_part())
+    }
+
+    pub fn key(&self, key: &Key) -> String {
+        let b = &self.base;
+        match key {
+            Key::Config => format!("{b}config"),
+            Key::Channels => format!("{b}channels"),
+            Key::Users => format!("{b}users"),
+            Key::Seats(channel) => format!("{b}seats:{}", channel.key_part()),
+            Key::Pipelines => format!("{b}pipelines"),
+            Key::Settings => format!("{b}settings"),
+            Key::Chat(chat) => format!("{b}chat:{}:{}", chat.chat_type.as_str(), chat.chat_id.key_part()),
+            Key::Contact(id) => format!("{b}contact:{}", id.key_part()),
+            Key::Deal(id) => format!("{b}deal:{}", id.key_part()),
+            Key::ContactDeals(id) => format!("{b}contact-deals:{}", id.key_part()),
+            Key::RoundRobin(channel) => format!("{b}rr:{}", channel.key_part()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ChatRef, ChatType};
+
+    /// The slot-deciding hash tag as Redis Cluster finds it: the text between the
+    /// first `{` and the first `}` after it.
+    fn hash_tag(key: &str) -> &str {
+        let open = key.find('{').unwrap();
+        let close = open + key[open..].find('}').unwrap();
+        &key[open + 1..close]
+    }
+
+    #[test]
+    fn every_key_of_an_account_has_its_tag() {
+        let account = Id::parse("acc {x}:*").unwrap();
+        let keys = AccountKeys::new("sb", &account);
+        let weird = Id::parse("}{: *é").unwrap();
+        let all = [
+            keys.event(&weird),
+            keys.key(&Key::Chat(ChatRef { chat_type: ChatType::Vk, chat_id: weird.clone() })),
+            keys.key(&Key::Contact(weird.clone())),
+            keys.key(&Key::Seats(weird.clone())),
+            keys.key(&Key::RoundRobin(weird)),
+        ];
+        for key in &all {
+            assert_eq!(hash_tag(key), account.key_part(), "{key}");
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Redis: the account state behind the decisions. Two operations serve every
+//! event, each one round trip: a consistent read (the `snapshot.lua` script for
+//! chat events, a MULTI/EXEC pipeline for account events) and `apply.lua`, which
+//! writes the plan only if its guards still hold and records the event with its
+//! outputs.
+
+mod keys;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use deadpool_redis::{Config as PoolConfig, Pool, Runtime};
+use redis::Value;
+use serde::{Deserialize, Serialize};
+
+pub use keys::AccountKeys;
+
+use crate::handlers::{ChatQuery, ChatSnapshot, Guard, Key, Op, Plan, Read, Reads, Stored};
+use crate::ids::Id;
+use crate::model::Seat;
+use crate::output::Publish;
+
+/// How long an applied event is remembered (and its outputs kept for redeliveries).
+pub const EVENT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis is unreachable or busy: retry later.
+    #[error("redis unavailable: {0}")]
+    Unavailable(String),
+    /// Redis answered something the worker cannot use: a bug or foreign data.
+    #[error("redis state is not as expected: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(e: redis::RedisError) -> Self {
+        let transient = e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_timeout()
+            || e.is_cluster_error()
+            || matches!(
+                e.kind(),
+                redis::ErrorKind::Server(
+                    redis::ServerErrorKind::BusyLoading
+                        | redis::ServerErrorKind::TryAgain
+                        | redis::ServerErrorKind::ReadOnly
+                        | redis::ServerErrorKind::MasterDown
+                )
+            );
+        if transient { StoreError::Unavailable(e.to_string()) } else { StoreError::Corrupt(e.to_string()) }
+    }
+}
+
+impl From<deadpool_redis::PoolError> for StoreError {
+    fn from(e: deadpool_redis::PoolError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// What an applied event leaves behind: enough to repeat its effects on the broker.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    #[serde(rename = "o")]
+    pub outputs: Vec<Publish>,
+    #[serde(rename = "q", default, skip_serializing_if = "Vec::is_empty")]
+    pub declare_users: Vec<Id>,
+}
+
+/// A read that may find the event already applied.
+pub enum Loaded<T> {
+    Fresh(T),
+    Applied(Record),
+}
+
+/// Result of [`Store::apply`].
+pub enum Applied {
+    /// Written now.
+    Ok,
+    /// Another delivery of the same event was applied first: here is its record.
+    Already(Record),
+    /// The state moved since the snapshot; decide again.
+    Conflict,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    prefix: String,
+    snapshot: std::sync::Arc<redis::Script>,
+    apply: std::sync::Arc<redis::Script>,
+}
+
+impl Store {
+    /// A pool of `size` connections; connects lazily, so check with [`Store::ping`].
+    pub fn new(url: &str, prefix: &str, size: usize) -> Result<Self, String> {
+        let mut config = PoolConfig::from_url(url);
+        config.pool = Some(deadpool_redis::PoolConfig::new(size));
+        let pool = config.create_pool(Some(Runtime::Tokio1)).map_err(|e| e.to_string())?;
+        Ok(Self {
+            pool,
+            prefix: prefix.to_owned(),
+            snapshot: std::sync::Arc::new(redis::Script::new(include_str!("lua/snapshot.lua"))),
+            apply: std::sync::Arc::new(redis::Script::new(include_str!("lua/apply.lua"))),
+        })
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    pub fn keys(&self, account: &Id) -> AccountKeys {
+        AccountKeys::new(&self.prefix, account)
+    }
+
+    /// The reads of an account event, plus whether it was applied, at one instant.
+    pub async fn read(&self, account: &Id, event_id: &Id, reads: Vec<Read>) -> Result<Loaded<Reads>, StoreError> {
+        let keys = self.keys(account);
+        let mut pipe = redis::pipe();
+        pipe.atomic().get(keys.event(event_id)).get(keys.key(&Key::Config));
+        for read in &reads {
+            match read {
+                Read::Get(k) => pipe.get(keys.key(k)),
+                Read::HGet(k, f) => pipe.hget(keys.key(k), f.as_str()),
+            };
+        }
+        let mut conn = self.pool.get().await?;
+        let mut values: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        if values.len() != reads.len() + 2 {
+            return Err(StoreError::Corrupt("pipeline answered the wrong number of values".into()));
+        }
+        let rest = values.split_off(2);
+        if let Some(record) = &values[0] {
+            return Ok(Loaded::Applied(parse_record(record)?));
+        }
+        Ok(Loaded::Fresh(Reads { config: values[1].take(), values: reads.into_iter().zip(rest).collect() }))
+    }
+
+    /// The snapshot of a chat event, or the record of its earlier application.
+    pub async fn snapshot(&self, account: &Id, event_id: &Id, q: &ChatQuery) -> Result<Loaded<ChatSnapshot>, StoreError> {
+        let keys = self.keys(account);
+        let channel = q.channel_id.clone().unwrap_or_else(|| Id::parse("-").expect("valid"));
+        let mut invocation = self.snapshot.prepare_invoke();
+        invocation
+            .key(keys.event(event_id))
+            .key(keys.key(&Key::Config))
+            .key(keys.key(&Key::Settings))
+            .key(keys.key(&Key::Channels))
+            .key(keys.key(&Key::Seats(channel.clone())))
+            .key(keys.key(&Key::RoundRobin(channel)))
+            .key(keys.key(&Key::Chat(q.chat.clone())))
+            .key(keys.key(&Key::Users))
+            .arg(q.channel_id.as_ref().map_or("", Id::as_str))
+            .arg(q.user_id.as_ref().map_or("", Id::as_str))
+            .arg(keys.base())
+            .arg(if q.with_deals { "1" } else { "0" });
+        let mut conn = self.pool.get().await?;
+        let value: Value = invocation.invoke_async(&mut conn).await?;
+        let mut items = array(value)?.into_iter();
+        let tag = string(items.next())?.unwrap_or_default();
+        if tag == "applied" {
+            let record = string(items.next())?.unwrap_or_default();
+            return Ok(Loaded::Applied(parse_record(&record)?));
+        }
+        let config = string(items.next())?;
+        let settings = string(items.next())?;
+        let channel = string(items.next())?;
+        let seats_flat = array(items.next().unwrap_or(Value::Nil))?;
+        let pool = string(items.next())?;
+        let chat = string(items.next())?;
+        let contact = string(items.next())?;
+        let user = string(items.next())?;
+        let deals = array(items.next().unwrap_or(Value::Nil))?;
+
+        let mut seats = Vec::new();
+        let mut flat = seats_flat.into_iter();
+        while let (Some(user_id), Some(seat)) = (flat.next(), flat.next()) {
+            let user_id = string(Some(user_id))?.unwrap_or_default();
+            let seat: Seat = parse(&string(Some(seat))?.unwrap_or_default())?;
+            let user_id = Id::parse(user_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            seats.push((user_id, seat));
+        }
+        seats.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut deal_list = Vec::new();
+        for deal in deals {
+            deal_list.push(parse(&string(Some(deal))?.unwrap_or_default())?);
+        }
+        Ok(Loaded::Fresh(ChatSnapshot {
+            config,
+            settings: settings.as_deref().map(parse).transpose()?,
+            channel: channel.as_deref().map(parse).transpose()?,
+            seats,
+            round_robin: Stored::from_raw(pool).map_err(corrupt)?,
+            chat: Stored::from_raw(chat).map_err(corrupt)?,
+            contact: Stored::from_raw(contact).map_err(corrupt)?,
+            user: user.as_deref().map(parse).transpose()?,
+            deals: deal_list,
+        }))
+    }
+
+    /// Applies `plan` for the event if its guards hold, recording its outputs.
+    pub async fn apply(&self, account: &Id, event_id: &Id, plan: &Plan) -> Result<Applied, StoreError> {
+        let keys = self.keys(account);
+        let mut index: HashMap<Key, usize> = HashMap::new();
+        let mut names = vec![keys.event(event_id)];
+        let mut slot = |key: &Key| -> usize {
+            *index.entry(key.clone()).or_insert_with(|| {
+                names.push(keys.key(key));
+                names.len()
+            })
+        };
+        let guards: Vec<serde_json::Value> = plan
+            .guards
+            .iter()
+            .map(|Guard { key, field, expect }| {
+                let mut g = serde_json::json!({ "k": slot(key) });
+                if let Some(f) = field {
+                    g["f"] = f.as_str().into();
+                }
+                if let Some(e) = expect {
+                    g["e"] = e.as_str().into();
+                }
+                g
+            })
+            .collect();
+        let ops: Vec<serde_json::Value> = plan
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::Set(k, v) => serde_json::json!(["set", slot(k), v]),
+                Op::Del(k) => serde_json::json!(["del", slot(k)]),
+                Op::HSet(k, f, v) => serde_json::json!(["hset", slot(k), f.as_str(), v]),
+                Op::HDel(k, f) => serde_json::json!(["hdel", slot(k), f.as_str()]),
+                Op::SAdd(k, m) => serde_json::json!(["sadd", slot(k), m.as_str()]),
+                Op::SRem(k, m) => serde_json::json!(["srem", slot(k), m.as_str()]),
+                Op::Incr(k) => serde_json::json!(["incr", slot(k)]),
+            })
+            .collect();
+        let record = Record { outputs: plan.outputs.clone(), declare_users: plan.declare_users.clone() };
+        let arg = serde_json::json!({
+            "ttl": EVENT_TTL.as_secs(),
+            "record": serde_json::to_string(&record).map_err(corrupt)?,
+            "guards": guards,
+            "ops": ops,
+        });
+        let mut invocation = self.apply.prepare_invoke();
+        for name in &names {
+            invocation.key(name);
+        }
+        invocation.arg(arg.to_string());
+        let mut conn = self.pool.get().await?;
+        let value: Value = invocation.invoke_async(&mut conn).await?;
+        let mut items = array(value)?.into_iter();
+        match string(items.next())?.as_deref() {
+            Some("ok") => Ok(Applied::Ok),
+            Some("conflict") => Ok(Applied::Conflict),
+            Some("applied") => Ok(Applied::Already(parse_record(&string(items.next())?.unwrap_or_default())?)),
+            other => Err(StoreError::Corrupt(format!("apply.lua answered {other:?}"))),
+        }
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, StoreError> {
+    serde_json::from_str(raw).map_err(corrupt)
+}
+
+fn parse_record(raw: &str) -> Result<Record, StoreError> {
+    parse(raw)
+}
+
+fn array(value: Value) -> Result<Vec<Value>, StoreError> {
+    match value {
+        Value::Array(items) => Ok(items),
+        Value::Nil => Ok(Vec::new()),
+        other => Err(StoreError::Corrupt(format!("expected an array, got {other:?}"))),
+    }
+}
+
+fn string(value: Option<Value>) -> Result<Option<String>, StoreError> {
+    match value {
+        None | Some(Value::Nil) => Ok(None),
+        Some(Value::BulkString(bytes)) => String::from_utf8(bytes).map(Some).map_err(corrupt),
+        Some(Value::SimpleString(s)) => Ok(Some(s)),
+        Some(other) => Err(StoreError::Corrupt(format!("expected a string, got {other:?}"))),
+    }
+}
