@@ -13,4 +13,10 @@ pub mod ids;
 pub mod model;
 pub mod names;
 pub mod output;
+pub mod schemas;
 pub mod store;
+pub mod amqp;
+pub mod worker;
+
+pub use config::Config;
+pub use worker::run;

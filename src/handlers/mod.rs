@@ -16,6 +16,9 @@ mod users_upserted;
 
 pub mod routing;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 
 use serde::Serialize;

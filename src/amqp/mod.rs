@@ -1,0 +1,18 @@
+//! RabbitMQ: the topology of the contract, confirmed publishing and the
+//! dead-letter queue. Small and boring on purpose: every decision is made
+//! elsewhere.
+
+mod publisher;
+mod topology;
+
+pub use publisher::{PublishError, Publisher};
+pub use topology::{declare, declare_user_queue};
+
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+
+/// Queue arguments of a durable quorum queue.
+pub(crate) fn quorum() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(ShortString::from("x-queue-type"), AMQPValue::LongString(LongString::from("quorum")));
+    args
+}

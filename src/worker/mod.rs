@@ -1,0 +1,153 @@
+//! The worker process: connects, declares the topology, consumes the inbound
+//! partitions and runs each delivery through the [`pipeline`], reconnecting
+//! with backoff when the broker goes away and shutting down in phases.
+
+mod lanes;
+pub mod pipeline;
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use lapin::{Connection, ConnectionProperties};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::amqp::{self, Publisher};
+use crate::config::Config;
+use crate::names::Names;
+use crate::store::Store;
+use pipeline::Pipeline;
+
+/// Why the worker could not start or had to stop. Each is one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("invalid AMQP URL {url:?}: {reason}")]
+    AmqpUrl { url: String, reason: String },
+    #[error("invalid Redis URL {url:?}: {reason}")]
+    RedisUrl { url: String, reason: String },
+    #[error("cannot reach RabbitMQ at {url}: {reason}")]
+    AmqpUnreachable { url: String, reason: String },
+    #[error("cannot reach Redis at {url}: {reason}")]
+    RedisUnreachable { url: String, reason: String },
+    #[error("cannot declare the topology (is the rabbitmq_consistent_hash_exchange plugin enabled?): {0}")]
+    Topology(String),
+}
+
+/// Runs a worker until `shutdown` is cancelled. Start-up problems (bad URL,
+/// unreachable service, topology refused) are returned at once; after start-up
+/// a lost broker or Redis is waited out with backoff.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+    let amqp_url = redact(&config.amqp_url);
+    config
+        .amqp_url
+        .parse::<lapin::uri::AMQPUri>()
+        .map_err(|reason| RunError::AmqpUrl { url: amqp_url.clone(), reason })?;
+    redis::Client::open(config.redis_url.as_str())
+        .map_err(|e| RunError::RedisUrl { url: redact(&config.redis_url), reason: e.to_string() })?;
+
+    let store = Store::new(&config.redis_url, &config.prefix, usize::from(config.concurrency) + 4)
+        .map_err(|reason| RunError::RedisUrl { url: redact(&config.redis_url), reason })?;
+    store
+        .ping()
+        .await
+        .map_err(|e| RunError::RedisUnreachable { url: redact(&config.redis_url), reason: e.to_string() })?;
+    let names = Names::new(&config.prefix);
+    let connection = connect(&config)
+        .await
+        .map_err(|e| RunError::AmqpUnreachable { url: amqp_url.clone(), reason: e.to_string() })?;
+    declare(&connection, &names, config.partitions).await.map_err(|e| RunError::Topology(e.to_string()))?;
+    info!(prefix = %config.prefix, partitions = config.partitions, concurrency = config.concurrency, "Worker started.");
+
+    let mut connection = Some(connection);
+    let mut backoff = reconnect_backoff();
+    loop {
+        let conn = match connection.take() {
+            Some(conn) => conn,
+            None => match connect(&config).await {
+                Ok(conn) => conn,
+                Err(error) => {
+                    let pause = backoff.next().unwrap_or(Duration::from_secs(30));
+                    warn!(%error, pause_ms = pause.as_millis() as u64, "RabbitMQ unreachable; retrying.");
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => continue,
+                        () = shutdown.cancelled() => return Ok(()),
+                    }
+                }
+            },
+        };
+        match session(&config, &names, &store, &conn, &shutdown).await {
+            Ok(()) => {
+                let _ = conn.close(200, "shutdown".into()).await;
+                info!("Worker stopped.");
+                return Ok(());
+            }
+            Err(error) => {
+                warn!(%error, "Lost RabbitMQ; reconnecting.");
+                let _ = conn.close(320, "reconnecting".into()).await;
+                backoff = reconnect_backoff();
+                let pause = backoff.next().unwrap_or(Duration::from_secs(1));
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = shutdown.cancelled() => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// One connection's life: consume until shutdown (Ok) or until the broker fails (Err).
+async fn session(
+    config: &Config,
+    names: &Names,
+    store: &Store,
+    conn: &Connection,
+    shutdown: &CancellationToken,
+) -> Result<(), lapin::Error> {
+    let publisher = Publisher::open(conn, names.clone()).await?;
+    let pipeline = Pipeline { store: store.clone(), publisher };
+    let consumer_channel = conn.create_channel().await?;
+    lanes::consume(config, names, pipeline, &consumer_channel, shutdown).await
+}
+
+async fn connect(config: &Config) -> Result<Connection, lapin::Error> {
+    let props = ConnectionProperties::default().with_connection_name("switchboard-worker".into());
+    Connection::connect(&config.amqp_url, props).await
+}
+
+async fn declare(conn: &Connection, names: &Names, partitions: u16) -> Result<(), lapin::Error> {
+    let channel = conn.create_channel().await?;
+    amqp::declare(&channel, names, partitions).await?;
+    let _ = channel.close(200, "declared".into()).await;
+    Ok(())
+}
+
+/// Pauses between reconnection attempts: 100 ms doubling to 10 s, jittered, forever.
+fn reconnect_backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// Pauses between retries of one event after a passing failure.
+pub(crate) fn retry_backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match url.split_once("://").and_then(|(scheme, rest)| rest.split_once('@').map(|(auth, host)| (scheme, auth, host))) {
+        Some((scheme, auth, host)) => {
+            let user = auth.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
