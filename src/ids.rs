@@ -54,6 +54,20 @@ impl Id {
     pub fn key_part(&self) -> String {
         escape(&self.0)
     }
+
+    /// The id escaped for an AMQP queue name or routing key: only `%` and the
+    /// topic-matching characters `.`, `*` and `#` become `%XX`, so typical ids
+    /// read as they are while a dotted id still cannot pass for two words.
+    pub fn name_part(&self) -> String {
+        let mut out = String::with_capacity(self.0.len());
+        for c in self.0.chars() {
+            match c {
+                '%' | '.' | '*' | '#' => out.push_str(&format!("%{:02X}", c as u8)),
+                c => out.push(c),
+            }
+        }
+        out
+    }
 }
 
 /// Escapes any string the way [`Id::key_part`] does.
@@ -119,5 +133,6 @@ mod tests {
         assert!(!part.contains([':', '.', '{', '}', '*', ' ']));
         // Distinct ids never collide once escaped.
         assert_ne!(escape("a%3A"), escape("a:"));
+        assert_eq!(id.name_part(), "a:b%2E{c}%2A d/é%25");
     }
 }

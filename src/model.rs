@@ -196,6 +196,10 @@ pub struct Chat {
     /// Who was shown the chat as new before its last claim (for `claimed_by_other`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shown: Vec<Id>,
+    /// Channels the client wrote to: on a channel not listed yet, the chat is
+    /// new to that channel's quality control and supervisors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seen_on: Vec<Id>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -1,8 +1,8 @@
 //! Names on the broker: queues, exchanges and routing keys built from ids.
 //!
-//! Ids are escaped ([`Id::key_part`]) so a `.` inside an id cannot pass for a
-//! word separator and two different `(account, user)` pairs can never share a
-//! queue. AMQP names are at most 255 bytes; a longer one is shortened to its
+//! Ids are escaped ([`Id::name_part`]: `%`, `.`, `*`, `#` become `%XX`) so a
+//! `.` inside an id cannot pass for a word separator and two different
+//! `(account, user)` pairs can never share a queue. AMQP names are at most 255 bytes; a longer one is shortened to its
 //! readable head plus a digest of the whole, which keeps it unique.
 
 use crate::ids::Id;
@@ -53,23 +53,23 @@ impl Names {
 
     /// `P.user.{accountId}.{userId}`.
     pub fn user_queue(&self, account: &Id, user: &Id) -> String {
-        bounded(format!("{}.user.{}.{}", self.prefix, account.key_part(), user.key_part()))
+        bounded(format!("{}.user.{}.{}", self.prefix, account.name_part(), user.name_part()))
     }
 }
 
 /// Routing key of a user's notifications on `P.notify`: `{accountId}.{userId}`.
 pub fn user_key(account: &Id, user: &Id) -> String {
-    bounded(format!("{}.{}", account.key_part(), user.key_part()))
+    bounded(format!("{}.{}", account.name_part(), user.name_part()))
 }
 
 /// Routing key on `P.crm`: `{accountId}.{type}`.
 pub fn crm_key(account: &Id, kind: &str) -> String {
-    bounded(format!("{}.{kind}", account.key_part()))
+    bounded(format!("{}.{kind}", account.name_part()))
 }
 
 /// Routing key on `P.outbound`: `{accountId}.{channelId}`.
 pub fn outbound_key(account: &Id, channel: &Id) -> String {
-    bounded(format!("{}.{}", account.key_part(), channel.key_part()))
+    bounded(format!("{}.{}", account.name_part(), channel.name_part()))
 }
 
 fn bounded(name: String) -> String {
@@ -77,9 +77,11 @@ fn bounded(name: String) -> String {
         return name;
     }
     let digest = derive_id(&["amqp-name", &name]);
-    // Escaped names are ASCII, so any byte offset is a char boundary.
-    let head = &name[..MAX_NAME_BYTES - digest.as_str().len() - 1];
-    format!("{head}~{digest}")
+    let mut end = MAX_NAME_BYTES - digest.as_str().len() - 1;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}~{digest}", &name[..end])
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use std::path::Path;
 
 use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
-use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
 use crate::events::Event;
@@ -70,7 +70,8 @@ const INBOUND: [Inbound; 10] = [
         file: "inbound/users.removed.json",
         publisher: "the CRM",
         routing_key: ACCOUNT_KEY,
-        about: "The listed users lose all access; their clients wait for a new responsible user.",
+        about: "The listed users lose all access; their clients wait for a new responsible user. Every \
+            listed user must be known.",
     },
     Inbound {
         kind: "pipelines.loaded",
@@ -93,7 +94,8 @@ const INBOUND: [Inbound; 10] = [
         file: "inbound/contact.upserted.json",
         publisher: "the CRM",
         routing_key: ACCOUNT_KEY,
-        about: "A contact the CRM already has: its messenger identities and its responsible user.",
+        about: "A contact the CRM already has: its messenger identities and its responsible user, who \
+            must be a known user.",
     },
     Inbound {
         kind: "deal.upserted",
@@ -101,21 +103,21 @@ const INBOUND: [Inbound; 10] = [
         publisher: "the CRM",
         routing_key: ACCOUNT_KEY,
         about: "A deal created or changed in the CRM. Without `uri` the suitcase links it through \
-            `links.deal` of `settings.updated`.",
+            `links.deal` of `settings.updated`. The responsible user must be known.",
     },
     Inbound {
         kind: "message.inbound",
         file: "inbound/message.inbound.json",
         publisher: "a messenger gateway",
         routing_key: CHAT_KEY,
-        about: "A client wrote to a channel.",
+        about: "A client wrote to a channel, which must be a known channel.",
     },
     Inbound {
         kind: "message.outbound",
         file: "inbound/message.outbound.json",
         publisher: "the CRM (a user's chat window)",
         routing_key: CHAT_KEY,
-        about: "A user wants to send a reply. If his role on the channel allows it the worker \
+        about: "A user wants to send a reply (the channel and the user must be known). If his role on the channel allows it the worker \
             publishes `message.send` (see `out/message.send.json`), otherwise he gets a \
             `message.rejected` notification.",
     },
@@ -267,7 +269,8 @@ fn inbound() -> Vec<(&'static str, Value)> {
     body.insert("oneOf".into(), union.iter().map(|name| json!({ "$ref": format!("#/$defs/{name}") })).collect());
     let description = format!(
         "Any event the worker accepts on the exchange `P.inbound`, told apart by `type`; each \
-         variant is also its own file in this folder. Chat events (`message.inbound`, \
+         variant is also its own file in this folder. A reference to an unknown channel or user \
+         is refused like a malformed event. Chat events (`message.inbound`, \
          `message.outbound`, `suitcase.requested`) use routing key `{CHAT_KEY}`, account events \
          `{ACCOUNT_KEY}`. Input that does not match goes to the queue `P.dead` with a header \
          `x-switchboard-error`. {PREFIX_NOTE}"
@@ -468,11 +471,7 @@ fn add_type_const(body: &mut Map<String, Value>, kind: &str) {
 
 /// Adds `field` to an object schema's `required`.
 fn require(schema: &mut Value, field: &str) {
-    let required = schema
-        .as_object_mut()
-        .expect("an object schema")
-        .entry("required")
-        .or_insert_with(|| json!([]));
+    let required = schema.as_object_mut().expect("an object schema").entry("required").or_insert_with(|| json!([]));
     let Value::Array(required) = required else { panic!("`required` is not an array") };
     if !required.iter().any(|r| r == field) {
         required.push(field.into());
@@ -564,8 +563,9 @@ impl Serialize for Ordered<'_> {
     }
 }
 
-/// Keywords that read best first, then everything by name, `$defs` last. Also
-/// applies to property names, which puts a message's `type` first.
+/// Keywords that read best first, then everything by name, then the
+/// conditionals and `$defs`. Also applies to property names, which puts a
+/// message's `type` first.
 fn rank(key: &str) -> u8 {
     match key {
         "$schema" => 0,
@@ -573,6 +573,9 @@ fn rank(key: &str) -> u8 {
         "title" => 2,
         "description" => 3,
         "type" => 4,
+        "if" => 6,
+        "then" => 7,
+        "else" => 8,
         "$defs" => 9,
         _ => 5,
     }

@@ -30,7 +30,14 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
         ],
         ..Plan::default()
     };
-    let chat = s.chat.value.clone().unwrap_or_default();
+    let mut chat = s.chat.value.clone().unwrap_or_default();
+    // A chat new to this channel is new to everyone who watches the channel.
+    let observer_kind = if chat.seen_on.contains(&e.channel_id) {
+        NotificationType::ChatMessage
+    } else {
+        chat.seen_on.push(e.channel_id.clone());
+        NotificationType::ChatNew
+    };
     let contact = chat.contact_id.as_ref().and(s.contact.value.as_ref());
     if let Some(contact) = contact {
         plan.guards.push(s.contact.guard(Key::Contact(contact.contact_id.clone())));
@@ -46,15 +53,15 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
         text: e.text.as_deref(),
     };
     let observers = routing::observers(&s.seats);
-    // A chat Switchboard never saw is new to everyone who watches the channel.
-    let observer_kind =
-        if s.chat.raw.is_none() { NotificationType::ChatNew } else { NotificationType::ChatMessage };
 
     // The responsible still has access: he gets the message.
     if let Some(contact) = contact.filter(|c| chat.pending.is_none() && has_seat(s, &c.responsible_user_id)) {
         let mut told = vec![contact.responsible_user_id.clone()];
         plan.outputs.push(about.notify(&contact.responsible_user_id, NotificationType::ChatMessage, None));
         notify_observers(&mut plan, &about, &observers, observer_kind, &mut told);
+        if observer_kind == NotificationType::ChatNew {
+            plan.ops.push(Op::Set(chat_key, json(&chat)));
+        }
         return Decision::Apply(plan);
     }
 
@@ -83,15 +90,21 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
         };
         create_deal(&mut plan, &derived, &deal);
         let shown = chat.pending.as_ref().map(|p| p.shown.clone()).unwrap_or_default();
-        let settled = Chat { contact_id: Some(contact.contact_id.clone()), pending: None, shown: shown.clone() };
+        let settled = Chat {
+            contact_id: Some(contact.contact_id.clone()),
+            pending: None,
+            shown: shown.clone(),
+            seen_on: chat.seen_on.clone(),
+        };
         plan.ops.push(Op::Set(chat_key, json(&settled)));
 
         about.contact_id = Some(&contact.contact_id);
         about.deal_id = Some(&deal.deal_id);
         let mut told = vec![manager.clone()];
         plan.outputs.push(about.notify(&manager, NotificationType::ChatNew, None));
+        let withdrawn = About { message_id: None, text: None, ..about.clone() };
         for user in shown.iter().filter(|u| **u != manager && !observers.contains(u)) {
-            plan.outputs.push(about.notify(user, NotificationType::ChatWithdrawn, None));
+            plan.outputs.push(withdrawn.notify(user, NotificationType::ChatWithdrawn, None));
             push_unique(&mut told, user);
         }
         notify_observers(&mut plan, &about, &observers, observer_kind, &mut told);
@@ -118,8 +131,8 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
         told.push(user.clone());
     }
     notify_observers(&mut plan, &about, &observers, observer_kind, &mut told);
-    if chat.pending.as_ref() != Some(&pending) {
-        let waiting = Chat { contact_id: chat.contact_id.clone(), pending: Some(pending), shown: chat.shown.clone() };
+    if chat.pending.as_ref() != Some(&pending) || observer_kind == NotificationType::ChatNew {
+        let waiting = Chat { pending: Some(pending), ..chat.clone() };
         plan.ops.push(Op::Set(chat_key, json(&waiting)));
     }
     Decision::Apply(plan)

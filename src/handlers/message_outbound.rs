@@ -72,8 +72,10 @@ pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
         }
         (Some(_), _) | (None, None) => {
             let nobody_eligible = routing::eligible(&s.seats).is_empty();
+            // The contact's own responsible (back on the channel) may settle a waiting chat too.
+            let own = contact.is_some_and(|c| c.responsible_user_id == e.user_id);
             let may_claim = supervisor
-                || (chat.pending.is_some() && (seat.eligible() || nobody_eligible));
+                || (chat.pending.is_some() && (seat.eligible() || nobody_eligible || own));
             if !may_claim {
                 return reject(plan, RejectReason::NotResponsible);
             }
@@ -94,7 +96,12 @@ pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
                 create_deal(&mut plan, &derived, deal);
             }
             let shown = chat.pending.as_ref().map(|p| p.shown.clone()).unwrap_or_default();
-            let claimed = Chat { contact_id: Some(contact.contact_id.clone()), pending: None, shown: shown.clone() };
+            let claimed = Chat {
+                contact_id: Some(contact.contact_id.clone()),
+                pending: None,
+                shown: shown.clone(),
+                seen_on: chat.seen_on.clone(),
+            };
             plan.ops.push(Op::Set(chat_key, json(&claimed)));
 
             about.contact_id = Some(&contact.contact_id);

@@ -4,7 +4,6 @@
 
 use super::{ChatSnapshot, Decision, ReplyTo, json};
 use crate::events::{Rejection, SuitcaseRequested};
-use crate::ids::escape;
 use crate::output::{Publish, SuitcaseDeal, SuitcaseError, SuitcaseReply, Target};
 
 pub fn decide(e: &SuitcaseRequested, s: &ChatSnapshot, reply: &ReplyTo) -> Decision {
@@ -38,7 +37,7 @@ fn answer(e: &SuitcaseRequested, s: &ChatSnapshot) -> SuitcaseReply {
         .map(|d| SuitcaseDeal {
             deal_id: d.deal_id.clone(),
             name: d.name.clone(),
-            uri: d.uri.clone().or_else(|| links.map(|l| l.deal.replace("{dealId}", &escape(d.deal_id.as_str())))),
+            uri: d.uri.clone().or_else(|| links.map(|l| l.deal.replace("{dealId}", &url_escape(d.deal_id.as_str())))),
             closed: d.closed,
             pipeline_id: d.pipeline_id.clone(),
             stage_id: d.stage_id.clone(),
@@ -48,6 +47,19 @@ fn answer(e: &SuitcaseRequested, s: &ChatSnapshot) -> SuitcaseReply {
     SuitcaseReply::Found {
         contact_id: contact.contact_id.clone(),
         deals,
-        new_deal_uri: links.map(|l| l.new_deal.replace("{contactId}", &escape(contact.contact_id.as_str()))),
+        new_deal_uri: links.map(|l| l.new_deal.replace("{contactId}", &url_escape(contact.contact_id.as_str()))),
     }
+}
+
+/// Percent-encodes an id for a URL: every byte but the unreserved `A-Z a-z 0-9 - . _ ~`.
+fn url_escape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for byte in raw.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }

@@ -241,6 +241,30 @@ impl TestApp {
         }
     }
 
+    /// Waits until the worker applied the event (its record exists in Redis);
+    /// for events with no visible output, such as `contact.upserted`.
+    pub async fn wait_applied(&self, body: &Value) {
+        let account = Id::parse(body["accountId"].as_str().unwrap()).unwrap();
+        let event = Id::parse(body["eventId"].as_str().unwrap()).unwrap();
+        let key = format!("{}:{{{}}}:event:{}", self.prefix, account.key_part(), event.key_part());
+        let mut conn = self.redis.get_multiplexed_async_connection().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let exists: bool = redis::cmd("EXISTS").arg(&key).query_async(&mut conn).await.unwrap();
+            if exists {
+                return;
+            }
+            assert!(Instant::now() < deadline, "event {event} never applied");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Publishes an account event and waits until it is applied.
+    pub async fn apply_account(&self, body: &Value) {
+        self.publish_account(body).await;
+        self.wait_applied(body).await;
+    }
+
     /// Stops the workers and removes every queue, exchange and key of the prefix.
     pub async fn cleanup(mut self) {
         self.stop_workers().await;
@@ -253,10 +277,10 @@ impl TestApp {
         // User queues: every user the worker knew of.
         for key in keys.iter().filter(|k| k.ends_with(":users")) {
             let users: Vec<String> = redis::cmd("HKEYS").arg(key).query_async(&mut conn).await.unwrap();
-            let account = key.split('{').nth(1).and_then(|s| s.split('}').next()).unwrap_or_default().to_owned();
+            let escaped = key.split('{').nth(1).and_then(|s| s.split('}').next()).unwrap_or_default();
+            let account = Id::parse(unescape(escaped)).unwrap();
             for user in users {
-                let user = Id::parse(user).unwrap();
-                queues.push(format!("{}.user.{}.{}", self.prefix, account, user.key_part()));
+                queues.push(self.names.user_queue(&account, &Id::parse(user).unwrap()));
             }
         }
         for queue in queues {
@@ -351,4 +375,21 @@ pub fn outbound(account: &str, chat_id: &str, user: &str, text: &str) -> Value {
         account,
         json!({ "messageId": eid(), "channelId": "wa", "chatType": "whatsapp", "chatId": chat_id, "userId": user, "text": text }),
     )
+}
+
+/// Reverses `Id::key_part`.
+fn unescape(escaped: &str) -> String {
+    let bytes = escaped.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(&escaped[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
 }
