@@ -2,6 +2,8 @@
 //! real RabbitMQ and Redis, each test on its own random prefix.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::time::{Duration, Instant};
 
 use lapin::options::{
