@@ -28,12 +28,21 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_PARTITIONS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub partitions: u16,
 
+    /// Hours an applied event is remembered, with its outputs: a redelivery or
+    /// republish within this time has no further effect.
+    #[arg(long, env = "SWITCHBOARD_EVENT_TTL_HOURS", default_value_t = 72, value_parser = clap::value_parser!(u64).range(1..))]
+    pub event_ttl_hours: u64,
+
     /// Seconds to finish in-flight events after a shutdown signal.
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
 }
 
 impl Config {
+    pub fn event_ttl(&self) -> Duration {
+        Duration::from_secs(self.event_ttl_hours * 3600)
+    }
+
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
@@ -46,6 +55,7 @@ impl Config {
             prefix: prefix.to_owned(),
             concurrency: 32,
             partitions: 4,
+            event_ttl_hours: 72,
             shutdown_grace_secs: 10,
         }
     }

@@ -62,7 +62,7 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
         if observer_kind == NotificationType::ChatNew {
             plan.ops.push(Op::Set(chat_key, json(&chat)));
         }
-        return Decision::Apply(plan);
+        return settle(plan);
     }
 
     let eligible = routing::eligible(&s.seats);
@@ -135,7 +135,15 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
         let waiting = Chat { pending: Some(pending), ..chat.clone() };
         plan.ops.push(Op::Set(chat_key, json(&waiting)));
     }
-    Decision::Apply(plan)
+    settle(plan)
+}
+
+/// A message that changes no state (the usual case: a settled chat) is only
+/// published, with no record: a redelivery decides it again from the state of
+/// its time and publishes with the same notification ids. This keeps the bulk
+/// of the traffic at one Redis round trip and out of Redis memory.
+fn settle(plan: Plan) -> Decision {
+    if plan.ops.is_empty() { Decision::Answer(plan.outputs) } else { Decision::Apply(plan) }
 }
 
 fn has_seat(s: &ChatSnapshot, user: &Id) -> bool {

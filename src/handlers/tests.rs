@@ -326,6 +326,15 @@ fn plan(d: Decision) -> Plan {
     }
 }
 
+/// The outputs of a decision that changes no state (published, not recorded).
+#[track_caller]
+fn answer(d: Decision) -> Plan {
+    match d {
+        Decision::Answer(outputs) => Plan { outputs, ..Plan::default() },
+        other => panic!("expected Answer, got {other:?}"),
+    }
+}
+
 #[track_caller]
 fn rejection(d: Decision) -> Rejection {
     match d {
@@ -479,7 +488,7 @@ fn inbound_known_contact_goes_to_his_responsible_and_the_observers() {
         .chat(known("c1"))
         .contact("c1", "m2")
         .build();
-    let p = plan(decide_in(&inbound("ev-1"), &snap));
+    let p = answer(decide_in(&inbound("ev-1"), &snap));
     assert_eq!(
         told(&p),
         pairs(&[("m2", "chat.message"), ("q1", "chat.message"), ("s1", "chat.message")])
@@ -655,7 +664,7 @@ fn inbound_later_messages_of_a_pending_chat_are_chat_message() {
         .settings(Distribution::FirstReply)
         .chat(pending(&["m1", "m2"]))
         .build();
-    let p = plan(decide_in(&inbound("ev-2"), &snap));
+    let p = answer(decide_in(&inbound("ev-2"), &snap));
     assert_eq!(
         told(&p),
         pairs(&[

@@ -20,8 +20,6 @@ use crate::ids::Id;
 use crate::model::Seat;
 use crate::output::Publish;
 
-/// How long an applied event is remembered (and its outputs kept for redeliveries).
-pub const EVENT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -94,19 +92,22 @@ pub enum Applied {
 pub struct Store {
     pool: Pool,
     prefix: String,
+    event_ttl: Duration,
     snapshot: std::sync::Arc<redis::Script>,
     apply: std::sync::Arc<redis::Script>,
 }
 
 impl Store {
     /// A pool of `size` connections; connects lazily, so check with [`Store::ping`].
-    pub fn new(url: &str, prefix: &str, size: usize) -> Result<Self, String> {
+    /// An applied event is remembered, with its outputs, for `event_ttl`.
+    pub fn new(url: &str, prefix: &str, size: usize, event_ttl: Duration) -> Result<Self, String> {
         let mut config = PoolConfig::from_url(url);
         config.pool = Some(deadpool_redis::PoolConfig::new(size));
         let pool = config.create_pool(Some(Runtime::Tokio1)).map_err(|e| e.to_string())?;
         Ok(Self {
             pool,
             prefix: prefix.to_owned(),
+            event_ttl,
             snapshot: std::sync::Arc::new(redis::Script::new(include_str!("lua/snapshot.lua"))),
             apply: std::sync::Arc::new(redis::Script::new(include_str!("lua/apply.lua"))),
         })
@@ -247,7 +248,7 @@ impl Store {
             .collect();
         let record = Record { outputs: plan.outputs.clone(), declare_users: plan.declare_users.clone() };
         let arg = serde_json::json!({
-            "ttl": EVENT_TTL.as_secs(),
+            "ttl": self.event_ttl.as_secs().max(1),
             "record": serde_json::to_string(&record).map_err(corrupt)?,
             "guards": guards,
             "ops": ops,

@@ -45,7 +45,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     redis::Client::open(config.redis_url.as_str())
         .map_err(|e| RunError::RedisUrl { url: redact(&config.redis_url), reason: e.to_string() })?;
 
-    let store = Store::new(&config.redis_url, &config.prefix, usize::from(config.concurrency) + 4)
+    let store = Store::new(&config.redis_url, &config.prefix, usize::from(config.concurrency) + 4, config.event_ttl())
         .map_err(|reason| RunError::RedisUrl { url: redact(&config.redis_url), reason })?;
     store
         .ping()
