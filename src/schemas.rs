@@ -32,9 +32,9 @@ pub const CRM_UNION: &str = "out/crm-event.json";
 const PREFIX_NOTE: &str = "`P` is the worker's name prefix (`--prefix`, env `SWITCHBOARD_PREFIX`, \
     `switchboard` by default). Body: UTF-8 JSON, content_type `application/json`, persistent.";
 
-const ESCAPE_NOTE: &str = "Ids inside queue names and routing keys are percent-escaped: every byte \
-    outside `[A-Za-z0-9_-]` becomes `%XX`, so an id `a.b` is `a%2Eb` there; a name longer than 255 \
-    bytes is cut to its head plus a digest.";
+const ESCAPE_NOTE: &str = "Ids inside queue names and routing keys are escaped: `%`, `.`, `*` and `#` \
+    become `%25`, `%2E`, `%2A` and `%23`, so an id `a.b` is `a%2Eb` there and cannot pass for two words; \
+    a name longer than 255 bytes is cut to its head plus a digest.";
 
 /// One inbound event type: its file, who publishes it, its routing key and what it does.
 struct Inbound {
