@@ -310,6 +310,9 @@ pub fn parse(body: &[u8]) -> Result<Event, Rejection> {
     }
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| Rejection::NotJson(e.to_string()))?;
+    if !value.is_object() {
+        return Err(Rejection::InvalidField("the body is not a JSON object".into()));
+    }
     match value.get("type") {
         None => return Err(Rejection::InvalidField("missing field `type`".into())),
         Some(serde_json::Value::String(t)) if !EVENT_TYPES.contains(&t.as_str()) => {
