@@ -38,22 +38,16 @@ impl StoreError {
 }
 
 impl From<redis::RedisError> for StoreError {
+    /// A Lua error is a bug or foreign data: retrying cannot help, so it is
+    /// permanent. Anything else (I/O, timeouts, loading, OOM, failover) passes.
     fn from(e: redis::RedisError) -> Self {
-        let transient = e.is_io_error()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal()
-            || e.is_timeout()
-            || e.is_cluster_error()
-            || matches!(
-                e.kind(),
-                redis::ErrorKind::Server(
-                    redis::ServerErrorKind::BusyLoading
-                        | redis::ServerErrorKind::TryAgain
-                        | redis::ServerErrorKind::ReadOnly
-                        | redis::ServerErrorKind::MasterDown
-                )
-            );
-        if transient { StoreError::Unavailable(e.to_string()) } else { StoreError::Corrupt(e.to_string()) }
+        let text = e.to_string();
+        let script_failed = text.contains("script") || text.contains("Lua") || text.contains("apply.lua");
+        if script_failed && !text.contains("NOSCRIPT") && !e.is_io_error() && !e.is_timeout() {
+            StoreError::Corrupt(text)
+        } else {
+            StoreError::Unavailable(text)
+        }
     }
 }
 

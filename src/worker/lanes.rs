@@ -16,8 +16,8 @@ use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, B
 use lapin::types::FieldTable;
 use lapin::Channel;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use super::pipeline::{Input, Outcome, Pipeline};
@@ -53,15 +53,14 @@ pub async fn consume(
     // The session's own token: cancelled on shutdown, or when the broker fails,
     // so lanes stop retrying on a dead channel.
     let session = shutdown.child_token();
-    let tracker = TaskTracker::new();
+    let mut tasks = JoinSet::new();
     let lanes: Vec<mpsc::Sender<Delivery>> = (0..config.concurrency)
         .map(|_| {
             let (tx, rx) = mpsc::channel(usize::from(config.concurrency));
-            tracker.spawn(lane(rx, pipeline.clone(), session.clone()));
+            tasks.spawn(lane(rx, pipeline.clone(), session.clone()));
             tx
         })
         .collect();
-    tracker.close();
 
     let mut failure = None;
     let mut cancelled = false;
@@ -94,10 +93,17 @@ pub async fn consume(
     if failure.is_some() {
         session.cancel();
     }
-    // Phase 2: drain the lanes, up to the grace period.
-    if tokio::time::timeout(config.shutdown_grace(), tracker.wait()).await.is_err() {
-        warn!("Shutdown grace period over; unfinished events go back to the queue.");
+    // Phase 2: drain the lanes, up to the grace period; then abort what is left.
+    // An event cut short is safe: its apply is atomic and its redelivery replays it.
+    let drained = tokio::time::timeout(config.shutdown_grace(), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(unfinished = tasks.len(), "Shutdown grace period over; unfinished events go back to the queue.");
         session.cancel();
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
     }
     match failure {
         Some(e) => Err(e),
