@@ -3,34 +3,19 @@
 //! round robin or shown to every eligible manager until one claims them.
 //! Quality control and supervisors see every message.
 
+use super::chat::{Opened, open};
 use super::routing::{self, About, Derived, push_unique};
 use super::{ChatSnapshot, Decision, Key, Op, Plan, json};
-use crate::events::{MessageInbound, Rejection};
+use crate::events::MessageInbound;
 use crate::ids::Id;
 use crate::model::{Chat, Contact, Deal, Distribution, Pending};
 use crate::output::{CrmEvent, NotificationType};
 
 pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
-    let Some(channel) = &s.channel else {
-        return Decision::Reject(Rejection::UnknownChannel(e.channel_id.to_string()));
+    let Opened { key: chat_key, mut plan, mut chat, contact } = match open(s, &e.channel_id, e.chat()) {
+        Ok(opened) => opened,
+        Err(rejection) => return Decision::Reject(rejection),
     };
-    if channel.chat_type != e.chat_type {
-        return Decision::Reject(Rejection::Invalid(format!(
-            "chatType {} does not match channel {:?} ({})",
-            e.chat_type.as_str(),
-            e.channel_id.as_str(),
-            channel.chat_type.as_str()
-        )));
-    }
-    let chat_key = Key::Chat(e.chat());
-    let mut plan = Plan {
-        guards: vec![
-            super::Guard { key: Key::Config, field: None, expect: s.config.clone() },
-            s.chat.guard(chat_key.clone()),
-        ],
-        ..Plan::default()
-    };
-    let mut chat = s.chat.value.clone().unwrap_or_default();
     // A chat new to this channel is new to everyone who watches the channel.
     let observer_kind = if chat.seen_on.contains(&e.channel_id) {
         NotificationType::ChatMessage
@@ -38,10 +23,6 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
         chat.seen_on.push(e.channel_id.clone());
         NotificationType::ChatNew
     };
-    let contact = chat.contact_id.as_ref().and(s.contact.value.as_ref());
-    if let Some(contact) = contact {
-        plan.guards.push(s.contact.guard(Key::Contact(contact.contact_id.clone())));
-    }
     let mut about = About {
         envelope: &e.envelope,
         channel_id: &e.channel_id,

@@ -4,38 +4,23 @@
 //! the others are decided again on the new state and rejected.
 
 use super::message_inbound::{ChatOf, assign_contact, create_deal, notify_observers};
+use super::chat::{Opened, open};
 use super::routing::{self, About, Derived};
-use super::{ChatSnapshot, Decision, Guard, Key, Op, Plan, json};
+use super::{ChatSnapshot, Decision, Op, Plan, json};
 use crate::events::{MessageOutbound, Rejection};
 use crate::model::{Chat, ChatRef, Deal, Role};
 use crate::names;
 use crate::output::{MessageSend, MessageSendType, NotificationType, Publish, RejectReason, Target};
 
 pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
-    let Some(channel) = &s.channel else {
-        return Decision::Reject(Rejection::UnknownChannel(e.channel_id.to_string()));
+    let opened = match open(s, &e.channel_id, e.chat()) {
+        Ok(opened) => opened,
+        Err(rejection) => return Decision::Reject(rejection),
     };
     if s.user.is_none() {
         return Decision::Reject(Rejection::UnknownUser(e.user_id.to_string()));
     }
-    if channel.chat_type != e.chat_type {
-        return Decision::Reject(Rejection::Invalid(format!(
-            "chatType {} does not match channel {:?} ({})",
-            e.chat_type.as_str(),
-            e.channel_id.as_str(),
-            channel.chat_type.as_str()
-        )));
-    }
-    let chat_key = Key::Chat(e.chat());
-    let mut plan = Plan {
-        guards: vec![Guard { key: Key::Config, field: None, expect: s.config.clone() }, s.chat.guard(chat_key.clone())],
-        ..Plan::default()
-    };
-    let chat = s.chat.value.clone().unwrap_or_default();
-    let contact = chat.contact_id.as_ref().and(s.contact.value.as_ref());
-    if let Some(contact) = contact {
-        plan.guards.push(s.contact.guard(Key::Contact(contact.contact_id.clone())));
-    }
+    let Opened { key: chat_key, mut plan, chat, contact } = opened;
     let mut about = About {
         envelope: &e.envelope,
         channel_id: &e.channel_id,

@@ -4,6 +4,7 @@
 //! if the state it was decided on still holds.
 
 mod channels_upserted;
+mod chat;
 mod contact_upserted;
 mod deal_upserted;
 mod message_inbound;

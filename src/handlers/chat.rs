@@ -1,0 +1,43 @@
+//! The common start of every message decision: the channel must exist and be
+//! of the message's chat type, and the plan starts guarded by the account's
+//! configuration, the chat and its contact, the state the decision reads.
+
+use super::{ChatSnapshot, Guard, Key, Plan};
+use crate::events::Rejection;
+use crate::ids::Id;
+use crate::model::{Chat, ChatRef, Contact};
+
+pub(super) struct Opened<'s> {
+    /// The chat's key, for the plan's writes.
+    pub key: Key,
+    pub plan: Plan,
+    /// The chat as stored, or a fresh one.
+    pub chat: Chat,
+    /// The chat's contact, if it has one.
+    pub contact: Option<&'s Contact>,
+}
+
+pub(super) fn open<'s>(s: &'s ChatSnapshot, channel_id: &Id, chat_ref: ChatRef) -> Result<Opened<'s>, Rejection> {
+    let Some(channel) = &s.channel else {
+        return Err(Rejection::UnknownChannel(channel_id.to_string()));
+    };
+    if channel.chat_type != chat_ref.chat_type {
+        return Err(Rejection::Invalid(format!(
+            "chatType {} does not match channel {:?} ({})",
+            chat_ref.chat_type.as_str(),
+            channel_id.as_str(),
+            channel.chat_type.as_str()
+        )));
+    }
+    let key = Key::Chat(chat_ref);
+    let mut plan = Plan {
+        guards: vec![Guard { key: Key::Config, field: None, expect: s.config.clone() }, s.chat.guard(key.clone())],
+        ..Plan::default()
+    };
+    let chat = s.chat.value.clone().unwrap_or_default();
+    let contact = chat.contact_id.as_ref().and(s.contact.value.as_ref());
+    if let Some(contact) = contact {
+        plan.guards.push(s.contact.guard(Key::Contact(contact.contact_id.clone())));
+    }
+    Ok(Opened { key, plan, chat, contact })
+}
