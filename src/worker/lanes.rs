@@ -25,6 +25,17 @@ use super::retry_backoff;
 use crate::config::Config;
 use crate::names::Names;
 
+/// Why a session ended other than by shutdown: the worker reconnects.
+#[derive(Debug, thiserror::Error)]
+pub enum Broken {
+    #[error(transparent)]
+    Broker(#[from] lapin::Error),
+    #[error("the broker ended the consumers")]
+    ConsumersEnded,
+    #[error("the publishing channel closed")]
+    PublisherClosed,
+}
+
 /// Consumes every inbound partition until shutdown (Ok) or a broker failure (Err).
 pub async fn consume(
     config: &Config,
@@ -32,7 +43,7 @@ pub async fn consume(
     pipeline: Pipeline,
     channel: &Channel,
     shutdown: &CancellationToken,
-) -> Result<(), lapin::Error> {
+) -> Result<(), Broken> {
     channel.basic_qos(config.concurrency, BasicQosOptions::default()).await?;
     let mut consumers = Vec::new();
     let mut tags = Vec::new();
@@ -51,13 +62,15 @@ pub async fn consume(
     let mut deliveries = select_all(consumers);
 
     // The session's own token: cancelled on shutdown, or when the broker fails,
-    // so lanes stop retrying on a dead channel.
+    // so lanes stop retrying on a dead channel. A lane that finds the publishing
+    // channel closed cancels `broken`, which ends the session for a reconnect.
     let session = shutdown.child_token();
+    let broken = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let lanes: Vec<mpsc::Sender<Delivery>> = (0..config.concurrency)
         .map(|_| {
             let (tx, rx) = mpsc::channel(usize::from(config.concurrency));
-            tasks.spawn(lane(rx, pipeline.clone(), session.clone()));
+            tasks.spawn(lane(rx, pipeline.clone(), session.clone(), broken.clone()));
             tx
         })
         .collect();
@@ -74,11 +87,20 @@ pub async fn consume(
                     }
                 }
                 Some(Err(e)) => {
-                    failure = Some(e);
+                    failure = Some(Broken::Broker(e));
                     break;
                 }
-                None => break,
+                None => {
+                    if !cancelled {
+                        failure = Some(Broken::ConsumersEnded);
+                    }
+                    break;
+                }
             },
+            () = broken.cancelled() => {
+                failure = Some(Broken::PublisherClosed);
+                break;
+            }
             () = shutdown.cancelled(), if !cancelled => {
                 // Phase 1: stop consuming; deliveries already on their way still arrive and are handled.
                 cancelled = true;
@@ -117,9 +139,9 @@ fn lane_of(routing_key: &str, lanes: usize) -> usize {
     (hasher.finish() % lanes as u64) as usize
 }
 
-async fn lane(mut rx: mpsc::Receiver<Delivery>, pipeline: Pipeline, session: CancellationToken) {
+async fn lane(mut rx: mpsc::Receiver<Delivery>, pipeline: Pipeline, session: CancellationToken, broken: CancellationToken) {
     while let Some(delivery) = rx.recv().await {
-        if !settle(&delivery, &pipeline, &session).await {
+        if !settle(&delivery, &pipeline, &session, &broken).await {
             // The session is over; the broker requeues what was not acked.
             return;
         }
@@ -127,7 +149,7 @@ async fn lane(mut rx: mpsc::Receiver<Delivery>, pipeline: Pipeline, session: Can
 }
 
 /// Handles one delivery until it can be acked; false if the session ended first.
-async fn settle(delivery: &Delivery, pipeline: &Pipeline, session: &CancellationToken) -> bool {
+async fn settle(delivery: &Delivery, pipeline: &Pipeline, session: &CancellationToken, broken: &CancellationToken) -> bool {
     let mut backoff = retry_backoff();
     loop {
         let input = Input { body: &delivery.data, properties: &delivery.properties };
@@ -155,6 +177,11 @@ async fn settle(delivery: &Delivery, pipeline: &Pipeline, session: &Cancellation
                 return true;
             }
             Err(error) => {
+                if !pipeline.publisher.channel().status().connected() {
+                    // Retrying on a closed channel cannot succeed: end the session.
+                    broken.cancel();
+                    return false;
+                }
                 let pause = backoff.next().unwrap_or(std::time::Duration::from_secs(5));
                 warn!(%error, pause_ms = pause.as_millis() as u64, "Passing failure; retrying the event.");
                 tokio::select! {

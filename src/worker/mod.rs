@@ -56,6 +56,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         .await
         .map_err(|e| RunError::AmqpUnreachable { url: amqp_url.clone(), reason: e.to_string() })?;
     declare(&connection, &names, config.partitions).await.map_err(|e| RunError::Topology(e.to_string()))?;
+    let mut declared = true;
     info!(prefix = %config.prefix, partitions = config.partitions, concurrency = config.concurrency, "Worker started.");
 
     let mut connection = Some(connection);
@@ -75,6 +76,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
                 }
             },
         };
+        // After a reconnect, declare again: the broker may have lost what it had.
+        if !declared {
+            if let Err(error) = declare(&conn, &names, config.partitions).await {
+                warn!(%error, "Cannot declare the topology; retrying.");
+                let _ = conn.close(320, "reconnecting".into()).await;
+                let pause = backoff.next().unwrap_or(Duration::from_secs(10));
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => continue,
+                    () = shutdown.cancelled() => return Ok(()),
+                }
+            }
+        }
+        declared = false;
         match session(&config, &names, &store, &conn, &shutdown).await {
             Ok(()) => {
                 let _ = conn.close(200, "shutdown".into()).await;
@@ -102,7 +116,7 @@ async fn session(
     store: &Store,
     conn: &Connection,
     shutdown: &CancellationToken,
-) -> Result<(), lapin::Error> {
+) -> Result<(), lanes::Broken> {
     let publisher = Publisher::open(conn, names.clone()).await?;
     let pipeline = Pipeline { store: store.clone(), publisher };
     let consumer_channel = conn.create_channel().await?;
