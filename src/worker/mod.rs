@@ -77,15 +77,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             },
         };
         // After a reconnect, declare again: the broker may have lost what it had.
-        if !declared {
-            if let Err(error) = declare(&conn, &names, config.partitions).await {
-                warn!(%error, "Cannot declare the topology; retrying.");
-                let _ = conn.close(320, "reconnecting".into()).await;
-                let pause = backoff.next().unwrap_or(Duration::from_secs(10));
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => continue,
-                    () = shutdown.cancelled() => return Ok(()),
-                }
+        if !declared && let Err(error) = declare(&conn, &names, config.partitions).await {
+            warn!(%error, "Cannot declare the topology; retrying.");
+            let _ = conn.close(320, "reconnecting".into()).await;
+            let pause = backoff.next().unwrap_or(Duration::from_secs(10));
+            tokio::select! {
+                () = tokio::time::sleep(pause) => continue,
+                () = shutdown.cancelled() => return Ok(()),
             }
         }
         declared = false;
