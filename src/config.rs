@@ -8,7 +8,11 @@ use clap::Args;
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// RabbitMQ URL.
-    #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
     pub amqp_url: String,
 
     /// Redis URL.
@@ -50,8 +54,10 @@ impl Config {
     /// Defaults with the given prefix: what tests and examples start from.
     pub fn with_prefix(prefix: &str) -> Self {
         Self {
-            amqp_url: std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
-            redis_url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
+            amqp_url: std::env::var("AMQP_URL")
+                .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+            redis_url: std::env::var("REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
             prefix: prefix.to_owned(),
             concurrency: 32,
             partitions: 4,
@@ -65,6 +71,12 @@ impl Config {
 fn parse_prefix(raw: &str) -> Result<String, String> {
     let ok = !raw.is_empty()
         && raw.len() <= 64
-        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-    if ok { Ok(raw.to_owned()) } else { Err("use 1 to 64 of A-Z a-z 0-9 _ - .".into()) }
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err("use 1 to 64 of A-Z a-z 0-9 _ - .".into())
+    }
 }

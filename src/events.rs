@@ -39,8 +39,9 @@ impl Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
-        chrono::DateTime::parse_from_rfc3339(&raw)
-            .map_err(|e| serde::de::Error::custom(format!("occurredAt {raw:?} is not RFC 3339: {e}")))?;
+        chrono::DateTime::parse_from_rfc3339(&raw).map_err(|e| {
+            serde::de::Error::custom(format!("occurredAt {raw:?} is not RFC 3339: {e}"))
+        })?;
         Ok(Timestamp(raw))
     }
 }
@@ -224,7 +225,10 @@ pub struct MessageInbound {
 
 impl MessageInbound {
     pub fn chat(&self) -> ChatRef {
-        ChatRef { chat_type: self.chat_type, chat_id: self.chat_id.clone() }
+        ChatRef {
+            chat_type: self.chat_type,
+            chat_id: self.chat_id.clone(),
+        }
     }
 }
 
@@ -243,7 +247,10 @@ pub struct MessageOutbound {
 
 impl MessageOutbound {
     pub fn chat(&self) -> ChatRef {
-        ChatRef { chat_type: self.chat_type, chat_id: self.chat_id.clone() }
+        ChatRef {
+            chat_type: self.chat_type,
+            chat_id: self.chat_id.clone(),
+        }
     }
 }
 
@@ -260,7 +267,10 @@ pub struct SuitcaseRequested {
 
 impl SuitcaseRequested {
     pub fn chat(&self) -> ChatRef {
-        ChatRef { chat_type: self.chat_type, chat_id: self.chat_id.clone() }
+        ChatRef {
+            chat_type: self.chat_type,
+            chat_id: self.chat_id.clone(),
+        }
     }
 }
 
@@ -311,7 +321,9 @@ pub fn parse(body: &[u8]) -> Result<Event, Rejection> {
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| Rejection::NotJson(e.to_string()))?;
     if !value.is_object() {
-        return Err(Rejection::InvalidField("the body is not a JSON object".into()));
+        return Err(Rejection::InvalidField(
+            "the body is not a JSON object".into(),
+        ));
     }
     match value.get("type") {
         None => return Err(Rejection::InvalidField("missing field `type`".into())),
@@ -319,7 +331,11 @@ pub fn parse(body: &[u8]) -> Result<Event, Rejection> {
             return Err(Rejection::UnknownType(t.clone()));
         }
         Some(serde_json::Value::String(_)) => {}
-        Some(_) => return Err(Rejection::InvalidField("field `type` is not a string".into())),
+        Some(_) => {
+            return Err(Rejection::InvalidField(
+                "field `type` is not a string".into(),
+            ));
+        }
     }
     serde_json::from_value(value).map_err(|e| Rejection::InvalidField(e.to_string()))
 }
@@ -347,19 +363,34 @@ mod tests {
     #[test]
     fn tells_each_bad_input_apart() {
         assert_eq!(parse(b"{nope").unwrap_err().code(), "not_json");
-        assert_eq!(parse(br#"{"type":"x.y"}"#).unwrap_err().code(), "unknown_type");
-        assert_eq!(parse(br#"{"eventId":"e"}"#).unwrap_err().code(), "invalid_field");
+        assert_eq!(
+            parse(br#"{"type":"x.y"}"#).unwrap_err().code(),
+            "unknown_type"
+        );
+        assert_eq!(
+            parse(br#"{"eventId":"e"}"#).unwrap_err().code(),
+            "invalid_field"
+        );
         let missing = inbound("").replace(r#","chatId":"7""#, "");
         let err = parse(missing.as_bytes()).unwrap_err();
         assert_eq!(err.code(), "invalid_field");
         assert!(err.to_string().contains("chatId"), "{err}");
         let bad_time = inbound("").replace("2026-01-01T00:00:00Z", "yesterday");
-        assert_eq!(parse(bad_time.as_bytes()).unwrap_err().code(), "invalid_field");
+        assert_eq!(
+            parse(bad_time.as_bytes()).unwrap_err().code(),
+            "invalid_field"
+        );
         let bad_type = inbound("").replace("whatsapp", "icq");
-        assert_eq!(parse(bad_type.as_bytes()).unwrap_err().code(), "invalid_field");
+        assert_eq!(
+            parse(bad_type.as_bytes()).unwrap_err().code(),
+            "invalid_field"
+        );
         let big = vec![b' '; MAX_BODY_BYTES + 1];
         assert_eq!(parse(&big).unwrap_err().code(), "too_large");
         let empty_id = inbound("").replace(r#""chatId":"7""#, r#""chatId":"""#);
-        assert_eq!(parse(empty_id.as_bytes()).unwrap_err().code(), "invalid_field");
+        assert_eq!(
+            parse(empty_id.as_bytes()).unwrap_err().code(),
+            "invalid_field"
+        );
     }
 }

@@ -92,8 +92,7 @@ impl fmt::Display for Id {
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
-        Id::parse(raw.clone())
-            .map_err(|e| serde::de::Error::custom(format!("id {raw:?} {e}")))
+        Id::parse(raw.clone()).map_err(|e| serde::de::Error::custom(format!("id {raw:?} {e}")))
     }
 }
 

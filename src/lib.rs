@@ -6,6 +6,7 @@
 //! snapshot from the [`store`] -> a pure decision in [`handlers`] -> one atomic
 //! apply -> confirmed publishes -> ack. [`worker::run`] is the whole worker.
 
+pub mod amqp;
 pub mod config;
 pub mod events;
 pub mod handlers;
@@ -15,7 +16,6 @@ pub mod names;
 pub mod output;
 pub mod schemas;
 pub mod store;
-pub mod amqp;
 pub mod worker;
 
 pub use config::Config;

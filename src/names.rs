@@ -19,7 +19,9 @@ pub struct Names {
 
 impl Names {
     pub fn new(prefix: &str) -> Self {
-        Self { prefix: prefix.to_owned() }
+        Self {
+            prefix: prefix.to_owned(),
+        }
     }
 
     pub fn prefix(&self) -> &str {
@@ -53,7 +55,12 @@ impl Names {
 
     /// `P.user.{accountId}.{userId}`.
     pub fn user_queue(&self, account: &Id, user: &Id) -> String {
-        bounded(format!("{}.user.{}.{}", self.prefix, account.name_part(), user.name_part()))
+        bounded(format!(
+            "{}.user.{}.{}",
+            self.prefix,
+            account.name_part(),
+            user.name_part()
+        ))
     }
 }
 

@@ -170,8 +170,14 @@ pub struct SuitcaseDeal {
 #[serde(untagged)]
 pub enum SuitcaseReply {
     #[serde(rename_all = "camelCase")]
-    Found { contact_id: Id, deals: Vec<SuitcaseDeal>, new_deal_uri: Option<String> },
-    Error { error: SuitcaseError },
+    Found {
+        contact_id: Id,
+        deals: Vec<SuitcaseDeal>,
+        new_deal_uri: Option<String>,
+    },
+    Error {
+        error: SuitcaseError,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

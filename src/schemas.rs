@@ -195,16 +195,24 @@ pub fn render(schema: &Value) -> String {
 /// The `$id` of a file: `inbound/message.inbound.json` is
 /// `urn:switchboard:v1:inbound:message.inbound`.
 pub fn id_of(file: &str) -> String {
-    format!("urn:switchboard:v1:{}", file.trim_end_matches(".json").replace('/', ":"))
+    format!(
+        "urn:switchboard:v1:{}",
+        file.trim_end_matches(".json").replace('/', ":")
+    )
 }
 
 fn root<T: JsonSchema>() -> Map<String, Value> {
-    let schema = SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<T>();
+    let schema = SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<T>();
     let mut value = Value::from(schema);
     inline_timestamps(&mut value);
     match value {
         Value::Object(map) => map,
-        other => panic!("schema of {} is not an object: {other}", std::any::type_name::<T>()),
+        other => panic!(
+            "schema of {} is not an object: {other}",
+            std::any::type_name::<T>()
+        ),
     }
 }
 
@@ -235,10 +243,9 @@ fn inbound() -> Vec<(&'static str, Value)> {
             .and_then(|r| r.strip_prefix("#/$defs/"))
             .unwrap_or_else(|| panic!("Event variant {kind} is not a $ref: {variant}"))
             .to_owned();
-        let spec = INBOUND
-            .iter()
-            .find(|i| i.kind == kind)
-            .unwrap_or_else(|| panic!("event type {kind} has no entry in INBOUND (src/schemas.rs)"));
+        let spec = INBOUND.iter().find(|i| i.kind == kind).unwrap_or_else(|| {
+            panic!("event type {kind} has no entry in INBOUND (src/schemas.rs)")
+        });
         let Some(Value::Object(mut body)) = defs.remove(&def_name) else {
             panic!("Event variant {kind} refers to a missing $defs/{def_name}")
         };
@@ -250,7 +257,10 @@ fn inbound() -> Vec<(&'static str, Value)> {
             "{} Published by {} to the exchange `P.inbound` with routing key `{}`. {PREFIX_NOTE}",
             spec.about, spec.publisher, spec.routing_key
         );
-        files.push((spec.file, finish(spec.file, kind, &description, body.clone(), &defs)));
+        files.push((
+            spec.file,
+            finish(spec.file, kind, &description, body.clone(), &defs),
+        ));
         let mut def = Map::new();
         def.insert("title".into(), kind.into());
         def.insert("description".into(), spec.about.into());
@@ -266,7 +276,13 @@ fn inbound() -> Vec<(&'static str, Value)> {
         );
     }
     let mut body = Map::new();
-    body.insert("oneOf".into(), union.iter().map(|name| json!({ "$ref": format!("#/$defs/{name}") })).collect());
+    body.insert(
+        "oneOf".into(),
+        union
+            .iter()
+            .map(|name| json!({ "$ref": format!("#/$defs/{name}") }))
+            .collect(),
+    );
     let description = format!(
         "Any event the worker accepts on the exchange `P.inbound`, told apart by `type`; each \
          variant is also its own file in this folder. A reference to an unknown channel or user \
@@ -275,7 +291,10 @@ fn inbound() -> Vec<(&'static str, Value)> {
          `{ACCOUNT_KEY}`. Input that does not match goes to the queue `P.dead` with a header \
          `x-switchboard-error`. {PREFIX_NOTE}"
     );
-    files.push((INBOUND_UNION, finish(INBOUND_UNION, "event", &description, body, &defs)));
+    files.push((
+        INBOUND_UNION,
+        finish(INBOUND_UNION, "event", &description, body, &defs),
+    ));
     files
 }
 
@@ -307,22 +326,25 @@ fn crm() -> Vec<(&'static str, Value)> {
     let mut event = root::<CrmEvent>();
     let mut defs = take_defs(&mut event);
     let Some(Value::Array(variants)) = event.remove("oneOf") else {
-        panic!("the schema of CrmEvent has no oneOf: has schemars changed how it writes tagged enums?")
+        panic!(
+            "the schema of CrmEvent has no oneOf: has schemars changed how it writes tagged enums?"
+        )
     };
     let mut files = Vec::new();
     let mut union = Vec::new();
     for variant in variants {
-        let Value::Object(mut body) = variant else { panic!("a CrmEvent variant is not an object") };
+        let Value::Object(mut body) = variant else {
+            panic!("a CrmEvent variant is not an object")
+        };
         let kind = body
             .get("properties")
             .and_then(|p| p.pointer("/type/const"))
             .and_then(Value::as_str)
             .unwrap_or_else(|| panic!("a CrmEvent variant without a `type` const"))
             .to_owned();
-        let spec = CRM
-            .iter()
-            .find(|c| c.kind == kind)
-            .unwrap_or_else(|| panic!("CRM event type {kind} has no entry in CRM (src/schemas.rs)"));
+        let spec = CRM.iter().find(|c| c.kind == kind).unwrap_or_else(|| {
+            panic!("CRM event type {kind} has no entry in CRM (src/schemas.rs)")
+        });
         // The flattened `CrmEnvelope`'s description leaks onto every variant.
         body.remove("description");
         add_type_const(&mut body, &kind);
@@ -331,7 +353,10 @@ fn crm() -> Vec<(&'static str, Value)> {
              `{{accountId}}.{kind}`. {ESCAPE_NOTE} {PREFIX_NOTE}",
             spec.about
         );
-        files.push((spec.file, finish(spec.file, &kind, &description, body.clone(), &defs)));
+        files.push((
+            spec.file,
+            finish(spec.file, &kind, &description, body.clone(), &defs),
+        ));
         let def_name = pascal(&kind);
         let mut def = Map::new();
         def.insert("title".into(), kind.clone().into());
@@ -340,15 +365,28 @@ fn crm() -> Vec<(&'static str, Value)> {
         defs.insert(def_name.clone(), Value::Object(def));
         union.push(def_name);
     }
-    assert_eq!(files.len(), CRM.len(), "CRM lists a type CrmEvent does not have");
+    assert_eq!(
+        files.len(),
+        CRM.len(),
+        "CRM lists a type CrmEvent does not have"
+    );
     let mut body = Map::new();
-    body.insert("oneOf".into(), union.iter().map(|name| json!({ "$ref": format!("#/$defs/{name}") })).collect());
+    body.insert(
+        "oneOf".into(),
+        union
+            .iter()
+            .map(|name| json!({ "$ref": format!("#/$defs/{name}") }))
+            .collect(),
+    );
     let description = format!(
         "Any event the worker publishes to the topic exchange `P.crm`, told apart by `type`, with \
          routing key `{{accountId}}.{{type}}`; each variant is also its own file in this folder. \
          CRMs bind their own queues. {ESCAPE_NOTE} {PREFIX_NOTE}"
     );
-    files.push((CRM_UNION, finish(CRM_UNION, "crm-event", &description, body, &defs)));
+    files.push((
+        CRM_UNION,
+        finish(CRM_UNION, "crm-event", &description, body, &defs),
+    ));
     files
 }
 
@@ -375,7 +413,9 @@ fn suitcase_reply() -> Value {
     let mut defs = take_defs(&mut body);
     // Untagged in Rust: exactly one of the two forms, never a mix.
     let Some(Value::Array(mut forms)) = body.remove("anyOf") else {
-        panic!("the schema of SuitcaseReply has no anyOf: has schemars changed how it writes untagged enums?")
+        panic!(
+            "the schema of SuitcaseReply has no anyOf: has schemars changed how it writes untagged enums?"
+        )
     };
     assert_eq!(forms.len(), 2, "SuitcaseReply has two forms");
     // The worker always writes the link fields, as null when there is no link.
@@ -406,7 +446,13 @@ fn suitcase_reply() -> Value {
 
 /// Wraps a body into a standalone schema: draft, `$id`, title, description
 /// and only the `$defs` it uses.
-fn finish(file: &str, title: &str, description: &str, body: Map<String, Value>, defs: &Map<String, Value>) -> Value {
+fn finish(
+    file: &str,
+    title: &str,
+    description: &str,
+    body: Map<String, Value>,
+    defs: &Map<String, Value>,
+) -> Value {
     let mut schema = Map::new();
     schema.insert("$schema".into(), DRAFT.into());
     schema.insert("$id".into(), id_of(file).into());
@@ -419,7 +465,10 @@ fn finish(file: &str, title: &str, description: &str, body: Map<String, Value>, 
     }
     let used = used_defs(&Value::Object(schema.clone()), defs);
     if !used.is_empty() {
-        let defs: Map<String, Value> = used.into_iter().map(|name| (name.clone(), defs[&name].clone())).collect();
+        let defs: Map<String, Value> = used
+            .into_iter()
+            .map(|name| (name.clone(), defs[&name].clone()))
+            .collect();
         schema.insert("$defs".into(), Value::Object(defs));
     }
     Value::Object(schema)
@@ -431,7 +480,9 @@ fn used_defs(schema: &Value, defs: &Map<String, Value>) -> BTreeSet<String> {
     let mut todo = Vec::new();
     collect_refs(schema, &mut todo);
     while let Some(name) = todo.pop() {
-        let def = defs.get(&name).unwrap_or_else(|| panic!("$ref to a missing $defs/{name}"));
+        let def = defs
+            .get(&name)
+            .unwrap_or_else(|| panic!("$ref to a missing $defs/{name}"));
         if used.insert(name) {
             collect_refs(def, &mut todo);
         }
@@ -464,15 +515,23 @@ fn add_type_const(body: &mut Map<String, Value>, kind: &str) {
     let properties = body.entry("properties").or_insert_with(|| json!({}));
     properties["type"] = json!({ "type": "string", "const": kind });
     let required = body.entry("required").or_insert_with(|| json!([]));
-    let Value::Array(required) = required else { panic!("`required` is not an array") };
+    let Value::Array(required) = required else {
+        panic!("`required` is not an array")
+    };
     required.retain(|r| r != "type");
     required.insert(0, "type".into());
 }
 
 /// Adds `field` to an object schema's `required`.
 fn require(schema: &mut Value, field: &str) {
-    let required = schema.as_object_mut().expect("an object schema").entry("required").or_insert_with(|| json!([]));
-    let Value::Array(required) = required else { panic!("`required` is not an array") };
+    let required = schema
+        .as_object_mut()
+        .expect("an object schema")
+        .entry("required")
+        .or_insert_with(|| json!([]));
+    let Value::Array(required) = required else {
+        panic!("`required` is not an array")
+    };
     if !required.iter().any(|r| r == field) {
         required.push(field.into());
     }
@@ -481,13 +540,21 @@ fn require(schema: &mut Value, field: &str) {
 /// For an output whose optional fields are skipped when `None`: an optional
 /// property is absent or a value, never null.
 fn omitted_not_null(body: &mut Map<String, Value>) {
-    let required: Vec<Value> = body.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
-    let Some(Value::Object(properties)) = body.get_mut("properties") else { return };
+    let required: Vec<Value> = body
+        .get("required")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let Some(Value::Object(properties)) = body.get_mut("properties") else {
+        return;
+    };
     for (name, property) in properties.iter_mut() {
         if required.iter().any(|r| r == name) {
             continue;
         }
-        let Value::Object(property) = property else { continue };
+        let Value::Object(property) = property else {
+            continue;
+        };
         if let Some(Value::Array(types)) = property.get_mut("type") {
             types.retain(|t| t != "null");
             if types.len() == 1 {
@@ -496,7 +563,10 @@ fn omitted_not_null(body: &mut Map<String, Value>) {
             }
         }
         if let Some(Value::Array(options)) = property.remove("anyOf") {
-            let mut rest: Vec<Value> = options.into_iter().filter(|o| o != &json!({ "type": "null" })).collect();
+            let mut rest: Vec<Value> = options
+                .into_iter()
+                .filter(|o| o != &json!({ "type": "null" }))
+                .collect();
             match (rest.len(), rest.pop()) {
                 (1, Some(Value::Object(only))) => property.extend(only),
                 (_, last) => {
@@ -537,7 +607,10 @@ fn pascal(kind: &str) -> String {
     kind.split('.')
         .map(|part| {
             let mut chars = part.chars();
-            chars.next().map(|c| c.to_uppercase().chain(chars).collect::<String>()).unwrap_or_default()
+            chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
         })
         .collect()
 }

@@ -51,7 +51,8 @@ fn document() -> Value {
 }
 
 fn read_schema(file: &str) -> Value {
-    let text = std::fs::read_to_string(schemas_dir().join(file)).unwrap_or_else(|e| panic!("schemas/{file}: {e}"));
+    let text = std::fs::read_to_string(schemas_dir().join(file))
+        .unwrap_or_else(|e| panic!("schemas/{file}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("schemas/{file} is not JSON: {e}"))
 }
 
@@ -59,15 +60,23 @@ fn read_schema(file: &str) -> Value {
 fn schema_files() -> BTreeSet<String> {
     let mut files = BTreeSet::new();
     for sub in ["inbound", "out"] {
-        let entries = std::fs::read_dir(schemas_dir().join(sub)).unwrap_or_else(|e| panic!("schemas/{sub}: {e}"));
+        let entries = std::fs::read_dir(schemas_dir().join(sub))
+            .unwrap_or_else(|e| panic!("schemas/{sub}: {e}"));
         for entry in entries {
-            let name = entry.expect("readable dir entry").file_name().into_string().expect("UTF-8 file name");
+            let name = entry
+                .expect("readable dir entry")
+                .file_name()
+                .into_string()
+                .expect("UTF-8 file name");
             if name.ends_with(".json") {
                 files.insert(format!("{sub}/{name}"));
             }
         }
     }
-    assert!(!files.is_empty(), "no schema files under schemas/inbound and schemas/out");
+    assert!(
+        !files.is_empty(),
+        "no schema files under schemas/inbound and schemas/out"
+    );
     files
 }
 
@@ -76,7 +85,9 @@ fn refs(node: &Value, at: &str, out: &mut Vec<(String, String)>) {
     match node {
         Value::Object(map) => {
             if let Some(target) = map.get("$ref") {
-                let target = target.as_str().unwrap_or_else(|| panic!("{at}/$ref is not a string"));
+                let target = target
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{at}/$ref is not a string"));
                 out.push((at.to_owned(), target.to_owned()));
             }
             for (key, value) in map {
@@ -101,16 +112,23 @@ fn all_refs(doc: &Value) -> Vec<(String, String)> {
 
 /// The target of an in-document `$ref` (`#/a/b`).
 fn resolve<'a>(doc: &'a Value, reference: &str) -> &'a Value {
-    let pointer = reference.strip_prefix('#').unwrap_or_else(|| panic!("{reference:?} is not a local ref"));
-    doc.pointer(pointer).unwrap_or_else(|| panic!("{reference} points at nothing in schemas/{DOCUMENT}"))
+    let pointer = reference
+        .strip_prefix('#')
+        .unwrap_or_else(|| panic!("{reference:?} is not a local ref"));
+    doc.pointer(pointer)
+        .unwrap_or_else(|| panic!("{reference} points at nothing in schemas/{DOCUMENT}"))
 }
 
 fn object<'a>(value: &'a Value, what: &str) -> &'a serde_json::Map<String, Value> {
-    value.as_object().unwrap_or_else(|| panic!("{what} is not an object"))
+    value
+        .as_object()
+        .unwrap_or_else(|| panic!("{what} is not an object"))
 }
 
 fn string<'a>(value: &'a Value, what: &str) -> &'a str {
-    value.as_str().unwrap_or_else(|| panic!("{what} is not a string"))
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("{what} is not a string"))
 }
 
 /// `components.messages`, each resolved to its object.
@@ -129,19 +147,29 @@ fn messages(doc: &Value) -> BTreeMap<String, Value> {
 
 /// The schema file of a message's payload, if it is a file.
 fn payload_file(message: &Value) -> Option<&str> {
-    message["payload"]["schema"]["$ref"].as_str().filter(|r| !r.starts_with('#'))
+    message["payload"]["schema"]["$ref"]
+        .as_str()
+        .filter(|r| !r.starts_with('#'))
 }
 
 /// For each component message, the channels that list it.
 fn channels_of_messages(doc: &Value) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (channel_key, channel) in object(&doc["channels"], "channels") {
-        for (key, message) in object(&channel["messages"], &format!("channels.{channel_key}.messages")) {
-            let target = string(&message["$ref"], &format!("channels.{channel_key}.messages.{key}.$ref"));
+        for (key, message) in object(
+            &channel["messages"],
+            &format!("channels.{channel_key}.messages"),
+        ) {
+            let target = string(
+                &message["$ref"],
+                &format!("channels.{channel_key}.messages.{key}.$ref"),
+            );
             let name = target
                 .strip_prefix("#/components/messages/")
                 .unwrap_or_else(|| panic!("channels.{channel_key}.messages.{key} should point into components.messages"));
-            out.entry(name.to_owned()).or_default().push(channel_key.clone());
+            out.entry(name.to_owned())
+                .or_default()
+                .push(channel_key.clone());
         }
     }
     out
@@ -152,15 +180,26 @@ fn placeholders(address: &str) -> BTreeSet<String> {
     address
         .split('{')
         .skip(1)
-        .map(|rest| rest.split_once('}').unwrap_or_else(|| panic!("unclosed {{ in {address:?}")).0.to_owned())
+        .map(|rest| {
+            rest.split_once('}')
+                .unwrap_or_else(|| panic!("unclosed {{ in {address:?}"))
+                .0
+                .to_owned()
+        })
         .collect()
 }
 
 /// The default `--prefix`, read from the worker's own flag definition.
 fn default_prefix() -> String {
     let command = Config::augment_args(Command::new("switchboard"));
-    let arg = command.get_arguments().find(|a| a.get_id() == "prefix").expect("Config has a prefix flag");
-    let value = arg.get_default_values().first().expect("--prefix has a default");
+    let arg = command
+        .get_arguments()
+        .find(|a| a.get_id() == "prefix")
+        .expect("Config has a prefix flag");
+    let value = arg
+        .get_default_values()
+        .first()
+        .expect("--prefix has a default");
     value.to_str().expect("UTF-8 default").to_owned()
 }
 
@@ -193,10 +232,16 @@ fn every_rejection() -> Vec<Rejection> {
 fn the_document_is_asyncapi_3_0_0() {
     let doc = document();
     assert_eq!(doc["asyncapi"], "3.0.0");
-    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string(), "info needs title and version");
+    assert!(
+        doc["info"]["title"].is_string() && doc["info"]["version"].is_string(),
+        "info needs title and version"
+    );
     assert_eq!(doc["defaultContentType"], "application/json");
     let description = string(&doc["info"]["description"], "info.description");
-    assert!(description.contains("point of view"), "info.description must say whose point of view the operations take");
+    assert!(
+        description.contains("point of view"),
+        "info.description must say whose point of view the operations take"
+    );
     let servers = object(&doc["servers"], "servers");
     assert!(!servers.is_empty(), "no server");
     for (name, server) in servers {
@@ -226,7 +271,9 @@ fn every_ref_resolves() {
         let (file, fragment) = target.split_once('#').unwrap_or((target.as_str(), ""));
         let path = Path::new(file);
         if target.contains("://") || !path.components().all(|c| matches!(c, Component::Normal(_))) {
-            problems.push(format!("{at}: {target} is not a plain path relative to schemas/"));
+            problems.push(format!(
+                "{at}: {target} is not a plain path relative to schemas/"
+            ));
             continue;
         }
         let Ok(text) = std::fs::read_to_string(root.join(path)) else {
@@ -242,7 +289,11 @@ fn every_ref_resolves() {
             }
         }
     }
-    assert!(problems.is_empty(), "unresolved $refs in schemas/{DOCUMENT}:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "unresolved $refs in schemas/{DOCUMENT}:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -256,16 +307,33 @@ fn every_schema_file_is_the_payload_of_one_message() {
     }
     let files = schema_files();
     for union in UNIONS {
-        assert!(files.contains(union), "schemas/{union} is gone: update UNIONS in tests/asyncapi.rs");
+        assert!(
+            files.contains(union),
+            "schemas/{union} is gone: update UNIONS in tests/asyncapi.rs"
+        );
     }
-    let expected: BTreeSet<String> = files.iter().filter(|f| !UNIONS.contains(&f.as_str())).cloned().collect();
+    let expected: BTreeSet<String> = files
+        .iter()
+        .filter(|f| !UNIONS.contains(&f.as_str()))
+        .cloned()
+        .collect();
     let referenced: BTreeSet<String> = by_file.keys().cloned().collect();
     let missing: Vec<_> = expected.difference(&referenced).collect();
     let extra: Vec<_> = referenced.difference(&expected).collect();
-    assert!(missing.is_empty(), "schema files no message of schemas/{DOCUMENT} uses: {missing:?}");
-    assert!(extra.is_empty(), "payloads that are not a schema file under inbound/ or out/: {extra:?}");
+    assert!(
+        missing.is_empty(),
+        "schema files no message of schemas/{DOCUMENT} uses: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "payloads that are not a schema file under inbound/ or out/: {extra:?}"
+    );
     for (file, keys) in &by_file {
-        assert_eq!(keys.len(), 1, "{file} is the payload of several messages: {keys:?}");
+        assert_eq!(
+            keys.len(),
+            1,
+            "{file} is the payload of several messages: {keys:?}"
+        );
     }
 }
 
@@ -282,12 +350,23 @@ fn every_event_type_has_a_message_on_the_inbound_exchange() {
             .find(|(_, m)| payload_file(m) == Some(file.as_str()))
             .unwrap_or_else(|| panic!("no message of schemas/{DOCUMENT} has the payload {file}"));
         assert_eq!(message["name"], kind, "components.messages.{key}.name");
-        let on = channels.get(key).unwrap_or_else(|| panic!("message {key} is on no channel"));
+        let on = channels
+            .get(key)
+            .unwrap_or_else(|| panic!("message {key} is on no channel"));
         assert_eq!(on.len(), 1, "message {key} is on several channels: {on:?}");
         let channel = &doc["channels"][&on[0]];
-        assert_eq!(channel["bindings"]["amqp"]["exchange"]["name"], inbound.as_str(), "channel {} of {kind}", on[0]);
+        assert_eq!(
+            channel["bindings"]["amqp"]["exchange"]["name"],
+            inbound.as_str(),
+            "channel {} of {kind}",
+            on[0]
+        );
         let address = string(&channel["address"], &format!("channels.{}.address", on[0]));
-        let wanted = if CHAT_EVENTS.contains(&kind) { "{accountId}.{chatType}.{chatId}" } else { "{accountId}" };
+        let wanted = if CHAT_EVENTS.contains(&kind) {
+            "{accountId}.{chatType}.{chatId}"
+        } else {
+            "{accountId}"
+        };
         assert_eq!(address, wanted, "routing key of {kind}");
         let schema = read_schema(&file);
         let description = string(&schema["description"], &format!("{file} description"));
@@ -298,16 +377,20 @@ fn every_event_type_has_a_message_on_the_inbound_exchange() {
         );
         let sent = object(&doc["operations"], "operations").values().any(|op| {
             op["action"] == "send"
-                && op["messages"]
-                    .as_array()
-                    .is_some_and(|ms| ms.iter().any(|m| m["$ref"] == format!("#/channels/{}/messages/{key}", on[0])))
+                && op["messages"].as_array().is_some_and(|ms| {
+                    ms.iter()
+                        .any(|m| m["$ref"] == format!("#/channels/{}/messages/{key}", on[0]))
+                })
         });
         assert!(sent, "no send operation publishes {kind}");
     }
     for (key, message) in &messages {
         if let Some(file) = payload_file(message).and_then(|f| f.strip_prefix("inbound/")) {
             let kind = file.strip_suffix(".json").expect(".json");
-            assert!(EVENT_TYPES.contains(&kind), "message {key}: {kind} is not in EVENT_TYPES");
+            assert!(
+                EVENT_TYPES.contains(&kind),
+                "message {key}: {kind} is not in EVENT_TYPES"
+            );
         }
     }
 }
@@ -318,39 +401,74 @@ fn messages_say_what_their_schemas_say() {
     let prefix = default_prefix();
     let channels = channels_of_messages(&doc);
     for (key, message) in messages(&doc) {
-        let on = channels.get(&key).unwrap_or_else(|| panic!("message {key} is on no channel"));
+        let on = channels
+            .get(&key)
+            .unwrap_or_else(|| panic!("message {key} is on no channel"));
         assert_eq!(on.len(), 1, "message {key} is on several channels: {on:?}");
         let channel = &doc["channels"][&on[0]];
-        let Some(file) = payload_file(&message) else { continue };
+        let Some(file) = payload_file(&message) else {
+            continue;
+        };
         let schema = read_schema(file);
-        assert_eq!(message["payload"]["schemaFormat"], SCHEMA_FORMAT, "message {key}");
-        assert_eq!(schema["$schema"], DRAFT, "{file} is not the draft the schemaFormat names");
+        assert_eq!(
+            message["payload"]["schemaFormat"], SCHEMA_FORMAT,
+            "message {key}"
+        );
+        assert_eq!(
+            schema["$schema"], DRAFT,
+            "{file} is not the draft the schemaFormat names"
+        );
         assert_eq!(message["contentType"], "application/json", "message {key}");
-        assert_eq!(message["name"], schema["title"], "message {key} is named after its schema's title");
+        assert_eq!(
+            message["name"], schema["title"],
+            "message {key} is named after its schema's title"
+        );
         let description = string(&schema["description"], &format!("{file} description"));
         let amqp = &channel["bindings"]["amqp"];
         match amqp["is"].as_str() {
             Some("routingKey") => {
                 let exchange = string(&amqp["exchange"]["name"], "exchange name");
                 let p_name = exchange.replacen(&format!("{prefix}."), "P.", 1);
-                assert!(description.contains(&format!("`{p_name}`")), "{file} does not name the exchange `{p_name}`");
-                let address = string(&channel["address"], "address").replace("{type}", string(&message["name"], "name"));
-                assert!(description.contains(&format!("routing key `{address}`")), "{file} does not name the key `{address}`");
+                assert!(
+                    description.contains(&format!("`{p_name}`")),
+                    "{file} does not name the exchange `{p_name}`"
+                );
+                let address = string(&channel["address"], "address")
+                    .replace("{type}", string(&message["name"], "name"));
+                assert!(
+                    description.contains(&format!("routing key `{address}`")),
+                    "{file} does not name the key `{address}`"
+                );
             }
-            Some("queue") => match amqp["queue"]["name"].as_str() {
-                Some(queue) => {
-                    let p_name = queue.replacen(&format!("{prefix}."), "P.", 1);
-                    assert!(description.contains(&format!("`{p_name}`")), "{file} does not name the queue `{p_name}`");
-                    if let Some(bound) = amqp.get("x-bound-to") {
-                        let exchange = string(&bound["exchange"], "x-bound-to.exchange").replacen(&format!("{prefix}."), "P.", 1);
-                        let key = string(&bound["routingKey"], "x-bound-to.routingKey");
-                        assert!(description.contains(&format!("`{exchange}`")), "{file} does not name `{exchange}`");
-                        assert!(description.contains(&format!("routing key `{key}`")), "{file} does not name `{key}`");
+            Some("queue") => {
+                match amqp["queue"]["name"].as_str() {
+                    Some(queue) => {
+                        let p_name = queue.replacen(&format!("{prefix}."), "P.", 1);
+                        assert!(
+                            description.contains(&format!("`{p_name}`")),
+                            "{file} does not name the queue `{p_name}`"
+                        );
+                        if let Some(bound) = amqp.get("x-bound-to") {
+                            let exchange = string(&bound["exchange"], "x-bound-to.exchange")
+                                .replacen(&format!("{prefix}."), "P.", 1);
+                            let key = string(&bound["routingKey"], "x-bound-to.routingKey");
+                            assert!(
+                                description.contains(&format!("`{exchange}`")),
+                                "{file} does not name `{exchange}`"
+                            );
+                            assert!(
+                                description.contains(&format!("routing key `{key}`")),
+                                "{file} does not name `{key}`"
+                            );
+                        }
                     }
+                    // The reply queue: its name is the request's `reply_to`.
+                    None => assert!(
+                        description.contains("reply_to"),
+                        "{file} does not say it goes to `reply_to`"
+                    ),
                 }
-                // The reply queue: its name is the request's `reply_to`.
-                None => assert!(description.contains("reply_to"), "{file} does not say it goes to `reply_to`"),
-            },
+            }
             other => panic!("channel {} has bindings.amqp.is {other:?}", on[0]),
         }
     }
@@ -367,20 +485,30 @@ fn operations_use_the_messages_of_their_channel() {
             .strip_prefix("#/channels/")
             .filter(|c| channels.contains_key(*c))
             .unwrap_or_else(|| panic!("{what}.channel {channel_ref} is not a channel"));
-        let list = op["messages"].as_array().unwrap_or_else(|| panic!("{what} lists no messages"));
+        let list = op["messages"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{what} lists no messages"));
         assert!(!list.is_empty(), "{what} lists no messages");
         for m in list {
             let target = string(&m["$ref"], &format!("{what}.messages[].$ref"));
             let key = target
                 .strip_prefix(&format!("#/channels/{channel}/messages/"))
-                .unwrap_or_else(|| panic!("{what}: {target} is not a message of its channel {channel}"));
-            assert!(channels[channel]["messages"].get(key).is_some(), "{what}: {target} points at nothing");
+                .unwrap_or_else(|| {
+                    panic!("{what}: {target} is not a message of its channel {channel}")
+                });
+            assert!(
+                channels[channel]["messages"].get(key).is_some(),
+                "{what}: {target} points at nothing"
+            );
             used.insert(format!("{channel}/{key}"));
         }
     };
     for (name, op) in object(&doc["operations"], "operations") {
         let action = op["action"].as_str();
-        assert!(matches!(action, Some("send" | "receive")), "operations.{name}.action {action:?}");
+        assert!(
+            matches!(action, Some("send" | "receive")),
+            "operations.{name}.action {action:?}"
+        );
         check(&format!("operations.{name}"), op);
         if op.get("reply").is_some() {
             check(&format!("operations.{name}.reply"), &op["reply"]);
@@ -388,12 +516,18 @@ fn operations_use_the_messages_of_their_channel() {
     }
     for (channel, body) in channels {
         for key in object(&body["messages"], &format!("channels.{channel}.messages")).keys() {
-            assert!(used.contains(&format!("{channel}/{key}")), "no operation uses channels.{channel}.messages.{key}");
+            assert!(
+                used.contains(&format!("{channel}/{key}")),
+                "no operation uses channels.{channel}.messages.{key}"
+            );
         }
     }
     let on_channels = channels_of_messages(&doc);
     for key in object(&doc["components"]["messages"], "components.messages").keys() {
-        assert!(on_channels.contains_key(key), "components.messages.{key} is on no channel");
+        assert!(
+            on_channels.contains_key(key),
+            "components.messages.{key} is on no channel"
+        );
     }
 }
 
@@ -402,35 +536,66 @@ fn addresses_and_parameters_agree() {
     let doc = document();
     let mut used_params = BTreeSet::new();
     for (name, channel) in object(&doc["channels"], "channels") {
-        let in_address = channel["address"].as_str().map(placeholders).unwrap_or_default();
+        let in_address = channel["address"]
+            .as_str()
+            .map(placeholders)
+            .unwrap_or_default();
         let declared: BTreeSet<String> = channel
             .get("parameters")
-            .map(|p| object(p, &format!("channels.{name}.parameters")).keys().cloned().collect())
+            .map(|p| {
+                object(p, &format!("channels.{name}.parameters"))
+                    .keys()
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
-        assert_eq!(in_address, declared, "channels.{name}: the address's {{parameters}} and `parameters` differ");
-        for parameter in channel.get("parameters").and_then(Value::as_object).into_iter().flat_map(|p| p.values()) {
+        assert_eq!(
+            in_address, declared,
+            "channels.{name}: the address's {{parameters}} and `parameters` differ"
+        );
+        for parameter in channel
+            .get("parameters")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|p| p.values())
+        {
             if let Some(target) = parameter["$ref"].as_str() {
                 resolve(&doc, target);
-                used_params.insert(target.trim_start_matches("#/components/parameters/").to_owned());
+                used_params.insert(
+                    target
+                        .trim_start_matches("#/components/parameters/")
+                        .to_owned(),
+                );
             }
         }
     }
     for key in object(&doc["components"]["parameters"], "components.parameters").keys() {
-        assert!(used_params.contains(key), "components.parameters.{key} is not used");
+        assert!(
+            used_params.contains(key),
+            "components.parameters.{key} is not used"
+        );
     }
     // The enums say what the schemas say.
     let chat_types = &read_schema("inbound/message.inbound.json")["$defs"]["ChatType"]["enum"];
-    assert_eq!(&doc["components"]["parameters"]["chatType"]["enum"], chat_types, "chatType");
+    assert_eq!(
+        &doc["components"]["parameters"]["chatType"]["enum"], chat_types,
+        "chatType"
+    );
     let crm = read_schema(CRM_UNION);
-    let crm_types: BTreeSet<&str> =
-        object(&crm["$defs"], CRM_UNION).values().filter_map(|d| d["title"].as_str()).collect();
+    let crm_types: BTreeSet<&str> = object(&crm["$defs"], CRM_UNION)
+        .values()
+        .filter_map(|d| d["title"].as_str())
+        .collect();
     let in_doc: BTreeSet<&str> = doc["components"]["parameters"]["crmEventType"]["enum"]
         .as_array()
         .expect("crmEventType has an enum")
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert_eq!(in_doc, crm_types, "crmEventType and the members of {CRM_UNION}");
+    assert_eq!(
+        in_doc, crm_types,
+        "crmEventType and the members of {CRM_UNION}"
+    );
 }
 
 #[test]
@@ -445,25 +610,54 @@ fn names_are_the_workers_with_the_default_prefix() {
     assert_eq!(exchange("crmEvents"), names.crm().as_str());
     assert_eq!(exchange("outbound"), names.outbound().as_str());
     for name in ["inboundChat", "inboundAccount"] {
-        assert_eq!(channel(name)["bindings"]["amqp"]["x-exchange-type"], "x-consistent-hash", "{name}");
+        assert_eq!(
+            channel(name)["bindings"]["amqp"]["x-exchange-type"],
+            "x-consistent-hash",
+            "{name}"
+        );
     }
-    assert_eq!(channel("crmEvents")["bindings"]["amqp"]["exchange"]["type"], "topic");
-    assert_eq!(channel("outbound")["bindings"]["amqp"]["exchange"]["type"], "topic");
+    assert_eq!(
+        channel("crmEvents")["bindings"]["amqp"]["exchange"]["type"],
+        "topic"
+    );
+    assert_eq!(
+        channel("outbound")["bindings"]["amqp"]["exchange"]["type"],
+        "topic"
+    );
     // Placeholders as ids: the braces are not escaped, so the names come out as templates.
     let id = |raw: &str| Id::parse(raw).expect("a valid id");
     let (account, user, channel_id) = (id("{accountId}"), id("{userId}"), id("{channelId}"));
     let user_queue = names.user_queue(&account, &user);
     assert_eq!(channel("userNotifications")["address"], user_queue.as_str());
-    assert_eq!(channel("userNotifications")["bindings"]["amqp"]["queue"]["name"], user_queue.as_str());
+    assert_eq!(
+        channel("userNotifications")["bindings"]["amqp"]["queue"]["name"],
+        user_queue.as_str()
+    );
     let bound = &channel("userNotifications")["bindings"]["amqp"]["x-bound-to"];
     assert_eq!(bound["exchange"], names.notify().as_str());
     assert_eq!(bound["exchangeType"], "direct");
-    assert_eq!(bound["routingKey"], names::user_key(&account, &user).as_str());
-    assert_eq!(channel("crmEvents")["address"], names::crm_key(&account, "{type}").as_str());
-    assert_eq!(channel("outbound")["address"], names::outbound_key(&account, &channel_id).as_str());
+    assert_eq!(
+        bound["routingKey"],
+        names::user_key(&account, &user).as_str()
+    );
+    assert_eq!(
+        channel("crmEvents")["address"],
+        names::crm_key(&account, "{type}").as_str()
+    );
+    assert_eq!(
+        channel("outbound")["address"],
+        names::outbound_key(&account, &channel_id).as_str()
+    );
     assert_eq!(channel("dead")["address"], names.dead().as_str());
-    assert_eq!(channel("dead")["bindings"]["amqp"]["queue"]["name"], names.dead().as_str());
-    assert_eq!(channel("suitcaseReply")["address"], Value::Null, "the reply address is the request's reply_to");
+    assert_eq!(
+        channel("dead")["bindings"]["amqp"]["queue"]["name"],
+        names.dead().as_str()
+    );
+    assert_eq!(
+        channel("suitcaseReply")["address"],
+        Value::Null,
+        "the reply address is the request's reply_to"
+    );
     // The prefix is said to be configurable wherever a prefixed name appears.
     let description = string(&doc["info"]["description"], "info.description");
     assert!(description.contains("SWITCHBOARD_PREFIX") && description.contains("--prefix"));
@@ -473,19 +667,35 @@ fn names_are_the_workers_with_the_default_prefix() {
 fn the_id_escaping_is_the_workers() {
     let doc = document();
     let description = string(&doc["info"]["description"], "info.description");
-    let parameter = string(&doc["components"]["parameters"]["accountId"]["description"], "accountId description");
+    let parameter = string(
+        &doc["components"]["parameters"]["accountId"]["description"],
+        "accountId description",
+    );
     for c in ['%', '.', '*', '#'] {
         let escaped = id_name_part(&c.to_string());
-        assert_ne!(escaped, c.to_string(), "the worker does not escape {c:?} any more");
-        for (what, text) in [("info.description", description), ("components.parameters.accountId", parameter)] {
+        assert_ne!(
+            escaped,
+            c.to_string(),
+            "the worker does not escape {c:?} any more"
+        );
+        for (what, text) in [
+            ("info.description", description),
+            ("components.parameters.accountId", parameter),
+        ] {
             assert!(
                 text.contains(&format!("`{c}`")) && text.contains(&format!("`{escaped}`")),
                 "{what} does not say that {c:?} becomes {escaped:?}"
             );
         }
     }
-    let example = Names::new(&default_prefix()).user_queue(&Id::parse("acme.ru").unwrap(), &Id::parse("u-anna").unwrap());
-    assert!(description.contains(&format!("`{example}`")), "info.description's example should be {example:?}");
+    let example = Names::new(&default_prefix()).user_queue(
+        &Id::parse("acme.ru").unwrap(),
+        &Id::parse("u-anna").unwrap(),
+    );
+    assert!(
+        description.contains(&format!("`{example}`")),
+        "info.description's example should be {example:?}"
+    );
 }
 
 fn id_name_part(raw: &str) -> String {
@@ -500,11 +710,23 @@ fn the_suitcase_reply_is_correlated() {
     assert_eq!(reply["address"]["location"], "$message.header#/reply_to");
     assert_eq!(reply["channel"]["$ref"], "#/channels/suitcaseReply");
     let messages = messages(&doc);
-    for (key, property) in [("suitcaseRequested", "reply_to"), ("suitcaseRequested", "correlation_id"), ("suitcaseReply", "correlation_id")] {
+    for (key, property) in [
+        ("suitcaseRequested", "reply_to"),
+        ("suitcaseRequested", "correlation_id"),
+        ("suitcaseReply", "correlation_id"),
+    ] {
         let message = &messages[key];
-        assert_eq!(message["correlationId"]["location"], "$message.header#/correlation_id", "{key}");
-        let required = message["headers"]["required"].as_array().unwrap_or_else(|| panic!("{key} has no required headers"));
-        assert!(required.contains(&json!(property)), "{key}: {property} is not a required header");
+        assert_eq!(
+            message["correlationId"]["location"], "$message.header#/correlation_id",
+            "{key}"
+        );
+        let required = message["headers"]["required"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key} has no required headers"));
+        assert!(
+            required.contains(&json!(property)),
+            "{key}: {property} is not a required header"
+        );
     }
 }
 
@@ -513,19 +735,35 @@ fn the_dead_letter_header_takes_every_reason() {
     let doc = document();
     let messages = messages(&doc);
     let headers = &messages["deadLetter"]["headers"];
-    let validator = jsonschema::draft7::new(headers).unwrap_or_else(|e| panic!("deadLetter.headers does not compile: {e}"));
-    let description = string(&headers["properties"]["x-switchboard-error"]["description"], "x-switchboard-error description");
+    let validator = jsonschema::draft7::new(headers)
+        .unwrap_or_else(|e| panic!("deadLetter.headers does not compile: {e}"));
+    let description = string(
+        &headers["properties"]["x-switchboard-error"]["description"],
+        "x-switchboard-error description",
+    );
     for rejection in every_rejection() {
         let instance = json!({ "x-switchboard-error": rejection.header(), "x-switchboard-routing-key": "acme" });
-        assert!(validator.is_valid(&instance), "deadLetter.headers refuses {:?}", rejection.header());
-        assert!(description.contains(&format!("`{}`", rejection.code())), "the header's description lacks {}", rejection.code());
+        assert!(
+            validator.is_valid(&instance),
+            "deadLetter.headers refuses {:?}",
+            rejection.header()
+        );
+        assert!(
+            description.contains(&format!("`{}`", rejection.code())),
+            "the header's description lacks {}",
+            rejection.code()
+        );
     }
     let bogus = json!({ "x-switchboard-error": "bogus: no such code", "x-switchboard-routing-key": "acme" });
-    assert!(!validator.is_valid(&bogus), "deadLetter.headers accepts any code");
+    assert!(
+        !validator.is_valid(&bogus),
+        "deadLetter.headers accepts any code"
+    );
     // Every inline header schema compiles.
     for (key, message) in &messages {
         if let Some(headers) = message.get("headers") {
-            jsonschema::draft7::new(headers).unwrap_or_else(|e| panic!("{key}.headers does not compile: {e}"));
+            jsonschema::draft7::new(headers)
+                .unwrap_or_else(|e| panic!("{key}.headers does not compile: {e}"));
         }
     }
 }

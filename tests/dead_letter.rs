@@ -32,8 +32,11 @@ const LIMIT: usize = 256 * 1024;
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Two eligible managers (m1 first in turn) and quality control.
-const STAFF: [(&str, &str, bool); 3] =
-    [("m1", "manager", true), ("m2", "manager", true), ("q", "quality_control", false)];
+const STAFF: [(&str, &str, bool); 3] = [
+    ("m1", "manager", true),
+    ("m2", "manager", true),
+    ("q", "quality_control", false),
+];
 
 struct Fixture {
     app: TestApp,
@@ -73,23 +76,41 @@ fn inbound_of_size(chat_id: &str, size: usize) -> Vec<u8> {
 /// Every key of the test's prefix with its value: the whole state of the worker.
 async fn state(app: &TestApp) -> BTreeMap<String, String> {
     let mut conn = app.redis.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> =
-        redis::cmd("KEYS").arg(format!("{}:*", app.prefix)).query_async(&mut conn).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", app.prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let mut out = BTreeMap::new();
     for key in keys {
-        let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut conn).await.unwrap();
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         let value = match kind.as_str() {
             "string" => {
-                let v: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.unwrap();
+                let v: Option<String> = redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
                 format!("{v:?}")
             }
             "hash" => {
-                let v: BTreeMap<String, String> =
-                    redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await.unwrap();
+                let v: BTreeMap<String, String> = redis::cmd("HGETALL")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
                 format!("{v:?}")
             }
             "set" => {
-                let v: BTreeSet<String> = redis::cmd("SMEMBERS").arg(&key).query_async(&mut conn).await.unwrap();
+                let v: BTreeSet<String> = redis::cmd("SMEMBERS")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
                 format!("{v:?}")
             }
             other => format!("<{other}>"),
@@ -103,7 +124,14 @@ async fn state(app: &TestApp) -> BTreeMap<String, String> {
 async fn queue_exists(app: &TestApp, queue: &str) -> bool {
     let probe = app.conn.create_channel().await.unwrap();
     let found = probe
-        .queue_declare(queue.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
         .await
         .is_ok();
     let _ = probe.close(200, "probe".into()).await;
@@ -122,17 +150,44 @@ fn describe(dead: &[Got]) -> Vec<String> {
 
 /// Publishes one bad input and checks the rule: exactly one dead letter, the
 /// same bytes, the expected code, and Redis untouched. Returns the header.
-async fn expect_dead(f: &Fixture, key: &str, body: &[u8], props: BasicProperties, code: &str) -> String {
+async fn expect_dead(
+    f: &Fixture,
+    key: &str,
+    body: &[u8],
+    props: BasicProperties,
+    code: &str,
+) -> String {
     let before = state(&f.app).await;
-    assert!(before.keys().any(|k| k.ends_with(":users")), "the account is set up: {before:?}");
+    assert!(
+        before.keys().any(|k| k.ends_with(":users")),
+        "the account is set up: {before:?}"
+    );
     f.app.publish_raw(key, body, props).await;
     let dead = f.app.dead(1).await;
-    assert_eq!(dead.len(), 1, "exactly one dead letter: {:?}", describe(&dead));
+    assert_eq!(
+        dead.len(),
+        1,
+        "exactly one dead letter: {:?}",
+        describe(&dead)
+    );
     let letter = &dead[0];
-    assert!(letter.body == body, "the dead letter's body differs from the published one: {:?}", describe(&dead));
-    let header = letter.header("x-switchboard-error").expect("the dead letter has x-switchboard-error");
-    assert!(header.starts_with(&format!("{code}:")), "expected code {code:?}, got {header:?}");
-    assert_eq!(state(&f.app).await, before, "the refused input changed the state in Redis");
+    assert!(
+        letter.body == body,
+        "the dead letter's body differs from the published one: {:?}",
+        describe(&dead)
+    );
+    let header = letter
+        .header("x-switchboard-error")
+        .expect("the dead letter has x-switchboard-error");
+    assert!(
+        header.starts_with(&format!("{code}:")),
+        "expected code {code:?}, got {header:?}"
+    );
+    assert_eq!(
+        state(&f.app).await,
+        before,
+        "the refused input changed the state in Redis"
+    );
     header
 }
 
@@ -158,12 +213,29 @@ async fn assert_new_client_went_to(f: &Fixture, chat_id: &str, manager: &str) {
     assert_eq!(kinds(&qc), ["chat.new"], "q: {qc:?}");
     assert_eq!(qc[0]["chatId"], chat_id, "{qc:?}");
     let crm: Vec<&Value> = crm.iter().map(|m| &m.json).collect();
-    let types: BTreeSet<&str> = crm.iter().map(|m| m["type"].as_str().unwrap_or("?")).collect();
-    assert_eq!((crm.len(), types), (2, BTreeSet::from(["contact.created", "deal.created"])), "{crm:?}");
-    assert!(crm.iter().all(|m| m["responsibleUserId"] == manager), "{crm:?}");
+    let types: BTreeSet<&str> = crm
+        .iter()
+        .map(|m| m["type"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        (crm.len(), types),
+        (2, BTreeSet::from(["contact.created", "deal.created"])),
+        "{crm:?}"
+    );
+    assert!(
+        crm.iter().all(|m| m["responsibleUserId"] == manager),
+        "{crm:?}"
+    );
     let contact = crm.iter().find(|m| m["type"] == "contact.created").unwrap();
-    assert_eq!(contact["contactData"], json!([{ "chatType": "whatsapp", "chatId": chat_id }]));
-    assert!(sent.is_empty(), "nothing was to be sent: {:?}", sent.iter().map(|m| &m.json).collect::<Vec<_>>());
+    assert_eq!(
+        contact["contactData"],
+        json!([{ "chatType": "whatsapp", "chatId": chat_id }])
+    );
+    assert!(
+        sent.is_empty(),
+        "nothing was to be sent: {:?}",
+        sent.iter().map(|m| &m.json).collect::<Vec<_>>()
+    );
 }
 
 /// The worker keeps going and the bad input took no turn: a new client now goes to `manager`.
@@ -172,10 +244,15 @@ async fn expect_next_client(f: &Fixture, chat_id: &str, manager: &str) {
     // be longer than that in UTF-8: then the gateway has to shorten the key.
     let mut key = chat_key(chat_id);
     if key.len() > 255 {
-        key = chat_key(&format!("{:x}", uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, chat_id.as_bytes()).simple()));
+        key = chat_key(&format!(
+            "{:x}",
+            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, chat_id.as_bytes()).simple()
+        ));
     }
     let body = inbound(ACC, chat_id, "hello after the bad one");
-    f.app.publish_raw(&key, &bytes(&body), BasicProperties::default()).await;
+    f.app
+        .publish_raw(&key, &bytes(&body), BasicProperties::default())
+        .await;
     assert_new_client_went_to(f, chat_id, manager).await;
 }
 
@@ -187,7 +264,14 @@ async fn not_json_is_dead_lettered() {
     let f = fixture(1).await;
     // Not JSON, and not even UTF-8: the dead letter must still be byte-identical.
     let body = b"{\"type\": \"message.inbound\", \"eventId\": \xff\xfe oops";
-    expect_dead(&f, &chat_key("c-bad"), body, BasicProperties::default(), "not_json").await;
+    expect_dead(
+        &f,
+        &chat_key("c-bad"),
+        body,
+        BasicProperties::default(),
+        "not_json",
+    )
+    .await;
     expect_next_client(&f, "c-next", "m1").await;
     f.app.cleanup().await;
 }
@@ -196,7 +280,14 @@ async fn not_json_is_dead_lettered() {
 async fn json_that_is_not_an_object_is_dead_lettered() {
     let f = fixture(1).await;
     // Valid JSON, but no event: there is no `type` to read (the worker says invalid_field).
-    expect_dead(&f, ACC, b"[1,2]", BasicProperties::default(), "invalid_field").await;
+    expect_dead(
+        &f,
+        ACC,
+        b"[1,2]",
+        BasicProperties::default(),
+        "invalid_field",
+    )
+    .await;
     expect_next_client(&f, "c-next", "m1").await;
     f.app.cleanup().await;
 }
@@ -232,7 +323,10 @@ async fn missing_chat_id_is_dead_lettered() {
     let mut body = inbound(ACC, "c-bad", "hi");
     body.as_object_mut().unwrap().remove("chatId");
     let header = expect_dead_json(&f, &chat_key("c-bad"), &body, "invalid_field").await;
-    assert!(header.contains("chatId"), "the header names the field: {header}");
+    assert!(
+        header.contains("chatId"),
+        "the header names the field: {header}"
+    );
     expect_next_client(&f, "c-next", "m1").await;
     f.app.cleanup().await;
 }
@@ -295,18 +389,38 @@ async fn occurred_at_not_rfc3339_is_dead_lettered() {
 async fn body_over_256_kib_is_dead_lettered_and_one_at_the_limit_is_accepted() {
     let f = fixture(1).await;
     let over = inbound_of_size("c-big", LIMIT + 1);
-    expect_dead(&f, &chat_key("c-big"), &over, BasicProperties::default(), "too_large").await;
+    expect_dead(
+        &f,
+        &chat_key("c-big"),
+        &over,
+        BasicProperties::default(),
+        "too_large",
+    )
+    .await;
 
     // Exactly 256 KiB is not over the limit: accepted, and it gets m1's turn,
     // which the refused one did not take.
     let at_limit = inbound_of_size("c-limit", LIMIT);
-    f.app.publish_raw(&chat_key("c-limit"), &at_limit, BasicProperties::default()).await;
+    f.app
+        .publish_raw(&chat_key("c-limit"), &at_limit, BasicProperties::default())
+        .await;
     let got = f.app.notes(ACC, "m1", 1).await;
     assert_eq!(kinds(&got), ["chat.new"]);
     assert_eq!(got[0]["chatId"], "c-limit");
-    let text_len = serde_json::from_slice::<Value>(&at_limit).unwrap()["text"].as_str().unwrap().len();
-    assert_eq!(got[0]["text"].as_str().map(str::len), Some(text_len), "the whole text arrived");
-    let (m2, qc, crm) = tokio::join!(f.app.notes(ACC, "m2", 0), f.app.notes(ACC, "q", 1), f.app.take(&f.crm, 2, WAIT));
+    let text_len = serde_json::from_slice::<Value>(&at_limit).unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .len();
+    assert_eq!(
+        got[0]["text"].as_str().map(str::len),
+        Some(text_len),
+        "the whole text arrived"
+    );
+    let (m2, qc, crm) = tokio::join!(
+        f.app.notes(ACC, "m2", 0),
+        f.app.notes(ACC, "q", 1),
+        f.app.take(&f.crm, 2, WAIT)
+    );
     assert!(m2.is_empty(), "{m2:?}");
     assert_eq!(kinds(&qc), ["chat.new"]);
     assert_eq!(qc[0]["chatId"], "c-limit");
@@ -346,8 +460,15 @@ async fn expect_reply_sent(f: &Fixture) {
     let sent = f.app.take(&f.outbound, 1, WAIT).await;
     let sent: Vec<&Value> = sent.iter().map(|m| &m.json).collect();
     assert_eq!(sent.len(), 1, "{sent:?}");
-    assert_eq!((&sent[0]["type"], &sent[0]["messageId"]), (&json!("message.send"), &good["messageId"]));
-    let (m1, m2, qc) = tokio::join!(f.app.notes(ACC, "m1", 0), f.app.notes(ACC, "m2", 0), f.app.notes(ACC, "q", 1));
+    assert_eq!(
+        (&sent[0]["type"], &sent[0]["messageId"]),
+        (&json!("message.send"), &good["messageId"])
+    );
+    let (m1, m2, qc) = tokio::join!(
+        f.app.notes(ACC, "m1", 0),
+        f.app.notes(ACC, "m2", 0),
+        f.app.notes(ACC, "q", 1)
+    );
     assert!(m1.is_empty() && m2.is_empty(), "{m1:?} {m2:?}");
     assert_eq!(kinds(&qc), ["chat.message"], "{qc:?}");
     assert_eq!(qc[0]["messageId"], good["messageId"]);
@@ -360,7 +481,10 @@ async fn outbound_from_an_unknown_user_is_dead_lettered() {
     let bad = outbound(ACC, "c-1", "ghost", "let me in");
     let header = expect_dead_json(&f, &chat_key("c-1"), &bad, "unknown_user").await;
     assert!(header.contains("ghost"), "{header}");
-    assert!(!queue_exists(&f.app, &f.app.user_queue(ACC, "ghost")).await, "no queue for an unknown user");
+    assert!(
+        !queue_exists(&f.app, &f.app.user_queue(ACC, "ghost")).await,
+        "no queue for an unknown user"
+    );
     expect_reply_sent(&f).await;
     expect_next_client(&f, "c-next", "m2").await;
     f.app.cleanup().await;
@@ -396,11 +520,17 @@ async fn users_upserted_with_an_unknown_channel_is_refused_whole() {
     let header = expect_dead_json(&f, ACC, &body, "unknown_channel").await;
     assert!(header.contains("ghost-channel"), "{header}");
     for user in ["a0", "a1"] {
-        assert!(!queue_exists(&f.app, &f.app.user_queue(ACC, user)).await, "queue of {user} was declared");
+        assert!(
+            !queue_exists(&f.app, &f.app.user_queue(ACC, user)).await,
+            "queue of {user} was declared"
+        );
     }
     expect_next_client(&f, "c-next", "m1").await;
     for user in ["a0", "a1"] {
-        assert!(!queue_exists(&f.app, &f.app.user_queue(ACC, user)).await, "queue of {user} was declared");
+        assert!(
+            !queue_exists(&f.app, &f.app.user_queue(ACC, user)).await,
+            "queue of {user} was declared"
+        );
     }
     f.app.cleanup().await;
 }
@@ -475,20 +605,38 @@ async fn settings_with_an_unknown_stage_are_dead_lettered() {
 }
 
 fn suitcase(chat_id: &str) -> Value {
-    event("suitcase.requested", ACC, json!({ "userId": "m1", "chatType": "whatsapp", "chatId": chat_id }))
+    event(
+        "suitcase.requested",
+        ACC,
+        json!({ "userId": "m1", "chatType": "whatsapp", "chatId": chat_id }),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suitcase_without_reply_to_is_dead_lettered() {
     let f = fixture(1).await;
     let props = BasicProperties::default().with_correlation_id(ShortString::from("corr-1"));
-    expect_dead(&f, &chat_key("c-none"), &bytes(&suitcase("c-none")), props, "invalid").await;
+    expect_dead(
+        &f,
+        &chat_key("c-none"),
+        &bytes(&suitcase("c-none")),
+        props,
+        "invalid",
+    )
+    .await;
 
     // The same request with somewhere to answer is answered.
     let reply = f
         .app
         .channel
-        .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
         .await
         .unwrap()
         .name()
@@ -496,12 +644,25 @@ async fn suitcase_without_reply_to_is_dead_lettered() {
     let props = BasicProperties::default()
         .with_correlation_id(ShortString::from("corr-2"))
         .with_reply_to(ShortString::from(reply.as_str()));
-    f.app.publish_raw(&chat_key("c-none"), &bytes(&suitcase("c-none")), props).await;
+    f.app
+        .publish_raw(&chat_key("c-none"), &bytes(&suitcase("c-none")), props)
+        .await;
     let answers = f.app.take(&reply, 1, WAIT).await;
     assert_eq!(answers.len(), 1);
     assert_eq!(answers[0].json, json!({ "error": "unknown_chat" }));
-    assert_eq!(answers[0].properties.correlation_id().as_ref().map(|c| c.to_string()), Some("corr-2".to_owned()));
-    let _ = f.app.channel.queue_delete(reply.as_str().into(), QueueDeleteOptions::default()).await;
+    assert_eq!(
+        answers[0]
+            .properties
+            .correlation_id()
+            .as_ref()
+            .map(|c| c.to_string()),
+        Some("corr-2".to_owned())
+    );
+    let _ = f
+        .app
+        .channel
+        .queue_delete(reply.as_str().into(), QueueDeleteOptions::default())
+        .await;
 
     expect_next_client(&f, "c-next", "m1").await;
     f.app.cleanup().await;
@@ -520,8 +681,18 @@ async fn a_burst_of_bad_and_good_inputs_over_two_workers() {
         let key = chat_key(&chat);
         let plain = BasicProperties::default;
         match i % 10 {
-            0 => (key, format!("not json {i} {{").into_bytes(), plain(), "not_json"),
-            1 => (ACC.to_owned(), format!("[{i}, 2]").into_bytes(), plain(), "invalid_field"),
+            0 => (
+                key,
+                format!("not json {i} {{").into_bytes(),
+                plain(),
+                "not_json",
+            ),
+            1 => (
+                ACC.to_owned(),
+                format!("[{i}, 2]").into_bytes(),
+                plain(),
+                "invalid_field",
+            ),
             2 => {
                 let mut b = inbound(ACC, &chat, "hi");
                 b["type"] = json!("message.deleted");
@@ -538,7 +709,12 @@ async fn a_burst_of_bad_and_good_inputs_over_two_workers() {
                 (key, bytes(&b), plain(), "unknown_channel")
             }
             5 => (key, inbound_of_size(&chat, LIMIT + 1), plain(), "too_large"),
-            6 => (key, bytes(&outbound(ACC, &chat, "ghost", "hi")), plain(), "unknown_user"),
+            6 => (
+                key,
+                bytes(&outbound(ACC, &chat, "ghost", "hi")),
+                plain(),
+                "unknown_user",
+            ),
             7 => {
                 let b = event(
                     "users.upserted",
@@ -549,7 +725,12 @@ async fn a_burst_of_bad_and_good_inputs_over_two_workers() {
                 );
                 (ACC.to_owned(), bytes(&b), plain(), "unknown_channel")
             }
-            8 => (ACC.to_owned(), bytes(&settings("p", "ghost-stage")), plain(), "invalid"),
+            8 => (
+                ACC.to_owned(),
+                bytes(&settings("p", "ghost-stage")),
+                plain(),
+                "invalid",
+            ),
             _ => (key, bytes(&suitcase(&chat)), corr(), "invalid"),
         }
     };
@@ -566,7 +747,10 @@ async fn a_burst_of_bad_and_good_inputs_over_two_workers() {
         } else {
             let (key, body, props, code) = bad(b);
             f.app.publish_raw(&key, &body, props).await;
-            assert!(expected.insert(body, code).is_none(), "bad bodies are distinct");
+            assert!(
+                expected.insert(body, code).is_none(),
+                "bad bodies are distinct"
+            );
             b += 1;
         }
     }
@@ -575,9 +759,17 @@ async fn a_burst_of_bad_and_good_inputs_over_two_workers() {
     let dead = f.app.dead(20).await;
     assert_eq!(dead.len(), 20, "{:?}", describe(&dead));
     for letter in &dead {
-        let code = expected.remove(&letter.body).unwrap_or_else(|| panic!("unexpected dead letter {:?}", describe(std::slice::from_ref(letter))));
+        let code = expected.remove(&letter.body).unwrap_or_else(|| {
+            panic!(
+                "unexpected dead letter {:?}",
+                describe(std::slice::from_ref(letter))
+            )
+        });
         let header = letter.header("x-switchboard-error").unwrap_or_default();
-        assert!(header.starts_with(&format!("{code}:")), "expected {code}, got {header:?}");
+        assert!(
+            header.starts_with(&format!("{code}:")),
+            "expected {code}, got {header:?}"
+        );
     }
     assert!(expected.is_empty());
 
@@ -589,15 +781,39 @@ async fn a_burst_of_bad_and_good_inputs_over_two_workers() {
         f.app.take(&f.crm, 20, WAIT),
         f.app.take(&f.outbound, 0, WAIT),
     );
-    assert!(m1.iter().chain(&m2).chain(&qc).all(|n| n["type"] == "chat.new"), "{m1:?} {m2:?} {qc:?}");
-    assert_eq!((m1.len(), m2.len()), (5, 5), "round robin stays even: {m1:?} {m2:?}");
-    let chats = |notes: &[Value]| notes.iter().map(|n| n["chatId"].as_str().unwrap().to_owned()).collect::<BTreeSet<_>>();
+    assert!(
+        m1.iter()
+            .chain(&m2)
+            .chain(&qc)
+            .all(|n| n["type"] == "chat.new"),
+        "{m1:?} {m2:?} {qc:?}"
+    );
+    assert_eq!(
+        (m1.len(), m2.len()),
+        (5, 5),
+        "round robin stays even: {m1:?} {m2:?}"
+    );
+    let chats = |notes: &[Value]| {
+        notes
+            .iter()
+            .map(|n| n["chatId"].as_str().unwrap().to_owned())
+            .collect::<BTreeSet<_>>()
+    };
     let all: BTreeSet<String> = good.iter().cloned().collect();
-    assert_eq!(chats(&m1).union(&chats(&m2)).cloned().collect::<BTreeSet<_>>(), all);
+    assert_eq!(
+        chats(&m1)
+            .union(&chats(&m2))
+            .cloned()
+            .collect::<BTreeSet<_>>(),
+        all
+    );
     assert_eq!(chats(&qc), all);
     assert_eq!(qc.len(), 10);
     let count = |t: &str| crm.iter().filter(|m| m.json["type"] == t).count();
-    assert_eq!((crm.len(), count("contact.created"), count("deal.created")), (20, 10, 10));
+    assert_eq!(
+        (crm.len(), count("contact.created"), count("deal.created")),
+        (20, 10, 10)
+    );
     assert!(sent.is_empty());
     assert!(!queue_exists(&f.app, &f.app.user_queue(ACC, "a0")).await);
     f.app.cleanup().await;

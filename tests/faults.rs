@@ -16,9 +16,10 @@ async fn survive(app: &mut TestApp, proxy: &Proxy, n: usize, outage: Duration) {
     let crm = app.bind_crm().await;
     let send = |range: std::ops::Range<usize>| {
         let app = &*app;
-        futures_util::future::join_all(
-            range.map(move |i| async move { app.publish_chat(&inbound("acc", &format!("client-{i}"), "hello")).await }),
-        )
+        futures_util::future::join_all(range.map(move |i| async move {
+            app.publish_chat(&inbound("acc", &format!("client-{i}"), "hello"))
+                .await
+        }))
     };
     let (_, cut) = tokio::join!(send(0..n / 2), async {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -34,13 +35,26 @@ async fn survive(app: &mut TestApp, proxy: &Proxy, n: usize, outage: Duration) {
         .iter()
         .filter(|m| m.json["type"] == "contact.created")
         .fold(BTreeMap::new(), |mut by_chat, m| {
-            let chat = m.json["contactData"][0]["chatId"].as_str().unwrap().to_owned();
-            by_chat.entry(chat).or_default().insert(m.json["contactId"].to_string());
+            let chat = m.json["contactData"][0]["chatId"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            by_chat
+                .entry(chat)
+                .or_default()
+                .insert(m.json["contactId"].to_string());
             by_chat
         });
     assert_eq!(contacts.len(), n, "every client has a contact");
-    assert!(contacts.values().all(|ids| ids.len() == 1), "no client got two contacts");
-    let deals: BTreeSet<_> = crm.iter().filter(|m| m.json["type"] == "deal.created").map(|m| m.json["dealId"].to_string()).collect();
+    assert!(
+        contacts.values().all(|ids| ids.len() == 1),
+        "no client got two contacts"
+    );
+    let deals: BTreeSet<_> = crm
+        .iter()
+        .filter(|m| m.json["type"] == "deal.created")
+        .map(|m| m.json["dealId"].to_string())
+        .collect();
     assert_eq!(deals.len(), n, "one deal per client");
 
     let mut per_manager = Vec::new();
@@ -48,12 +62,19 @@ async fn survive(app: &mut TestApp, proxy: &Proxy, n: usize, outage: Duration) {
     for m in ["m1", "m2"] {
         let notes = app.notes("acc", m, n / 2).await;
         // A repeat after a fault carries the same notificationId; count causes, not copies.
-        let distinct: BTreeSet<_> = notes.iter().map(|n| n["notificationId"].to_string()).collect();
+        let distinct: BTreeSet<_> = notes
+            .iter()
+            .map(|n| n["notificationId"].to_string())
+            .collect();
         chats.extend(notes.iter().map(|n| n["chatId"].to_string()));
         per_manager.push(distinct.len());
     }
     assert_eq!(chats.len(), n, "every client reached a manager");
-    assert_eq!(per_manager, vec![n / 2, n / 2], "the round robin stayed even");
+    assert_eq!(
+        per_manager,
+        vec![n / 2, n / 2],
+        "the round robin stayed even"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -62,7 +83,13 @@ async fn a_redis_outage_is_waited_out_without_loss_or_doubles() {
     let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let redis_url = format!("redis://{}/0", proxy.addr);
     let mut app = TestApp::spawn_with(2, &prefix, |c| c.redis_url = redis_url.clone()).await;
-    setup_account(&app, "acc", &[("m1", "manager", true), ("m2", "manager", true)], Some("round_robin")).await;
+    setup_account(
+        &app,
+        "acc",
+        &[("m1", "manager", true), ("m2", "manager", true)],
+        Some("round_robin"),
+    )
+    .await;
     survive(&mut app, &proxy, 20, Duration::from_secs(2)).await;
     app.cleanup().await;
 }
@@ -73,7 +100,13 @@ async fn a_broker_outage_is_waited_out_without_loss_or_doubles() {
     let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let amqp_url = format!("amqp://guest:guest@{}/%2f", proxy.addr);
     let mut app = TestApp::spawn_with(2, &prefix, |c| c.amqp_url = amqp_url.clone()).await;
-    setup_account(&app, "acc", &[("m1", "manager", true), ("m2", "manager", true)], Some("round_robin")).await;
+    setup_account(
+        &app,
+        "acc",
+        &[("m1", "manager", true), ("m2", "manager", true)],
+        Some("round_robin"),
+    )
+    .await;
     survive(&mut app, &proxy, 20, Duration::from_secs(2)).await;
     app.cleanup().await;
 }

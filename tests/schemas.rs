@@ -14,7 +14,8 @@ use switchboard::events::{self, EVENT_TYPES};
 use switchboard::ids::Id;
 use switchboard::model::ChatType;
 use switchboard::output::{
-    CrmEvent, MessageSend, Notification, NotificationType, RejectReason, SuitcaseDeal, SuitcaseError, SuitcaseReply,
+    CrmEvent, MessageSend, Notification, NotificationType, RejectReason, SuitcaseDeal,
+    SuitcaseError, SuitcaseReply,
 };
 use switchboard::schemas::{self, CRM_UNION, INBOUND_UNION};
 
@@ -29,9 +30,16 @@ fn schemas_dir() -> PathBuf {
 
 /// `*.json` files under `schemas/{sub}`, as paths relative to `root`.
 fn json_files(root: &Path, sub: &str) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(root.join(sub)) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(root.join(sub)) else {
+        return Vec::new();
+    };
     let mut files: Vec<String> = entries
-        .map(|e| e.expect("readable dir entry").file_name().into_string().expect("UTF-8 file name"))
+        .map(|e| {
+            e.expect("readable dir entry")
+                .file_name()
+                .into_string()
+                .expect("UTF-8 file name")
+        })
         .filter(|name| name.ends_with(".json"))
         .map(|name| format!("{sub}/{name}"))
         .collect();
@@ -54,8 +62,10 @@ fn examples() -> BTreeMap<String, Value> {
         .iter()
         .flat_map(|sub| json_files(&root, sub))
         .map(|file| {
-            let text = std::fs::read_to_string(root.join(&file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-            let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("examples/{file} is not JSON: {e}"));
+            let text =
+                std::fs::read_to_string(root.join(&file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("examples/{file} is not JSON: {e}"));
             (file, value)
         })
         .collect()
@@ -69,7 +79,10 @@ fn validator(file: &str, schema: &Value) -> Validator {
 }
 
 fn errors(validator: &Validator, instance: &Value) -> Vec<String> {
-    validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
 }
 
 /// The member files of a union schema (`inbound/event.json`, `out/crm-event.json`).
@@ -80,8 +93,13 @@ fn members(union_file: &str, union: &Value) -> Vec<String> {
         .expect("a union has oneOf")
         .iter()
         .map(|variant| {
-            let name = variant["$ref"].as_str().and_then(|r| r.strip_prefix("#/$defs/")).expect("a $defs ref");
-            let title = union["$defs"][name]["title"].as_str().expect("a titled variant");
+            let name = variant["$ref"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("#/$defs/"))
+                .expect("a $defs ref");
+            let title = union["$defs"][name]["title"]
+                .as_str()
+                .expect("a titled variant");
             format!("{folder}/{title}.json")
         })
         .collect()
@@ -96,18 +114,31 @@ fn through_rust(file: &str, value: &Value) -> Result<Value, String> {
     fn from<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, String> {
         serde_json::from_value(value.clone()).map_err(|e| e.to_string())
     }
-    if let Some(kind) = file.strip_prefix("inbound/").and_then(|f| f.strip_suffix(".json")) {
+    if let Some(kind) = file
+        .strip_prefix("inbound/")
+        .and_then(|f| f.strip_suffix(".json"))
+    {
         let event = events::parse(value.to_string().as_bytes()).map_err(|e| e.header())?;
-        assert_eq!(event.type_name(), kind, "examples/{file} parses as another event type");
+        assert_eq!(
+            event.type_name(),
+            kind,
+            "examples/{file} parses as another event type"
+        );
         return Ok(back(&event));
     }
     match file {
         "out/notification.json" => from::<Notification>(value).map(|n| back(&n)),
         "out/message.send.json" => from::<MessageSend>(value).map(|m| back(&m)),
         "out/suitcase.reply.json" => from::<SuitcaseReply>(value).map(|r| back(&r)),
-        "out/contact.created.json" | "out/deal.created.json" | "out/contact.responsibleChanged.json" => {
+        "out/contact.created.json"
+        | "out/deal.created.json"
+        | "out/contact.responsibleChanged.json" => {
             let event = from::<CrmEvent>(value)?;
-            assert_eq!(format!("out/{}.json", event.type_name()), file, "examples/{file} parses as another type");
+            assert_eq!(
+                format!("out/{}.json", event.type_name()),
+                file,
+                "examples/{file} parses as another type"
+            );
             Ok(back(&event))
         }
         _ => panic!("tests/schemas.rs knows no Rust type for {file}: add it to through_rust"),
@@ -120,8 +151,14 @@ fn through_rust(file: &str, value: &Value) -> Result<Value, String> {
 fn committed_schemas_are_the_generated_ones() {
     let dir = schemas_dir();
     let generated = generated();
-    let committed: Vec<String> = GENERATED_DIRS.iter().flat_map(|sub| json_files(&dir, sub)).collect();
-    let stale: Vec<&String> = committed.iter().filter(|f| !generated.contains_key(f.as_str())).collect();
+    let committed: Vec<String> = GENERATED_DIRS
+        .iter()
+        .flat_map(|sub| json_files(&dir, sub))
+        .collect();
+    let stale: Vec<&String> = committed
+        .iter()
+        .filter(|f| !generated.contains_key(f.as_str()))
+        .collect();
     if std::env::var("SWITCHBOARD_BLESS").as_deref() == Ok("1") {
         schemas::write_all(&dir).expect("schemas written");
         for file in stale {
@@ -137,8 +174,16 @@ fn committed_schemas_are_the_generated_ones() {
             Err(e) => problems.push(format!("schemas/{file}: {e}")),
         }
     }
-    problems.extend(stale.iter().map(|f| format!("schemas/{f} is not generated any more")));
-    assert!(problems.is_empty(), "{}\nRegenerate with: {BLESS}", problems.join("\n"));
+    problems.extend(
+        stale
+            .iter()
+            .map(|f| format!("schemas/{f} is not generated any more")),
+    );
+    assert!(
+        problems.is_empty(),
+        "{}\nRegenerate with: {BLESS}",
+        problems.join("\n")
+    );
 }
 
 /// (b) Every schema is a valid draft 2020-12 document with an `$id`, a title
@@ -148,9 +193,15 @@ fn schemas_are_valid_draft_2020_12() {
     for (file, schema) in generated() {
         assert_eq!(schema["$schema"], schemas::DRAFT, "{file}");
         assert_eq!(schema["$id"], schemas::id_of(file), "{file}");
-        assert!(schema["title"].is_string() && schema["description"].is_string(), "{file}");
+        assert!(
+            schema["title"].is_string() && schema["description"].is_string(),
+            "{file}"
+        );
         if let Err(e) = jsonschema::draft202012::meta::validate(&schema) {
-            panic!("{file} is not a valid draft 2020-12 schema: {e} at {}", e.instance_path());
+            panic!(
+                "{file} is not a valid draft 2020-12 schema: {e} at {}",
+                e.instance_path()
+            );
         }
         validator(file, &schema);
     }
@@ -163,25 +214,41 @@ fn every_example_validates() {
     let generated = generated();
     let examples = examples();
     for file in examples.keys() {
-        assert!(generated.contains_key(file.as_str()), "examples/{file} illustrates no schema");
+        assert!(
+            generated.contains_key(file.as_str()),
+            "examples/{file} illustrates no schema"
+        );
     }
     for union in [INBOUND_UNION, CRM_UNION] {
-        assert!(!examples.contains_key(union), "examples/{union}: a union is checked with its members' examples");
+        assert!(
+            !examples.contains_key(union),
+            "examples/{union}: a union is checked with its members' examples"
+        );
     }
     for (file, schema) in &generated {
         if [INBOUND_UNION, CRM_UNION].contains(file) {
             continue;
         }
-        let example = examples.get(*file).unwrap_or_else(|| panic!("schemas/examples/{file} is missing"));
+        let example = examples
+            .get(*file)
+            .unwrap_or_else(|| panic!("schemas/examples/{file} is missing"));
         let problems = errors(&validator(file, schema), example);
-        assert!(problems.is_empty(), "examples/{file} does not match its schema:\n{}", problems.join("\n"));
+        assert!(
+            problems.is_empty(),
+            "examples/{file} does not match its schema:\n{}",
+            problems.join("\n")
+        );
     }
     for union in [INBOUND_UNION, CRM_UNION] {
         let check = validator(union, &generated[union]);
         for member in members(union, &generated[union]) {
             let example = &examples[&member];
             let problems = errors(&check, example);
-            assert!(problems.is_empty(), "examples/{member} does not match {union}:\n{}", problems.join("\n"));
+            assert!(
+                problems.is_empty(),
+                "examples/{member} does not match {union}:\n{}",
+                problems.join("\n")
+            );
         }
     }
 }
@@ -191,8 +258,12 @@ fn every_example_validates() {
 #[test]
 fn every_example_parses_into_the_rust_type() {
     for (file, example) in examples() {
-        let back = through_rust(&file, &example).unwrap_or_else(|e| panic!("examples/{file} is refused: {e}"));
-        assert_eq!(back, example, "examples/{file} does not survive a round trip through the Rust type");
+        let back = through_rust(&file, &example)
+            .unwrap_or_else(|e| panic!("examples/{file} is refused: {e}"));
+        assert_eq!(
+            back, example,
+            "examples/{file} does not survive a round trip through the Rust type"
+        );
     }
 }
 
@@ -221,10 +292,14 @@ fn mutations(value: &Value) -> Vec<(String, Value)> {
                 }
             }
             Value::String(_) => {
-                for (what, bad) in
-                    [("empty", String::new()), ("129 chars", "x".repeat(129)), ("a control char", "a\u{1}b".into())]
-                {
-                    edit(format!("{path} {what}"), &|v| *v = Value::String(bad.clone()));
+                for (what, bad) in [
+                    ("empty", String::new()),
+                    ("129 chars", "x".repeat(129)),
+                    ("a control char", "a\u{1}b".into()),
+                ] {
+                    edit(format!("{path} {what}"), &|v| {
+                        *v = Value::String(bad.clone())
+                    });
                 }
             }
             _ => {}
@@ -243,11 +318,17 @@ fn schema_and_rust_agree_on_broken_examples() {
     let generated = generated();
     for (file, example) in examples() {
         let check = validator(&file, &generated[file.as_str()]);
-        let required = generated[file.as_str()]["required"].as_array().cloned().unwrap_or_default();
+        let required = generated[file.as_str()]["required"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for field in required.iter().filter_map(Value::as_str) {
             let mut broken = example.clone();
             broken.as_object_mut().expect("an object").remove(field);
-            assert!(!check.is_valid(&broken), "examples/{file} without {field} passes its schema");
+            assert!(
+                !check.is_valid(&broken),
+                "examples/{file} without {field} passes its schema"
+            );
         }
         for (what, broken) in mutations(&example) {
             let schema_ok = check.is_valid(&broken);
@@ -273,18 +354,34 @@ fn schema_and_rust_agree_on_broken_examples() {
 fn an_unknown_type_fails_schema_and_parse() {
     let generated = generated();
     let union = validator(INBOUND_UNION, &generated[INBOUND_UNION]);
-    for (file, example) in examples().into_iter().filter(|(f, _)| f.starts_with("inbound/")) {
+    for (file, example) in examples()
+        .into_iter()
+        .filter(|(f, _)| f.starts_with("inbound/"))
+    {
         let mut unknown = example.clone();
         unknown["type"] = json!("deal.deleted");
-        assert!(!union.is_valid(&unknown), "{INBOUND_UNION} accepts examples/{file} with type deal.deleted");
-        assert!(!validator(&file, &generated[file.as_str()]).is_valid(&unknown), "{file} accepts type deal.deleted");
-        let err = events::parse(unknown.to_string().as_bytes()).expect_err("parse accepts an unknown type");
+        assert!(
+            !union.is_valid(&unknown),
+            "{INBOUND_UNION} accepts examples/{file} with type deal.deleted"
+        );
+        assert!(
+            !validator(&file, &generated[file.as_str()]).is_valid(&unknown),
+            "{file} accepts type deal.deleted"
+        );
+        let err = events::parse(unknown.to_string().as_bytes())
+            .expect_err("parse accepts an unknown type");
         assert_eq!(err.code(), "unknown_type", "{file}: {err}");
         // The right shape under another event's type is refused too.
-        let other = EVENT_TYPES.iter().find(|t| format!("inbound/{t}.json") != file).expect("another type");
+        let other = EVENT_TYPES
+            .iter()
+            .find(|t| format!("inbound/{t}.json") != file)
+            .expect("another type");
         let mut mislabelled = example.clone();
         mislabelled["type"] = json!(other);
-        assert!(!validator(&file, &generated[file.as_str()]).is_valid(&mislabelled), "{file} accepts type {other}");
+        assert!(
+            !validator(&file, &generated[file.as_str()]).is_valid(&mislabelled),
+            "{file} accepts type {other}"
+        );
     }
 }
 
@@ -296,15 +393,26 @@ fn every_event_type_has_a_schema_and_an_example() {
     let examples = examples();
     for kind in EVENT_TYPES {
         let file = format!("inbound/{kind}.json");
-        let schema = generated.get(file.as_str()).unwrap_or_else(|| panic!("no schema {file}: see src/schemas.rs"));
+        let schema = generated
+            .get(file.as_str())
+            .unwrap_or_else(|| panic!("no schema {file}: see src/schemas.rs"));
         assert_eq!(schema["title"], kind, "{file}");
         assert_eq!(schema["properties"]["type"]["const"], kind, "{file}");
         assert_eq!(schema["required"][0], "type", "{file}");
-        assert!(examples.contains_key(&file), "no example schemas/examples/{file}");
+        assert!(
+            examples.contains_key(&file),
+            "no example schemas/examples/{file}"
+        );
     }
     let inbound = members(INBOUND_UNION, &generated[INBOUND_UNION]);
-    let expected: Vec<String> = EVENT_TYPES.iter().map(|t| format!("inbound/{t}.json")).collect();
-    assert_eq!(inbound, expected, "{INBOUND_UNION} and EVENT_TYPES disagree");
+    let expected: Vec<String> = EVENT_TYPES
+        .iter()
+        .map(|t| format!("inbound/{t}.json"))
+        .collect();
+    assert_eq!(
+        inbound, expected,
+        "{INBOUND_UNION} and EVENT_TYPES disagree"
+    );
 }
 
 fn id(raw: &str) -> Id {
@@ -334,14 +442,24 @@ fn worker_output_with_absent_parts_validates() {
         occurred_at: Clone::clone(&occurred_at),
     };
     let notifications = validator("out/notification.json", &generated["out/notification.json"]);
-    let valid = |n: &Notification| notifications.is_valid(&serde_json::to_value(n).expect("serializes"));
+    let valid =
+        |n: &Notification| notifications.is_valid(&serde_json::to_value(n).expect("serializes"));
     assert!(valid(&note(NotificationType::ChatWithdrawn, None)));
-    assert!(valid(&note(NotificationType::MessageRejected, Some(RejectReason::ClaimedByOther))));
+    assert!(valid(&note(
+        NotificationType::MessageRejected,
+        Some(RejectReason::ClaimedByOther)
+    )));
     // The contract ties `reason` to `message.rejected`.
     assert!(!valid(&note(NotificationType::MessageRejected, None)));
-    assert!(!valid(&note(NotificationType::ChatNew, Some(RejectReason::ReadOnly))));
+    assert!(!valid(&note(
+        NotificationType::ChatNew,
+        Some(RejectReason::ReadOnly)
+    )));
 
-    let replies = validator("out/suitcase.reply.json", &generated["out/suitcase.reply.json"]);
+    let replies = validator(
+        "out/suitcase.reply.json",
+        &generated["out/suitcase.reply.json"],
+    );
     let no_links = SuitcaseReply::Found {
         contact_id: id("1042"),
         deals: vec![SuitcaseDeal {
@@ -356,13 +474,23 @@ fn worker_output_with_absent_parts_validates() {
     };
     for reply in [
         no_links,
-        SuitcaseReply::Error { error: SuitcaseError::NoAccess },
-        SuitcaseReply::Error { error: SuitcaseError::UnknownChat },
+        SuitcaseReply::Error {
+            error: SuitcaseError::NoAccess,
+        },
+        SuitcaseReply::Error {
+            error: SuitcaseError::UnknownChat,
+        },
     ] {
         let value = serde_json::to_value(&reply).expect("serializes");
         let problems = errors(&replies, &value);
-        assert!(problems.is_empty(), "{value} fails out/suitcase.reply.json: {}", problems.join("\n"));
+        assert!(
+            problems.is_empty(),
+            "{value} fails out/suitcase.reply.json: {}",
+            problems.join("\n")
+        );
     }
     // Exactly one form: a mix of both is refused.
-    assert!(!replies.is_valid(&json!({ "contactId": "1042", "deals": [], "newDealUri": null, "error": "no_access" })));
+    assert!(!replies.is_valid(
+        &json!({ "contactId": "1042", "deals": [], "newDealUri": null, "error": "no_access" })
+    ));
 }

@@ -14,13 +14,22 @@ async fn a_worker_stopping_mid_stream_loses_nothing() {
     let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let mut app = TestApp::spawn_with(1, &prefix, |c| c.shutdown_grace_secs = 0).await;
     let crm = app.bind_crm().await;
-    setup_account(&app, "acc", &[("m1", "manager", true), ("m2", "manager", true)], Some("round_robin")).await;
+    setup_account(
+        &app,
+        "acc",
+        &[("m1", "manager", true), ("m2", "manager", true)],
+        Some("round_robin"),
+    )
+    .await;
     let survivor = switchboard::Config::with_prefix(&app.prefix);
 
     let n = 60;
     let sends = (0..n).map(|i| {
         let app = &app;
-        async move { app.publish_chat(&inbound("acc", &format!("client-{i}"), "hello")).await }
+        async move {
+            app.publish_chat(&inbound("acc", &format!("client-{i}"), "hello"))
+                .await
+        }
     });
     futures_util::future::join_all(sends).await;
     // Stop the only worker while it works through the stream, then start another.
@@ -39,9 +48,20 @@ async fn a_worker_stopping_mid_stream_loses_nothing() {
     for m in ["m1", "m2"] {
         let notes = app.notes("acc", m, n / 2).await;
         let distinct: BTreeSet<_> = notes.iter().map(|n| n["chatId"].to_string()).collect();
-        assert_eq!(distinct.len(), notes.iter().map(|n| n["notificationId"].to_string()).collect::<BTreeSet<_>>().len());
+        assert_eq!(
+            distinct.len(),
+            notes
+                .iter()
+                .map(|n| n["notificationId"].to_string())
+                .collect::<BTreeSet<_>>()
+                .len()
+        );
         per_manager.push(distinct.len());
     }
-    assert_eq!(per_manager, vec![n / 2, n / 2], "even, and no client given twice");
+    assert_eq!(
+        per_manager,
+        vec![n / 2, n / 2],
+        "even, and no client given twice"
+    );
     app.cleanup().await;
 }

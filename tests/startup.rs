@@ -10,11 +10,17 @@ fn run(args: &[&str]) -> (i32, String) {
         .env_remove("REDIS_URL")
         .output()
         .expect("the binary runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn one_line_error(stderr: &str, needle: &str) {
-    let lines: Vec<_> = stderr.lines().filter(|l| l.starts_with("switchboard: ")).collect();
+    let lines: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.starts_with("switchboard: "))
+        .collect();
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].contains(needle), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -39,7 +45,10 @@ fn an_unreachable_broker_is_one_line() {
     let (code, stderr) = run(&["--amqp-url", "amqp://guest:secret@127.0.0.1:1/%2f"]);
     assert_eq!(code, 1);
     one_line_error(&stderr, "cannot reach RabbitMQ");
-    assert!(!stderr.contains("secret"), "the password is not printed: {stderr}");
+    assert!(
+        !stderr.contains("secret"),
+        "the password is not printed: {stderr}"
+    );
 }
 
 #[test]

@@ -13,6 +13,9 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 /// Queue arguments of a durable quorum queue.
 pub(crate) fn quorum() -> FieldTable {
     let mut args = FieldTable::default();
-    args.insert(ShortString::from("x-queue-type"), AMQPValue::LongString(LongString::from("quorum")));
+    args.insert(
+        ShortString::from("x-queue-type"),
+        AMQPValue::LongString(LongString::from("quorum")),
+    );
     args
 }

@@ -29,7 +29,9 @@ pub struct Publisher {
 impl Publisher {
     pub async fn open(connection: &Connection, names: Names) -> Result<Self, lapin::Error> {
         let channel = connection.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         Ok(Self { channel, names })
     }
 
@@ -54,7 +56,13 @@ impl Publisher {
             if let Some(correlation_id) = &output.correlation_id {
                 props = props.with_correlation_id(ShortString::from(correlation_id.as_str()));
             }
-            self.confirmed(&exchange, &output.routing_key, output.body.as_bytes(), props).await
+            self.confirmed(
+                &exchange,
+                &output.routing_key,
+                output.body.as_bytes(),
+                props,
+            )
+            .await
         });
         try_join_all(confirms).await?;
         Ok(())
@@ -70,9 +78,17 @@ impl Publisher {
         reason: &str,
     ) -> Result<(), PublishError> {
         let mut headers = original.headers().clone().unwrap_or_default();
-        headers.insert("x-switchboard-error".into(), AMQPValue::LongString(LongString::from(reason)));
-        headers.insert("x-switchboard-routing-key".into(), AMQPValue::LongString(LongString::from(routing_key)));
-        let mut props = BasicProperties::default().with_delivery_mode(2).with_headers(headers);
+        headers.insert(
+            "x-switchboard-error".into(),
+            AMQPValue::LongString(LongString::from(reason)),
+        );
+        headers.insert(
+            "x-switchboard-routing-key".into(),
+            AMQPValue::LongString(LongString::from(routing_key)),
+        );
+        let mut props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_headers(headers);
         if let Some(content_type) = original.content_type() {
             props = props.with_content_type(content_type.clone());
         }
@@ -82,10 +98,22 @@ impl Publisher {
         self.confirmed("", &self.names.dead(), body, props).await
     }
 
-    async fn confirmed(&self, exchange: &str, key: &str, body: &[u8], props: BasicProperties) -> Result<(), PublishError> {
+    async fn confirmed(
+        &self,
+        exchange: &str,
+        key: &str,
+        body: &[u8],
+        props: BasicProperties,
+    ) -> Result<(), PublishError> {
         let confirm = self
             .channel
-            .basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), body, props)
+            .basic_publish(
+                exchange.into(),
+                key.into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
             .await?
             .await?;
         match confirm {
@@ -101,4 +129,3 @@ fn json_props() -> BasicProperties {
         .with_delivery_mode(2)
         .with_app_id("switchboard".into())
 }
-

@@ -15,8 +15,15 @@ use crate::ids::Id;
 use crate::names::{self, Names};
 
 /// Declares the exchanges and queues of the contract.
-pub async fn declare(channel: &Channel, names: &Names, partitions: u16) -> Result<(), lapin::Error> {
-    let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
+pub async fn declare(
+    channel: &Channel,
+    names: &Names,
+    partitions: u16,
+) -> Result<(), lapin::Error> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
     channel
         .exchange_declare(
             names.inbound().into(),
@@ -25,14 +32,42 @@ pub async fn declare(channel: &Channel, names: &Names, partitions: u16) -> Resul
             FieldTable::default(),
         )
         .await?;
-    channel.exchange_declare(names.notify().into(), ExchangeKind::Direct, durable, FieldTable::default()).await?;
-    channel.exchange_declare(names.crm().into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
-    channel.exchange_declare(names.outbound().into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
-    let queue = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
-    channel.queue_declare(names.dead().into(), queue, quorum()).await?;
+    channel
+        .exchange_declare(
+            names.notify().into(),
+            ExchangeKind::Direct,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .exchange_declare(
+            names.crm().into(),
+            ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .exchange_declare(
+            names.outbound().into(),
+            ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    let queue = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(names.dead().into(), queue, quorum())
+        .await?;
     for n in 0..partitions {
         let partition = names.inbound_partition(n);
-        channel.queue_declare(partition.as_str().into(), queue, quorum()).await?;
+        channel
+            .queue_declare(partition.as_str().into(), queue, quorum())
+            .await?;
         // With a consistent-hash exchange the binding key is the partition's weight.
         channel
             .queue_bind(
@@ -49,10 +84,20 @@ pub async fn declare(channel: &Channel, names: &Names, partitions: u16) -> Resul
 
 /// Declares a user's notification queue, so nothing sent to him is lost before
 /// his client first connects.
-pub async fn declare_user_queue(channel: &Channel, names: &Names, account: &Id, user: &Id) -> Result<(), lapin::Error> {
+pub async fn declare_user_queue(
+    channel: &Channel,
+    names: &Names,
+    account: &Id,
+    user: &Id,
+) -> Result<(), lapin::Error> {
     let queue = names.user_queue(account, user);
-    let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
-    channel.queue_declare(queue.as_str().into(), options, quorum()).await?;
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(queue.as_str().into(), options, quorum())
+        .await?;
     channel
         .queue_bind(
             queue.as_str().into(),

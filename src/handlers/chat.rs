@@ -17,7 +17,11 @@ pub(super) struct Opened<'s> {
     pub contact: Option<&'s Contact>,
 }
 
-pub(super) fn open<'s>(s: &'s ChatSnapshot, channel_id: &Id, chat_ref: ChatRef) -> Result<Opened<'s>, Rejection> {
+pub(super) fn open<'s>(
+    s: &'s ChatSnapshot,
+    channel_id: &Id,
+    chat_ref: ChatRef,
+) -> Result<Opened<'s>, Rejection> {
     let Some(channel) = &s.channel else {
         return Err(Rejection::UnknownChannel(channel_id.to_string()));
     };
@@ -31,13 +35,26 @@ pub(super) fn open<'s>(s: &'s ChatSnapshot, channel_id: &Id, chat_ref: ChatRef) 
     }
     let key = Key::Chat(chat_ref);
     let mut plan = Plan {
-        guards: vec![Guard { key: Key::Config, field: None, expect: s.config.clone() }, s.chat.guard(key.clone())],
+        guards: vec![
+            Guard {
+                key: Key::Config,
+                field: None,
+                expect: s.config.clone(),
+            },
+            s.chat.guard(key.clone()),
+        ],
         ..Plan::default()
     };
     let chat = s.chat.value.clone().unwrap_or_default();
     let contact = chat.contact_id.as_ref().and(s.contact.value.as_ref());
     if let Some(contact) = contact {
-        plan.guards.push(s.contact.guard(Key::Contact(contact.contact_id.clone())));
+        plan.guards
+            .push(s.contact.guard(Key::Contact(contact.contact_id.clone())));
     }
-    Ok(Opened { key, plan, chat, contact })
+    Ok(Opened {
+        key,
+        plan,
+        chat,
+        contact,
+    })
 }

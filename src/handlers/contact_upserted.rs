@@ -13,7 +13,11 @@ pub fn reads(e: &ContactUpserted) -> Vec<Read> {
         Read::HGet(Key::Users, e.responsible_user_id.clone()),
         Read::Get(Key::Contact(e.contact_id.clone())),
     ];
-    reads.extend(e.contact_data.iter().map(|c| Read::Get(Key::Chat(c.clone()))));
+    reads.extend(
+        e.contact_data
+            .iter()
+            .map(|c| Read::Get(Key::Chat(c.clone()))),
+    );
     reads
 }
 
@@ -29,8 +33,14 @@ pub fn decide(e: &ContactUpserted, reads: &Reads) -> Decision {
         contact_data: e.contact_data.clone(),
     };
     let contact_read = Read::Get(Key::Contact(e.contact_id.clone()));
-    let mut plan = Plan { guards: vec![reads.config_guard(), reads.guard(&contact_read)], ..Plan::default() };
-    plan.ops.push(Op::Set(Key::Contact(contact.contact_id.clone()), json(&contact)));
+    let mut plan = Plan {
+        guards: vec![reads.config_guard(), reads.guard(&contact_read)],
+        ..Plan::default()
+    };
+    plan.ops.push(Op::Set(
+        Key::Contact(contact.contact_id.clone()),
+        json(&contact),
+    ));
     for chat_ref in &e.contact_data {
         let read = Read::Get(Key::Chat(chat_ref.clone()));
         plan.guards.push(reads.guard(&read));
@@ -47,14 +57,20 @@ pub fn decide(e: &ContactUpserted, reads: &Reads) -> Decision {
                     message_id: None,
                     text: None,
                 };
-                for user in pending.shown.iter().filter(|u| **u != contact.responsible_user_id) {
-                    plan.outputs.push(about.notify(user, NotificationType::ChatWithdrawn, None));
+                for user in pending
+                    .shown
+                    .iter()
+                    .filter(|u| **u != contact.responsible_user_id)
+                {
+                    plan.outputs
+                        .push(about.notify(user, NotificationType::ChatWithdrawn, None));
                 }
             }
             chat.shown = pending.shown;
         }
         chat.contact_id = Some(contact.contact_id.clone());
-        plan.ops.push(Op::Set(Key::Chat(chat_ref.clone()), json(&chat)));
+        plan.ops
+            .push(Op::Set(Key::Chat(chat_ref.clone()), json(&chat)));
     }
     Decision::Apply(plan)
 }

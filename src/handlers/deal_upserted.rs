@@ -6,11 +6,17 @@ use crate::events::{DealUpserted, Rejection};
 use crate::model::Deal;
 
 pub fn reads(e: &DealUpserted) -> Vec<Read> {
-    vec![Read::HGet(Key::Users, e.responsible_user_id.clone()), Read::Get(Key::Deal(e.deal_id.clone()))]
+    vec![
+        Read::HGet(Key::Users, e.responsible_user_id.clone()),
+        Read::Get(Key::Deal(e.deal_id.clone())),
+    ]
 }
 
 pub fn decide(e: &DealUpserted, reads: &Reads) -> Decision {
-    if reads.raw(&Read::HGet(Key::Users, e.responsible_user_id.clone())).is_none() {
+    if reads
+        .raw(&Read::HGet(Key::Users, e.responsible_user_id.clone()))
+        .is_none()
+    {
         return Decision::Reject(Rejection::UnknownUser(e.responsible_user_id.to_string()));
     }
     let deal_read = Read::Get(Key::Deal(e.deal_id.clone()));
@@ -25,15 +31,25 @@ pub fn decide(e: &DealUpserted, reads: &Reads) -> Decision {
         closed: e.closed,
         uri: e.uri.clone(),
     };
-    let mut plan = Plan { guards: vec![reads.config_guard(), reads.guard(&deal_read)], ..Plan::default() };
+    let mut plan = Plan {
+        guards: vec![reads.config_guard(), reads.guard(&deal_read)],
+        ..Plan::default()
+    };
     for gone in old.iter().flat_map(|d| &d.contact_ids) {
         if !deal.contact_ids.contains(gone) {
-            plan.ops.push(Op::SRem(Key::ContactDeals(gone.clone()), deal.deal_id.clone()));
+            plan.ops.push(Op::SRem(
+                Key::ContactDeals(gone.clone()),
+                deal.deal_id.clone(),
+            ));
         }
     }
     for contact in &deal.contact_ids {
-        plan.ops.push(Op::SAdd(Key::ContactDeals(contact.clone()), deal.deal_id.clone()));
+        plan.ops.push(Op::SAdd(
+            Key::ContactDeals(contact.clone()),
+            deal.deal_id.clone(),
+        ));
     }
-    plan.ops.push(Op::Set(Key::Deal(deal.deal_id.clone()), json(&deal)));
+    plan.ops
+        .push(Op::Set(Key::Deal(deal.deal_id.clone()), json(&deal)));
     Decision::Apply(plan)
 }

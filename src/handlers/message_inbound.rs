@@ -12,7 +12,12 @@ use crate::model::{Chat, Contact, Deal, Distribution, Pending};
 use crate::output::{CrmEvent, NotificationType};
 
 pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
-    let Opened { key: chat_key, mut plan, mut chat, contact } = match open(s, &e.channel_id, e.chat()) {
+    let Opened {
+        key: chat_key,
+        mut plan,
+        mut chat,
+        contact,
+    } = match open(s, &e.channel_id, e.chat()) {
         Ok(opened) => opened,
         Err(rejection) => return Decision::Reject(rejection),
     };
@@ -36,9 +41,15 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
     let observers = routing::observers(&s.seats);
 
     // The responsible still has access: he gets the message.
-    if let Some(contact) = contact.filter(|c| chat.pending.is_none() && has_seat(s, &c.responsible_user_id)) {
+    if let Some(contact) =
+        contact.filter(|c| chat.pending.is_none() && has_seat(s, &c.responsible_user_id))
+    {
         let mut told = vec![contact.responsible_user_id.clone()];
-        plan.outputs.push(about.notify(&contact.responsible_user_id, NotificationType::ChatMessage, None));
+        plan.outputs.push(about.notify(
+            &contact.responsible_user_id,
+            NotificationType::ChatMessage,
+            None,
+        ));
         notify_observers(&mut plan, &about, &observers, observer_kind, &mut told);
         if observer_kind == NotificationType::ChatNew {
             plan.ops.push(Op::Set(chat_key, json(&chat)));
@@ -47,18 +58,33 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
     }
 
     let eligible = routing::eligible(&s.seats);
-    let round_robin = s.settings.as_ref().filter(|st| st.new_clients.distribution == Distribution::RoundRobin);
+    let round_robin = s
+        .settings
+        .as_ref()
+        .filter(|st| st.new_clients.distribution == Distribution::RoundRobin);
     if let (Some(settings), false) = (round_robin, eligible.is_empty()) {
         // Round robin: the next manager in turn becomes responsible now.
         let pool = s.round_robin.value.clone().unwrap_or_default();
-        let Some(manager) = routing::next_in_turn(&eligible, &pool) else { unreachable!("eligible is not empty") };
-        plan.guards.push(s.round_robin.guard(Key::RoundRobin(e.channel_id.clone())));
+        let Some(manager) = routing::next_in_turn(&eligible, &pool) else {
+            unreachable!("eligible is not empty")
+        };
+        plan.guards
+            .push(s.round_robin.guard(Key::RoundRobin(e.channel_id.clone())));
         plan.ops.push(Op::Set(
             Key::RoundRobin(e.channel_id.clone()),
             json(&routing::take_turn(&pool, &manager, &eligible)),
         ));
-        let derived = Derived { envelope: &e.envelope };
-        let contact = assign_contact(&mut plan, &derived, contact, &manager, e, chat.pending.as_ref());
+        let derived = Derived {
+            envelope: &e.envelope,
+        };
+        let contact = assign_contact(
+            &mut plan,
+            &derived,
+            contact,
+            &manager,
+            e,
+            chat.pending.as_ref(),
+        );
         let deal = Deal {
             deal_id: derived.id("deal"),
             name: contact.name.clone(),
@@ -70,7 +96,11 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
             uri: None,
         };
         create_deal(&mut plan, &derived, &deal);
-        let shown = chat.pending.as_ref().map(|p| p.shown.clone()).unwrap_or_default();
+        let shown = chat
+            .pending
+            .as_ref()
+            .map(|p| p.shown.clone())
+            .unwrap_or_default();
         let settled = Chat {
             contact_id: Some(contact.contact_id.clone()),
             pending: None,
@@ -82,10 +112,19 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
         about.contact_id = Some(&contact.contact_id);
         about.deal_id = Some(&deal.deal_id);
         let mut told = vec![manager.clone()];
-        plan.outputs.push(about.notify(&manager, NotificationType::ChatNew, None));
-        let withdrawn = About { message_id: None, text: None, ..about.clone() };
-        for user in shown.iter().filter(|u| **u != manager && !observers.contains(u)) {
-            plan.outputs.push(withdrawn.notify(user, NotificationType::ChatWithdrawn, None));
+        plan.outputs
+            .push(about.notify(&manager, NotificationType::ChatNew, None));
+        let withdrawn = About {
+            message_id: None,
+            text: None,
+            ..about.clone()
+        };
+        for user in shown
+            .iter()
+            .filter(|u| **u != manager && !observers.contains(u))
+        {
+            plan.outputs
+                .push(withdrawn.notify(user, NotificationType::ChatWithdrawn, None));
             push_unique(&mut told, user);
         }
         notify_observers(&mut plan, &about, &observers, observer_kind, &mut told);
@@ -94,7 +133,11 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
 
     // First reply (or no settings, or nobody eligible): the chat waits for a claim.
     // Everyone who may claim it is shown it as new once, then gets its messages.
-    let claimers = if eligible.is_empty() { routing::supervisors(&s.seats) } else { eligible };
+    let claimers = if eligible.is_empty() {
+        routing::supervisors(&s.seats)
+    } else {
+        eligible
+    };
     let mut pending = chat.pending.clone().unwrap_or_default();
     pending.channel_id = Some(e.channel_id.clone());
     if pending.name.is_none() {
@@ -113,7 +156,10 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
     }
     notify_observers(&mut plan, &about, &observers, observer_kind, &mut told);
     if chat.pending.as_ref() != Some(&pending) || observer_kind == NotificationType::ChatNew {
-        let waiting = Chat { pending: Some(pending), ..chat.clone() };
+        let waiting = Chat {
+            pending: Some(pending),
+            ..chat.clone()
+        };
         plan.ops.push(Op::Set(chat_key, json(&waiting)));
     }
     settle(plan)
@@ -124,7 +170,11 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
 /// its time and publishes with the same notification ids. This keeps the bulk
 /// of the traffic at one Redis round trip and out of Redis memory.
 fn settle(plan: Plan) -> Decision {
-    if plan.ops.is_empty() { Decision::Answer(plan.outputs) } else { Decision::Apply(plan) }
+    if plan.ops.is_empty() {
+        Decision::Answer(plan.outputs)
+    } else {
+        Decision::Apply(plan)
+    }
 }
 
 fn has_seat(s: &ChatSnapshot, user: &Id) -> bool {
@@ -150,7 +200,11 @@ pub(super) fn notify_observers(
 /// What to call a new client: the name, phone or username the gateway knows, else the chat id.
 fn client_name(e: &MessageInbound) -> Option<String> {
     let profile = e.contact.as_ref()?;
-    profile.name.clone().or_else(|| profile.phone.clone()).or_else(|| profile.username.clone())
+    profile
+        .name
+        .clone()
+        .or_else(|| profile.phone.clone())
+        .or_else(|| profile.username.clone())
 }
 
 /// Makes `responsible` the contact's responsible: creates the contact for a new
@@ -202,16 +256,23 @@ pub(super) fn assign_contact(
             contact
         }
     };
-    plan.ops.push(Op::Set(Key::Contact(contact.contact_id.clone()), json(&contact)));
+    plan.ops.push(Op::Set(
+        Key::Contact(contact.contact_id.clone()),
+        json(&contact),
+    ));
     contact
 }
 
 /// Stores a deal Switchboard created, indexes it under its contacts and announces it.
 pub(super) fn create_deal(plan: &mut Plan, derived: &Derived<'_>, deal: &Deal) {
     for contact in &deal.contact_ids {
-        plan.ops.push(Op::SAdd(Key::ContactDeals(contact.clone()), deal.deal_id.clone()));
+        plan.ops.push(Op::SAdd(
+            Key::ContactDeals(contact.clone()),
+            deal.deal_id.clone(),
+        ));
     }
-    plan.ops.push(Op::Set(Key::Deal(deal.deal_id.clone()), json(deal)));
+    plan.ops
+        .push(Op::Set(Key::Deal(deal.deal_id.clone()), json(deal)));
     let event = CrmEvent::DealCreated {
         envelope: derived.crm_envelope("deal.created"),
         deal_id: deal.deal_id.clone(),
@@ -220,7 +281,8 @@ pub(super) fn create_deal(plan: &mut Plan, derived: &Derived<'_>, deal: &Deal) {
         pipeline_id: deal.pipeline_id.clone(),
         stage_id: deal.stage_id.clone(),
     };
-    plan.outputs.push(routing::crm(&derived.envelope.account_id, &event));
+    plan.outputs
+        .push(routing::crm(&derived.envelope.account_id, &event));
 }
 
 /// The chat an event is about, and the client's name if the event knows it.

@@ -3,14 +3,16 @@
 //! a guarded write of the chat, so of simultaneous answers exactly one applies;
 //! the others are decided again on the new state and rejected.
 
-use super::message_inbound::{ChatOf, assign_contact, create_deal, notify_observers};
 use super::chat::{Opened, open};
+use super::message_inbound::{ChatOf, assign_contact, create_deal, notify_observers};
 use super::routing::{self, About, Derived};
 use super::{ChatSnapshot, Decision, Op, Plan, json};
 use crate::events::{MessageOutbound, Rejection};
 use crate::model::{Chat, ChatRef, Deal, Role};
 use crate::names;
-use crate::output::{MessageSend, MessageSendType, NotificationType, Publish, RejectReason, Target};
+use crate::output::{
+    MessageSend, MessageSendType, NotificationType, Publish, RejectReason, Target,
+};
 
 pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
     let opened = match open(s, &e.channel_id, e.chat()) {
@@ -20,7 +22,12 @@ pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
     if s.user.is_none() {
         return Decision::Reject(Rejection::UnknownUser(e.user_id.to_string()));
     }
-    let Opened { key: chat_key, mut plan, chat, contact } = opened;
+    let Opened {
+        key: chat_key,
+        mut plan,
+        chat,
+        contact,
+    } = opened;
     let mut about = About {
         envelope: &e.envelope,
         channel_id: &e.channel_id,
@@ -32,7 +39,11 @@ pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
         text: Some(&e.text),
     };
     let reject = |mut plan: Plan, reason: RejectReason| {
-        plan.outputs.push(about.notify(&e.user_id, NotificationType::MessageRejected, Some(reason)));
+        plan.outputs.push(about.notify(
+            &e.user_id,
+            NotificationType::MessageRejected,
+            Some(reason),
+        ));
         Decision::Apply(plan)
     };
     let Some(seat) = routing::seat_of(&s.seats, &e.user_id) else {
@@ -65,8 +76,17 @@ pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
                 return reject(plan, RejectReason::NotResponsible);
             }
             // The claim: this user becomes responsible.
-            let derived = Derived { envelope: &e.envelope };
-            let contact = assign_contact(&mut plan, &derived, contact, &e.user_id, e, chat.pending.as_ref());
+            let derived = Derived {
+                envelope: &e.envelope,
+            };
+            let contact = assign_contact(
+                &mut plan,
+                &derived,
+                contact,
+                &e.user_id,
+                e,
+                chat.pending.as_ref(),
+            );
             let deal = s.settings.as_ref().map(|settings| Deal {
                 deal_id: derived.id("deal"),
                 name: contact.name.clone(),
@@ -80,7 +100,11 @@ pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
             if let Some(deal) = &deal {
                 create_deal(&mut plan, &derived, deal);
             }
-            let shown = chat.pending.as_ref().map(|p| p.shown.clone()).unwrap_or_default();
+            let shown = chat
+                .pending
+                .as_ref()
+                .map(|p| p.shown.clone())
+                .unwrap_or_default();
             let claimed = Chat {
                 contact_id: Some(contact.contact_id.clone()),
                 pending: None,
@@ -91,13 +115,20 @@ pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
 
             about.contact_id = Some(&contact.contact_id);
             about.deal_id = deal.as_ref().map(|d| &d.deal_id);
-            let assigned = About { message_id: None, text: None, ..about.clone() };
-            plan.outputs.push(assigned.notify(&e.user_id, NotificationType::ChatAssigned, None));
+            let assigned = About {
+                message_id: None,
+                text: None,
+                ..about.clone()
+            };
+            plan.outputs
+                .push(assigned.notify(&e.user_id, NotificationType::ChatAssigned, None));
             // Whoever was shown the chat as new and may no longer write to it loses it.
             for user in shown.iter().filter(|u| **u != e.user_id) {
-                let keeps = routing::seat_of(&s.seats, user).is_some_and(|seat| seat.role == Role::Supervisor);
+                let keeps = routing::seat_of(&s.seats, user)
+                    .is_some_and(|seat| seat.role == Role::Supervisor);
                 if !keeps {
-                    plan.outputs.push(assigned.notify(user, NotificationType::ChatWithdrawn, None));
+                    plan.outputs
+                        .push(assigned.notify(user, NotificationType::ChatWithdrawn, None));
                 }
             }
             send(&mut plan, e, &about, &contact.contact_id, s);
@@ -107,7 +138,13 @@ pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
 }
 
 /// A permitted reply: to the gateway, and to the channel's quality control and supervisors.
-fn send(plan: &mut Plan, e: &MessageOutbound, about: &About<'_>, contact_id: &crate::ids::Id, s: &ChatSnapshot) {
+fn send(
+    plan: &mut Plan,
+    e: &MessageOutbound,
+    about: &About<'_>,
+    contact_id: &crate::ids::Id,
+    s: &ChatSnapshot,
+) {
     let message = MessageSend {
         kind: MessageSendType::MessageSend,
         event_id: e.envelope.event_id.clone(),
@@ -129,7 +166,13 @@ fn send(plan: &mut Plan, e: &MessageOutbound, about: &About<'_>, contact_id: &cr
     });
     let observers = routing::observers(&s.seats);
     let mut told = vec![e.user_id.clone()];
-    notify_observers(plan, about, &observers, NotificationType::ChatMessage, &mut told);
+    notify_observers(
+        plan,
+        about,
+        &observers,
+        NotificationType::ChatMessage,
+        &mut told,
+    );
 }
 
 impl ChatOf for MessageOutbound {

@@ -75,7 +75,8 @@ impl Reads {
     }
 
     pub fn parsed<T: DeserializeOwned>(&self, read: &Read) -> Option<T> {
-        self.raw(read).and_then(|raw| serde_json::from_str(raw).ok())
+        self.raw(read)
+            .and_then(|raw| serde_json::from_str(raw).ok())
     }
 
     /// A guard that holds while `read` still has the value it had.
@@ -84,15 +85,25 @@ impl Reads {
             Read::Get(k) | Read::HGet(k, _) => k.clone(),
         };
         match read {
-            Read::Get(_) => Guard { key, field: None, expect: self.raw(read).map(str::to_owned) },
-            Read::HGet(_, f) => {
-                Guard { key, field: Some(f.clone()), expect: self.raw(read).map(str::to_owned) }
-            }
+            Read::Get(_) => Guard {
+                key,
+                field: None,
+                expect: self.raw(read).map(str::to_owned),
+            },
+            Read::HGet(_, f) => Guard {
+                key,
+                field: Some(f.clone()),
+                expect: self.raw(read).map(str::to_owned),
+            },
         }
     }
 
     pub fn config_guard(&self) -> Guard {
-        Guard { key: Key::Config, field: None, expect: self.config.clone() }
+        Guard {
+            key: Key::Config,
+            field: None,
+            expect: self.config.clone(),
+        }
     }
 }
 
@@ -163,7 +174,10 @@ pub struct Stored<T> {
 
 impl<T> Default for Stored<T> {
     fn default() -> Self {
-        Self { raw: None, value: None }
+        Self {
+            raw: None,
+            value: None,
+        }
     }
 }
 
@@ -176,7 +190,11 @@ impl<T: DeserializeOwned> Stored<T> {
 
 impl<T> Stored<T> {
     pub fn guard(&self, key: Key) -> Guard {
-        Guard { key, field: None, expect: self.raw.clone() }
+        Guard {
+            key,
+            field: None,
+            expect: self.raw.clone(),
+        }
     }
 }
 

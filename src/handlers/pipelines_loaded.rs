@@ -17,7 +17,10 @@ pub fn decide(e: &PipelinesLoaded, reads: &Reads) -> Decision {
     }
     Decision::Apply(Plan {
         guards: vec![reads.config_guard()],
-        ops: vec![Op::Set(Key::Pipelines, json(&e.pipelines)), Op::Incr(Key::Config)],
+        ops: vec![
+            Op::Set(Key::Pipelines, json(&e.pipelines)),
+            Op::Incr(Key::Config),
+        ],
         ..Plan::default()
     })
 }

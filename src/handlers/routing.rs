@@ -6,25 +6,35 @@ use crate::ids::Id;
 use crate::model::{ChatType, RoundRobin, Seat};
 use crate::names;
 use crate::output::{
-    CrmEnvelope, CrmEvent, Notification, NotificationType, Publish, RejectReason, Target,
-    derive_id,
+    CrmEnvelope, CrmEvent, Notification, NotificationType, Publish, RejectReason, Target, derive_id,
 };
 
 use super::json;
 
 /// The seat of `user` on the channel, if he has one.
 pub fn seat_of(seats: &[(Id, Seat)], user: &Id) -> Option<Seat> {
-    seats.iter().find(|(id, _)| id == user).map(|(_, seat)| *seat)
+    seats
+        .iter()
+        .find(|(id, _)| id == user)
+        .map(|(_, seat)| *seat)
 }
 
 /// Managers who take new clients of the channel, by id.
 pub fn eligible(seats: &[(Id, Seat)]) -> Vec<Id> {
-    seats.iter().filter(|(_, s)| s.eligible()).map(|(id, _)| id.clone()).collect()
+    seats
+        .iter()
+        .filter(|(_, s)| s.eligible())
+        .map(|(id, _)| id.clone())
+        .collect()
 }
 
 /// Quality control and supervisors of the channel, by id.
 pub fn observers(seats: &[(Id, Seat)]) -> Vec<Id> {
-    seats.iter().filter(|(_, s)| s.role.observes_all()).map(|(id, _)| id.clone()).collect()
+    seats
+        .iter()
+        .filter(|(_, s)| s.role.observes_all())
+        .map(|(id, _)| id.clone())
+        .collect()
 }
 
 /// Supervisors of the channel, by id.
@@ -47,7 +57,10 @@ pub fn next_in_turn(candidates: &[Id], pool: &RoundRobin) -> Option<Id> {
 /// The pool after `user` got a new client. Managers who left the channel are
 /// dropped from it, so the pool never grows past the channel's users.
 pub fn take_turn(pool: &RoundRobin, user: &Id, candidates: &[Id]) -> RoundRobin {
-    let mut next = RoundRobin { turn: pool.turn + 1, last: pool.last.clone() };
+    let mut next = RoundRobin {
+        turn: pool.turn + 1,
+        last: pool.last.clone(),
+    };
     next.last.retain(|id, _| candidates.contains(id));
     next.last.insert(user.clone(), next.turn);
     next
@@ -69,7 +82,12 @@ pub struct About<'a> {
 impl About<'_> {
     /// A notification to `user`; its id is derived from the event, the user and
     /// the type, so it repeats exactly on a redelivery.
-    pub fn notify(&self, user: &Id, kind: NotificationType, reason: Option<RejectReason>) -> Publish {
+    pub fn notify(
+        &self,
+        user: &Id,
+        kind: NotificationType,
+        reason: Option<RejectReason>,
+    ) -> Publish {
         let env = self.envelope;
         let note = Notification {
             notification_id: derive_id(&[
@@ -108,7 +126,11 @@ pub struct Derived<'a> {
 
 impl Derived<'_> {
     pub fn id(&self, what: &str) -> Id {
-        derive_id(&[what, self.envelope.account_id.as_str(), self.envelope.event_id.as_str()])
+        derive_id(&[
+            what,
+            self.envelope.account_id.as_str(),
+            self.envelope.event_id.as_str(),
+        ])
     }
 
     pub fn crm_envelope(&self, kind: &str) -> CrmEnvelope {
@@ -151,7 +173,10 @@ mod tests {
     }
 
     fn seat(role: Role, rnc: bool) -> Seat {
-        Seat { role, receives_new_clients: rnc }
+        Seat {
+            role,
+            receives_new_clients: rnc,
+        }
     }
 
     #[test]
@@ -179,7 +204,10 @@ mod tests {
             *counts.entry(next.clone()).or_insert(0) += 1;
             pool = take_turn(&pool, &next, &managers);
         }
-        assert_eq!(counts.values().copied().collect::<Vec<_>>(), vec![11, 10, 10]);
+        assert_eq!(
+            counts.values().copied().collect::<Vec<_>>(),
+            vec![11, 10, 10]
+        );
     }
 
     #[test]

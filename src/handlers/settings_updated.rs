@@ -12,13 +12,20 @@ pub fn reads() -> Vec<Read> {
 pub fn decide(e: &SettingsUpdated, reads: &Reads) -> Decision {
     let pipelines: Vec<Pipeline> = reads.parsed(&Read::Get(Key::Pipelines)).unwrap_or_default();
     let wanted = &e.new_clients;
-    let Some(pipeline) = pipelines.iter().find(|p| p.pipeline_id == wanted.pipeline_id) else {
+    let Some(pipeline) = pipelines
+        .iter()
+        .find(|p| p.pipeline_id == wanted.pipeline_id)
+    else {
         return Decision::Reject(Rejection::Invalid(format!(
             "unknown pipeline {:?}",
             wanted.pipeline_id.as_str()
         )));
     };
-    if !pipeline.stages.iter().any(|s| s.stage_id == wanted.stage_id) {
+    if !pipeline
+        .stages
+        .iter()
+        .any(|s| s.stage_id == wanted.stage_id)
+    {
         return Decision::Reject(Rejection::Invalid(format!(
             "unknown stage {:?} of pipeline {:?}",
             wanted.stage_id.as_str(),
@@ -30,10 +37,19 @@ pub fn decide(e: &SettingsUpdated, reads: &Reads) -> Decision {
             "links.deal must contain {dealId} and links.newDeal {contactId}".into(),
         ));
     }
-    let settings = Settings { new_clients: e.new_clients.clone(), links: e.links.clone() };
+    let settings = Settings {
+        new_clients: e.new_clients.clone(),
+        links: e.links.clone(),
+    };
     Decision::Apply(Plan {
-        guards: vec![reads.config_guard(), reads.guard(&Read::Get(Key::Pipelines))],
-        ops: vec![Op::Set(Key::Settings, json(&settings)), Op::Incr(Key::Config)],
+        guards: vec![
+            reads.config_guard(),
+            reads.guard(&Read::Get(Key::Pipelines)),
+        ],
+        ops: vec![
+            Op::Set(Key::Settings, json(&settings)),
+            Op::Incr(Key::Config),
+        ],
         ..Plan::default()
     })
 }

@@ -23,11 +23,20 @@ pub fn decide(e: &SuitcaseRequested, s: &ChatSnapshot, reply: &ReplyTo) -> Decis
 
 fn answer(e: &SuitcaseRequested, s: &ChatSnapshot) -> SuitcaseReply {
     if s.user.as_ref().is_none_or(|u| u.access.is_empty()) {
-        return SuitcaseReply::Error { error: SuitcaseError::NoAccess };
+        return SuitcaseReply::Error {
+            error: SuitcaseError::NoAccess,
+        };
     }
-    let contact = s.chat.value.as_ref().and_then(|c| c.contact_id.as_ref()).and(s.contact.value.as_ref());
+    let contact = s
+        .chat
+        .value
+        .as_ref()
+        .and_then(|c| c.contact_id.as_ref())
+        .and(s.contact.value.as_ref());
     let Some(contact) = contact else {
-        return SuitcaseReply::Error { error: SuitcaseError::UnknownChat };
+        return SuitcaseReply::Error {
+            error: SuitcaseError::UnknownChat,
+        };
     };
     let links = s.settings.as_ref().map(|st| &st.links);
     let mut deals: Vec<SuitcaseDeal> = s
@@ -37,7 +46,9 @@ fn answer(e: &SuitcaseRequested, s: &ChatSnapshot) -> SuitcaseReply {
         .map(|d| SuitcaseDeal {
             deal_id: d.deal_id.clone(),
             name: d.name.clone(),
-            uri: d.uri.clone().or_else(|| links.map(|l| l.deal.replace("{dealId}", &url_escape(d.deal_id.as_str())))),
+            uri: d.uri.clone().or_else(|| {
+                links.map(|l| l.deal.replace("{dealId}", &url_escape(d.deal_id.as_str())))
+            }),
             closed: d.closed,
             pipeline_id: d.pipeline_id.clone(),
             stage_id: d.stage_id.clone(),
@@ -47,7 +58,10 @@ fn answer(e: &SuitcaseRequested, s: &ChatSnapshot) -> SuitcaseReply {
     SuitcaseReply::Found {
         contact_id: contact.contact_id.clone(),
         deals,
-        new_deal_uri: links.map(|l| l.new_deal.replace("{contactId}", &url_escape(contact.contact_id.as_str()))),
+        new_deal_uri: links.map(|l| {
+            l.new_deal
+                .replace("{contactId}", &url_escape(contact.contact_id.as_str()))
+        }),
     }
 }
 

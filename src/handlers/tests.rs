@@ -11,16 +11,18 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{
-    ChatSnapshot, Decision, Guard, Key, Op, Plan, Read, Reads, ReplyTo, Stored, decide_account, decide_chat, json,
+    ChatSnapshot, Decision, Guard, Key, Op, Plan, Read, Reads, ReplyTo, Stored, decide_account,
+    decide_chat, json,
 };
 use crate::events::{
-    ChannelsUpserted, ClientProfile, ContactUpserted, DealUpserted, Envelope, Event, MessageInbound, MessageOutbound,
-    PipelinesLoaded, Rejection, SettingsUpdated, SuitcaseRequested, Timestamp, UserUpsert, UsersRemoved, UsersUpserted,
+    ChannelsUpserted, ClientProfile, ContactUpserted, DealUpserted, Envelope, Event,
+    MessageInbound, MessageOutbound, PipelinesLoaded, Rejection, SettingsUpdated,
+    SuitcaseRequested, Timestamp, UserUpsert, UsersRemoved, UsersUpserted,
 };
 use crate::ids::Id;
 use crate::model::{
-    Access, Channel, Chat, ChatRef, ChatType, Contact, Deal, Distribution, Links, NewClients, Pending, Pipeline, Role,
-    RoundRobin, Seat, Settings, Stage, User,
+    Access, Channel, Chat, ChatRef, ChatType, Contact, Deal, Distribution, Links, NewClients,
+    Pending, Pipeline, Role, RoundRobin, Seat, Settings, Stage, User,
 };
 use crate::names;
 use crate::output::{Notification, Publish, RejectReason, Target};
@@ -240,7 +242,14 @@ impl Snap {
         self
     }
 
-    fn deal(mut self, deal: &str, name: &str, responsible: &str, closed: bool, uri: Option<&str>) -> Self {
+    fn deal(
+        mut self,
+        deal: &str,
+        name: &str,
+        responsible: &str,
+        closed: bool,
+        uri: Option<&str>,
+    ) -> Self {
         self.0.deals.push(Deal {
             deal_id: id(deal),
             name: name.into(),
@@ -330,7 +339,10 @@ fn plan(d: Decision) -> Plan {
 #[track_caller]
 fn answer(d: Decision) -> Plan {
     match d {
-        Decision::Answer(outputs) => Plan { outputs, ..Plan::default() },
+        Decision::Answer(outputs) => Plan {
+            outputs,
+            ..Plan::default()
+        },
         other => panic!("expected Answer, got {other:?}"),
     }
 }
@@ -385,7 +397,10 @@ fn outs(outputs: &[Publish]) -> Vec<Out> {
             Target::Outbound => {
                 let v: Value = serde_json::from_str(&p.body).expect("a message.send");
                 let kind = v["type"].as_str().expect("a type").to_owned();
-                assert_eq!(p.routing_key, format!("{ACC}.{}", v["channelId"].as_str().unwrap()));
+                assert_eq!(
+                    p.routing_key,
+                    format!("{ACC}.{}", v["channelId"].as_str().unwrap())
+                );
                 Out {
                     target: Target::Outbound,
                     to: p.routing_key.clone(),
@@ -462,7 +477,10 @@ fn s(list: &[&str]) -> Vec<String> {
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = list.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect();
+    let mut v: Vec<(String, String)> = list
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect();
     v.sort();
     v
 }
@@ -491,10 +509,18 @@ fn inbound_known_contact_goes_to_his_responsible_and_the_observers() {
     let p = answer(decide_in(&inbound("ev-1"), &snap));
     assert_eq!(
         told(&p),
-        pairs(&[("m2", "chat.message"), ("q1", "chat.message"), ("s1", "chat.message")])
+        pairs(&[
+            ("m2", "chat.message"),
+            ("q1", "chat.message"),
+            ("s1", "chat.message")
+        ])
     );
     assert!(crm_types(&p).is_empty(), "nothing for the CRM");
-    assert!(p.ops.is_empty(), "a known chat changes nothing: {:?}", p.ops);
+    assert!(
+        p.ops.is_empty(),
+        "a known chat changes nothing: {:?}",
+        p.ops
+    );
     for n in notifications(&p) {
         assert_eq!(n.contact_id, Some(id("c1")));
         assert_eq!(n.message_id, Some(id("msg-in-1")));
@@ -527,7 +553,9 @@ fn inbound_rejects_what_cannot_be_routed() {
         (
             "channel of another messenger",
             inbound("ev-1"),
-            Snap::on(WA1, ChatType::Viber).seat("m1", Role::Manager, true).build(),
+            Snap::on(WA1, ChatType::Viber)
+                .seat("m1", Role::Manager, true)
+                .build(),
             "invalid",
         ),
     ];
@@ -555,7 +583,10 @@ fn inbound_round_robin_new_client_is_assigned_and_announced() {
     assert_eq!(deal["responsibleUserId"], "m1");
     assert_eq!(deal["pipelineId"], PIPELINE);
     assert_eq!(deal["stageId"], STAGE);
-    assert_eq!(deal["contactIds"], serde_json::json!([contact["contactId"]]));
+    assert_eq!(
+        deal["contactIds"],
+        serde_json::json!([contact["contactId"]])
+    );
     for event in [contact, deal] {
         assert_eq!(event["occurredAt"], "2026-01-01T10:00:00Z");
         assert!(event["eventId"].as_str().is_some_and(|e| !e.is_empty()));
@@ -570,8 +601,14 @@ fn inbound_round_robin_new_client_is_assigned_and_announced() {
         .into_iter()
         .find(|n| n.user_id.as_str() == "m1")
         .unwrap();
-    assert_eq!(to_m1.contact_id.as_ref().map(Id::as_str), contact["contactId"].as_str());
-    assert_eq!(to_m1.deal_id.as_ref().map(Id::as_str), deal["dealId"].as_str());
+    assert_eq!(
+        to_m1.contact_id.as_ref().map(Id::as_str),
+        contact["contactId"].as_str()
+    );
+    assert_eq!(
+        to_m1.deal_id.as_ref().map(Id::as_str),
+        deal["dealId"].as_str()
+    );
 
     // The turn is taken in the pool, guarded together with the chat.
     let pool: RoundRobin = written(&p, &Key::RoundRobin(id(WA1))).expect("pool written");
@@ -583,10 +620,14 @@ fn inbound_round_robin_new_client_is_assigned_and_announced() {
 
     // The chat, contact and deal are stored.
     let chat: Chat = written(&p, &Key::Chat(chat_ref())).expect("chat written");
-    assert_eq!(chat.contact_id.as_ref().map(Id::as_str), contact["contactId"].as_str());
+    assert_eq!(
+        chat.contact_id.as_ref().map(Id::as_str),
+        contact["contactId"].as_str()
+    );
     assert!(chat.pending.is_none());
     let contact_id = chat.contact_id.unwrap();
-    let stored_contact: Contact = written(&p, &Key::Contact(contact_id.clone())).expect("contact written");
+    let stored_contact: Contact =
+        written(&p, &Key::Contact(contact_id.clone())).expect("contact written");
     assert_eq!(stored_contact.responsible_user_id, id("m1"));
     let deal_id = id(deal["dealId"].as_str().unwrap());
     assert!(
@@ -641,11 +682,10 @@ fn inbound_first_reply_shows_the_chat_to_every_eligible_manager() {
         ])
     );
     assert!(crm_types(&p).is_empty(), "nothing is created yet");
-    assert!(
-        !p.ops
-            .iter()
-            .any(|op| matches!(op, Op::Set(Key::Contact(_) | Key::Deal(_) | Key::RoundRobin(_), _)))
-    );
+    assert!(!p.ops.iter().any(|op| matches!(
+        op,
+        Op::Set(Key::Contact(_) | Key::Deal(_) | Key::RoundRobin(_), _)
+    )));
     let chat: Chat = written(&p, &Key::Chat(chat_ref())).expect("chat written as pending");
     let pending = chat.pending.expect("pending");
     assert_eq!(pending.shown, ids(&["m1", "m2"]));
@@ -705,7 +745,11 @@ fn inbound_without_settings_is_handled_as_first_reply() {
 
 #[test]
 fn inbound_with_no_eligible_manager_goes_to_the_supervisors() {
-    for settings in [Some(Distribution::RoundRobin), Some(Distribution::FirstReply), None] {
+    for settings in [
+        Some(Distribution::RoundRobin),
+        Some(Distribution::FirstReply),
+        None,
+    ] {
         let mut snap = Snap::wa1()
             .seat("m3", Role::Manager, false)
             .seat("q1", Role::QualityControl, false)
@@ -720,9 +764,16 @@ fn inbound_with_no_eligible_manager_goes_to_the_supervisors() {
             pairs(&[("q1", "chat.new"), ("s1", "chat.new"), ("s2", "chat.new")]),
             "{settings:?}"
         );
-        assert!(crm_types(&p).is_empty(), "{settings:?}: the chat waits unclaimed");
+        assert!(
+            crm_types(&p).is_empty(),
+            "{settings:?}: the chat waits unclaimed"
+        );
         let chat: Chat = written(&p, &Key::Chat(chat_ref())).unwrap();
-        assert_eq!(chat.pending.unwrap().shown, ids(&["s1", "s2"]), "{settings:?}");
+        assert_eq!(
+            chat.pending.unwrap().shown,
+            ids(&["s1", "s2"]),
+            "{settings:?}"
+        );
     }
 }
 
@@ -734,7 +785,10 @@ fn inbound_responsible_lost_access_round_robin_hands_the_contact_over() {
         .contact("c1", "gone")
         .build();
     let p = plan(decide_in(&inbound("ev-1"), &snap));
-    assert_eq!(crm_types(&p), s(&["contact.responsibleChanged", "deal.created"]));
+    assert_eq!(
+        crm_types(&p),
+        s(&["contact.responsibleChanged", "deal.created"])
+    );
     let changed = &crm_of(&p, "contact.responsibleChanged")[0];
     assert_eq!(changed["contactId"], "c1");
     assert_eq!(changed["responsibleUserId"], "m1");
@@ -802,7 +856,10 @@ fn inbound_ids_repeat_for_the_same_event_and_differ_for_another() {
     let snap = Snap::team().settings(Distribution::RoundRobin).build();
     let once = decide_in(&inbound("ev-1"), &snap);
     let twice = decide_in(&inbound("ev-1"), &snap);
-    assert_eq!(once, twice, "the same event decides the same way, byte for byte");
+    assert_eq!(
+        once, twice,
+        "the same event decides the same way, byte for byte"
+    );
     let first = made_up_ids(&plan(once));
     // 3 notifications, contact.created (eventId, contactId), deal.created (eventId, dealId).
     assert_eq!(first.len(), 3 + 2 + 2);
@@ -873,7 +930,10 @@ fn outbound_permission_table() {
         .seat("s1", Role::Supervisor, false)
         .settings(Distribution::FirstReply)
         .chat(pending(&["s1"]));
-    let lost_claim = team.clone().chat(claimed("c1", &["m1", "m2"])).contact("c1", "m2");
+    let lost_claim = team
+        .clone()
+        .chat(claimed("c1", &["m1", "m2"]))
+        .contact("c1", "m2");
     // One user, manager on wa1 and quality control on wa2: seats are per channel.
     let both = [("wa1", Role::Manager), ("wa2", Role::QualityControl)];
     let u_on_wa1 = Snap::wa1()
@@ -940,13 +1000,17 @@ fn outbound_permission_table() {
                 assert_eq!(sends.len(), 1, "{case}: {o:?}");
                 assert_eq!(sends[0].kind, "message.send", "{case}");
                 assert_eq!(sends[0].to, format!("{ACC}.{channel}"), "{case}");
-                assert!(!o.iter().any(|o| o.kind == "message.rejected"), "{case}: {o:?}");
+                assert!(
+                    !o.iter().any(|o| o.kind == "message.rejected"),
+                    "{case}: {o:?}"
+                );
                 let assigned = who(&p, "chat.assigned");
                 if expect == Claims {
                     assert_eq!(assigned, s(&[author]), "{case}");
                     let chat: Chat = written(&p, &Key::Chat(chat_ref())).expect(case);
                     assert!(chat.pending.is_none(), "{case}");
-                    let contact: Contact = written(&p, &Key::Contact(chat.contact_id.unwrap())).expect(case);
+                    let contact: Contact =
+                        written(&p, &Key::Contact(chat.contact_id.unwrap())).expect(case);
                     assert_eq!(contact.responsible_user_id.as_str(), author, "{case}");
                 } else {
                     assert!(assigned.is_empty(), "{case}");
@@ -960,7 +1024,11 @@ fn outbound_permission_table() {
 
 #[test]
 fn outbound_rejects_a_chat_type_of_another_messenger() {
-    let snap = Snap::team().chat(known("c1")).contact("c1", "m1").asker("m1").build();
+    let snap = Snap::team()
+        .chat(known("c1"))
+        .contact("c1", "m1")
+        .asker("m1")
+        .build();
     let e = MessageOutbound {
         chat_type: ChatType::Telegram,
         ..outbound("ev-o1", "m1")
@@ -970,7 +1038,11 @@ fn outbound_rejects_a_chat_type_of_another_messenger() {
 
 #[test]
 fn outbound_sent_reply_carries_the_request_and_the_contact() {
-    let snap = Snap::team().chat(known("c1")).contact("c1", "m1").asker("m1").build();
+    let snap = Snap::team()
+        .chat(known("c1"))
+        .contact("c1", "m1")
+        .asker("m1")
+        .build();
     let p = plan(decide_out(&outbound("ev-o1", "m1"), &snap));
     let send = &bodies(&p, Target::Outbound)[0];
     assert_eq!(
@@ -990,7 +1062,10 @@ fn outbound_sent_reply_carries_the_request_and_the_contact() {
         })
     );
     // Quality control and supervisors see it; the author and the other managers do not.
-    assert_eq!(told(&p), pairs(&[("q1", "chat.message"), ("s1", "chat.message")]));
+    assert_eq!(
+        told(&p),
+        pairs(&[("q1", "chat.message"), ("s1", "chat.message")])
+    );
     for n in notifications(&p) {
         assert_eq!(n.text.as_deref(), Some("Yes, we do."));
         assert_eq!(n.contact_id, Some(id("c1")));
@@ -1007,7 +1082,10 @@ fn outbound_supervisor_reply_is_seen_by_the_other_observers_only() {
         .build();
     let p = plan(decide_out(&outbound("ev-o1", "s1"), &snap));
     assert_eq!(bodies(&p, Target::Outbound)[0]["userId"], "s1");
-    assert_eq!(told(&p), pairs(&[("q1", "chat.message"), ("s2", "chat.message")]));
+    assert_eq!(
+        told(&p),
+        pairs(&[("q1", "chat.message"), ("s2", "chat.message")])
+    );
 }
 
 #[test]
@@ -1033,7 +1111,10 @@ fn outbound_claim_by_a_manager_creates_assigns_and_withdraws() {
         (&deal["pipelineId"], &deal["stageId"]),
         (&Value::from(PIPELINE), &Value::from(STAGE))
     );
-    assert_eq!(deal["contactIds"], serde_json::json!([contact["contactId"]]));
+    assert_eq!(
+        deal["contactIds"],
+        serde_json::json!([contact["contactId"]])
+    );
 
     assert_eq!(who(&p, "chat.assigned"), s(&["m1"]));
     assert_eq!(
@@ -1052,7 +1133,10 @@ fn outbound_claim_by_a_manager_creates_assigns_and_withdraws() {
         assigned.contact_id.as_ref().map(Id::as_str),
         contact["contactId"].as_str()
     );
-    assert_eq!(assigned.deal_id.as_ref().map(Id::as_str), deal["dealId"].as_str());
+    assert_eq!(
+        assigned.deal_id.as_ref().map(Id::as_str),
+        deal["dealId"].as_str()
+    );
 
     let send = &bodies(&p, Target::Outbound)[0];
     assert_eq!(send["contactId"], contact["contactId"]);
@@ -1067,14 +1151,16 @@ fn outbound_claim_by_a_manager_creates_assigns_and_withdraws() {
 
 #[test]
 fn outbound_claim_without_settings_creates_the_contact_but_no_deal() {
-    let snap = Snap::team().chat(pending(&["m1", "m2"])).asker("m2").build();
+    let snap = Snap::team()
+        .chat(pending(&["m1", "m2"]))
+        .asker("m2")
+        .build();
     let p = plan(decide_out(&outbound("ev-o1", "m2"), &snap));
     assert_eq!(crm_types(&p), s(&["contact.created"]));
-    assert!(
-        !p.ops
-            .iter()
-            .any(|op| matches!(op, Op::Set(Key::Deal(_), _) | Op::SAdd(Key::ContactDeals(_), _)))
-    );
+    assert!(!p.ops.iter().any(|op| matches!(
+        op,
+        Op::Set(Key::Deal(_), _) | Op::SAdd(Key::ContactDeals(_), _)
+    )));
     assert_eq!(who(&p, "chat.assigned"), s(&["m2"]));
     assert_eq!(who(&p, "chat.withdrawn"), s(&["m1"]));
     let assigned = notifications(&p)
@@ -1110,7 +1196,10 @@ fn outbound_claim_of_a_contact_whose_responsible_lost_access_hands_it_over() {
         .asker("m2")
         .build();
     let p = plan(decide_out(&outbound("ev-o1", "m2"), &snap));
-    assert_eq!(crm_types(&p), s(&["contact.responsibleChanged", "deal.created"]));
+    assert_eq!(
+        crm_types(&p),
+        s(&["contact.responsibleChanged", "deal.created"])
+    );
     let changed = &crm_of(&p, "contact.responsibleChanged")[0];
     assert_eq!(
         (
@@ -1152,7 +1241,11 @@ fn outbound_responsible_manager_may_write_to_his_contact_while_it_waits() {
         .asker("m3")
         .build();
     let p = plan(decide_out(&outbound("ev-o1", "m3"), &snap));
-    assert!(who(&p, "message.rejected").is_empty(), "{:?}", outs(&p.outputs));
+    assert!(
+        who(&p, "message.rejected").is_empty(),
+        "{:?}",
+        outs(&p.outputs)
+    );
     assert_eq!(bodies(&p, Target::Outbound).len(), 1);
 }
 
@@ -1176,7 +1269,11 @@ fn suitcase_answer(snap: &ChatSnapshot, user: &str) -> Value {
 
 #[test]
 fn suitcase_needs_reply_to_and_correlation_id() {
-    let snap = Snap::team().chat(known("c1")).contact("c1", "m1").asker("m1").build();
+    let snap = Snap::team()
+        .chat(known("c1"))
+        .contact("c1", "m1")
+        .asker("m1")
+        .build();
     let event = Event::SuitcaseRequested(suitcase("m1"));
     let no_reply_to = ReplyTo {
         reply_to: None,
@@ -1246,23 +1343,45 @@ fn suitcase_lists_the_askers_deals_open_first_with_links() {
         .contact("c1", "m1")
         .deal("d1", "A doors", "m1", true, None)
         .deal("d2", "B floors", "m2", false, None)
-        .deal("d3", "C windows", "m1", false, Some("https://crm.example/custom/d3"))
+        .deal(
+            "d3",
+            "C windows",
+            "m1",
+            false,
+            Some("https://crm.example/custom/d3"),
+        )
         .deal("d4", "D roof", "m1", false, None)
         .asker("m1")
         .build();
     let answer = suitcase_answer(&snap, "m1");
     assert_eq!(answer["contactId"], "c1");
-    assert_eq!(answer["newDealUri"], "https://crm.example/deals/new?contact=c1");
+    assert_eq!(
+        answer["newDealUri"],
+        "https://crm.example/deals/new?contact=c1"
+    );
     let deals = answer["deals"].as_array().unwrap();
     let listed: Vec<(&str, bool)> = deals
         .iter()
-        .map(|d| (d["dealId"].as_str().unwrap(), d["closed"].as_bool().unwrap()))
+        .map(|d| {
+            (
+                d["dealId"].as_str().unwrap(),
+                d["closed"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(listed.len(), 3, "only m1's deals: {listed:?}");
     assert!(!listed.iter().any(|(d, _)| *d == "d2"));
-    assert_eq!(listed.last(), Some(&("d1", true)), "closed deals after open ones");
+    assert_eq!(
+        listed.last(),
+        Some(&("d1", true)),
+        "closed deals after open ones"
+    );
     let uri = |deal: &str| deals.iter().find(|d| d["dealId"] == deal).unwrap()["uri"].clone();
-    assert_eq!(uri("d3"), "https://crm.example/custom/d3", "the deal's own uri wins");
+    assert_eq!(
+        uri("d3"),
+        "https://crm.example/custom/d3",
+        "the deal's own uri wins"
+    );
     assert_eq!(uri("d4"), "https://crm.example/deals/d4", "else links.deal");
     assert_eq!(uri("d1"), "https://crm.example/deals/d1");
     let d4 = deals.iter().find(|d| d["dealId"] == "d4").unwrap();
@@ -1374,7 +1493,10 @@ fn upsert(user: &str, access: &[(&str, Role, bool)]) -> UserUpsert {
 fn users_upserted_asks_for_the_user_and_his_channels() {
     let e = users_upserted(vec![upsert(
         "u1",
-        &[("wa1", Role::Manager, true), ("wa2", Role::Supervisor, false)],
+        &[
+            ("wa1", Role::Manager, true),
+            ("wa2", Role::Supervisor, false),
+        ],
     )]);
     assert_eq!(
         super::reads(&e),
@@ -1411,7 +1533,11 @@ fn users_upserted_creates_a_new_user_and_declares_his_queue() {
     let p = plan(decide_account(&e, &reads));
     assert_eq!(
         p.ops[0],
-        Op::HSet(Key::Seats(id("wa1")), id("u1"), seat_json(Role::Manager, true))
+        Op::HSet(
+            Key::Seats(id("wa1")),
+            id("u1"),
+            seat_json(Role::Manager, true)
+        )
     );
     assert!(matches!(&p.ops[1], Op::HSet(Key::Users, u, _) if *u == id("u1")));
     assert_eq!(p.ops.last(), Some(&Op::Incr(Key::Config)));
@@ -1426,14 +1552,20 @@ fn users_upserted_replaces_the_access_list_whole() {
     // u1 was manager on wa1 and quality control on wa2; now supervisor on wa2 and manager on wa3.
     let e = users_upserted(vec![upsert(
         "u1",
-        &[("wa2", Role::Supervisor, false), ("wa3", Role::Manager, false)],
+        &[
+            ("wa2", Role::Supervisor, false),
+            ("wa3", Role::Manager, false),
+        ],
     )]);
     let reads = ReadsBuilder::new()
         .channel("wa2")
         .channel("wa3")
         .user(
             "u1",
-            &[("wa1", Role::Manager, true), ("wa2", Role::QualityControl, false)],
+            &[
+                ("wa1", Role::Manager, true),
+                ("wa2", Role::QualityControl, false),
+            ],
         )
         .build();
     let p = plan(decide_account(&e, &reads));
@@ -1446,20 +1578,33 @@ fn users_upserted_replaces_the_access_list_whole() {
         seat_ops,
         vec![
             &Op::HDel(Key::Seats(id("wa1")), id("u1")),
-            &Op::HSet(Key::Seats(id("wa2")), id("u1"), seat_json(Role::Supervisor, false)),
-            &Op::HSet(Key::Seats(id("wa3")), id("u1"), seat_json(Role::Manager, false)),
+            &Op::HSet(
+                Key::Seats(id("wa2")),
+                id("u1"),
+                seat_json(Role::Supervisor, false)
+            ),
+            &Op::HSet(
+                Key::Seats(id("wa3")),
+                id("u1"),
+                seat_json(Role::Manager, false)
+            ),
         ]
     );
     let user = p
         .ops
         .iter()
         .find_map(|op| match op {
-            Op::HSet(Key::Users, u, v) if *u == id("u1") => Some(serde_json::from_str::<User>(v).unwrap()),
+            Op::HSet(Key::Users, u, v) if *u == id("u1") => {
+                Some(serde_json::from_str::<User>(v).unwrap())
+            }
             _ => None,
         })
         .unwrap();
     assert_eq!(
-        user.access.iter().map(|a| a.channel_id.as_str()).collect::<Vec<_>>(),
+        user.access
+            .iter()
+            .map(|a| a.channel_id.as_str())
+            .collect::<Vec<_>>(),
         vec!["wa2", "wa3"]
     );
     assert!(!user.removed);
@@ -1470,12 +1615,22 @@ fn users_upserted_replaces_the_access_list_whole() {
 fn users_upserted_with_an_empty_access_list_removes_every_seat() {
     let e = users_upserted(vec![upsert("u1", &[])]);
     let reads = ReadsBuilder::new()
-        .user("u1", &[("wa1", Role::Manager, true), ("wa2", Role::Supervisor, false)])
+        .user(
+            "u1",
+            &[
+                ("wa1", Role::Manager, true),
+                ("wa2", Role::Supervisor, false),
+            ],
+        )
         .build();
     let p = plan(decide_account(&e, &reads));
     assert!(p.ops.contains(&Op::HDel(Key::Seats(id("wa1")), id("u1"))));
     assert!(p.ops.contains(&Op::HDel(Key::Seats(id("wa2")), id("u1"))));
-    assert!(!p.ops.iter().any(|op| matches!(op, Op::HSet(Key::Seats(_), ..))));
+    assert!(
+        !p.ops
+            .iter()
+            .any(|op| matches!(op, Op::HSet(Key::Seats(_), ..)))
+    );
 }
 
 #[test]
@@ -1497,7 +1652,13 @@ fn users_removed() {
         user_ids: ids(&["u1"]),
     });
     let reads = ReadsBuilder::new()
-        .user("u1", &[("wa1", Role::Manager, true), ("wa2", Role::Supervisor, false)])
+        .user(
+            "u1",
+            &[
+                ("wa1", Role::Manager, true),
+                ("wa2", Role::Supervisor, false),
+            ],
+        )
         .build();
     let p = plan(decide_account(&known, &reads));
     assert_eq!(p.ops[0], Op::HDel(Key::Seats(id("wa1")), id("u1")));
@@ -1551,7 +1712,12 @@ fn settings_updated_table() {
             .build()
     };
     let table: Vec<(&str, Event, Reads, Result<(), &str>)> = vec![
-        ("valid", settings_updated(PIPELINE, STAGE, links()), loaded(), Ok(())),
+        (
+            "valid",
+            settings_updated(PIPELINE, STAGE, links()),
+            loaded(),
+            Ok(()),
+        ),
         (
             "another stage",
             settings_updated(PIPELINE, "st-won", links()),
@@ -1573,7 +1739,9 @@ fn settings_updated_table() {
         (
             "no pipelines loaded",
             settings_updated(PIPELINE, STAGE, links()),
-            ReadsBuilder::new().absent(Read::Get(Key::Pipelines)).build(),
+            ReadsBuilder::new()
+                .absent(Read::Get(Key::Pipelines))
+                .build(),
             Err("invalid"),
         ),
         (
@@ -1687,10 +1855,15 @@ fn deal_upserted_new_deal_and_unknown_responsible() {
         .build();
     let p = plan(decide_account(&e, &reads));
     assert!(!p.ops.iter().any(|op| matches!(op, Op::SRem(..))));
-    assert!(p.ops.contains(&Op::SAdd(Key::ContactDeals(id("c1")), id("d1"))));
+    assert!(
+        p.ops
+            .contains(&Op::SAdd(Key::ContactDeals(id("c1")), id("d1")))
+    );
 
     let e = deal_upserted(&["c1"], "ghost");
-    let reads = ReadsBuilder::new().absent(Read::HGet(Key::Users, id("ghost"))).build();
+    let reads = ReadsBuilder::new()
+        .absent(Read::HGet(Key::Users, id("ghost")))
+        .build();
     assert_eq!(rejection(decide_account(&e, &reads)).code(), "unknown_user");
 }
 
@@ -1720,7 +1893,9 @@ fn contact_upserted_settles_a_waiting_chat_and_withdraws_it() {
     assert_eq!(contact.responsible_user_id, id("m2"));
     assert!(has_guard_on(&p, &Key::Chat(chat_ref())));
 
-    let reads = ReadsBuilder::new().absent(Read::HGet(Key::Users, id("ghost"))).build();
+    let reads = ReadsBuilder::new()
+        .absent(Read::HGet(Key::Users, id("ghost")))
+        .build();
     assert_eq!(
         rejection(decide_account(&contact_upserted("ghost"), &reads)).code(),
         "unknown_user"

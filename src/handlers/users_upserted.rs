@@ -17,7 +17,10 @@ pub fn reads(e: &UsersUpserted) -> Vec<Read> {
 }
 
 pub fn decide(e: &UsersUpserted, reads: &Reads) -> Decision {
-    let mut plan = Plan { guards: vec![reads.config_guard()], ..Plan::default() };
+    let mut plan = Plan {
+        guards: vec![reads.config_guard()],
+        ..Plan::default()
+    };
     for upsert in &e.users {
         for access in &upsert.access {
             let channel = Read::HGet(Key::Channels, access.channel_id.clone());
@@ -27,13 +30,27 @@ pub fn decide(e: &UsersUpserted, reads: &Reads) -> Decision {
         }
         let old: Option<User> = reads.parsed(&Read::HGet(Key::Users, upsert.user_id.clone()));
         for gone in old.iter().flat_map(|u| &u.access) {
-            if !upsert.access.iter().any(|a| a.channel_id == gone.channel_id) {
-                plan.ops.push(Op::HDel(Key::Seats(gone.channel_id.clone()), upsert.user_id.clone()));
+            if !upsert
+                .access
+                .iter()
+                .any(|a| a.channel_id == gone.channel_id)
+            {
+                plan.ops.push(Op::HDel(
+                    Key::Seats(gone.channel_id.clone()),
+                    upsert.user_id.clone(),
+                ));
             }
         }
         for access in &upsert.access {
-            let seat = Seat { role: access.role, receives_new_clients: access.receives_new_clients };
-            plan.ops.push(Op::HSet(Key::Seats(access.channel_id.clone()), upsert.user_id.clone(), json(&seat)));
+            let seat = Seat {
+                role: access.role,
+                receives_new_clients: access.receives_new_clients,
+            };
+            plan.ops.push(Op::HSet(
+                Key::Seats(access.channel_id.clone()),
+                upsert.user_id.clone(),
+                json(&seat),
+            ));
         }
         let user = User {
             user_id: upsert.user_id.clone(),
@@ -41,7 +58,8 @@ pub fn decide(e: &UsersUpserted, reads: &Reads) -> Decision {
             access: upsert.access.clone(),
             removed: false,
         };
-        plan.ops.push(Op::HSet(Key::Users, upsert.user_id.clone(), json(&user)));
+        plan.ops
+            .push(Op::HSet(Key::Users, upsert.user_id.clone(), json(&user)));
         plan.declare_users.push(upsert.user_id.clone());
     }
     plan.ops.push(Op::Incr(Key::Config));

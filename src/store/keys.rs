@@ -17,7 +17,9 @@ pub struct AccountKeys {
 
 impl AccountKeys {
     pub fn new(prefix: &str, account: &Id) -> Self {
-        Self { base: format!("{prefix}:{{{}}}:", account.key_part()) }
+        Self {
+            base: format!("{prefix}:{{{}}}:", account.key_part()),
+        }
     }
 
     /// The common start of every key of the account.
@@ -38,7 +40,11 @@ impl AccountKeys {
             Key::Seats(channel) => format!("{b}seats:{}", channel.key_part()),
             Key::Pipelines => format!("{b}pipelines"),
             Key::Settings => format!("{b}settings"),
-            Key::Chat(chat) => format!("{b}chat:{}:{}", chat.chat_type.as_str(), chat.chat_id.key_part()),
+            Key::Chat(chat) => format!(
+                "{b}chat:{}:{}",
+                chat.chat_type.as_str(),
+                chat.chat_id.key_part()
+            ),
             Key::Contact(id) => format!("{b}contact:{}", id.key_part()),
             Key::Deal(id) => format!("{b}deal:{}", id.key_part()),
             Key::ContactDeals(id) => format!("{b}contact-deals:{}", id.key_part()),
@@ -67,7 +73,10 @@ mod tests {
         let weird = Id::parse("}{: *é").unwrap();
         let all = [
             keys.event(&weird),
-            keys.key(&Key::Chat(ChatRef { chat_type: ChatType::Vk, chat_id: weird.clone() })),
+            keys.key(&Key::Chat(ChatRef {
+                chat_type: ChatType::Vk,
+                chat_id: weird.clone(),
+            })),
             keys.key(&Key::Contact(weird.clone())),
             keys.key(&Key::Seats(weird.clone())),
             keys.key(&Key::RoundRobin(weird)),

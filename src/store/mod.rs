@@ -20,7 +20,6 @@ use crate::ids::Id;
 use crate::model::Seat;
 use crate::output::Publish;
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Redis is unreachable or busy: retry later.
@@ -42,7 +41,8 @@ impl From<redis::RedisError> for StoreError {
     /// permanent. Anything else (I/O, timeouts, loading, OOM, failover) passes.
     fn from(e: redis::RedisError) -> Self {
         let text = e.to_string();
-        let script_failed = text.contains("script") || text.contains("Lua") || text.contains("apply.lua");
+        let script_failed =
+            text.contains("script") || text.contains("Lua") || text.contains("apply.lua");
         if script_failed && !text.contains("NOSCRIPT") && !e.is_io_error() && !e.is_timeout() {
             StoreError::Corrupt(text)
         } else {
@@ -97,7 +97,9 @@ impl Store {
     pub fn new(url: &str, prefix: &str, size: usize, event_ttl: Duration) -> Result<Self, String> {
         let mut config = PoolConfig::from_url(url);
         config.pool = Some(deadpool_redis::PoolConfig::new(size));
-        let pool = config.create_pool(Some(Runtime::Tokio1)).map_err(|e| e.to_string())?;
+        let pool = config
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|e| e.to_string())?;
         Ok(Self {
             pool,
             prefix: prefix.to_owned(),
@@ -118,10 +120,17 @@ impl Store {
     }
 
     /// The reads of an account event, plus whether it was applied, at one instant.
-    pub async fn read(&self, account: &Id, event_id: &Id, reads: Vec<Read>) -> Result<Loaded<Reads>, StoreError> {
+    pub async fn read(
+        &self,
+        account: &Id,
+        event_id: &Id,
+        reads: Vec<Read>,
+    ) -> Result<Loaded<Reads>, StoreError> {
         let keys = self.keys(account);
         let mut pipe = redis::pipe();
-        pipe.atomic().get(keys.event(event_id)).get(keys.key(&Key::Config));
+        pipe.atomic()
+            .get(keys.event(event_id))
+            .get(keys.key(&Key::Config));
         for read in &reads {
             match read {
                 Read::Get(k) => pipe.get(keys.key(k)),
@@ -131,19 +140,32 @@ impl Store {
         let mut conn = self.pool.get().await?;
         let mut values: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
         if values.len() != reads.len() + 2 {
-            return Err(StoreError::Corrupt("pipeline answered the wrong number of values".into()));
+            return Err(StoreError::Corrupt(
+                "pipeline answered the wrong number of values".into(),
+            ));
         }
         let rest = values.split_off(2);
         if let Some(record) = &values[0] {
             return Ok(Loaded::Applied(parse_record(record)?));
         }
-        Ok(Loaded::Fresh(Reads { config: values[1].take(), values: reads.into_iter().zip(rest).collect() }))
+        Ok(Loaded::Fresh(Reads {
+            config: values[1].take(),
+            values: reads.into_iter().zip(rest).collect(),
+        }))
     }
 
     /// The snapshot of a chat event, or the record of its earlier application.
-    pub async fn snapshot(&self, account: &Id, event_id: &Id, q: &ChatQuery) -> Result<Loaded<ChatSnapshot>, StoreError> {
+    pub async fn snapshot(
+        &self,
+        account: &Id,
+        event_id: &Id,
+        q: &ChatQuery,
+    ) -> Result<Loaded<ChatSnapshot>, StoreError> {
         let keys = self.keys(account);
-        let channel = q.channel_id.clone().unwrap_or_else(|| Id::parse("-").expect("valid"));
+        let channel = q
+            .channel_id
+            .clone()
+            .unwrap_or_else(|| Id::parse("-").expect("valid"));
         let mut invocation = self.snapshot.prepare_invoke();
         invocation
             .key(keys.event(event_id))
@@ -203,7 +225,12 @@ impl Store {
     }
 
     /// Applies `plan` for the event if its guards hold, recording its outputs.
-    pub async fn apply(&self, account: &Id, event_id: &Id, plan: &Plan) -> Result<Applied, StoreError> {
+    pub async fn apply(
+        &self,
+        account: &Id,
+        event_id: &Id,
+        plan: &Plan,
+    ) -> Result<Applied, StoreError> {
         let keys = self.keys(account);
         let mut index: HashMap<Key, usize> = HashMap::new();
         let mut names = vec![keys.event(event_id)];
@@ -240,7 +267,10 @@ impl Store {
                 Op::Incr(k) => serde_json::json!(["incr", slot(k)]),
             })
             .collect();
-        let record = Record { outputs: plan.outputs.clone(), declare_users: plan.declare_users.clone() };
+        let record = Record {
+            outputs: plan.outputs.clone(),
+            declare_users: plan.declare_users.clone(),
+        };
         let arg = serde_json::json!({
             "ttl": self.event_ttl.as_secs().max(1),
             "record": serde_json::to_string(&record).map_err(corrupt)?,
@@ -258,7 +288,9 @@ impl Store {
         match string(items.next())?.as_deref() {
             Some("ok") => Ok(Applied::Ok),
             Some("conflict") => Ok(Applied::Conflict),
-            Some("applied") => Ok(Applied::Already(parse_record(&string(items.next())?.unwrap_or_default())?)),
+            Some("applied") => Ok(Applied::Already(parse_record(
+                &string(items.next())?.unwrap_or_default(),
+            )?)),
             other => Err(StoreError::Corrupt(format!("apply.lua answered {other:?}"))),
         }
     }
@@ -280,7 +312,9 @@ fn array(value: Value) -> Result<Vec<Value>, StoreError> {
     match value {
         Value::Array(items) => Ok(items),
         Value::Nil => Ok(Vec::new()),
-        other => Err(StoreError::Corrupt(format!("expected an array, got {other:?}"))),
+        other => Err(StoreError::Corrupt(format!(
+            "expected an array, got {other:?}"
+        ))),
     }
 }
 
@@ -289,6 +323,8 @@ fn string(value: Option<Value>) -> Result<Option<String>, StoreError> {
         None | Some(Value::Nil) => Ok(None),
         Some(Value::BulkString(bytes)) => String::from_utf8(bytes).map(Some).map_err(corrupt),
         Some(Value::SimpleString(s)) => Ok(Some(s)),
-        Some(other) => Err(StoreError::Corrupt(format!("expected a string, got {other:?}"))),
+        Some(other) => Err(StoreError::Corrupt(format!(
+            "expected a string, got {other:?}"
+        ))),
     }
 }

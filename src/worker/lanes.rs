@@ -11,10 +11,10 @@ use std::hash::{Hash, Hasher};
 
 use futures_util::StreamExt;
 use futures_util::stream::select_all;
+use lapin::Channel;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use lapin::Channel;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -44,7 +44,9 @@ pub async fn consume(
     channel: &Channel,
     shutdown: &CancellationToken,
 ) -> Result<(), Broken> {
-    channel.basic_qos(config.concurrency, BasicQosOptions::default()).await?;
+    channel
+        .basic_qos(config.concurrency, BasicQosOptions::default())
+        .await?;
     let mut consumers = Vec::new();
     let mut tags = Vec::new();
     for n in 0..config.partitions {
@@ -122,7 +124,10 @@ pub async fn consume(
     })
     .await;
     if drained.is_err() {
-        warn!(unfinished = tasks.len(), "Shutdown grace period over; unfinished events go back to the queue.");
+        warn!(
+            unfinished = tasks.len(),
+            "Shutdown grace period over; unfinished events go back to the queue."
+        );
         session.cancel();
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
@@ -139,7 +144,12 @@ fn lane_of(routing_key: &str, lanes: usize) -> usize {
     (hasher.finish() % lanes as u64) as usize
 }
 
-async fn lane(mut rx: mpsc::Receiver<Delivery>, pipeline: Pipeline, session: CancellationToken, broken: CancellationToken) {
+async fn lane(
+    mut rx: mpsc::Receiver<Delivery>,
+    pipeline: Pipeline,
+    session: CancellationToken,
+    broken: CancellationToken,
+) {
     while let Some(delivery) = rx.recv().await {
         if !settle(&delivery, &pipeline, &session, &broken).await {
             // The session is over; the broker requeues what was not acked.
@@ -149,10 +159,18 @@ async fn lane(mut rx: mpsc::Receiver<Delivery>, pipeline: Pipeline, session: Can
 }
 
 /// Handles one delivery until it can be acked; false if the session ended first.
-async fn settle(delivery: &Delivery, pipeline: &Pipeline, session: &CancellationToken, broken: &CancellationToken) -> bool {
+async fn settle(
+    delivery: &Delivery,
+    pipeline: &Pipeline,
+    session: &CancellationToken,
+    broken: &CancellationToken,
+) -> bool {
     let mut backoff = retry_backoff();
     loop {
-        let input = Input { body: &delivery.data, properties: &delivery.properties };
+        let input = Input {
+            body: &delivery.data,
+            properties: &delivery.properties,
+        };
         let result = match pipeline.handle(input).await {
             Outcome::Done { kind, replayed } => {
                 tracing::debug!(kind, replayed, "Event handled.");
@@ -162,7 +180,12 @@ async fn settle(delivery: &Delivery, pipeline: &Pipeline, session: &Cancellation
                 warn!(reason = %rejection.header(), routing_key = %delivery.routing_key, "Input dead-lettered.");
                 pipeline
                     .publisher
-                    .dead_letter(&delivery.data, &delivery.properties, delivery.routing_key.as_str(), &rejection.header())
+                    .dead_letter(
+                        &delivery.data,
+                        &delivery.properties,
+                        delivery.routing_key.as_str(),
+                        &rejection.header(),
+                    )
                     .await
                     .map_err(|e| e.to_string())
             }

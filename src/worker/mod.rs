@@ -29,7 +29,9 @@ pub enum RunError {
     AmqpUnreachable { url: String, reason: String },
     #[error("cannot reach Redis at {url}: {reason}")]
     RedisUnreachable { url: String, reason: String },
-    #[error("cannot declare the topology (is the rabbitmq_consistent_hash_exchange plugin enabled?): {0}")]
+    #[error(
+        "cannot declare the topology (is the rabbitmq_consistent_hash_exchange plugin enabled?): {0}"
+    )]
     Topology(String),
 }
 
@@ -41,21 +43,39 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     config
         .amqp_url
         .parse::<lapin::uri::AMQPUri>()
-        .map_err(|reason| RunError::AmqpUrl { url: amqp_url.clone(), reason })?;
-    redis::Client::open(config.redis_url.as_str())
-        .map_err(|e| RunError::RedisUrl { url: redact(&config.redis_url), reason: e.to_string() })?;
+        .map_err(|reason| RunError::AmqpUrl {
+            url: amqp_url.clone(),
+            reason,
+        })?;
+    redis::Client::open(config.redis_url.as_str()).map_err(|e| RunError::RedisUrl {
+        url: redact(&config.redis_url),
+        reason: e.to_string(),
+    })?;
 
-    let store = Store::new(&config.redis_url, &config.prefix, usize::from(config.concurrency) + 4, config.event_ttl())
-        .map_err(|reason| RunError::RedisUrl { url: redact(&config.redis_url), reason })?;
-    store
-        .ping()
-        .await
-        .map_err(|e| RunError::RedisUnreachable { url: redact(&config.redis_url), reason: e.to_string() })?;
+    let store = Store::new(
+        &config.redis_url,
+        &config.prefix,
+        usize::from(config.concurrency) + 4,
+        config.event_ttl(),
+    )
+    .map_err(|reason| RunError::RedisUrl {
+        url: redact(&config.redis_url),
+        reason,
+    })?;
+    store.ping().await.map_err(|e| RunError::RedisUnreachable {
+        url: redact(&config.redis_url),
+        reason: e.to_string(),
+    })?;
     let names = Names::new(&config.prefix);
     let connection = connect(&config)
         .await
-        .map_err(|e| RunError::AmqpUnreachable { url: amqp_url.clone(), reason: e.to_string() })?;
-    declare(&connection, &names, config.partitions).await.map_err(|e| RunError::Topology(e.to_string()))?;
+        .map_err(|e| RunError::AmqpUnreachable {
+            url: amqp_url.clone(),
+            reason: e.to_string(),
+        })?;
+    declare(&connection, &names, config.partitions)
+        .await
+        .map_err(|e| RunError::Topology(e.to_string()))?;
     let mut declared = true;
     info!(prefix = %config.prefix, partitions = config.partitions, concurrency = config.concurrency, "Worker started.");
 
@@ -116,7 +136,10 @@ async fn session(
     shutdown: &CancellationToken,
 ) -> Result<(), lanes::Broken> {
     let publisher = Publisher::open(conn, names.clone()).await?;
-    let pipeline = Pipeline { store: store.clone(), publisher };
+    let pipeline = Pipeline {
+        store: store.clone(),
+        publisher,
+    };
     let consumer_channel = conn.create_channel().await?;
     lanes::consume(config, names, pipeline, &consumer_channel, shutdown).await
 }
@@ -155,7 +178,10 @@ pub(crate) fn retry_backoff() -> impl Iterator<Item = Duration> {
 
 /// The URL without its password, for messages.
 fn redact(url: &str) -> String {
-    match url.split_once("://").and_then(|(scheme, rest)| rest.split_once('@').map(|(auth, host)| (scheme, auth, host))) {
+    match url.split_once("://").and_then(|(scheme, rest)| {
+        rest.split_once('@')
+            .map(|(auth, host)| (scheme, auth, host))
+    }) {
         Some((scheme, auth, host)) => {
             let user = auth.split(':').next().unwrap_or_default();
             format!("{scheme}://{user}:***@{host}")

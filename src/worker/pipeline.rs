@@ -61,7 +61,11 @@ impl Pipeline {
         };
         let reply = ReplyTo {
             reply_to: input.properties.reply_to().as_ref().map(|s| s.to_string()),
-            correlation_id: input.properties.correlation_id().as_ref().map(|s| s.to_string()),
+            correlation_id: input
+                .properties
+                .correlation_id()
+                .as_ref()
+                .map(|s| s.to_string()),
         };
         match self.settle(&event, &reply).await {
             Ok(outcome) => outcome,
@@ -83,13 +87,23 @@ impl Pipeline {
                 tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(20)))).await;
             }
             let decision = if let Some(reads) = handlers::reads(event) {
-                match self.store.read(account, event_id, reads).await.map_err(Transient::Store)? {
+                match self
+                    .store
+                    .read(account, event_id, reads)
+                    .await
+                    .map_err(Transient::Store)?
+                {
                     Loaded::Applied(record) => return self.replay(account, kind, record).await,
                     Loaded::Fresh(reads) => handlers::decide_account(event, &reads),
                 }
             } else {
                 let query = handlers::chat_query(event).expect("chat events have a chat query");
-                match self.store.snapshot(account, event_id, &query).await.map_err(Transient::Store)? {
+                match self
+                    .store
+                    .snapshot(account, event_id, &query)
+                    .await
+                    .map_err(Transient::Store)?
+                {
                     Loaded::Applied(record) => return self.replay(account, kind, record).await,
                     Loaded::Fresh(snapshot) => handlers::decide_chat(event, &snapshot, reply),
                 }
@@ -98,17 +112,36 @@ impl Pipeline {
                 Decision::Reject(rejection) => return Ok(Outcome::DeadLetter(rejection)),
                 Decision::Answer(outputs) => {
                     self.publisher.publish_all(&outputs).await?;
-                    return Ok(Outcome::Done { kind, replayed: false });
+                    return Ok(Outcome::Done {
+                        kind,
+                        replayed: false,
+                    });
                 }
-                Decision::Apply(plan) => match self.store.apply(account, event_id, &plan).await.map_err(Transient::Store)? {
-                    Applied::Ok => {
-                        let record = Record { outputs: plan.outputs, declare_users: plan.declare_users };
-                        self.publish(account, &record).await?;
-                        return Ok(Outcome::Done { kind, replayed: false });
+                Decision::Apply(plan) => {
+                    // Queues first: once the users exist in Redis, other events may
+                    // already route notifications to them. Declaring is idempotent.
+                    self.declare_queues(account, &plan.declare_users).await?;
+                    match self
+                        .store
+                        .apply(account, event_id, &plan)
+                        .await
+                        .map_err(Transient::Store)?
+                    {
+                        Applied::Ok => {
+                            self.publisher.publish_all(&plan.outputs).await?;
+                            return Ok(Outcome::Done {
+                                kind,
+                                replayed: false,
+                            });
+                        }
+                        Applied::Already(record) => {
+                            return self.replay(account, kind, record).await;
+                        }
+                        Applied::Conflict => {
+                            debug!(event_id = %event_id, attempt, "State moved under the decision; deciding again.")
+                        }
                     }
-                    Applied::Already(record) => return self.replay(account, kind, record).await,
-                    Applied::Conflict => debug!(event_id = %event_id, attempt, "State moved under the decision; deciding again."),
-                },
+                }
             }
         }
         Err(Transient::Contention)
@@ -116,17 +149,36 @@ impl Pipeline {
 
     /// An event applied before (a redelivery, a republish, or a worker that died
     /// before its outputs were confirmed): publish exactly what it published.
-    async fn replay(&self, account: &Id, kind: &'static str, record: Record) -> Result<Outcome, Transient> {
+    async fn replay(
+        &self,
+        account: &Id,
+        kind: &'static str,
+        record: Record,
+    ) -> Result<Outcome, Transient> {
         self.publish(account, &record).await?;
-        Ok(Outcome::Done { kind, replayed: true })
+        Ok(Outcome::Done {
+            kind,
+            replayed: true,
+        })
     }
 
     /// Declares the queues the event introduced, then publishes its outputs, confirmed.
     async fn publish(&self, account: &Id, record: &Record) -> Result<(), Transient> {
-        for user in &record.declare_users {
-            declare_user_queue(self.publisher.channel(), self.publisher.names(), account, user).await?;
-        }
+        self.declare_queues(account, &record.declare_users).await?;
         self.publisher.publish_all(&record.outputs).await?;
+        Ok(())
+    }
+
+    async fn declare_queues(&self, account: &Id, users: &[Id]) -> Result<(), Transient> {
+        for user in users {
+            declare_user_queue(
+                self.publisher.channel(),
+                self.publisher.names(),
+                account,
+                user,
+            )
+            .await?;
+        }
         Ok(())
     }
 }

@@ -7,8 +7,8 @@ pub mod proxy;
 use std::time::{Duration, Instant};
 
 use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -44,7 +44,8 @@ pub fn eid() -> String {
 
 /// An event of `kind` for `account` with the given fields and a fresh eventId.
 pub fn event(kind: &str, account: &str, fields: Value) -> Value {
-    let mut body = json!({ "eventId": eid(), "type": kind, "accountId": account, "occurredAt": TS });
+    let mut body =
+        json!({ "eventId": eid(), "type": kind, "accountId": account, "occurredAt": TS });
     for (k, v) in fields.as_object().expect("fields are an object") {
         body[k] = v.clone();
     }
@@ -59,9 +60,14 @@ impl TestApp {
     }
 
     pub async fn spawn_with(workers: usize, prefix: &str, tune: impl Fn(&mut Config)) -> Self {
-        let conn = Connection::connect(AMQP, ConnectionProperties::default()).await.expect("RabbitMQ at 127.0.0.1:5672");
+        let conn = Connection::connect(AMQP, ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ at 127.0.0.1:5672");
         let channel = conn.create_channel().await.unwrap();
-        channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
         let mut config = Config::with_prefix(prefix);
         tune(&mut config);
         let mut app = TestApp {
@@ -113,7 +119,14 @@ impl TestApp {
         loop {
             let probe = self.conn.create_channel().await.unwrap();
             let found = probe
-                .queue_declare(queue.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+                .queue_declare(
+                    queue.into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
                 .await
                 .is_ok();
             let _ = probe.close(200, "probe".into()).await;
@@ -127,13 +140,26 @@ impl TestApp {
 
     /// Publishes an event to `P.inbound` as a gateway would.
     pub async fn publish(&self, routing_key: &str, body: &Value) {
-        self.publish_raw(routing_key, body.to_string().as_bytes(), BasicProperties::default()).await;
+        self.publish_raw(
+            routing_key,
+            body.to_string().as_bytes(),
+            BasicProperties::default(),
+        )
+        .await;
     }
 
     pub async fn publish_raw(&self, routing_key: &str, body: &[u8], props: BasicProperties) {
-        let props = props.with_content_type("application/json".into()).with_delivery_mode(2);
+        let props = props
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2);
         self.channel
-            .basic_publish(self.names.inbound().into(), routing_key.into(), BasicPublishOptions::default(), body, props)
+            .basic_publish(
+                self.names.inbound().into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
             .await
             .unwrap()
             .await
@@ -153,18 +179,32 @@ impl TestApp {
 
     /// Publishes an account event with the contract's routing key.
     pub async fn publish_account(&self, body: &Value) {
-        self.publish(body["accountId"].as_str().unwrap(), body).await;
+        self.publish(body["accountId"].as_str().unwrap(), body)
+            .await;
     }
 
     /// A queue of the test's own bound to `exchange` with `key` (CRMs and gateways bind theirs).
     pub async fn bind(&mut self, exchange: &str, key: &str) -> String {
         let queue = format!("{}.test.{}", self.prefix, self.extra_queues.len());
         self.channel
-            .queue_declare(queue.as_str().into(), QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         self.channel
-            .queue_bind(queue.as_str().into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default())
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         self.extra_queues.push(queue.clone());
@@ -182,7 +222,8 @@ impl TestApp {
     }
 
     pub fn user_queue(&self, account: &str, user: &str) -> String {
-        self.names.user_queue(&Id::parse(account).unwrap(), &Id::parse(user).unwrap())
+        self.names
+            .user_queue(&Id::parse(account).unwrap(), &Id::parse(user).unwrap())
     }
 
     /// Takes messages from `queue` until at least `min` arrived (or `timeout`),
@@ -193,7 +234,12 @@ impl TestApp {
         let deadline = Instant::now() + timeout;
         let mut quiet_since = Instant::now();
         loop {
-            match self.channel.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.unwrap() {
+            match self
+                .channel
+                .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+                .await
+                .unwrap()
+            {
                 Some(message) => {
                     let delivery = message.delivery;
                     got.push(Got {
@@ -218,7 +264,11 @@ impl TestApp {
     /// Notifications of one user.
     pub async fn notes(&self, account: &str, user: &str, min: usize) -> Vec<Value> {
         let queue = self.user_queue(account, user);
-        self.take(&queue, min, Duration::from_secs(20)).await.into_iter().map(|g| g.json).collect()
+        self.take(&queue, min, Duration::from_secs(20))
+            .await
+            .into_iter()
+            .map(|g| g.json)
+            .collect()
     }
 
     pub async fn dead(&self, min: usize) -> Vec<Got> {
@@ -230,15 +280,26 @@ impl TestApp {
     /// (Account and chat events travel on different partitions, so a test must
     /// let the set-up land before the clients write, as a real CRM would.)
     pub async fn wait_config(&self, account: &str, n: u64) {
-        let key = format!("{}:{{{}}}:config", self.prefix, Id::parse(account).unwrap().key_part());
+        let key = format!(
+            "{}:{{{}}}:config",
+            self.prefix,
+            Id::parse(account).unwrap().key_part()
+        );
         let mut conn = self.redis.get_multiplexed_async_connection().await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let current: Option<u64> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.unwrap();
+            let current: Option<u64> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
             if current.unwrap_or(0) >= n {
                 return;
             }
-            assert!(Instant::now() < deadline, "account {account} set-up not applied ({current:?} of {n})");
+            assert!(
+                Instant::now() < deadline,
+                "account {account} set-up not applied ({current:?} of {n})"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -248,11 +309,20 @@ impl TestApp {
     pub async fn wait_applied(&self, body: &Value) {
         let account = Id::parse(body["accountId"].as_str().unwrap()).unwrap();
         let event = Id::parse(body["eventId"].as_str().unwrap()).unwrap();
-        let key = format!("{}:{{{}}}:event:{}", self.prefix, account.key_part(), event.key_part());
+        let key = format!(
+            "{}:{{{}}}:event:{}",
+            self.prefix,
+            account.key_part(),
+            event.key_part()
+        );
         let mut conn = self.redis.get_multiplexed_async_connection().await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let exists: bool = redis::cmd("EXISTS").arg(&key).query_async(&mut conn).await.unwrap();
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
             if exists {
                 return;
             }
@@ -275,24 +345,49 @@ impl TestApp {
         queues.push(self.names.dead());
         queues.extend((0..self.partitions).map(|n| self.names.inbound_partition(n)));
         let mut conn = self.redis.get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}:*", self.prefix)).query_async(&mut conn).await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         // User queues: every user the worker knew of.
         for key in keys.iter().filter(|k| k.ends_with(":users")) {
-            let users: Vec<String> = redis::cmd("HKEYS").arg(key).query_async(&mut conn).await.unwrap();
-            let escaped = key.split('{').nth(1).and_then(|s| s.split('}').next()).unwrap_or_default();
+            let users: Vec<String> = redis::cmd("HKEYS")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let escaped = key
+                .split('{')
+                .nth(1)
+                .and_then(|s| s.split('}').next())
+                .unwrap_or_default();
             let account = Id::parse(unescape(escaped)).unwrap();
             for user in users {
                 queues.push(self.names.user_queue(&account, &Id::parse(user).unwrap()));
             }
         }
         for queue in queues {
-            let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+            let _ = channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
         }
-        for exchange in [self.names.inbound(), self.names.notify(), self.names.crm(), self.names.outbound()] {
-            let _ = channel.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await;
+        for exchange in [
+            self.names.inbound(),
+            self.names.notify(),
+            self.names.crm(),
+            self.names.outbound(),
+        ] {
+            let _ = channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
         }
         if !keys.is_empty() {
-            let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+            let _: () = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
         }
     }
 }
@@ -319,13 +414,21 @@ impl Got {
 
 /// Types of notifications, in order.
 pub fn kinds(notes: &[Value]) -> Vec<&str> {
-    notes.iter().map(|n| n["type"].as_str().unwrap_or("?")).collect()
+    notes
+        .iter()
+        .map(|n| n["type"].as_str().unwrap_or("?"))
+        .collect()
 }
 
 /// A standard account: one WhatsApp channel "wa", the given users (id, role,
 /// receivesNewClients), one pipeline "p"/"s1" and, unless `None`, settings
 /// with that distribution. Waits until it is applied.
-pub async fn setup_account(app: &TestApp, account: &str, users: &[(&str, &str, bool)], distribution: Option<&str>) {
+pub async fn setup_account(
+    app: &TestApp,
+    account: &str,
+    users: &[(&str, &str, bool)],
+    distribution: Option<&str>,
+) {
     app.publish_account(&event(
         "channels.upserted",
         account,
@@ -340,7 +443,8 @@ pub async fn setup_account(app: &TestApp, account: &str, users: &[(&str, &str, b
                     "access": [{ "channelId": "wa", "role": role, "receivesNewClients": rnc }] })
         })
         .collect();
-    app.publish_account(&event("users.upserted", account, json!({ "users": users }))).await;
+    app.publish_account(&event("users.upserted", account, json!({ "users": users })))
+        .await;
     app.publish_account(&event(
         "pipelines.loaded",
         account,

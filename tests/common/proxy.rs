@@ -43,7 +43,12 @@ impl Proxy {
                 }
             }
         });
-        Self { addr, down, links, accept }
+        Self {
+            addr,
+            down,
+            links,
+            accept,
+        }
     }
 
     /// Drops every open connection and refuses new ones until [`Proxy::restore`];
