@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "Routes messenger conversations to CRM users.")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Routes messenger conversations to CRM users."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,7 +26,8 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,lapin=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,lapin=warn".into()),
         )
         .init();
     match cli.command {

@@ -17,7 +17,13 @@ pub enum PublishError {
     /// The broker refused a message.
     #[error("the broker refused a message to {0}")]
     Nacked(String),
+    /// No confirm in time: the channel is stuck; only a new connection helps.
+    #[error("no publisher confirm within {0:?}")]
+    ConfirmTimeout(std::time::Duration),
 }
+
+/// How long a confirm may take before the channel counts as stuck.
+const CONFIRM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A confirm-mode channel with the exchange names.
 #[derive(Clone)]
@@ -105,17 +111,15 @@ impl Publisher {
         body: &[u8],
         props: BasicProperties,
     ) -> Result<(), PublishError> {
-        let confirm = self
-            .channel
-            .basic_publish(
-                exchange.into(),
-                key.into(),
-                BasicPublishOptions::default(),
-                body,
-                props,
-            )
-            .await?
-            .await?;
+        let publish = async {
+            self.channel
+                .basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), body, props)
+                .await?
+                .await
+        };
+        let confirm = tokio::time::timeout(CONFIRM_WAIT, publish)
+            .await
+            .map_err(|_| PublishError::ConfirmTimeout(CONFIRM_WAIT))??;
         match confirm {
             Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
             Confirmation::Nack(_) => Err(PublishError::Nacked(format!("{exchange:?} {key:?}"))),

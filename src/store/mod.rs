@@ -89,6 +89,7 @@ pub struct Store {
     event_ttl: Duration,
     snapshot: std::sync::Arc<redis::Script>,
     apply: std::sync::Arc<redis::Script>,
+    heartbeat: std::sync::Arc<redis::Script>,
 }
 
 impl Store {
@@ -106,6 +107,7 @@ impl Store {
             event_ttl,
             snapshot: std::sync::Arc::new(redis::Script::new(include_str!("lua/snapshot.lua"))),
             apply: std::sync::Arc::new(redis::Script::new(include_str!("lua/apply.lua"))),
+            heartbeat: std::sync::Arc::new(redis::Script::new(include_str!("lua/heartbeat.lua"))),
         })
     }
 
@@ -113,6 +115,20 @@ impl Store {
         let mut conn = self.pool.get().await?;
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         Ok(())
+    }
+
+    /// Registers this worker as alive for `ttl` (or removes it when `leave`)
+    /// and returns the ids of every live worker. The registry is the one key
+    /// outside the accounts' slots.
+    pub async fn heartbeat(&self, worker: &str, ttl: Duration, leave: bool) -> Result<Vec<String>, StoreError> {
+        let mut invocation = self.heartbeat.prepare_invoke();
+        invocation
+            .key(format!("{}:workers", self.prefix))
+            .arg(worker)
+            .arg(ttl.as_millis() as u64)
+            .arg(if leave { "1" } else { "0" });
+        let mut conn = self.pool.get().await?;
+        Ok(invocation.invoke_async(&mut conn).await?)
     }
 
     pub fn keys(&self, account: &Id) -> AccountKeys {

@@ -2,7 +2,9 @@
 //! partitions and runs each delivery through the [`pipeline`], reconnecting
 //! with backoff when the broker goes away and shutting down in phases.
 
+mod consumer;
 mod lanes;
+pub mod partitions;
 pub mod pipeline;
 
 use std::time::Duration;
@@ -17,6 +19,10 @@ use crate::config::Config;
 use crate::names::Names;
 use crate::store::Store;
 use pipeline::Pipeline;
+
+/// How long closing a channel or connection may take: a broker that stopped
+/// answering must not keep a worker from reconnecting or stopping.
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the worker could not start or had to stop. Each is one line for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +73,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         reason: e.to_string(),
     })?;
     let names = Names::new(&config.prefix);
+    let worker_id = uuid::Uuid::new_v4().to_string();
     let connection = connect(&config)
         .await
         .map_err(|e| RunError::AmqpUnreachable {
@@ -77,7 +84,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         .await
         .map_err(|e| RunError::Topology(e.to_string()))?;
     let mut declared = true;
-    info!(prefix = %config.prefix, partitions = config.partitions, concurrency = config.concurrency, "Worker started.");
+    info!(prefix = %config.prefix, worker = %worker_id, partitions = config.partitions, concurrency = config.concurrency, "Worker started.");
 
     let mut connection = Some(connection);
     let mut backoff = reconnect_backoff();
@@ -99,7 +106,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         // After a reconnect, declare again: the broker may have lost what it had.
         if !declared && let Err(error) = declare(&conn, &names, config.partitions).await {
             warn!(%error, "Cannot declare the topology; retrying.");
-            let _ = conn.close(320, "reconnecting".into()).await;
+            let _ = tokio::time::timeout(CLOSE_WAIT, conn.close(320, "reconnecting".into())).await;
             let pause = backoff.next().unwrap_or(Duration::from_secs(10));
             tokio::select! {
                 () = tokio::time::sleep(pause) => continue,
@@ -107,15 +114,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             }
         }
         declared = false;
-        match session(&config, &names, &store, &conn, &shutdown).await {
+        match session(&config, &names, &store, &conn, &worker_id, &shutdown).await {
             Ok(()) => {
-                let _ = conn.close(200, "shutdown".into()).await;
+                let _ = tokio::time::timeout(CLOSE_WAIT, conn.close(200, "shutdown".into())).await;
                 info!("Worker stopped.");
                 return Ok(());
             }
             Err(error) => {
                 warn!(%error, "Lost RabbitMQ; reconnecting.");
-                let _ = conn.close(320, "reconnecting".into()).await;
+                let _ = tokio::time::timeout(CLOSE_WAIT, conn.close(320, "reconnecting".into())).await;
                 backoff = reconnect_backoff();
                 let pause = backoff.next().unwrap_or(Duration::from_secs(1));
                 tokio::select! {
@@ -133,15 +140,16 @@ async fn session(
     names: &Names,
     store: &Store,
     conn: &Connection,
+    worker_id: &str,
     shutdown: &CancellationToken,
-) -> Result<(), lanes::Broken> {
+) -> Result<(), consumer::Broken> {
     let publisher = Publisher::open(conn, names.clone()).await?;
     let pipeline = Pipeline {
         store: store.clone(),
         publisher,
     };
-    let consumer_channel = conn.create_channel().await?;
-    lanes::consume(config, names, pipeline, &consumer_channel, shutdown).await
+    let consumer = consumer::Consumer { config, names, pipeline, conn, worker_id };
+    consumer.run(shutdown).await
 }
 
 async fn connect(config: &Config) -> Result<Connection, lapin::Error> {
@@ -152,7 +160,7 @@ async fn connect(config: &Config) -> Result<Connection, lapin::Error> {
 async fn declare(conn: &Connection, names: &Names, partitions: u16) -> Result<(), lapin::Error> {
     let channel = conn.create_channel().await?;
     amqp::declare(&channel, names, partitions).await?;
-    let _ = channel.close(200, "declared".into()).await;
+    let _ = tokio::time::timeout(CLOSE_WAIT, channel.close(200, "declared".into())).await;
     Ok(())
 }
 

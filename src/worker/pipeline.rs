@@ -40,6 +40,13 @@ pub enum Transient {
     Contention,
 }
 
+impl Transient {
+    /// A failure that retrying on the same connection cannot fix.
+    pub fn needs_reconnect(&self) -> bool {
+        matches!(self, Transient::Publish(PublishError::ConfirmTimeout(_)))
+    }
+}
+
 /// The worker's view of one delivery.
 pub struct Input<'a> {
     pub body: &'a [u8],

@@ -1,0 +1,303 @@
+//! Consuming the inbound partitions, balanced across workers.
+//!
+//! Each partition is a queue with a single active consumer. This worker keeps
+//! one subscription (channel + consumer) per partition, so it is either the
+//! active consumer of a partition or waits in line for it; the broker alone
+//! decides, so two workers never handle one partition at once, and a dead
+//! worker's partitions pass to the next in line at once.
+//!
+//! Balance: once a second, the worker renews its entry in the Redis registry
+//! of live workers and computes each partition's owner ([`partitions::owners`]).
+//! When it may be active on a partition it does not own, it hands it over
+//! without breaking order: it stops starting that partition's deliveries, lets
+//! the ones in flight finish, then closes the subscription, which returns the
+//! deliveries it held to the head of the queue and activates the next worker
+//! in line; finally it subscribes again, at the back of the line.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::lanes::{Work, lane, lane_of};
+use super::partitions;
+use super::pipeline::Pipeline;
+use crate::config::Config;
+use crate::names::Names;
+
+/// How long a worker's registry entry lives without a heartbeat.
+const HEARTBEAT_TTL: Duration = Duration::from_secs(5);
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// A worker cannot see whether it is the active consumer of a quiet partition.
+/// So when it waits on a partition it does not own, it also steps back from
+/// time to time: leaving a line it merely waits in changes nothing, and
+/// leaving one it leads (unknowingly) hands the partition on. Either way the
+/// owner moves to the front within a few rounds.
+const STEP_BACK_EVERY: Duration = Duration::from_secs(3);
+
+/// Why a session ended other than by shutdown: the worker reconnects.
+#[derive(Debug, thiserror::Error)]
+pub enum Broken {
+    #[error(transparent)]
+    Broker(#[from] lapin::Error),
+    #[error("the broker ended a consumer")]
+    ConsumerEnded,
+    #[error("the publishing channel closed")]
+    PublisherClosed,
+}
+
+/// One partition's subscription and what is in flight from it.
+struct Subscription {
+    channel: Channel,
+    generation: u64,
+    in_flight: usize,
+    /// Something was delivered since subscribing: this worker may be the active one.
+    active: bool,
+    since: tokio::time::Instant,
+    /// Handing over: deliveries are held (left unacked), not started.
+    yielding: bool,
+}
+
+/// What the per-partition forwarders send to the dispatcher.
+enum Incoming {
+    Delivery(Box<Work>),
+    Ended { partition: u16, generation: u64, error: Option<lapin::Error> },
+}
+
+pub struct Consumer<'a> {
+    pub config: &'a Config,
+    pub names: &'a Names,
+    pub pipeline: Pipeline,
+    pub conn: &'a Connection,
+    pub worker_id: &'a str,
+}
+
+impl Consumer<'_> {
+    /// Consumes until shutdown (Ok) or a broker failure (Err).
+    pub async fn run(self, shutdown: &CancellationToken) -> Result<(), Broken> {
+        let config = self.config;
+        let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Incoming>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u16, u64)>();
+        let mut forwarders = JoinSet::new();
+        let mut generation = 0u64;
+        let mut subs = HashMap::new();
+        for n in 0..config.partitions {
+            generation += 1;
+            let sub = self.subscribe(n, generation, &in_tx, &mut forwarders).await?;
+            subs.insert(n, sub);
+        }
+
+        // The session's own token: cancelled on shutdown or when the broker fails,
+        // so lanes stop retrying on a dead channel. A lane that finds the publishing
+        // channel closed cancels `broken`, which ends the session for a reconnect.
+        let session = shutdown.child_token();
+        let broken = CancellationToken::new();
+        let mut lanes_tasks = JoinSet::new();
+        let capacity = usize::from(config.concurrency) * usize::from(config.partitions);
+        let lanes: Vec<mpsc::Sender<Work>> = (0..config.concurrency)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(capacity);
+                lanes_tasks.spawn(lane(rx, done_tx.clone(), self.pipeline.clone(), session.clone(), broken.clone()));
+                tx
+            })
+            .collect();
+
+        let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+        let mut failure = None;
+        let mut stopping = false;
+        let mut deadline = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                Some(incoming) = in_rx.recv() => match incoming {
+                    Incoming::Delivery(work) => {
+                        let Some(sub) = subs.get_mut(&work.partition) else { continue };
+                        if sub.generation != work.generation || sub.yielding || stopping {
+                            // Held: left unacked, returned to the queue when the subscription closes.
+                            continue;
+                        }
+                        sub.active = true;
+                        sub.in_flight += 1;
+                        let lane = lane_of(work.delivery.routing_key.as_str(), lanes.len());
+                        if lanes[lane].send(*work).await.is_err() {
+                            break;
+                        }
+                    }
+                    Incoming::Ended { partition, generation, error } => {
+                        let current = subs.get(&partition).is_some_and(|s| s.generation == generation);
+                        if current && !stopping {
+                            failure = Some(error.map_or(Broken::ConsumerEnded, Broken::Broker));
+                            break;
+                        }
+                    }
+                },
+                Some((partition, gen_done)) = done_rx.recv() => {
+                    let handover = match subs.get_mut(&partition) {
+                        Some(sub) if sub.generation == gen_done => {
+                            sub.in_flight -= 1;
+                            sub.yielding && sub.in_flight == 0
+                        }
+                        _ => false,
+                    };
+                    if stopping && subs.values().all(|s| s.in_flight == 0) {
+                        break;
+                    }
+                    if handover && !stopping {
+                        self.hand_over(&mut subs, partition, &mut generation, &in_tx, &mut forwarders).await?;
+                    }
+                }
+                _ = tick.tick(), if !stopping => {
+                    self.rebalance(&mut subs, &mut generation, &in_tx, &mut forwarders).await?;
+                }
+                () = broken.cancelled() => {
+                    failure = Some(Broken::PublisherClosed);
+                    break;
+                }
+                () = shutdown.cancelled(), if !stopping => {
+                    // Phase 1: start nothing new; deliveries held go back to the queue on close.
+                    info!("Shutdown: no longer consuming; finishing in-flight events.");
+                    stopping = true;
+                    deadline = tokio::time::Instant::now() + config.shutdown_grace();
+                    if subs.values().all(|s| s.in_flight == 0) {
+                        break;
+                    }
+                }
+                () = tokio::time::sleep_until(deadline), if stopping => break,
+            }
+        }
+        drop(lanes);
+        if failure.is_some() {
+            session.cancel();
+        }
+        // Phase 2: let the lanes finish, up to the grace period; then abort what is left.
+        // An event cut short is safe: its apply is atomic and its redelivery replays it.
+        if !stopping {
+            deadline = tokio::time::Instant::now() + config.shutdown_grace();
+        }
+        let drained = tokio::time::timeout_at(deadline, async {
+            while lanes_tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(unfinished = lanes_tasks.len(), "Shutdown grace period over; unfinished events go back to the queue.");
+            session.cancel();
+            lanes_tasks.abort_all();
+            while lanes_tasks.join_next().await.is_some() {}
+        }
+        for sub in subs.values() {
+            let _ = tokio::time::timeout(super::CLOSE_WAIT, sub.channel.close(200, "stopping".into())).await;
+        }
+        forwarders.abort_all();
+        if failure.is_none() {
+            let _ = self.pipeline.store.heartbeat(self.worker_id, HEARTBEAT_TTL, true).await;
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Opens a subscription to partition `n` on a channel of its own.
+    async fn subscribe(
+        &self,
+        n: u16,
+        generation: u64,
+        in_tx: &mpsc::UnboundedSender<Incoming>,
+        forwarders: &mut JoinSet<()>,
+    ) -> Result<Subscription, lapin::Error> {
+        let channel = self.conn.create_channel().await?;
+        channel.basic_qos(self.config.concurrency, BasicQosOptions::default()).await?;
+        let mut consumer = channel
+            .basic_consume(
+                self.names.inbound_partition(n).into(),
+                // Operators (and tests) see in `rabbitmqctl list_consumers` which worker is active where.
+                format!("{}.p{n}.g{generation}", self.worker_id).into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let tx = in_tx.clone();
+        forwarders.spawn(async move {
+            let error = loop {
+                match consumer.next().await {
+                    Some(Ok(delivery)) => {
+                        let work = Work { delivery, partition: n, generation };
+                        if tx.send(Incoming::Delivery(Box::new(work))).is_err() {
+                            return;
+                        }
+                    }
+                    Some(Err(e)) => break Some(e),
+                    None => break None,
+                }
+            };
+            let _ = tx.send(Incoming::Ended { partition: n, generation, error });
+        });
+        Ok(Subscription {
+            channel,
+            generation,
+            in_flight: 0,
+            active: false,
+            since: tokio::time::Instant::now(),
+            yielding: false,
+        })
+    }
+
+    /// Closes the subscription of a partition with nothing in flight (its held
+    /// deliveries return to the head of the queue and the next worker in line
+    /// becomes active), then subscribes again at the back of the line.
+    async fn hand_over(
+        &self,
+        subs: &mut HashMap<u16, Subscription>,
+        n: u16,
+        generation: &mut u64,
+        in_tx: &mpsc::UnboundedSender<Incoming>,
+        forwarders: &mut JoinSet<()>,
+    ) -> Result<(), lapin::Error> {
+        *generation += 1;
+        if let Some(old) = subs.remove(&n) {
+            let _ = tokio::time::timeout(super::CLOSE_WAIT, old.channel.close(200, "handing over".into())).await;
+        }
+        let fresh = self.subscribe(n, *generation, in_tx, forwarders).await?;
+        subs.insert(n, fresh);
+        debug!(partition = n, "Stepped back from a partition owned by another worker.");
+        Ok(())
+    }
+
+    /// Renews this worker's heartbeat and starts handing over the partitions it
+    /// is active on but does not own. Without Redis, balance waits; order never does.
+    async fn rebalance(
+        &self,
+        subs: &mut HashMap<u16, Subscription>,
+        generation: &mut u64,
+        in_tx: &mpsc::UnboundedSender<Incoming>,
+        forwarders: &mut JoinSet<()>,
+    ) -> Result<(), lapin::Error> {
+        let live = match self.pipeline.store.heartbeat(self.worker_id, HEARTBEAT_TTL, false).await {
+            Ok(live) => live,
+            Err(error) => {
+                debug!(%error, "Heartbeat failed; keeping the current balance.");
+                return Ok(());
+            }
+        };
+        let owners = partitions::owners(self.config.partitions, &live);
+        for (n, owner) in owners.iter().enumerate() {
+            let n = n as u16;
+            let Some(sub) = subs.get_mut(&n) else { continue };
+            let may_lead = sub.active || sub.since.elapsed() >= STEP_BACK_EVERY;
+            if owner.is_none_or(|o| o == self.worker_id) || !may_lead || sub.yielding {
+                continue;
+            }
+            sub.yielding = true;
+            if sub.in_flight == 0 {
+                self.hand_over(subs, n, generation, in_tx, forwarders).await?;
+            }
+        }
+        Ok(())
+    }
+}
