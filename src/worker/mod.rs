@@ -5,6 +5,7 @@
 mod consumer;
 mod lanes;
 pub mod partitions;
+mod pools;
 pub mod pipeline;
 
 use std::time::Duration;
@@ -147,6 +148,7 @@ async fn session(
     let pipeline = Pipeline {
         store: store.clone(),
         publisher,
+        pools: Default::default(),
     };
     let consumer = consumer::Consumer { config, names, pipeline, conn, worker_id };
     consumer.run(shutdown).await

@@ -9,9 +9,10 @@ use tracing::debug;
 
 use crate::amqp::{PublishError, Publisher, declare_user_queue};
 use crate::events::{self, Event, Rejection};
-use crate::handlers::{self, Decision, ReplyTo};
+use crate::handlers::{self, Decision, Key, Op, Plan, ReplyTo};
 use crate::ids::Id;
 use crate::store::{Applied, Loaded, Record, Store, StoreError};
+use super::pools::PoolLocks;
 
 /// How many times a decision is retaken after losing a race before the event
 /// is handed back as a passing failure (to be retried with backoff).
@@ -47,6 +48,14 @@ impl Transient {
     }
 }
 
+/// The round-robin pool (channel) a plan takes a turn of, if any.
+fn round_robin_pool(plan: &Plan) -> Option<&Id> {
+    plan.ops.iter().find_map(|op| match op {
+        Op::Set(Key::RoundRobin(channel), _) => Some(channel),
+        _ => None,
+    })
+}
+
 /// The worker's view of one delivery.
 pub struct Input<'a> {
     pub body: &'a [u8],
@@ -58,6 +67,7 @@ pub struct Input<'a> {
 pub struct Pipeline {
     pub store: Store,
     pub publisher: Publisher,
+    pub pools: std::sync::Arc<PoolLocks>,
 }
 
 impl Pipeline {
@@ -88,6 +98,8 @@ impl Pipeline {
         let envelope = event.envelope();
         let (account, event_id) = (&envelope.account_id, &envelope.event_id);
         let kind = event.type_name();
+        // This worker's turn on a round-robin pool, taken after a lost race (see `pools`).
+        let mut turn = None;
         for attempt in 0..MAX_CONFLICTS {
             if attempt > 2 {
                 // Many workers racing for one chat or pool: spread them out a little.
@@ -135,6 +147,7 @@ impl Pipeline {
                         .map_err(Transient::Store)?
                     {
                         Applied::Ok => {
+                            drop(turn);
                             self.publisher.publish_all(&plan.outputs).await?;
                             return Ok(Outcome::Done {
                                 kind,
@@ -145,7 +158,12 @@ impl Pipeline {
                             return self.replay(account, kind, record).await;
                         }
                         Applied::Conflict => {
-                            debug!(event_id = %event_id, attempt, "State moved under the decision; deciding again.")
+                            debug!(event_id = %event_id, attempt, "State moved under the decision; deciding again.");
+                            if turn.is_none()
+                                && let Some(pool) = round_robin_pool(&plan)
+                            {
+                                turn = Some(self.pools.lock(format!("{account}\u{0}{pool}")).await);
+                            }
                         }
                     }
                 }
