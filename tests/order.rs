@@ -12,8 +12,9 @@ use switchboard::worker::partitions;
 
 /// The active consumer's worker id for each partition, from `rabbitmqctl`.
 fn active_workers(app: &TestApp) -> BTreeMap<String, String> {
-    let out = Command::new("rabbitmqctl")
-        .args(["list_consumers", "-q", "--no-table-headers", "queue_name", "consumer_tag", "active"])
+    // `timeout`: a broker that stopped answering must fail the test, not hang it.
+    let out = Command::new("timeout")
+        .args(["30", "rabbitmqctl", "list_consumers", "-q", "--no-table-headers", "queue_name", "consumer_tag", "active"])
         .output()
         .expect("rabbitmqctl runs");
     let text = String::from_utf8_lossy(&out.stdout);
