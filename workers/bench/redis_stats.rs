@@ -1,0 +1,96 @@
+//! What Redis reports about itself: `INFO` fields (version, clients) and the
+//! per-command counters of `INFO commandstats`, turned into the calls and
+//! server time of one measured run.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use redis::aio::MultiplexedConnection;
+
+/// Command -> (calls, µs), as `INFO commandstats` reports them.
+pub type CommandStats = HashMap<String, (u64, u64)>;
+
+/// One field of an `INFO` section, when Redis answers.
+pub async fn info_field(
+    conn: &mut MultiplexedConnection,
+    section: &str,
+    field: &str,
+) -> Option<String> {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(conn)
+        .await
+        .ok()?;
+    info.lines().find_map(|l| {
+        l.strip_prefix(field)?
+            .strip_prefix(':')
+            .map(|v| v.trim().to_owned())
+    })
+}
+
+/// `INFO commandstats`, parsed.
+pub async fn commandstats(conn: &mut MultiplexedConnection) -> Result<CommandStats> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await?;
+    let mut stats = HashMap::new();
+    for line in info.lines() {
+        let Some((name, fields)) = line
+            .trim()
+            .strip_prefix("cmdstat_")
+            .and_then(|l| l.split_once(':'))
+        else {
+            continue;
+        };
+        let field = |key: &str| {
+            fields
+                .split(',')
+                .find_map(|f| f.strip_prefix(key)?.strip_prefix('=')?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        stats.insert(name.to_owned(), (field("calls"), field("usec")));
+    }
+    Ok(stats)
+}
+
+/// Redis work between two `commandstats` snapshots.
+#[derive(Debug)]
+pub struct RedisDelta {
+    pub evalsha: u64,
+    pub eval: u64,
+    pub exec: u64,
+    /// Every command but INFO.
+    pub all_calls: u64,
+    /// Server time spent in the round-trip commands (EVALSHA/EVAL/EXEC), µs.
+    pub round_trip_usec: u64,
+    pub failed_note: Option<String>,
+}
+
+impl RedisDelta {
+    pub fn between(before: &CommandStats, after: &CommandStats) -> Self {
+        let delta = |name: &str| {
+            let (c1, u1) = after.get(name).copied().unwrap_or_default();
+            let (c0, u0) = before.get(name).copied().unwrap_or_default();
+            (c1.saturating_sub(c0), u1.saturating_sub(u0))
+        };
+        let (evalsha, u1) = delta("evalsha");
+        let (eval, u2) = delta("eval");
+        let (exec, u3) = delta("exec");
+        let all_calls = after
+            .keys()
+            .filter(|k| k.as_str() != "info")
+            .map(|k| delta(k).0)
+            .sum();
+        let (loads, _) = delta("script|load");
+        let failed_note = (loads > 0).then(|| format!("{loads} SCRIPT LOAD during the run"));
+        Self {
+            evalsha,
+            eval,
+            exec,
+            all_calls,
+            round_trip_usec: u1 + u2 + u3,
+            failed_note,
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The Switchboard phase: workers run in-process on the bench prefix, the
+//! account is set up by events, known contacts are added, a warm-up settles
+//! the chats, then the measured `message.inbound` events go through and the
+//! notifications are read from the users' queues, with Redis work counted.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Result, anyhow, bail};
+use lapin::options::QueueBindOptions;
+use lapin::types::FieldTable;
+use redis::aio::MultiplexedConnection;
+use switchboard::store::AccountKeys;
+use tokio_util::sync::CancellationToken;
+
+use crate::account::{self, chat_key, inbound_body, known_chat};
+use crate::amqp;
+use crate::args::{Args, Pace, Scenario};
+use crate::collect::{self, Collector, Who};
+use crate::load::{WARMUP, measure, publish_events};
+use crate::redis_stats::{RedisDelta, commandstats};
+use crate::report::PhaseResult;
+use crate::session::Bench;
+
+/// New clients in the warm-up when the scenario has any.
+const WARM_NEW: u64 = 300;
+
+impl Bench {
+    pub async fn switchboard(
+        &mut self,
+        args: &Args,
+        rconn: &mut MultiplexedConnection,
+    ) -> Result<PhaseResult> {
+        self.start_workers(args);
+        self.wait_queue(&self.names.inbound_partition(args.partitions - 1))
+            .await?;
+
+        let keys = AccountKeys::new(self.prefix(), &account::id());
+        let publisher = amqp::confirm_channel(self.conn()).await?;
+        let inbound = self.names.inbound();
+        let managers: Vec<String> = (0..args.managers).map(|i| format!("manager-{i}")).collect();
+        let qcs: Vec<String> = (0..args.quality_control)
+            .map(|i| format!("qc-{i}"))
+            .collect();
+        self.users = managers.iter().chain(&qcs).cloned().collect();
+        account::set_up(&publisher, &inbound, rconn, &keys, &managers, &qcs).await?;
+
+        // The client side: every user's queue, and a CRM queue on P.crm.
+        let mut collector = Collector::new(self.base);
+        let mut tasks = Vec::new();
+        for user in &self.users {
+            let queue = self.user_queue(user);
+            self.wait_queue(&queue).await?;
+            let who = if user.starts_with("manager-") {
+                Who::Primary
+            } else {
+                Who::Observer
+            };
+            tasks.push(collector.watch(self.conn(), &queue, who).await?);
+        }
+        let crm_queue = format!("{}.bench.crm", self.prefix());
+        self.queues.push(crm_queue.clone());
+        let crm = Arc::new(AtomicU64::new(0));
+        {
+            let channel = self.conn().create_channel().await?;
+            amqp::declare_quorum(&channel, &crm_queue).await?;
+            channel
+                .queue_bind(
+                    crm_queue.as_str().into(),
+                    self.names.crm().into(),
+                    "#".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            tasks.push(collect::count(self.conn(), &crm_queue, crm.clone()).await?);
+        }
+
+        let uses_known = args.scenario != Scenario::New;
+        let uses_new = args.scenario != Scenario::Known;
+        if uses_known {
+            account::add_contacts(&publisher, &inbound, rconn, &keys, &managers, args.chats)
+                .await?;
+        }
+
+        // Warm-up: every known chat seen once (so the measured messages are of
+        // settled chats), scripts loaded, pools and JIT-free paths hot.
+        let warm_known = if uses_known { args.chats as u64 } else { 0 };
+        let warm = warm_known + if uses_new { WARM_NEW } else { 0 };
+        if warm > 0 {
+            let pace = Pace {
+                rate: 0,
+                ..args.pace()
+            };
+            publish_events(&publisher, pace, self.base, WARMUP, warm, |seq, mark| {
+                let chat = if seq < warm_known {
+                    known_chat(seq as usize)
+                } else {
+                    format!("warm-{seq}")
+                };
+                (inbound.clone(), chat_key(&chat), inbound_body(&chat, mark))
+            })
+            .await?;
+            let got = collector.collect(WARMUP, warm, args.stall()).await;
+            if got.primaries < warm {
+                bail!(
+                    "warm-up: only {} of {warm} notifications arrived; see the log above",
+                    got.primaries
+                );
+            }
+        }
+
+        // The measured run.
+        let before = commandstats(rconn).await?;
+        let crm0 = crm.load(Ordering::Relaxed);
+        let chats = args.chats.max(1) as u64;
+        let mut result = measure(&publisher, &mut collector, args, self.base, |seq, mark| {
+            let chat = if args.scenario.is_new(seq) {
+                format!("new-{seq}")
+            } else {
+                known_chat((seq % chats) as usize)
+            };
+            (inbound.clone(), chat_key(&chat), inbound_body(&chat, mark))
+        })
+        .await?;
+        let after = commandstats(rconn).await?;
+        result.redis = Some(RedisDelta::between(&before, &after));
+        result.crm = crm.load(Ordering::Relaxed) - crm0;
+
+        let dead = amqp::message_count(self.conn(), &self.names.dead())
+            .await?
+            .ok_or_else(|| anyhow!("the dead-letter queue is missing"))?;
+        result.dead = u64::from(dead);
+        for task in tasks {
+            task.abort();
+        }
+        let _ = publisher.close(200, "done".into()).await;
+        Ok(result)
+    }
+
+    /// Starts `args.workers` workers in-process on the bench prefix; cleanup stops them.
+    fn start_workers(&mut self, args: &Args) {
+        let mut config = switchboard::Config::with_prefix(self.prefix());
+        config.amqp_url = args.amqp_url.clone();
+        config.redis_url = args.redis_url.clone();
+        config.concurrency = args.concurrency;
+        config.partitions = args.partitions;
+        config.shutdown_grace_secs = 5;
+        self.topology = true;
+        for _ in 0..args.workers {
+            let token = CancellationToken::new();
+            let config = config.clone();
+            let handle = tokio::spawn({
+                let token = token.clone();
+                async move {
+                    if let Err(e) = switchboard::run(config, token).await {
+                        eprintln!("switchboard-bench: worker failed: {e}");
+                    }
+                }
+            });
+            self.workers.push((token, handle));
+        }
+    }
+}
