@@ -26,7 +26,11 @@ async fn killed_workers_lose_nothing_and_double_nothing() {
     // The in-process worker only sets the account up; the processes do the work.
     let mut app = TestApp::spawn(1).await;
     let crm = app.bind_crm().await;
-    let managers = [("m1", "manager", true), ("m2", "manager", true), ("m3", "manager", true)];
+    let managers = [
+        ("m1", "manager", true),
+        ("m2", "manager", true),
+        ("m3", "manager", true),
+    ];
     setup_account(&app, "acc", &managers, Some("round_robin")).await;
     app.stop_workers().await;
 
@@ -35,7 +39,8 @@ async fn killed_workers_lose_nothing_and_double_nothing() {
     let n = 150;
     let publish = async {
         for i in 0..n {
-            app.publish_chat(&inbound("acc", &format!("client-{i}"), "hello")).await;
+            app.publish_chat(&inbound("acc", &format!("client-{i}"), "hello"))
+                .await;
         }
     };
     let chaos = async {
@@ -55,13 +60,25 @@ async fn killed_workers_lose_nothing_and_double_nothing() {
     let mut contacts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for m in crm.iter().filter(|m| m.json["type"] == "contact.created") {
         contacts
-            .entry(m.json["contactData"][0]["chatId"].as_str().unwrap().to_owned())
+            .entry(
+                m.json["contactData"][0]["chatId"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
             .or_default()
             .insert(m.json["contactId"].to_string());
     }
     assert_eq!(contacts.len(), n, "every client got a contact");
-    assert!(contacts.values().all(|ids| ids.len() == 1), "no client got two contacts");
-    let deals: BTreeSet<_> = crm.iter().filter(|m| m.json["type"] == "deal.created").map(|m| m.json["dealId"].to_string()).collect();
+    assert!(
+        contacts.values().all(|ids| ids.len() == 1),
+        "no client got two contacts"
+    );
+    let deals: BTreeSet<_> = crm
+        .iter()
+        .filter(|m| m.json["type"] == "deal.created")
+        .map(|m| m.json["dealId"].to_string())
+        .collect();
     assert_eq!(deals.len(), n, "one deal per client");
 
     // Each client reached exactly one manager, and the round robin stayed even
@@ -70,14 +87,23 @@ async fn killed_workers_lose_nothing_and_double_nothing() {
     let mut per_manager = Vec::new();
     for (m, _, _) in managers {
         let notes = app.notes("acc", m, n / 3).await;
-        let causes: BTreeSet<_> = notes.iter().map(|n| n["notificationId"].to_string()).collect();
+        let causes: BTreeSet<_> = notes
+            .iter()
+            .map(|n| n["notificationId"].to_string())
+            .collect();
         for note in &notes {
-            owner.entry(note["chatId"].to_string()).or_default().insert(m.to_owned());
+            owner
+                .entry(note["chatId"].to_string())
+                .or_default()
+                .insert(m.to_owned());
         }
         per_manager.push(causes.len());
     }
     assert_eq!(owner.len(), n);
-    assert!(owner.values().all(|ms| ms.len() == 1), "a client was given to two managers");
+    assert!(
+        owner.values().all(|ms| ms.len() == 1),
+        "a client was given to two managers"
+    );
     assert_eq!(per_manager, vec![n / 3; 3], "the round robin stayed even");
 
     third.kill().ok();

@@ -14,7 +14,16 @@ use switchboard::worker::partitions;
 fn active_workers(app: &TestApp) -> BTreeMap<String, String> {
     // `timeout`: a broker that stopped answering must fail the test, not hang it.
     let out = Command::new("timeout")
-        .args(["30", "rabbitmqctl", "list_consumers", "-q", "--no-table-headers", "queue_name", "consumer_tag", "active"])
+        .args([
+            "30",
+            "rabbitmqctl",
+            "list_consumers",
+            "-q",
+            "--no-table-headers",
+            "queue_name",
+            "consumer_tag",
+            "active",
+        ])
         .output()
         .expect("rabbitmqctl runs");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -33,7 +42,13 @@ fn active_workers(app: &TestApp) -> BTreeMap<String, String> {
 /// The live workers in the registry.
 async fn live_workers(app: &TestApp) -> Vec<String> {
     let mut conn = app.redis.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("ZRANGE").arg(format!("{}:workers", app.prefix)).arg(0).arg(-1).query_async(&mut conn).await.unwrap()
+    redis::cmd("ZRANGE")
+        .arg(format!("{}:workers", app.prefix))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -41,7 +56,11 @@ async fn messages_of_a_chat_keep_their_order_while_workers_join() {
     let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let tune = |c: &mut switchboard::Config| c.partitions = 8;
     let app = TestApp::spawn_with(1, &prefix, tune).await;
-    let users = [("m1", "manager", true), ("m2", "manager", true), ("q", "quality_control", false)];
+    let users = [
+        ("m1", "manager", true),
+        ("m2", "manager", true),
+        ("q", "quality_control", false),
+    ];
     setup_account(&app, "acc", &users, Some("round_robin")).await;
 
     let (chats, per_chat) = (24, 20);
@@ -49,7 +68,10 @@ async fn messages_of_a_chat_keep_their_order_while_workers_join() {
         for i in 0..per_chat {
             let sends = (0..chats).map(|c| {
                 let app = &app;
-                async move { app.publish_chat(&inbound("acc", &format!("chat-{c}"), &i.to_string())).await }
+                async move {
+                    app.publish_chat(&inbound("acc", &format!("chat-{c}"), &i.to_string()))
+                        .await
+                }
             });
             futures_util::future::join_all(sends).await;
             tokio::time::sleep(Duration::from_millis(40)).await;
@@ -75,20 +97,33 @@ async fn messages_of_a_chat_keep_their_order_while_workers_join() {
     let notes = app.notes("acc", "q", chats * per_chat).await;
     let mut by_chat: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     for n in &notes {
-        by_chat.entry(n["chatId"].as_str().unwrap().to_owned()).or_default().push(n["text"].as_str().unwrap().parse().unwrap());
+        by_chat
+            .entry(n["chatId"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(n["text"].as_str().unwrap().parse().unwrap());
     }
     assert_eq!(by_chat.len(), chats);
     for (chat, texts) in &by_chat {
-        assert_eq!(texts, &(0..per_chat as u32).collect::<Vec<_>>(), "{chat} out of order or incomplete");
+        assert_eq!(
+            texts,
+            &(0..per_chat as u32).collect::<Vec<_>>(),
+            "{chat} out of order or incomplete"
+        );
     }
     // And so does each chat's manager.
     for m in ["m1", "m2"] {
         let mut seen: BTreeMap<String, Vec<u32>> = BTreeMap::new();
         for n in app.notes("acc", m, 1).await {
-            seen.entry(n["chatId"].as_str().unwrap().to_owned()).or_default().push(n["text"].as_str().unwrap().parse().unwrap());
+            seen.entry(n["chatId"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(n["text"].as_str().unwrap().parse().unwrap());
         }
         for (chat, texts) in seen {
-            assert_eq!(texts, (0..per_chat as u32).collect::<Vec<_>>(), "{m}: {chat}");
+            assert_eq!(
+                texts,
+                (0..per_chat as u32).collect::<Vec<_>>(),
+                "{m}: {chat}"
+            );
         }
     }
 
@@ -101,14 +136,22 @@ async fn messages_of_a_chat_keep_their_order_while_workers_join() {
         let expected: BTreeMap<String, String> = owners
             .iter()
             .enumerate()
-            .map(|(n, o)| (app.names.inbound_partition(n as u16), o.unwrap_or_default().to_owned()))
+            .map(|(n, o)| {
+                (
+                    app.names.inbound_partition(n as u16),
+                    o.unwrap_or_default().to_owned(),
+                )
+            })
             .collect();
         if live.len() == 3 && active == expected {
             let distinct: BTreeSet<_> = active.values().collect();
             assert!(distinct.len() >= 2, "{active:?}");
             break;
         }
-        assert!(Instant::now() < deadline, "partitions not balanced: live {live:?}, active {active:?}, owners {expected:?}");
+        assert!(
+            Instant::now() < deadline,
+            "partitions not balanced: live {live:?}, active {active:?}, owners {expected:?}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     for (token, worker) in extra {

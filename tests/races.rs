@@ -23,21 +23,35 @@ async fn settle(store: &Store, body: &Value) -> Vec<Publish> {
     let env = event.envelope();
     loop {
         let decision = if let Some(reads) = handlers::reads(&event) {
-            match store.read(&env.account_id, &env.event_id, reads).await.unwrap() {
+            match store
+                .read(&env.account_id, &env.event_id, reads)
+                .await
+                .unwrap()
+            {
                 Loaded::Applied(record) => return record.outputs,
                 Loaded::Fresh(reads) => handlers::decide_account(&event, &reads),
             }
         } else {
             let query = handlers::chat_query(&event).unwrap();
-            match store.snapshot(&env.account_id, &env.event_id, &query).await.unwrap() {
+            match store
+                .snapshot(&env.account_id, &env.event_id, &query)
+                .await
+                .unwrap()
+            {
                 Loaded::Applied(record) => return record.outputs,
-                Loaded::Fresh(snapshot) => handlers::decide_chat(&event, &snapshot, &ReplyTo::default()),
+                Loaded::Fresh(snapshot) => {
+                    handlers::decide_chat(&event, &snapshot, &ReplyTo::default())
+                }
             }
         };
         match decision {
             Decision::Reject(r) => panic!("rejected: {r}"),
             Decision::Answer(outputs) => return outputs,
-            Decision::Apply(plan) => match store.apply(&env.account_id, &env.event_id, &plan).await.unwrap() {
+            Decision::Apply(plan) => match store
+                .apply(&env.account_id, &env.event_id, &plan)
+                .await
+                .unwrap()
+            {
                 Applied::Ok => return plan.outputs,
                 Applied::Already(record) => return record.outputs,
                 Applied::Conflict => continue,
@@ -47,7 +61,11 @@ async fn settle(store: &Store, body: &Value) -> Vec<Publish> {
 }
 
 fn bodies(outputs: &[Publish], target: Target) -> Vec<Value> {
-    outputs.iter().filter(|o| o.target == target).map(|o| serde_json::from_str(&o.body).unwrap()).collect()
+    outputs
+        .iter()
+        .filter(|o| o.target == target)
+        .map(|o| serde_json::from_str(&o.body).unwrap())
+        .collect()
 }
 
 struct Account {
@@ -64,11 +82,23 @@ impl Account {
             .chain(std::iter::once(json!({ "userId": "q", "name": "Q", "access": [{ "channelId": "wa", "role": "quality_control", "receivesNewClients": false }] })))
             .collect();
         let setup = [
-            event("channels.upserted", "acc", json!({ "channels": [{ "channelId": "wa", "chatType": "whatsapp", "name": "WA" }] })),
+            event(
+                "channels.upserted",
+                "acc",
+                json!({ "channels": [{ "channelId": "wa", "chatType": "whatsapp", "name": "WA" }] }),
+            ),
             event("users.upserted", "acc", json!({ "users": users })),
-            event("pipelines.loaded", "acc", json!({ "pipelines": [{ "pipelineId": "p", "name": "P", "stages": [{ "stageId": "s1", "name": "S" }] }] })),
-            event("settings.updated", "acc", json!({ "newClients": { "pipelineId": "p", "stageId": "s1", "distribution": distribution },
-                                                     "links": { "deal": "https://crm/{dealId}", "newDeal": "https://crm/new/{contactId}" } })),
+            event(
+                "pipelines.loaded",
+                "acc",
+                json!({ "pipelines": [{ "pipelineId": "p", "name": "P", "stages": [{ "stageId": "s1", "name": "S" }] }] }),
+            ),
+            event(
+                "settings.updated",
+                "acc",
+                json!({ "newClients": { "pipelineId": "p", "stageId": "s1", "distribution": distribution },
+                                                     "links": { "deal": "https://crm/{dealId}", "newDeal": "https://crm/new/{contactId}" } }),
+            ),
         ];
         for body in &setup {
             settle(&store, body).await;
@@ -79,9 +109,17 @@ impl Account {
     async fn cleanup(self) {
         let client = redis::Client::open(REDIS).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}:*", self.prefix)).query_async(&mut conn).await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         if !keys.is_empty() {
-            let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+            let _: () = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
         }
     }
 }
@@ -101,15 +139,32 @@ async fn ten_simultaneous_answers_make_one_claim() {
 
         let all: Vec<Publish> = outputs.iter().flatten().cloned().collect();
         let crm = bodies(&all, Target::Crm);
-        assert_eq!(crm.iter().filter(|c| c["type"] == "contact.created").count(), 1, "round {round}");
-        assert_eq!(crm.iter().filter(|c| c["type"] == "deal.created").count(), 1, "round {round}");
+        assert_eq!(
+            crm.iter()
+                .filter(|c| c["type"] == "contact.created")
+                .count(),
+            1,
+            "round {round}"
+        );
+        assert_eq!(
+            crm.iter().filter(|c| c["type"] == "deal.created").count(),
+            1,
+            "round {round}"
+        );
         assert_eq!(bodies(&all, Target::Outbound).len(), 1, "one reply sent");
         let notes = bodies(&all, Target::Notify);
-        let rejected: Vec<_> = notes.iter().filter(|n| n["type"] == "message.rejected").collect();
+        let rejected: Vec<_> = notes
+            .iter()
+            .filter(|n| n["type"] == "message.rejected")
+            .collect();
         assert_eq!(rejected.len(), 9);
         assert!(rejected.iter().all(|n| n["reason"] == "claimed_by_other"));
         let winner = notes.iter().find(|n| n["type"] == "chat.assigned").unwrap()["userId"].clone();
-        let withdrawn: Vec<_> = notes.iter().filter(|n| n["type"] == "chat.withdrawn").map(|n| n["userId"].clone()).collect();
+        let withdrawn: Vec<_> = notes
+            .iter()
+            .filter(|n| n["type"] == "chat.withdrawn")
+            .map(|n| n["userId"].clone())
+            .collect();
         assert_eq!(withdrawn.len(), 9);
         assert!(!withdrawn.contains(&winner));
     }
@@ -124,11 +179,27 @@ async fn fifty_simultaneous_first_messages_make_one_contact() {
         let body = inbound("acc", "one client", "hi");
         tokio::spawn(async move { settle(&store, &body).await })
     });
-    let all: Vec<Publish> = futures_util::future::try_join_all(sends).await.unwrap().into_iter().flatten().collect();
+    let all: Vec<Publish> = futures_util::future::try_join_all(sends)
+        .await
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
     let crm = bodies(&all, Target::Crm);
-    assert_eq!(crm.iter().filter(|c| c["type"] == "contact.created").count(), 1);
-    assert_eq!(crm.iter().filter(|c| c["type"] == "deal.created").count(), 1);
-    let new: Vec<_> = bodies(&all, Target::Notify).into_iter().filter(|n| n["type"] == "chat.new" && n["userId"] != "q").collect();
+    assert_eq!(
+        crm.iter()
+            .filter(|c| c["type"] == "contact.created")
+            .count(),
+        1
+    );
+    assert_eq!(
+        crm.iter().filter(|c| c["type"] == "deal.created").count(),
+        1
+    );
+    let new: Vec<_> = bodies(&all, Target::Notify)
+        .into_iter()
+        .filter(|n| n["type"] == "chat.new" && n["userId"] != "q")
+        .collect();
     assert_eq!(new.len(), 1, "one manager was given the client");
     account.cleanup().await;
 }
@@ -141,10 +212,20 @@ async fn simultaneous_new_clients_are_spread_evenly() {
         let body = inbound("acc", &format!("client-{i}-{}", eid()), "hi");
         tokio::spawn(async move { settle(&store, &body).await })
     });
-    let all: Vec<Publish> = futures_util::future::try_join_all(sends).await.unwrap().into_iter().flatten().collect();
+    let all: Vec<Publish> = futures_util::future::try_join_all(sends)
+        .await
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
     let mut per_manager: BTreeMap<String, usize> = BTreeMap::new();
-    for note in bodies(&all, Target::Notify).into_iter().filter(|n| n["type"] == "chat.new" && n["userId"] != "q") {
-        *per_manager.entry(note["userId"].as_str().unwrap().to_owned()).or_default() += 1;
+    for note in bodies(&all, Target::Notify)
+        .into_iter()
+        .filter(|n| n["type"] == "chat.new" && n["userId"] != "q")
+    {
+        *per_manager
+            .entry(note["userId"].as_str().unwrap().to_owned())
+            .or_default() += 1;
     }
     let mut counts: Vec<usize> = per_manager.values().copied().collect();
     counts.sort();

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures_util::future::join_all;
 use lapin::BasicProperties;
-use lapin::options::{
-    BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
+use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use serde_json::{Value, json};
 

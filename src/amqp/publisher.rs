@@ -113,7 +113,13 @@ impl Publisher {
     ) -> Result<(), PublishError> {
         let publish = async {
             self.channel
-                .basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), body, props)
+                .basic_publish(
+                    exchange.into(),
+                    key.into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    props,
+                )
                 .await?
                 .await
         };

@@ -19,7 +19,10 @@ use super::quorum;
 /// workers; which worker is active is balanced by `worker::partitions`.
 fn single_active() -> FieldTable {
     let mut args = quorum();
-    args.insert("x-single-active-consumer".into(), lapin::types::AMQPValue::Boolean(true));
+    args.insert(
+        "x-single-active-consumer".into(),
+        lapin::types::AMQPValue::Boolean(true),
+    );
     args
 }
 use crate::ids::Id;

@@ -8,7 +8,7 @@ use super::routing::{self, About, Derived, push_unique};
 use super::{ChatSnapshot, Decision, Key, Op, Plan, json};
 use crate::events::MessageInbound;
 use crate::ids::Id;
-use crate::model::{Chat, Contact, Deal, Distribution, Pending};
+use crate::model::{Chat, Contact, Deal, Distribution, Pending, Settings};
 use crate::output::{CrmEvent, NotificationType};
 
 pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
@@ -85,29 +85,8 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
             e,
             chat.pending.as_ref(),
         );
-        let deal = Deal {
-            deal_id: derived.id("deal"),
-            name: contact.name.clone(),
-            contact_ids: vec![contact.contact_id.clone()],
-            responsible_user_id: manager.clone(),
-            pipeline_id: settings.new_clients.pipeline_id.clone(),
-            stage_id: settings.new_clients.stage_id.clone(),
-            closed: false,
-            uri: None,
-        };
-        create_deal(&mut plan, &derived, &deal);
-        let shown = chat
-            .pending
-            .as_ref()
-            .map(|p| p.shown.clone())
-            .unwrap_or_default();
-        let settled = Chat {
-            contact_id: Some(contact.contact_id.clone()),
-            pending: None,
-            shown: shown.clone(),
-            seen_on: chat.seen_on.clone(),
-        };
-        plan.ops.push(Op::Set(chat_key, json(&settled)));
+        let deal = create_deal(&mut plan, &derived, &contact, &manager, settings);
+        let shown = settle_chat(&mut plan, chat_key, &chat, &contact.contact_id);
 
         about.contact_id = Some(&contact.contact_id);
         about.deal_id = Some(&deal.deal_id);
@@ -263,8 +242,25 @@ pub(super) fn assign_contact(
     contact
 }
 
-/// Stores a deal Switchboard created, indexes it under its contacts and announces it.
-pub(super) fn create_deal(plan: &mut Plan, derived: &Derived<'_>, deal: &Deal) {
+/// Creates the contact's deal in the configured pipeline and stage, with
+/// `responsible`: stores it, indexes it under the contact and announces it.
+pub(super) fn create_deal(
+    plan: &mut Plan,
+    derived: &Derived<'_>,
+    contact: &Contact,
+    responsible: &Id,
+    settings: &Settings,
+) -> Deal {
+    let deal = Deal {
+        deal_id: derived.id("deal"),
+        name: contact.name.clone(),
+        contact_ids: vec![contact.contact_id.clone()],
+        responsible_user_id: responsible.clone(),
+        pipeline_id: settings.new_clients.pipeline_id.clone(),
+        stage_id: settings.new_clients.stage_id.clone(),
+        closed: false,
+        uri: None,
+    };
     for contact in &deal.contact_ids {
         plan.ops.push(Op::SAdd(
             Key::ContactDeals(contact.clone()),
@@ -272,7 +268,7 @@ pub(super) fn create_deal(plan: &mut Plan, derived: &Derived<'_>, deal: &Deal) {
         ));
     }
     plan.ops
-        .push(Op::Set(Key::Deal(deal.deal_id.clone()), json(deal)));
+        .push(Op::Set(Key::Deal(deal.deal_id.clone()), json(&deal)));
     let event = CrmEvent::DealCreated {
         envelope: derived.crm_envelope("deal.created"),
         deal_id: deal.deal_id.clone(),
@@ -283,6 +279,25 @@ pub(super) fn create_deal(plan: &mut Plan, derived: &Derived<'_>, deal: &Deal) {
     };
     plan.outputs
         .push(routing::crm(&derived.envelope.account_id, &event));
+    deal
+}
+
+/// Settles the chat on its contact: it no longer waits for a claim. Who was
+/// shown it as new is kept (for `claimed_by_other`) and returned.
+pub(super) fn settle_chat(plan: &mut Plan, key: Key, chat: &Chat, contact_id: &Id) -> Vec<Id> {
+    let shown = chat
+        .pending
+        .as_ref()
+        .map(|p| p.shown.clone())
+        .unwrap_or_default();
+    let settled = Chat {
+        contact_id: Some(contact_id.clone()),
+        pending: None,
+        shown: shown.clone(),
+        seen_on: chat.seen_on.clone(),
+    };
+    plan.ops.push(Op::Set(key, json(&settled)));
+    shown
 }
 
 /// The chat an event is about, and the client's name if the event knows it.

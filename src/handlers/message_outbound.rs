@@ -4,11 +4,11 @@
 //! the others are decided again on the new state and rejected.
 
 use super::chat::{Opened, open};
-use super::message_inbound::{ChatOf, assign_contact, create_deal, notify_observers};
+use super::message_inbound::{ChatOf, assign_contact, create_deal, notify_observers, settle_chat};
 use super::routing::{self, About, Derived};
-use super::{ChatSnapshot, Decision, Op, Plan, json};
+use super::{ChatSnapshot, Decision, Plan, json};
 use crate::events::{MessageOutbound, Rejection};
-use crate::model::{Chat, ChatRef, Deal, Role};
+use crate::model::{ChatRef, Role};
 use crate::names;
 use crate::output::{
     MessageSend, MessageSendType, NotificationType, Publish, RejectReason, Target,
@@ -87,31 +87,11 @@ pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
                 e,
                 chat.pending.as_ref(),
             );
-            let deal = s.settings.as_ref().map(|settings| Deal {
-                deal_id: derived.id("deal"),
-                name: contact.name.clone(),
-                contact_ids: vec![contact.contact_id.clone()],
-                responsible_user_id: e.user_id.clone(),
-                pipeline_id: settings.new_clients.pipeline_id.clone(),
-                stage_id: settings.new_clients.stage_id.clone(),
-                closed: false,
-                uri: None,
-            });
-            if let Some(deal) = &deal {
-                create_deal(&mut plan, &derived, deal);
-            }
-            let shown = chat
-                .pending
+            let deal = s
+                .settings
                 .as_ref()
-                .map(|p| p.shown.clone())
-                .unwrap_or_default();
-            let claimed = Chat {
-                contact_id: Some(contact.contact_id.clone()),
-                pending: None,
-                shown: shown.clone(),
-                seen_on: chat.seen_on.clone(),
-            };
-            plan.ops.push(Op::Set(chat_key, json(&claimed)));
+                .map(|settings| create_deal(&mut plan, &derived, &contact, &e.user_id, settings));
+            let shown = settle_chat(&mut plan, chat_key, &chat, &contact.contact_id);
 
             about.contact_id = Some(&contact.contact_id);
             about.deal_id = deal.as_ref().map(|d| &d.deal_id);

@@ -120,7 +120,12 @@ impl Store {
     /// Registers this worker as alive for `ttl` (or removes it when `leave`)
     /// and returns the ids of every live worker. The registry is the one key
     /// outside the accounts' slots.
-    pub async fn heartbeat(&self, worker: &str, ttl: Duration, leave: bool) -> Result<Vec<String>, StoreError> {
+    pub async fn heartbeat(
+        &self,
+        worker: &str,
+        ttl: Duration,
+        leave: bool,
+    ) -> Result<Vec<String>, StoreError> {
         let mut invocation = self.heartbeat.prepare_invoke();
         invocation
             .key(format!("{}:workers", self.prefix))

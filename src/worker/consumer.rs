@@ -68,7 +68,11 @@ struct Subscription {
 /// What the per-partition forwarders send to the dispatcher.
 enum Incoming {
     Delivery(Box<Work>),
-    Ended { partition: u16, generation: u64, error: Option<lapin::Error> },
+    Ended {
+        partition: u16,
+        generation: u64,
+        error: Option<lapin::Error>,
+    },
 }
 
 pub struct Consumer<'a> {
@@ -90,7 +94,9 @@ impl Consumer<'_> {
         let mut subs = HashMap::new();
         for n in 0..config.partitions {
             generation += 1;
-            let sub = self.subscribe(n, generation, &in_tx, &mut forwarders).await?;
+            let sub = self
+                .subscribe(n, generation, &in_tx, &mut forwarders)
+                .await?;
             subs.insert(n, sub);
         }
 
@@ -104,7 +110,13 @@ impl Consumer<'_> {
         let lanes: Vec<mpsc::Sender<Work>> = (0..config.concurrency)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(capacity);
-                lanes_tasks.spawn(lane(rx, done_tx.clone(), self.pipeline.clone(), session.clone(), broken.clone()));
+                lanes_tasks.spawn(lane(
+                    rx,
+                    done_tx.clone(),
+                    self.pipeline.clone(),
+                    session.clone(),
+                    broken.clone(),
+                ));
                 tx
             })
             .collect();
@@ -185,17 +197,26 @@ impl Consumer<'_> {
         })
         .await;
         if drained.is_err() {
-            warn!(unfinished = lanes_tasks.len(), "Shutdown grace period over; unfinished events go back to the queue.");
+            warn!(
+                unfinished = lanes_tasks.len(),
+                "Shutdown grace period over; unfinished events go back to the queue."
+            );
             session.cancel();
             lanes_tasks.abort_all();
             while lanes_tasks.join_next().await.is_some() {}
         }
         for sub in subs.values() {
-            let _ = tokio::time::timeout(super::CLOSE_WAIT, sub.channel.close(200, "stopping".into())).await;
+            let _ =
+                tokio::time::timeout(super::CLOSE_WAIT, sub.channel.close(200, "stopping".into()))
+                    .await;
         }
         forwarders.abort_all();
         if failure.is_none() {
-            let _ = self.pipeline.store.heartbeat(self.worker_id, HEARTBEAT_TTL, true).await;
+            let _ = self
+                .pipeline
+                .store
+                .heartbeat(self.worker_id, HEARTBEAT_TTL, true)
+                .await;
         }
         match failure {
             Some(e) => Err(e),
@@ -212,7 +233,9 @@ impl Consumer<'_> {
         forwarders: &mut JoinSet<()>,
     ) -> Result<Subscription, lapin::Error> {
         let channel = self.conn.create_channel().await?;
-        channel.basic_qos(self.config.concurrency, BasicQosOptions::default()).await?;
+        channel
+            .basic_qos(self.config.concurrency, BasicQosOptions::default())
+            .await?;
         let mut consumer = channel
             .basic_consume(
                 self.names.inbound_partition(n).into(),
@@ -227,7 +250,11 @@ impl Consumer<'_> {
             let error = loop {
                 match consumer.next().await {
                     Some(Ok(delivery)) => {
-                        let work = Work { delivery, partition: n, generation };
+                        let work = Work {
+                            delivery,
+                            partition: n,
+                            generation,
+                        };
                         if tx.send(Incoming::Delivery(Box::new(work))).is_err() {
                             return;
                         }
@@ -236,7 +263,11 @@ impl Consumer<'_> {
                     None => break None,
                 }
             };
-            let _ = tx.send(Incoming::Ended { partition: n, generation, error });
+            let _ = tx.send(Incoming::Ended {
+                partition: n,
+                generation,
+                error,
+            });
         });
         Ok(Subscription {
             channel,
@@ -261,11 +292,18 @@ impl Consumer<'_> {
     ) -> Result<(), lapin::Error> {
         *generation += 1;
         if let Some(old) = subs.remove(&n) {
-            let _ = tokio::time::timeout(super::CLOSE_WAIT, old.channel.close(200, "handing over".into())).await;
+            let _ = tokio::time::timeout(
+                super::CLOSE_WAIT,
+                old.channel.close(200, "handing over".into()),
+            )
+            .await;
         }
         let fresh = self.subscribe(n, *generation, in_tx, forwarders).await?;
         subs.insert(n, fresh);
-        debug!(partition = n, "Stepped back from a partition owned by another worker.");
+        debug!(
+            partition = n,
+            "Stepped back from a partition owned by another worker."
+        );
         Ok(())
     }
 
@@ -278,7 +316,12 @@ impl Consumer<'_> {
         in_tx: &mpsc::UnboundedSender<Incoming>,
         forwarders: &mut JoinSet<()>,
     ) -> Result<(), lapin::Error> {
-        let live = match self.pipeline.store.heartbeat(self.worker_id, HEARTBEAT_TTL, false).await {
+        let live = match self
+            .pipeline
+            .store
+            .heartbeat(self.worker_id, HEARTBEAT_TTL, false)
+            .await
+        {
             Ok(live) => live,
             Err(error) => {
                 debug!(%error, "Heartbeat failed; keeping the current balance.");
@@ -288,14 +331,17 @@ impl Consumer<'_> {
         let owners = partitions::owners(self.config.partitions, &live);
         for (n, owner) in owners.iter().enumerate() {
             let n = n as u16;
-            let Some(sub) = subs.get_mut(&n) else { continue };
+            let Some(sub) = subs.get_mut(&n) else {
+                continue;
+            };
             let may_lead = sub.active || sub.since.elapsed() >= STEP_BACK_EVERY;
             if owner.is_none_or(|o| o == self.worker_id) || !may_lead || sub.yielding {
                 continue;
             }
             sub.yielding = true;
             if sub.in_flight == 0 {
-                self.hand_over(subs, n, generation, in_tx, forwarders).await?;
+                self.hand_over(subs, n, generation, in_tx, forwarders)
+                    .await?;
             }
         }
         Ok(())

@@ -5,8 +5,8 @@
 mod consumer;
 mod lanes;
 pub mod partitions;
-mod pools;
 pub mod pipeline;
+mod pools;
 
 use std::time::Duration;
 
@@ -123,7 +123,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             }
             Err(error) => {
                 warn!(%error, "Lost RabbitMQ; reconnecting.");
-                let _ = tokio::time::timeout(CLOSE_WAIT, conn.close(320, "reconnecting".into())).await;
+                let _ =
+                    tokio::time::timeout(CLOSE_WAIT, conn.close(320, "reconnecting".into())).await;
                 backoff = reconnect_backoff();
                 let pause = backoff.next().unwrap_or(Duration::from_secs(1));
                 tokio::select! {
@@ -150,7 +151,13 @@ async fn session(
         publisher,
         pools: Default::default(),
     };
-    let consumer = consumer::Consumer { config, names, pipeline, conn, worker_id };
+    let consumer = consumer::Consumer {
+        config,
+        names,
+        pipeline,
+        conn,
+        worker_id,
+    };
     consumer.run(shutdown).await
 }
 

@@ -68,7 +68,12 @@ mod tests {
         let before = owners(64, &three);
         let after = owners(64, &four);
         let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
-        assert!(after.iter().zip(&before).all(|(a, b)| a == b || *a == Some("newcomer")));
+        assert!(
+            after
+                .iter()
+                .zip(&before)
+                .all(|(a, b)| a == b || *a == Some("newcomer"))
+        );
         assert!(moved < 32, "{moved} of 64 moved");
     }
 }

@@ -7,12 +7,12 @@ use std::time::Duration;
 use lapin::BasicProperties;
 use tracing::debug;
 
+use super::pools::PoolLocks;
 use crate::amqp::{PublishError, Publisher, declare_user_queue};
 use crate::events::{self, Event, Rejection};
 use crate::handlers::{self, Decision, Key, Op, Plan, ReplyTo};
 use crate::ids::Id;
 use crate::store::{Applied, Loaded, Record, Store, StoreError};
-use super::pools::PoolLocks;
 
 /// How many times a decision is retaken after losing a race before the event
 /// is handed back as a passing failure (to be retried with backoff).

@@ -25,7 +25,10 @@ impl PoolLocks {
     pub async fn lock(&self, pool: String) -> OwnedMutexGuard<()> {
         let lock = {
             // A std mutex, never held across an await: only the map is guarded here.
-            let mut locks = self.locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut locks = self
+                .locks
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             if locks.len() > PRUNE_ABOVE {
                 locks.retain(|_, lock| Arc::strong_count(lock) > 1);
             }
@@ -43,11 +46,19 @@ mod tests {
     async fn one_turn_at_a_time_per_pool() {
         let locks = PoolLocks::default();
         let first = locks.lock("a".into()).await;
-        let other_pool = tokio::time::timeout(std::time::Duration::from_millis(50), locks.lock("b".into())).await;
+        let other_pool =
+            tokio::time::timeout(std::time::Duration::from_millis(50), locks.lock("b".into()))
+                .await;
         assert!(other_pool.is_ok(), "another pool is free");
-        let same = tokio::time::timeout(std::time::Duration::from_millis(50), locks.lock("a".into())).await;
+        let same =
+            tokio::time::timeout(std::time::Duration::from_millis(50), locks.lock("a".into()))
+                .await;
         assert!(same.is_err(), "the same pool waits");
         drop(first);
-        assert!(tokio::time::timeout(std::time::Duration::from_millis(50), locks.lock("a".into())).await.is_ok());
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), locks.lock("a".into()))
+                .await
+                .is_ok()
+        );
     }
 }
