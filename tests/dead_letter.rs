@@ -120,24 +120,6 @@ async fn state(app: &TestApp) -> BTreeMap<String, String> {
     out
 }
 
-/// Whether a queue exists (a failed passive declare closes its channel, so a throwaway one).
-async fn queue_exists(app: &TestApp, queue: &str) -> bool {
-    let probe = app.conn.create_channel().await.unwrap();
-    let found = probe
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .is_ok();
-    let _ = probe.close(200, "probe".into()).await;
-    found
-}
-
 /// A short description of dead letters for assertion messages (bodies may be 256 KiB).
 fn describe(dead: &[Got]) -> Vec<String> {
     dead.iter()
@@ -482,7 +464,7 @@ async fn outbound_from_an_unknown_user_is_dead_lettered() {
     let header = expect_dead_json(&f, &chat_key("c-1"), &bad, "unknown_user").await;
     assert!(header.contains("ghost"), "{header}");
     assert!(
-        !queue_exists(&f.app, &f.app.user_queue(ACC, "ghost")).await,
+        !f.app.queue_exists(&f.app.user_queue(ACC, "ghost")).await,
         "no queue for an unknown user"
     );
     expect_reply_sent(&f).await;
@@ -521,14 +503,14 @@ async fn users_upserted_with_an_unknown_channel_is_refused_whole() {
     assert!(header.contains("ghost-channel"), "{header}");
     for user in ["a0", "a1"] {
         assert!(
-            !queue_exists(&f.app, &f.app.user_queue(ACC, user)).await,
+            !f.app.queue_exists(&f.app.user_queue(ACC, user)).await,
             "queue of {user} was declared"
         );
     }
     expect_next_client(&f, "c-next", "m1").await;
     for user in ["a0", "a1"] {
         assert!(
-            !queue_exists(&f.app, &f.app.user_queue(ACC, user)).await,
+            !f.app.queue_exists(&f.app.user_queue(ACC, user)).await,
             "queue of {user} was declared"
         );
     }
@@ -815,6 +797,6 @@ async fn a_burst_of_bad_and_good_inputs_over_two_workers() {
         (20, 10, 10)
     );
     assert!(sent.is_empty());
-    assert!(!queue_exists(&f.app, &f.app.user_queue(ACC, "a0")).await);
+    assert!(!f.app.queue_exists(&f.app.user_queue(ACC, "a0")).await);
     f.app.cleanup().await;
 }

@@ -77,36 +77,30 @@ async fn survive(app: &mut TestApp, proxy: &Proxy, n: usize, outage: Duration) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_redis_outage_is_waited_out_without_loss_or_doubles() {
-    let proxy = Proxy::start("127.0.0.1:6379").await;
+/// Two workers whose connection to `upstream` goes through a proxy (`point`
+/// aims the worker's configuration at it) live through an outage of it.
+async fn outage(upstream: &str, point: impl Fn(&mut switchboard::Config, std::net::SocketAddr)) {
+    let proxy = Proxy::start(upstream).await;
     let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let redis_url = format!("redis://{}/0", proxy.addr);
-    let mut app = TestApp::spawn_with(2, &prefix, |c| c.redis_url = redis_url.clone()).await;
-    setup_account(
-        &app,
-        "acc",
-        &[("m1", "manager", true), ("m2", "manager", true)],
-        Some("round_robin"),
-    )
-    .await;
+    let mut app = TestApp::spawn_with(2, &prefix, |c| point(c, proxy.addr)).await;
+    let managers = [("m1", "manager", true), ("m2", "manager", true)];
+    setup_account(&app, "acc", &managers, Some("round_robin")).await;
     survive(&mut app, &proxy, 20, Duration::from_secs(2)).await;
     app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_broker_outage_is_waited_out_without_loss_or_doubles() {
-    let proxy = Proxy::start("127.0.0.1:5672").await;
-    let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let amqp_url = format!("amqp://guest:guest@{}/%2f", proxy.addr);
-    let mut app = TestApp::spawn_with(2, &prefix, |c| c.amqp_url = amqp_url.clone()).await;
-    setup_account(
-        &app,
-        "acc",
-        &[("m1", "manager", true), ("m2", "manager", true)],
-        Some("round_robin"),
-    )
+async fn a_redis_outage_is_waited_out_without_loss_or_doubles() {
+    outage("127.0.0.1:6379", |c, addr| {
+        c.redis_url = format!("redis://{addr}/0")
+    })
     .await;
-    survive(&mut app, &proxy, 20, Duration::from_secs(2)).await;
-    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_outage_is_waited_out_without_loss_or_doubles() {
+    outage("127.0.0.1:5672", |c, addr| {
+        c.amqp_url = format!("amqp://guest:guest@{addr}/%2f")
+    })
+    .await;
 }

@@ -112,27 +112,26 @@ impl TestApp {
         }
     }
 
-    /// Waits until a queue exists (checked on throwaway channels, since a failed
+    /// Whether a queue exists (checked on a throwaway channel, since a failed
     /// passive declare closes its channel).
+    pub async fn queue_exists(&self, queue: &str) -> bool {
+        let probe = self.conn.create_channel().await.unwrap();
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let found = probe
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+            .is_ok();
+        let _ = probe.close(200, "probe".into()).await;
+        found
+    }
+
+    /// Waits until a queue exists.
     pub async fn wait_queue(&self, queue: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let probe = self.conn.create_channel().await.unwrap();
-            let found = probe
-                .queue_declare(
-                    queue.into(),
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .is_ok();
-            let _ = probe.close(200, "probe".into()).await;
-            if found {
-                return;
-            }
+        while !self.queue_exists(queue).await {
             assert!(Instant::now() < deadline, "queue {queue} never appeared");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
