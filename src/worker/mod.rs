@@ -75,15 +75,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     })?;
     let names = Names::new(&config.prefix);
     let worker_id = uuid::Uuid::new_v4().to_string();
-    let connection = connect(&config)
-        .await
-        .map_err(|e| RunError::AmqpUnreachable {
-            url: amqp_url.clone(),
-            reason: e.to_string(),
-        })?;
-    declare(&connection, &names, config.partitions)
-        .await
-        .map_err(|e| RunError::Topology(e.to_string()))?;
+    let connection = start(&config, &names, &amqp_url).await?;
     let mut declared = true;
     info!(prefix = %config.prefix, worker = %worker_id, partitions = config.partitions, concurrency = config.concurrency, "Worker started.");
 
@@ -134,6 +126,40 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             }
         }
     }
+}
+
+/// Connects and declares the topology. A broker that drops the connection in
+/// the middle of it is given three more tries (a passing fault), but a broker that
+/// cannot be reached or refuses the topology stops the start with its reason.
+async fn start(config: &Config, names: &Names, amqp_url: &str) -> Result<Connection, RunError> {
+    let mut pauses = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_times(3)
+        .build();
+    loop {
+        let error = match connect(config).await {
+            Err(e) => RunError::AmqpUnreachable { url: amqp_url.to_owned(), reason: e.to_string() },
+            Ok(conn) => match declare(&conn, names, config.partitions).await {
+                Ok(()) => return Ok(conn),
+                Err(e) => {
+                    let _ = tokio::time::timeout(CLOSE_WAIT, conn.close(320, "retrying".into())).await;
+                    RunError::Topology(e.to_string())
+                }
+            },
+        };
+        match pauses.next() {
+            Some(pause) if is_passing(&error) => tokio::time::sleep(pause).await,
+            _ => return Err(error),
+        }
+    }
+}
+
+/// A connection lost mid-way, as opposed to a refusal that a retry cannot change.
+fn is_passing(error: &RunError) -> bool {
+    let text = error.to_string().to_lowercase();
+    ["reset by peer", "aborted", "broken pipe", "unexpected end", "eof"]
+        .iter()
+        .any(|sign| text.contains(sign))
 }
 
 /// One connection's life: consume until shutdown (Ok) or until the broker fails (Err).
