@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -56,55 +55,8 @@ async fn killed_workers_lose_nothing_and_double_nothing() {
     let _ = first.wait();
     let _ = second.wait();
 
-    let crm = app.take(&crm, 2 * n, Duration::from_secs(60)).await;
-    let mut contacts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for m in crm.iter().filter(|m| m.json["type"] == "contact.created") {
-        contacts
-            .entry(
-                m.json["contactData"][0]["chatId"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            )
-            .or_default()
-            .insert(m.json["contactId"].to_string());
-    }
-    assert_eq!(contacts.len(), n, "every client got a contact");
-    assert!(
-        contacts.values().all(|ids| ids.len() == 1),
-        "no client got two contacts"
-    );
-    let deals: BTreeSet<_> = crm
-        .iter()
-        .filter(|m| m.json["type"] == "deal.created")
-        .map(|m| m.json["dealId"].to_string())
-        .collect();
-    assert_eq!(deals.len(), n, "one deal per client");
-
-    // Each client reached exactly one manager, and the round robin stayed even
-    // (repeats after a crash carry the same notificationId; count causes).
-    let mut owner: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut per_manager = Vec::new();
-    for (m, _, _) in managers {
-        let notes = app.notes("acc", m, n / 3).await;
-        let causes: BTreeSet<_> = notes
-            .iter()
-            .map(|n| n["notificationId"].to_string())
-            .collect();
-        for note in &notes {
-            owner
-                .entry(note["chatId"].to_string())
-                .or_default()
-                .insert(m.to_owned());
-        }
-        per_manager.push(causes.len());
-    }
-    assert_eq!(owner.len(), n);
-    assert!(
-        owner.values().all(|ms| ms.len() == 1),
-        "a client was given to two managers"
-    );
-    assert_eq!(per_manager, vec![n / 3; 3], "the round robin stayed even");
+    app.assert_each_client_once(&crm, n, &["m1", "m2", "m3"])
+        .await;
 
     third.kill().ok();
     let _ = third.wait();

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::proxy::Proxy;
@@ -30,51 +29,7 @@ async fn survive(app: &mut TestApp, proxy: &Proxy, n: usize, outage: Duration) {
     tokio::time::sleep(outage).await;
     proxy.restore();
 
-    let crm = app.take(&crm, 2 * n, Duration::from_secs(60)).await;
-    let contacts: BTreeMap<String, BTreeSet<String>> = crm
-        .iter()
-        .filter(|m| m.json["type"] == "contact.created")
-        .fold(BTreeMap::new(), |mut by_chat, m| {
-            let chat = m.json["contactData"][0]["chatId"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            by_chat
-                .entry(chat)
-                .or_default()
-                .insert(m.json["contactId"].to_string());
-            by_chat
-        });
-    assert_eq!(contacts.len(), n, "every client has a contact");
-    assert!(
-        contacts.values().all(|ids| ids.len() == 1),
-        "no client got two contacts"
-    );
-    let deals: BTreeSet<_> = crm
-        .iter()
-        .filter(|m| m.json["type"] == "deal.created")
-        .map(|m| m.json["dealId"].to_string())
-        .collect();
-    assert_eq!(deals.len(), n, "one deal per client");
-
-    let mut per_manager = Vec::new();
-    let mut chats = BTreeSet::new();
-    for m in ["m1", "m2"] {
-        let notes = app.notes("acc", m, n / 2).await;
-        // A repeat after a fault carries the same notificationId; count causes, not copies.
-        let distinct: BTreeSet<_> = notes
-            .iter()
-            .map(|n| n["notificationId"].to_string())
-            .collect();
-        chats.extend(notes.iter().map(|n| n["chatId"].to_string()));
-        per_manager.push(distinct.len());
-    }
-    assert_eq!(chats.len(), n, "every client reached a manager");
-    assert_eq!(
-        per_manager,
-        vec![n / 2, n / 2],
-        "the round robin stayed even"
-    );
+    app.assert_each_client_once(&crm, n, &["m1", "m2"]).await;
 }
 
 /// Two workers whose connection to `upstream` goes through a proxy (`point`

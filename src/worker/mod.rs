@@ -138,11 +138,15 @@ async fn start(config: &Config, names: &Names, amqp_url: &str) -> Result<Connect
         .build();
     loop {
         let error = match connect(config).await {
-            Err(e) => RunError::AmqpUnreachable { url: amqp_url.to_owned(), reason: e.to_string() },
+            Err(e) => RunError::AmqpUnreachable {
+                url: amqp_url.to_owned(),
+                reason: e.to_string(),
+            },
             Ok(conn) => match declare(&conn, names, config.partitions).await {
                 Ok(()) => return Ok(conn),
                 Err(e) => {
-                    let _ = tokio::time::timeout(CLOSE_WAIT, conn.close(320, "retrying".into())).await;
+                    let _ =
+                        tokio::time::timeout(CLOSE_WAIT, conn.close(320, "retrying".into())).await;
                     RunError::Topology(e.to_string())
                 }
             },
@@ -157,9 +161,15 @@ async fn start(config: &Config, names: &Names, amqp_url: &str) -> Result<Connect
 /// A connection lost mid-way, as opposed to a refusal that a retry cannot change.
 fn is_passing(error: &RunError) -> bool {
     let text = error.to_string().to_lowercase();
-    ["reset by peer", "aborted", "broken pipe", "unexpected end", "eof"]
-        .iter()
-        .any(|sign| text.contains(sign))
+    [
+        "reset by peer",
+        "aborted",
+        "broken pipe",
+        "unexpected end",
+        "eof",
+    ]
+    .iter()
+    .any(|sign| text.contains(sign))
 }
 
 /// One connection's life: consume until shutdown (Ok) or until the broker fails (Err).

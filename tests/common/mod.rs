@@ -4,6 +4,7 @@
 
 pub mod proxy;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use lapin::options::{
@@ -334,6 +335,64 @@ impl TestApp {
     pub async fn apply_account(&self, body: &Value) {
         self.publish_account(body).await;
         self.wait_applied(body).await;
+    }
+
+    /// Asserts that `n` new clients of account `acc` under round robin were each
+    /// handled exactly once, whatever faults happened meanwhile: one contact and
+    /// one deal per client on `crm`, each client given to exactly one of
+    /// `managers`, and the round robin even. Repeats after a fault carry the same
+    /// ids, so causes are counted, not copies.
+    pub async fn assert_each_client_once(&self, crm: &str, n: usize, managers: &[&str]) {
+        let crm = self.take(crm, 2 * n, Duration::from_secs(60)).await;
+        let mut contacts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for m in crm.iter().filter(|m| m.json["type"] == "contact.created") {
+            let chat = m.json["contactData"][0]["chatId"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            contacts
+                .entry(chat)
+                .or_default()
+                .insert(m.json["contactId"].to_string());
+        }
+        assert_eq!(contacts.len(), n, "every client got a contact");
+        assert!(
+            contacts.values().all(|ids| ids.len() == 1),
+            "no client got two contacts"
+        );
+        let deals: BTreeSet<_> = crm
+            .iter()
+            .filter(|m| m.json["type"] == "deal.created")
+            .map(|m| m.json["dealId"].to_string())
+            .collect();
+        assert_eq!(deals.len(), n, "one deal per client");
+
+        let mut owner: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut per_manager = Vec::new();
+        for m in managers {
+            let notes = self.notes("acc", m, n / managers.len()).await;
+            let causes: BTreeSet<_> = notes
+                .iter()
+                .map(|n| n["notificationId"].to_string())
+                .collect();
+            for note in &notes {
+                owner
+                    .entry(note["chatId"].to_string())
+                    .or_default()
+                    .insert((*m).to_owned());
+            }
+            per_manager.push(causes.len());
+        }
+        assert_eq!(owner.len(), n, "every client reached a manager");
+        assert!(
+            owner.values().all(|ms| ms.len() == 1),
+            "a client was given to two managers"
+        );
+        assert_eq!(
+            per_manager,
+            vec![n / managers.len(); managers.len()],
+            "the round robin stayed even"
+        );
     }
 
     /// Stops the workers and removes every queue, exchange and key of the prefix.
