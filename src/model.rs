@@ -219,6 +219,25 @@ pub struct Pending {
     pub name: Option<String>,
 }
 
+/// A chat in a channel's waiting index: which chat, and since when it waits
+/// (waiting chats are offered oldest first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitingEntry {
+    pub chat_type: ChatType,
+    pub chat_id: Id,
+    pub since: String,
+}
+
+impl WaitingEntry {
+    pub fn chat(&self) -> ChatRef {
+        ChatRef {
+            chat_type: self.chat_type,
+            chat_id: self.chat_id.clone(),
+        }
+    }
+}
+
 /// The round-robin pool of one channel: for each manager, the turn number of his
 /// last new client. The manager with the oldest turn (never = 0, ties by id)
 /// gets the next client, which stays even when managers join or leave.

@@ -32,6 +32,12 @@ impl Names {
         format!("{}.inbound", self.prefix)
     }
 
+    /// The internal consistent-hash exchange behind `P.inbound` that spreads
+    /// accounts over the partitions.
+    pub fn inbound_hash(&self) -> String {
+        format!("{}.inbound.hash", self.prefix)
+    }
+
     /// Partition `n` of the inbound stream.
     pub fn inbound_partition(&self, n: u16) -> String {
         format!("{}.inbound.{n}", self.prefix)
@@ -62,6 +68,14 @@ impl Names {
             user.name_part()
         ))
     }
+}
+
+/// Routing key of every event of an account on `P.inbound`: `{accountId}`,
+/// escaped and bounded like every name, so all events of one account are one
+/// ordered stream in one partition. The worker refuses an event whose routing
+/// key is not this key of its own account.
+pub fn inbound_key(account: &Id) -> String {
+    bounded(account.name_part())
 }
 
 /// Routing key of a user's notifications on `P.notify`: `{accountId}.{userId}`.

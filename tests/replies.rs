@@ -193,7 +193,7 @@ async fn wait_contact(app: &TestApp, account: &str, user: &str, chat_type: &str,
             .with_reply_to(queue.as_str().into())
             .with_correlation_id(correlation.as_str().into());
         app.publish_raw(
-            &format!("{account}.{chat_type}.{chat_id}"),
+            &account_key(account),
             body.to_string().as_bytes(),
             props,
         )

@@ -39,7 +39,7 @@ async fn ask(app: &TestApp, reply_to: &str, account: &str, user: &str, chat_id: 
         .with_reply_to(reply_to.into())
         .with_correlation_id(correlation_id.as_str().into());
     app.publish_raw(
-        &format!("{account}.whatsapp.{chat_id}"),
+        &account_key(account),
         body.to_string().as_bytes(),
         props,
     )

@@ -1,34 +1,44 @@
 //! Declares everything the worker consumes from or publishes to.
 //!
-//! `P.inbound` is a consistent-hash exchange over `P.inbound.{n}` quorum
-//! queues with a single active consumer: an event's routing key
-//! (`{accountId}.{chatType}.{chatId}` for chat events) always picks the same
-//! partition, so the messages of one chat stay in one queue, in order, and are
-//! handled by one worker at a time. Quorum queues because they are replicated, and with
-//! publisher confirms faster than classic durable queues on this broker.
+//! `P.inbound` leads to a consistent-hash exchange over `P.inbound.{n}` quorum
+//! queues with a single active consumer: an event's routing key (its
+//! `{accountId}`) always picks the same partition, so all events of one
+//! //! account stay in one queue, in order, and are handled by one worker at a
+//! time. Quorum queues because they are replicated, and with publisher
+//! confirms faster than classic durable queues on this broker.
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::options::{
+    ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
 
 use super::quorum;
+use crate::ids::Id;
+use crate::names::{self, Names};
 
 /// A partition is consumed by one consumer at a time, whatever the number of
 /// workers subscribed to it: the broker activates the next one in line only
-/// when the active one goes away. That keeps a chat's events in order across
+/// when the active one goes away. That keeps an account's events in order across
 /// workers; which worker is active is balanced by `worker::partitions`.
 fn single_active() -> FieldTable {
     let mut args = quorum();
     args.insert(
         "x-single-active-consumer".into(),
-        lapin::types::AMQPValue::Boolean(true),
+        AMQPValue::Boolean(true),
     );
     args
 }
-use crate::ids::Id;
-use crate::names::{self, Names};
 
 /// Declares the exchanges and queues of the contract.
+///
+/// The inbound side is declared back to front, so that nothing published at
+/// any instant after `P.inbound` exists is lost or lands in the wrong partition:
+/// first the internal consistent-hash exchange `P.inbound.hash` with every
+/// partition bound to it, and only then `P.inbound` itself, a fanout whose
+/// alternate exchange is `P.inbound.hash` from its first instant. Its binding
+/// to `P.inbound.hash` follows; until then (and should it ever be removed)
+/// the alternate exchange routes the same way.
 pub async fn declare(
     channel: &Channel,
     names: &Names,
@@ -40,33 +50,12 @@ pub async fn declare(
     };
     channel
         .exchange_declare(
-            names.inbound().into(),
+            names.inbound_hash().into(),
             ExchangeKind::Custom("x-consistent-hash".into()),
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .exchange_declare(
-            names.notify().into(),
-            ExchangeKind::Direct,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .exchange_declare(
-            names.crm().into(),
-            ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .exchange_declare(
-            names.outbound().into(),
-            ExchangeKind::Topic,
-            durable,
+            ExchangeDeclareOptions {
+                internal: true,
+                ..durable
+            },
             FieldTable::default(),
         )
         .await?;
@@ -74,9 +63,6 @@ pub async fn declare(
         durable: true,
         ..QueueDeclareOptions::default()
     };
-    channel
-        .queue_declare(names.dead().into(), queue, quorum())
-        .await?;
     for n in 0..partitions {
         let partition = names.inbound_partition(n);
         channel
@@ -86,13 +72,47 @@ pub async fn declare(
         channel
             .queue_bind(
                 partition.as_str().into(),
-                names.inbound().into(),
+                names.inbound_hash().into(),
                 "1".into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
             .await?;
     }
+    let mut inbound_args = FieldTable::default();
+    inbound_args.insert(
+        "alternate-exchange".into(),
+        AMQPValue::LongString(names.inbound_hash().into()),
+    );
+    channel
+        .exchange_declare(
+            names.inbound().into(),
+            ExchangeKind::Fanout,
+            durable,
+            inbound_args,
+        )
+        .await?;
+    channel
+        .exchange_bind(
+            names.inbound_hash().into(),
+            names.inbound().into(),
+            "".into(),
+            ExchangeBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    for (exchange, kind) in [
+        (names.notify(), ExchangeKind::Direct),
+        (names.crm(), ExchangeKind::Topic),
+        (names.outbound(), ExchangeKind::Topic),
+    ] {
+        channel
+            .exchange_declare(exchange.into(), kind, durable, FieldTable::default())
+            .await?;
+    }
+    channel
+        .queue_declare(names.dead().into(), queue, quorum())
+        .await?;
     Ok(())
 }
 

@@ -46,6 +46,7 @@ pub fn decide(e: &ContactUpserted, reads: &Reads) -> Decision {
         plan.guards.push(reads.guard(&read));
         let mut chat: Chat = reads.parsed(&read).unwrap_or_default();
         if let Some(pending) = chat.pending.take() {
+            super::waiting::unmark(&mut plan, chat_ref, Some(&pending));
             if let Some(channel_id) = &pending.channel_id {
                 let about = About {
                     envelope: &e.envelope,

@@ -8,7 +8,7 @@ use super::routing::{self, About, Derived, push_unique};
 use super::{ChatSnapshot, Decision, Key, Op, Plan, json};
 use crate::events::MessageInbound;
 use crate::ids::Id;
-use crate::model::{Chat, Contact, Deal, Distribution, Pending, Settings};
+use crate::model::{Chat, ChatRef, Contact, Deal, Distribution, Pending, Settings};
 use crate::output::{CrmEvent, NotificationType};
 
 pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
@@ -86,7 +86,7 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
             chat.pending.as_ref(),
         );
         let deal = create_deal(&mut plan, &derived, &contact, &manager, settings);
-        let shown = settle_chat(&mut plan, chat_key, &chat, &contact.contact_id);
+        let shown = settle_chat(&mut plan, &e.chat(), &chat, &contact.contact_id);
 
         about.contact_id = Some(&contact.contact_id);
         about.deal_id = Some(&deal.deal_id);
@@ -122,6 +122,13 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
     if pending.name.is_none() {
         pending.name = client_name(e);
     }
+    super::waiting::mark(
+        &mut plan,
+        &e.chat(),
+        chat.pending.as_ref(),
+        &pending,
+        e.envelope.occurred_at.as_str(),
+    );
     let mut told = Vec::new();
     for user in &claimers {
         let kind = if pending.shown.contains(user) {
@@ -282,9 +289,16 @@ pub(super) fn create_deal(
     deal
 }
 
-/// Settles the chat on its contact: it no longer waits for a claim. Who was
-/// shown it as new is kept (for `claimed_by_other`) and returned.
-pub(super) fn settle_chat(plan: &mut Plan, key: Key, chat: &Chat, contact_id: &Id) -> Vec<Id> {
+/// Settles the chat on its contact: it no longer waits for a claim (nor in its
+/// channel's waiting index). Who was shown it as new is kept (for
+/// `claimed_by_other`) and returned.
+pub(super) fn settle_chat(
+    plan: &mut Plan,
+    chat_ref: &ChatRef,
+    chat: &Chat,
+    contact_id: &Id,
+) -> Vec<Id> {
+    super::waiting::unmark(plan, chat_ref, chat.pending.as_ref());
     let shown = chat
         .pending
         .as_ref()
@@ -296,7 +310,8 @@ pub(super) fn settle_chat(plan: &mut Plan, key: Key, chat: &Chat, contact_id: &I
         shown: shown.clone(),
         seen_on: chat.seen_on.clone(),
     };
-    plan.ops.push(Op::Set(key, json(&settled)));
+    plan.ops
+        .push(Op::Set(Key::Chat(chat_ref.clone()), json(&settled)));
     shown
 }
 

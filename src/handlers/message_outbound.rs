@@ -23,7 +23,7 @@ pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
         return Decision::Reject(Rejection::UnknownUser(e.user_id.to_string()));
     }
     let Opened {
-        key: chat_key,
+        key: _,
         mut plan,
         chat,
         contact,
@@ -91,7 +91,7 @@ pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
                 .settings
                 .as_ref()
                 .map(|settings| create_deal(&mut plan, &derived, &contact, &e.user_id, settings));
-            let shown = settle_chat(&mut plan, chat_key, &chat, &contact.contact_id);
+            let shown = settle_chat(&mut plan, &e.chat(), &chat, &contact.contact_id);
 
             about.contact_id = Some(&contact.contact_id);
             about.deal_id = deal.as_ref().map(|d| &d.deal_id);

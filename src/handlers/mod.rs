@@ -16,6 +16,7 @@ mod users_removed;
 mod users_upserted;
 
 pub mod routing;
+pub mod waiting;
 
 #[cfg(test)]
 mod tests;
@@ -53,6 +54,9 @@ pub enum Key {
     ContactDeals(Id),
     /// The [`RoundRobin`] pool of one channel.
     RoundRobin(Id),
+    /// Hash of one channel: the chats waiting there to be claimed,
+    /// [`waiting::field`] -> [`crate::model::WaitingEntry`].
+    Waiting(Id),
 }
 
 /// A read an account event needs: a whole value, or one field of a hash.
@@ -60,6 +64,8 @@ pub enum Key {
 pub enum Read {
     Get(Key),
     HGet(Key, Id),
+    /// A channel's [`ChannelState`].
+    Channel(Id),
 }
 
 /// The raw values of the reads an account event asked for.
@@ -67,6 +73,27 @@ pub enum Read {
 pub struct Reads {
     pub config: Option<String>,
     pub values: HashMap<Read, Option<String>>,
+    /// The channels asked for with [`Read::Channel`].
+    pub channels: HashMap<Id, ChannelState>,
+}
+
+/// A channel's seats, round-robin pool and the chats waiting on it: what
+/// offering waiting chats to users who gain access needs.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelState {
+    /// Sorted by user id.
+    pub seats: Vec<(Id, Seat)>,
+    pub round_robin: Stored<RoundRobin>,
+    pub waiting: Vec<WaitingChat>,
+}
+
+/// One entry of a channel's waiting index, with the chat (and its contact, if
+/// it has one) as stored.
+#[derive(Debug, Clone)]
+pub struct WaitingChat {
+    pub entry: crate::model::WaitingEntry,
+    pub chat: Stored<crate::model::Chat>,
+    pub contact: Stored<Contact>,
 }
 
 impl Reads {
@@ -83,9 +110,10 @@ impl Reads {
     pub fn guard(&self, read: &Read) -> Guard {
         let key = match read {
             Read::Get(k) | Read::HGet(k, _) => k.clone(),
+            Read::Channel(_) => unreachable!("a channel's state is guarded piece by piece"),
         };
         match read {
-            Read::Get(_) => Guard {
+            Read::Get(_) | Read::Channel(_) => Guard {
                 key,
                 field: None,
                 expect: self.raw(read).map(str::to_owned),

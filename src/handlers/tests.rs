@@ -5,7 +5,7 @@
 //! `m1`, `m2` eligible managers, `m3` a manager without new clients,
 //! `q1` quality control, `s1` supervisor.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -1415,7 +1415,7 @@ impl ReadsBuilder {
     fn new() -> Self {
         ReadsBuilder(Reads {
             config: Some("3".into()),
-            values: HashMap::new(),
+            ..Reads::default()
         })
     }
 
@@ -1501,9 +1501,12 @@ fn users_upserted_asks_for_the_user_and_his_channels() {
     assert_eq!(
         super::reads(&e),
         Some(vec![
+            Read::Get(Key::Settings),
             Read::HGet(Key::Users, id("u1")),
             Read::HGet(Key::Channels, id("wa1")),
             Read::HGet(Key::Channels, id("wa2")),
+            Read::Channel(id("wa1")),
+            Read::Channel(id("wa2")),
         ])
     );
 }

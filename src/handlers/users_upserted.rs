@@ -1,19 +1,33 @@
 //! `users.upserted`: creates or replaces users; each user's access list is
 //! replaced whole, and his notification queue is declared before the ack.
+//! Chats waiting on a channel are offered to the users who gain access to it
+//! (see [`super::waiting`]).
 
-use super::{Decision, Key, Op, Plan, Read, Reads, json};
+use std::collections::BTreeSet;
+
+use super::{Decision, Key, Op, Plan, Read, Reads, json, routing, waiting};
 use crate::events::{Rejection, UsersUpserted};
-use crate::model::{Seat, User};
+use crate::ids::Id;
+use crate::model::{Role, Seat, Settings, User};
 
 pub fn reads(e: &UsersUpserted) -> Vec<Read> {
-    let mut reads = Vec::new();
+    let mut reads = vec![Read::Get(Key::Settings)];
     for user in &e.users {
         reads.push(Read::HGet(Key::Users, user.user_id.clone()));
         for access in &user.access {
             reads.push(Read::HGet(Key::Channels, access.channel_id.clone()));
         }
     }
+    reads.extend(granted(e).into_iter().map(Read::Channel));
     reads
+}
+
+/// The channels the event gives anyone a seat on.
+fn granted(e: &UsersUpserted) -> BTreeSet<Id> {
+    e.users
+        .iter()
+        .flat_map(|u| u.access.iter().map(|a| a.channel_id.clone()))
+        .collect()
 }
 
 pub fn decide(e: &UsersUpserted, reads: &Reads) -> Decision {
@@ -63,5 +77,46 @@ pub fn decide(e: &UsersUpserted, reads: &Reads) -> Decision {
         plan.declare_users.push(upsert.user_id.clone());
     }
     plan.ops.push(Op::Incr(Key::Config));
+
+    let settings: Option<Settings> = reads.parsed(&Read::Get(Key::Settings));
+    for channel in granted(e) {
+        let Some(state) = reads.channels.get(&channel) else {
+            continue;
+        };
+        if state.waiting.is_empty() {
+            continue;
+        }
+        // The channel's seats as this event leaves them; newcomers are those
+        // who may claim a chat there now and could not before.
+        let could_claim = |user: &Id| {
+            routing::seat_of(&state.seats, user)
+                .is_some_and(|s| s.eligible() || s.role == Role::Supervisor)
+        };
+        let mut seats = state.seats.clone();
+        seats.retain(|(user, _)| !e.users.iter().any(|u| u.user_id == *user));
+        let mut newcomers = Vec::new();
+        for upsert in &e.users {
+            for access in upsert.access.iter().filter(|a| a.channel_id == channel) {
+                let seat = Seat {
+                    role: access.role,
+                    receives_new_clients: access.receives_new_clients,
+                };
+                seats.push((upsert.user_id.clone(), seat));
+                if !could_claim(&upsert.user_id) {
+                    newcomers.push(upsert.user_id.clone());
+                }
+            }
+        }
+        seats.sort_by(|a, b| a.0.cmp(&b.0));
+        waiting::offer(
+            &mut plan,
+            &e.envelope,
+            &channel,
+            state,
+            &seats,
+            &newcomers,
+            settings.as_ref(),
+        );
+    }
     Decision::Apply(plan)
 }

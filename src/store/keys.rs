@@ -49,6 +49,7 @@ impl AccountKeys {
             Key::Deal(id) => format!("{b}deal:{}", id.key_part()),
             Key::ContactDeals(id) => format!("{b}contact-deals:{}", id.key_part()),
             Key::RoundRobin(channel) => format!("{b}rr:{}", channel.key_part()),
+            Key::Waiting(channel) => format!("{b}waiting:{}", channel.key_part()),
         }
     }
 }

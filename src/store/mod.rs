@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 pub use keys::AccountKeys;
 
-use crate::handlers::{ChatQuery, ChatSnapshot, Guard, Key, Op, Plan, Read, Reads, Stored};
+use crate::handlers::{
+    ChannelState, ChatQuery, ChatSnapshot, Guard, Key, Op, Plan, Read, Reads, Stored, WaitingChat,
+};
 use crate::ids::Id;
 use crate::model::Seat;
 use crate::output::Publish;
@@ -89,6 +91,7 @@ pub struct Store {
     event_ttl: Duration,
     snapshot: std::sync::Arc<redis::Script>,
     apply: std::sync::Arc<redis::Script>,
+    channel: std::sync::Arc<redis::Script>,
     heartbeat: std::sync::Arc<redis::Script>,
 }
 
@@ -107,6 +110,7 @@ impl Store {
             event_ttl,
             snapshot: std::sync::Arc::new(redis::Script::new(include_str!("lua/snapshot.lua"))),
             apply: std::sync::Arc::new(redis::Script::new(include_str!("lua/apply.lua"))),
+            channel: std::sync::Arc::new(redis::Script::new(include_str!("lua/channel.lua"))),
             heartbeat: std::sync::Arc::new(redis::Script::new(include_str!("lua/heartbeat.lua"))),
         })
     }
@@ -148,6 +152,9 @@ impl Store {
         reads: Vec<Read>,
     ) -> Result<Loaded<Reads>, StoreError> {
         let keys = self.keys(account);
+        let (channels, reads): (Vec<Read>, Vec<Read>) = reads
+            .into_iter()
+            .partition(|r| matches!(r, Read::Channel(_)));
         let mut pipe = redis::pipe();
         pipe.atomic()
             .get(keys.event(event_id))
@@ -156,6 +163,7 @@ impl Store {
             match read {
                 Read::Get(k) => pipe.get(keys.key(k)),
                 Read::HGet(k, f) => pipe.hget(keys.key(k), f.as_str()),
+                Read::Channel(_) => unreachable!("partitioned out above"),
             };
         }
         let mut conn = self.pool.get().await?;
@@ -169,10 +177,72 @@ impl Store {
         if let Some(record) = &values[0] {
             return Ok(Loaded::Applied(parse_record(record)?));
         }
-        Ok(Loaded::Fresh(Reads {
+        let mut loaded = Reads {
             config: values[1].take(),
             values: reads.into_iter().zip(rest).collect(),
-        }))
+            channels: HashMap::new(),
+        };
+        // Each channel is read at one instant of its own; the plan guards what
+        // it relies on (config, chats, contacts, pool), so a change in between
+        // makes the apply answer `conflict` and the event is decided again.
+        for read in channels {
+            let Read::Channel(channel) = read else {
+                continue;
+            };
+            let state = self.channel_state(&keys, &channel, &mut conn).await?;
+            loaded.channels.insert(channel, state);
+        }
+        Ok(Loaded::Fresh(loaded))
+    }
+
+    /// A channel's seats, pool and waiting chats (`channel.lua`).
+    async fn channel_state(
+        &self,
+        keys: &AccountKeys,
+        channel: &Id,
+        conn: &mut deadpool_redis::Connection,
+    ) -> Result<ChannelState, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            entry: String,
+            chat: Option<String>,
+            contact: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Reply {
+            #[serde(default)]
+            seats: HashMap<String, String>,
+            pool: Option<String>,
+            #[serde(default)]
+            waiting: Vec<Row>,
+        }
+        let mut invocation = self.channel.prepare_invoke();
+        invocation
+            .key(keys.key(&Key::Seats(channel.clone())))
+            .key(keys.key(&Key::RoundRobin(channel.clone())))
+            .key(keys.key(&Key::Waiting(channel.clone())))
+            .arg(keys.base());
+        let raw: String = invocation.invoke_async(conn).await?;
+        let reply: Reply = parse(&raw)?;
+        let mut seats = Vec::with_capacity(reply.seats.len());
+        for (user, seat) in reply.seats {
+            let user = Id::parse(user).map_err(corrupt)?;
+            seats.push((user, parse::<Seat>(&seat)?));
+        }
+        seats.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut waiting = Vec::with_capacity(reply.waiting.len());
+        for row in reply.waiting {
+            waiting.push(WaitingChat {
+                entry: parse(&row.entry)?,
+                chat: Stored::from_raw(row.chat).map_err(corrupt)?,
+                contact: Stored::from_raw(row.contact).map_err(corrupt)?,
+            });
+        }
+        Ok(ChannelState {
+            seats,
+            round_robin: Stored::from_raw(reply.pool).map_err(corrupt)?,
+            waiting,
+        })
     }
 
     /// The snapshot of a chat event, or the record of its earlier application.

@@ -1,5 +1,10 @@
 //! Consuming the inbound partitions, balanced across workers.
 //!
+//! Each delivery is admitted (parsed) by its partition's forwarder, then
+//! offered to the [`Sequencer`], which starts it at once or holds it behind an
+//! earlier event of its account it may not overtake. Started events run as
+//! tasks, at most `concurrency` at a time.
+//!
 //! Each partition is a queue with a single active consumer. This worker keeps
 //! one subscription (channel + consumer) per partition, so it is either the
 //! active consumer of a partition or waits in line for it; the broker alone
@@ -15,20 +20,22 @@
 //! in line; finally it subscribes again, at the back of the line.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::lanes::{Work, lane, lane_of};
 use super::partitions;
-use super::pipeline::Pipeline;
+use super::pipeline::{Admitted, Pipeline, admit};
+use super::sequencer::{Scope, Sequencer};
+use crate::ids::Id;
 use crate::config::Config;
 use crate::names::Names;
 
@@ -51,6 +58,23 @@ pub enum Broken {
     ConsumerEnded,
     #[error("the publishing channel closed")]
     PublisherClosed,
+    #[error("handling an event failed unexpectedly: {0}")]
+    Panicked(String),
+}
+
+/// A delivery and where it came from: its partition and that partition's
+/// subscription (a partition is re-subscribed when it is handed over).
+pub struct Work {
+    pub admitted: Admitted,
+    pub partition: u16,
+    pub generation: u64,
+}
+
+/// What a finished task reports back.
+struct Finished {
+    partition: u16,
+    generation: u64,
+    order: Option<(Id, Scope)>,
 }
 
 /// One partition's subscription and what is in flight from it.
@@ -88,7 +112,6 @@ impl Consumer<'_> {
     pub async fn run(self, shutdown: &CancellationToken) -> Result<(), Broken> {
         let config = self.config;
         let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Incoming>();
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u16, u64)>();
         let mut forwarders = JoinSet::new();
         let mut generation = 0u64;
         let mut subs = HashMap::new();
@@ -101,25 +124,18 @@ impl Consumer<'_> {
         }
 
         // The session's own token: cancelled on shutdown or when the broker fails,
-        // so lanes stop retrying on a dead channel. A lane that finds the publishing
+        // so tasks stop retrying on a dead channel. A task that finds the publishing
         // channel closed cancels `broken`, which ends the session for a reconnect.
         let session = shutdown.child_token();
         let broken = CancellationToken::new();
-        let mut lanes_tasks = JoinSet::new();
-        let capacity = usize::from(config.concurrency) * usize::from(config.partitions);
-        let lanes: Vec<mpsc::Sender<Work>> = (0..config.concurrency)
-            .map(|_| {
-                let (tx, rx) = mpsc::channel(capacity);
-                lanes_tasks.spawn(lane(
-                    rx,
-                    done_tx.clone(),
-                    self.pipeline.clone(),
-                    session.clone(),
-                    broken.clone(),
-                ));
-                tx
-            })
-            .collect();
+        let mut running = Tasks {
+            set: JoinSet::new(),
+            permits: Arc::new(Semaphore::new(usize::from(config.concurrency))),
+            pipeline: self.pipeline.clone(),
+            session: session.clone(),
+            broken: broken.clone(),
+        };
+        let mut sequencer: Sequencer<Work> = Sequencer::default();
 
         let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
         let mut failure = None;
@@ -136,9 +152,12 @@ impl Consumer<'_> {
                         }
                         sub.active = true;
                         sub.in_flight += 1;
-                        let lane = lane_of(work.delivery.routing_key.as_str(), lanes.len());
-                        if lanes[lane].send(*work).await.is_err() {
-                            break;
+                        let ready = match work.admitted.order.clone() {
+                            Some((account, scope)) => sequencer.offer(&account, scope, *work),
+                            None => Some(*work),
+                        };
+                        if let Some(work) = ready {
+                            running.spawn(work);
                         }
                     }
                     Incoming::Ended { partition, generation, error } => {
@@ -149,23 +168,37 @@ impl Consumer<'_> {
                         }
                     }
                 },
-                Some((partition, gen_done)) = done_rx.recv() => {
-                    let handover = match subs.get_mut(&partition) {
-                        Some(sub) if sub.generation == gen_done => {
+                Some(joined) = running.set.join_next() => {
+                    let finished = match joined {
+                        Ok(finished) => finished,
+                        Err(e) => {
+                            // A bug, not a passing fault: start afresh; the redelivery
+                            // counts towards the event's delivery bound.
+                            failure = Some(Broken::Panicked(e.to_string()));
+                            break;
+                        }
+                    };
+                    let handover = match subs.get_mut(&finished.partition) {
+                        Some(sub) if sub.generation == finished.generation => {
                             sub.in_flight -= 1;
                             sub.yielding && sub.in_flight == 0
                         }
                         _ => false,
                     };
-                    if stopping && subs.values().all(|s| s.in_flight == 0) {
+                    if let Some((account, scope)) = &finished.order {
+                        for work in sequencer.finish(account, scope) {
+                            running.spawn(work);
+                        }
+                    }
+                    if stopping && running.set.is_empty() {
                         break;
                     }
                     if handover && !stopping {
-                        self.hand_over(&mut subs, partition, &mut generation, &in_tx, &mut forwarders).await?;
+                        self.hand_over(&mut subs, finished.partition, &mut generation, &in_tx, &mut forwarders).await?;
                     }
                 }
                 _ = tick.tick(), if !stopping => {
-                    self.rebalance(&mut subs, &mut generation, &in_tx, &mut forwarders).await?;
+                    self.rebalance(&mut subs, &mut sequencer, &mut generation, &in_tx, &mut forwarders).await?;
                 }
                 () = broken.cancelled() => {
                     failure = Some(Broken::PublisherClosed);
@@ -175,35 +208,40 @@ impl Consumer<'_> {
                     // Phase 1: start nothing new; deliveries held go back to the queue on close.
                     info!("Shutdown: no longer consuming; finishing in-flight events.");
                     stopping = true;
+                    for held in sequencer.take_waiting(|_| true) {
+                        if let Some(sub) = subs.get_mut(&held.partition) && sub.generation == held.generation {
+                            sub.in_flight -= 1;
+                        }
+                    }
                     deadline = tokio::time::Instant::now() + config.shutdown_grace();
-                    if subs.values().all(|s| s.in_flight == 0) {
+                    if running.set.is_empty() {
                         break;
                     }
                 }
                 () = tokio::time::sleep_until(deadline), if stopping => break,
             }
         }
-        drop(lanes);
+        drop(sequencer);
         if failure.is_some() {
             session.cancel();
         }
-        // Phase 2: let the lanes finish, up to the grace period; then abort what is left.
+        // Phase 2: let running events finish, up to the grace period; then abort what is left.
         // An event cut short is safe: its apply is atomic and its redelivery replays it.
         if !stopping {
             deadline = tokio::time::Instant::now() + config.shutdown_grace();
         }
         let drained = tokio::time::timeout_at(deadline, async {
-            while lanes_tasks.join_next().await.is_some() {}
+            while running.set.join_next().await.is_some() {}
         })
         .await;
         if drained.is_err() {
             warn!(
-                unfinished = lanes_tasks.len(),
+                unfinished = running.set.len(),
                 "Shutdown grace period over; unfinished events go back to the queue."
             );
             session.cancel();
-            lanes_tasks.abort_all();
-            while lanes_tasks.join_next().await.is_some() {}
+            running.set.abort_all();
+            while running.set.join_next().await.is_some() {}
         }
         for sub in subs.values() {
             let _ =
@@ -212,11 +250,13 @@ impl Consumer<'_> {
         }
         forwarders.abort_all();
         if failure.is_none() {
-            let _ = self
-                .pipeline
-                .store
-                .heartbeat(self.worker_id, HEARTBEAT_TTL, true)
-                .await;
+            let _ = tokio::time::timeout(
+                super::CLOSE_WAIT,
+                self.pipeline
+                    .store
+                    .heartbeat(self.worker_id, HEARTBEAT_TTL, true),
+            )
+            .await;
         }
         match failure {
             Some(e) => Err(e),
@@ -251,7 +291,7 @@ impl Consumer<'_> {
                 match consumer.next().await {
                     Some(Ok(delivery)) => {
                         let work = Work {
-                            delivery,
+                            admitted: admit(delivery),
                             partition: n,
                             generation,
                         };
@@ -312,18 +352,22 @@ impl Consumer<'_> {
     async fn rebalance(
         &self,
         subs: &mut HashMap<u16, Subscription>,
+        sequencer: &mut Sequencer<Work>,
         generation: &mut u64,
         in_tx: &mpsc::UnboundedSender<Incoming>,
         forwarders: &mut JoinSet<()>,
     ) -> Result<(), lapin::Error> {
-        let live = match self
+        let heartbeat = self
             .pipeline
             .store
-            .heartbeat(self.worker_id, HEARTBEAT_TTL, false)
-            .await
-        {
-            Ok(live) => live,
-            Err(error) => {
+            .heartbeat(self.worker_id, HEARTBEAT_TTL, false);
+        let live = match tokio::time::timeout(HEARTBEAT_TTL, heartbeat).await {
+            Ok(Ok(live)) => live,
+            Err(_) => {
+                debug!("Heartbeat timed out; keeping the current balance.");
+                return Ok(());
+            }
+            Ok(Err(error)) => {
                 debug!(%error, "Heartbeat failed; keeping the current balance.");
                 return Ok(());
             }
@@ -339,11 +383,45 @@ impl Consumer<'_> {
                 continue;
             }
             sub.yielding = true;
+            // Events held behind earlier ones of their account are not started
+            // now: they go back to the queue, in order, with the subscription.
+            let held = sequencer.take_waiting(|w| w.partition == n);
+            sub.in_flight -= held.len();
             if sub.in_flight == 0 {
                 self.hand_over(subs, n, generation, in_tx, forwarders)
                     .await?;
             }
         }
         Ok(())
+    }
+}
+
+/// The events running in a session, each a task holding one of `concurrency` permits.
+struct Tasks {
+    set: JoinSet<Finished>,
+    permits: Arc<Semaphore>,
+    pipeline: Pipeline,
+    session: CancellationToken,
+    broken: CancellationToken,
+}
+
+impl Tasks {
+    fn spawn(&mut self, work: Work) {
+        let (pipeline, session, broken) = (
+            self.pipeline.clone(),
+            self.session.clone(),
+            self.broken.clone(),
+        );
+        let permits = self.permits.clone();
+        self.set.spawn(async move {
+            // The semaphore is never closed, so acquiring only waits.
+            let _permit = permits.acquire_owned().await;
+            pipeline.process(&work.admitted, &session, &broken).await;
+            Finished {
+                partition: work.partition,
+                generation: work.generation,
+                order: work.admitted.order,
+            }
+        });
     }
 }

@@ -1,12 +1,13 @@
 //! The worker process: connects, declares the topology, consumes the inbound
-//! partitions and runs each delivery through the [`pipeline`], reconnecting
+//! partitions, keeps each account's order ([`sequencer`]) and runs each
+//! delivery through the [`pipeline`], reconnecting
 //! with backoff when the broker goes away and shutting down in phases.
 
 mod consumer;
-mod lanes;
 pub mod partitions;
 pub mod pipeline;
 mod pools;
+pub mod sequencer;
 
 use std::time::Duration;
 

@@ -1,18 +1,37 @@
 //! One event's way through the worker, top to bottom:
-//! bytes -> parse -> snapshot -> decide (pure) -> apply (atomic, guarded)
-//! -> publish (confirmed) -> the outcome that decides the ack.
+//! bytes -> parse (typed event or dead letter) -> snapshot -> decide (pure)
+//! -> apply (atomic, guarded) -> publish (confirmed) -> the outcome that
+//! decides the ack.
+//!
+//! [`admit`] is the edge: it runs as a delivery arrives and tells the consumer
+//! what the event may not overtake ([`Scope`]); [`Pipeline::process`] is the
+//! rest, up to the ack.
 
 use std::time::Duration;
 
 use lapin::BasicProperties;
-use tracing::debug;
+use lapin::message::Delivery;
+use lapin::options::BasicAckOptions;
+use lapin::types::AMQPValue;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, warn};
+
+use super::retry_backoff;
+use super::sequencer::Scope;
 
 use super::pools::PoolLocks;
 use crate::amqp::{PublishError, Publisher, declare_user_queue};
 use crate::events::{self, Event, Rejection};
 use crate::handlers::{self, Decision, Key, Op, Plan, ReplyTo};
 use crate::ids::Id;
+use crate::names;
 use crate::store::{Applied, Loaded, Record, Store, StoreError};
+
+/// How often the broker may deliver one event before the worker gives up on
+/// it and dead-letters it. Redeliveries come from crashed workers, lost
+/// connections and partitions handed over, so the bound is generous; it stops
+/// an event that brings down whoever handles it from cycling for ever.
+pub const MAX_DELIVERIES: i64 = 25;
 
 /// How many times a decision is retaken after losing a race before the event
 /// is handed back as a passing failure (to be retried with backoff).
@@ -56,13 +75,74 @@ fn round_robin_pool(plan: &Plan) -> Option<&Id> {
     })
 }
 
-/// The worker's view of one delivery.
-pub struct Input<'a> {
-    pub body: &'a [u8],
-    pub properties: &'a BasicProperties,
+/// A delivery as it arrived, parsed at the edge.
+pub struct Admitted {
+    pub delivery: Delivery,
+    /// The typed event, or why it cannot be accepted.
+    pub event: Result<Event, Rejection>,
+    /// The account and what the event may not overtake in it; `None` for input
+    /// that is dead-lettered whatever came before it.
+    pub order: Option<(Id, Scope)>,
 }
 
-/// Shared by every lane of a session.
+/// Parses a delivery: body to a typed event; the routing key must be the
+/// event's own account's; a delivery the broker has made too often is given up.
+pub fn admit(delivery: Delivery) -> Admitted {
+    let deliveries = delivery_count(&delivery.properties);
+    let event = if deliveries >= MAX_DELIVERIES {
+        Err(Rejection::Invalid(format!(
+            "delivered {deliveries} times without being handled; given up"
+        )))
+    } else {
+        events::parse(&delivery.data).and_then(|event| {
+            let account = &event.envelope().account_id;
+            if delivery.routing_key.as_str() == names::inbound_key(account) {
+                Ok(event)
+            } else {
+                Err(Rejection::Invalid(
+                    "the routing key is not the event's own accountId (escaped as in AMQP names)"
+                        .into(),
+                ))
+            }
+        })
+    };
+    let order = event.as_ref().ok().map(|event| {
+        let scope = match handlers::chat_query(event) {
+            Some(query) => Scope::Chat(query.chat),
+            None => Scope::Account,
+        };
+        (event.envelope().account_id.clone(), scope)
+    });
+    Admitted {
+        delivery,
+        event,
+        order,
+    }
+}
+
+/// The broker's count of earlier deliveries of this message (quorum queues
+/// set `x-delivery-count` on redeliveries).
+fn delivery_count(properties: &BasicProperties) -> i64 {
+    let Some(value) = properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("x-delivery-count"))
+    else {
+        return 0;
+    };
+    match value {
+        AMQPValue::ShortShortInt(n) => i64::from(*n),
+        AMQPValue::ShortShortUInt(n) => i64::from(*n),
+        AMQPValue::ShortInt(n) => i64::from(*n),
+        AMQPValue::ShortUInt(n) => i64::from(*n),
+        AMQPValue::LongInt(n) => i64::from(*n),
+        AMQPValue::LongUInt(n) => i64::from(*n),
+        AMQPValue::LongLongInt(n) => *n,
+        _ => 0,
+    }
+}
+
+/// Shared by every event a session handles.
 #[derive(Clone)]
 pub struct Pipeline {
     pub store: Store,
@@ -71,20 +151,76 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub async fn handle(&self, input: Input<'_>) -> Outcome {
-        let event = match events::parse(input.body) {
-            Ok(event) => event,
-            Err(rejection) => return Outcome::DeadLetter(rejection),
-        };
+    /// Handles one admitted delivery until it can be acked, retrying passing
+    /// failures with backoff. False if the session ended first (the broker then
+    /// redelivers what was not acked); `broken` is cancelled when only a new
+    /// connection can help.
+    pub async fn process(
+        &self,
+        admitted: &Admitted,
+        session: &CancellationToken,
+        broken: &CancellationToken,
+    ) -> bool {
+        let delivery = &admitted.delivery;
+        let mut backoff = retry_backoff();
+        loop {
+            let outcome = match &admitted.event {
+                Ok(event) => self.handle(event, &delivery.properties).await,
+                Err(rejection) => Outcome::DeadLetter(rejection.clone()),
+            };
+            let result = match outcome {
+                Outcome::Done { kind, replayed } => {
+                    debug!(kind, replayed, "Event handled.");
+                    Ok(())
+                }
+                Outcome::DeadLetter(rejection) => {
+                    warn!(reason = %rejection.header(), routing_key = %delivery.routing_key, "Input dead-lettered.");
+                    self.publisher
+                        .dead_letter(
+                            &delivery.data,
+                            &delivery.properties,
+                            delivery.routing_key.as_str(),
+                            &rejection.header(),
+                        )
+                        .await
+                        .map_err(Transient::from)
+                }
+                Outcome::Retry(e) => Err(e),
+            };
+            match result {
+                Ok(()) => {
+                    if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+                        error!(error = %e, "Ack failed; the event will be redelivered and replayed.");
+                        broken.cancel();
+                        return false;
+                    }
+                    return true;
+                }
+                Err(e) if e.needs_reconnect() || !self.publisher.channel().status().connected() => {
+                    // Retrying on a stuck or closed channel cannot succeed: end the session.
+                    warn!(error = %e, "The broker stopped answering; reconnecting.");
+                    broken.cancel();
+                    return false;
+                }
+                Err(error) => {
+                    let pause = backoff.next().unwrap_or(Duration::from_secs(5));
+                    warn!(%error, pause_ms = pause.as_millis() as u64, "Passing failure; retrying the event.");
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = session.cancelled() => return false,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decides and applies one event, publishing its outputs.
+    pub async fn handle(&self, event: &Event, properties: &BasicProperties) -> Outcome {
         let reply = ReplyTo {
-            reply_to: input.properties.reply_to().as_ref().map(|s| s.to_string()),
-            correlation_id: input
-                .properties
-                .correlation_id()
-                .as_ref()
-                .map(|s| s.to_string()),
+            reply_to: properties.reply_to().as_ref().map(|s| s.to_string()),
+            correlation_id: properties.correlation_id().as_ref().map(|s| s.to_string()),
         };
-        match self.settle(&event, &reply).await {
+        match self.settle(event, &reply).await {
             Ok(outcome) => outcome,
             Err(Transient::Store(e)) if !e.is_transient() => {
                 // Redis holds data this worker cannot read: keep the input for an operator.

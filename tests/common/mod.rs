@@ -38,6 +38,11 @@ pub struct TestApp {
     partitions: u16,
 }
 
+/// The routing key of every event of `account` on `P.inbound`.
+pub fn account_key(account: &str) -> String {
+    switchboard::names::inbound_key(&Id::parse(account).expect("a valid account id"))
+}
+
 /// A fresh event id.
 pub fn eid() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -166,20 +171,15 @@ impl TestApp {
             .unwrap();
     }
 
-    /// Publishes a chat event with the contract's routing key.
+    /// Publishes a chat event with the contract's routing key (its account's).
     pub async fn publish_chat(&self, body: &Value) {
-        let key = format!(
-            "{}.{}.{}",
-            body["accountId"].as_str().unwrap(),
-            body["chatType"].as_str().unwrap(),
-            body["chatId"].as_str().unwrap()
-        );
-        self.publish(&key, body).await;
+        self.publish_account(body).await;
     }
 
-    /// Publishes an account event with the contract's routing key.
+    /// Publishes an event with the contract's routing key: its `accountId`,
+    /// escaped as in AMQP names.
     pub async fn publish_account(&self, body: &Value) {
-        self.publish(body["accountId"].as_str().unwrap(), body)
+        self.publish(&account_key(body["accountId"].as_str().unwrap()), body)
             .await;
     }
 

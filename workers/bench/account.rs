@@ -29,9 +29,9 @@ pub fn known_chat(i: usize) -> String {
     format!("+7900{i:07}")
 }
 
-/// The routing key of a chat's messages: one chat, one partition.
-pub fn chat_key(chat: &str) -> String {
-    format!("{ACCOUNT}.whatsapp.{chat}")
+/// The routing key of a chat's messages: its account's, like every event.
+pub fn chat_key(_chat: &str) -> String {
+    switchboard::names::inbound_key(&switchboard::ids::Id::parse(ACCOUNT).expect("valid id"))
 }
 
 /// A client's message; `mark` ("{phase}:{seq}:{publish µs}") rides in `text`

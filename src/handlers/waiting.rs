@@ -1,0 +1,221 @@
+//! Chats waiting to be claimed, and offering them to users who come later.
+//!
+//! Each channel keeps an index of the chats waiting on it (`Key::Waiting`),
+//! written by the same plans that make a chat wait or settle it. When a
+//! `users.upserted` gives someone access to a channel, its waiting chats are
+//! offered at once: under round robin with an eligible manager they are
+//! handed out in turn (contact, deal and CRM events, as for a new client);
+//! otherwise every newcomer who may claim them (an eligible manager or a
+//! supervisor) is shown them as new.
+
+use super::message_inbound::{ChatOf, assign_contact, create_deal, settle_chat};
+use super::routing::{self, About, Derived};
+use super::{ChannelState, Key, Op, Plan, WaitingChat, json};
+use crate::events::Envelope;
+use crate::ids::Id;
+use crate::model::{ChatRef, Distribution, Pending, Role, Seat, Settings, WaitingEntry};
+use crate::output::{NotificationType, derive_id};
+
+/// The field of a chat in its channel's waiting index.
+pub fn field(chat: &ChatRef) -> Id {
+    derive_id(&["waiting", chat.chat_type.as_str(), chat.chat_id.as_str()])
+}
+
+/// Keeps the index true for a chat that now waits on `pending.channel_id`
+/// (`before` is what it waited on until now, if anything).
+pub(super) fn mark(
+    plan: &mut Plan,
+    chat: &ChatRef,
+    before: Option<&Pending>,
+    now: &Pending,
+    since: &str,
+) {
+    let old = before.and_then(|p| p.channel_id.as_ref());
+    if old == now.channel_id.as_ref() {
+        return;
+    }
+    unmark(plan, chat, before);
+    if let Some(channel) = &now.channel_id {
+        let entry = WaitingEntry {
+            chat_type: chat.chat_type,
+            chat_id: chat.chat_id.clone(),
+            since: since.to_owned(),
+        };
+        plan.ops.push(Op::HSet(
+            Key::Waiting(channel.clone()),
+            field(chat),
+            json(&entry),
+        ));
+    }
+}
+
+/// Takes a chat that no longer waits out of the index.
+pub(super) fn unmark(plan: &mut Plan, chat: &ChatRef, before: Option<&Pending>) {
+    if let Some(channel) = before.and_then(|p| p.channel_id.as_ref()) {
+        plan.ops
+            .push(Op::HDel(Key::Waiting(channel.clone()), field(chat)));
+    }
+}
+
+/// Offers the chats waiting on `channel` after users gained access to it.
+///
+/// `seats` are the channel's seats after the event; `newcomers` the users the
+/// event gave a seat there. Every chat offered is guarded by the value it was
+/// read with, and the pool by its own, so a plan decided on stale state is
+/// decided again.
+pub(super) fn offer(
+    plan: &mut Plan,
+    envelope: &Envelope,
+    channel: &Id,
+    state: &ChannelState,
+    seats: &[(Id, Seat)],
+    newcomers: &[Id],
+    settings: Option<&Settings>,
+) {
+    let mut waiting: Vec<&WaitingChat> = state.waiting.iter().collect();
+    waiting.sort_by(|a, b| {
+        (since_key(&a.entry.since), a.entry.chat())
+            .cmp(&(since_key(&b.entry.since), b.entry.chat()))
+    });
+    let eligible = routing::eligible(seats);
+    let round_robin = settings
+        .filter(|s| s.new_clients.distribution == Distribution::RoundRobin && !eligible.is_empty());
+    let mut pool = state.round_robin.value.clone().unwrap_or_default();
+    let pool_before = pool.clone();
+    let observers = routing::observers(seats);
+    let supervisor = |user: &Id| {
+        routing::seat_of(seats, user).is_some_and(|seat| seat.role == Role::Supervisor)
+    };
+    let may_claim = |user: &Id| {
+        routing::seat_of(seats, user)
+            .is_some_and(|seat| seat.eligible() || seat.role == Role::Supervisor)
+    };
+
+    for w in waiting {
+        let chat_ref = w.entry.chat();
+        let Some(chat) = w.chat.value.as_ref() else {
+            continue;
+        };
+        let Some(pending) = chat
+            .pending
+            .as_ref()
+            .filter(|p| p.channel_id.as_ref() == Some(channel))
+        else {
+            // A stale entry: the chat no longer waits here.
+            plan.ops
+                .push(Op::HDel(Key::Waiting(channel.clone()), field(&chat_ref)));
+            continue;
+        };
+        // Every offer has ids of its own, derived from the event and the chat.
+        let offer_envelope = Envelope {
+            event_id: derive_id(&[
+                "offer",
+                envelope.event_id.as_str(),
+                chat_ref.chat_type.as_str(),
+                chat_ref.chat_id.as_str(),
+            ]),
+            ..envelope.clone()
+        };
+        let mut about = About {
+            envelope: &offer_envelope,
+            channel_id: channel,
+            chat_type: chat_ref.chat_type,
+            chat_id: &chat_ref.chat_id,
+            contact_id: chat.contact_id.as_ref(),
+            deal_id: None,
+            message_id: None,
+            text: None,
+        };
+        let chat_key = Key::Chat(chat_ref.clone());
+
+        if let Some(settings) = round_robin {
+            let Some(manager) = routing::next_in_turn(&eligible, &pool) else {
+                break;
+            };
+            pool = routing::take_turn(&pool, &manager, &eligible);
+            plan.guards.push(w.chat.guard(chat_key));
+            let existing = chat.contact_id.as_ref().and(w.contact.value.as_ref());
+            if let Some(contact) = existing {
+                plan.guards
+                    .push(w.contact.guard(Key::Contact(contact.contact_id.clone())));
+            }
+            let derived = Derived {
+                envelope: &offer_envelope,
+            };
+            let waiting_chat = Waiting(chat_ref.clone());
+            let contact = assign_contact(
+                plan,
+                &derived,
+                existing,
+                &manager,
+                &waiting_chat,
+                Some(pending),
+            );
+            let deal = create_deal(plan, &derived, &contact, &manager, settings);
+            let shown = settle_chat(plan, &chat_ref, chat, &contact.contact_id);
+            about.contact_id = Some(&contact.contact_id);
+            about.deal_id = Some(&deal.deal_id);
+            plan.outputs
+                .push(about.notify(&manager, NotificationType::ChatNew, None));
+            for user in shown
+                .iter()
+                .filter(|u| **u != manager && !observers.contains(u))
+            {
+                plan.outputs
+                    .push(about.notify(user, NotificationType::ChatWithdrawn, None));
+            }
+            // Supervisors who arrive with this event have not seen the chat yet.
+            for user in newcomers
+                .iter()
+                .filter(|u| **u != manager && supervisor(u) && !shown.contains(u))
+            {
+                plan.outputs
+                    .push(about.notify(user, NotificationType::ChatNew, None));
+            }
+            continue;
+        }
+
+        let fresh: Vec<&Id> = newcomers
+            .iter()
+            .filter(|u| may_claim(u) && !pending.shown.contains(u))
+            .collect();
+        if fresh.is_empty() {
+            continue;
+        }
+        let mut offered = chat.clone();
+        let shown = &mut offered.pending.get_or_insert_with(Pending::default).shown;
+        for user in fresh {
+            shown.push(user.clone());
+            plan.outputs
+                .push(about.notify(user, NotificationType::ChatNew, None));
+        }
+        plan.guards.push(w.chat.guard(chat_key.clone()));
+        plan.ops.push(Op::Set(chat_key, json(&offered)));
+    }
+    if pool != pool_before {
+        plan.guards
+            .push(state.round_robin.guard(Key::RoundRobin(channel.clone())));
+        plan.ops
+            .push(Op::Set(Key::RoundRobin(channel.clone()), json(&pool)));
+    }
+}
+
+/// Waiting since: RFC 3339 times compared as instants, whatever their offsets.
+fn since_key(since: &str) -> (i64, u32) {
+    chrono::DateTime::parse_from_rfc3339(since)
+        .map(|t| (t.timestamp(), t.timestamp_subsec_nanos()))
+        .unwrap_or((i64::MAX, 0))
+}
+
+/// A waiting chat handed out by an offer: the client's name comes from what
+/// the chat's first messages said (kept in its pending state).
+struct Waiting(ChatRef);
+
+impl ChatOf for Waiting {
+    fn chat_ref(&self) -> ChatRef {
+        self.0.clone()
+    }
+    fn client_name(&self) -> Option<String> {
+        None
+    }
+}

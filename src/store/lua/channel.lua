@@ -1,0 +1,54 @@
+-- channel.lua: one channel's seats, round-robin pool and the chats waiting on
+-- it, read at one instant: what offering waiting chats to users who gain
+-- access to the channel needs.
+--
+-- KEYS[1] the channel's seats (hash userId -> seat)
+-- KEYS[2] the channel's round-robin pool
+-- KEYS[3] the channel's waiting index (hash field -> {chatType, chatId, since})
+-- ARGV[1] the account's key base ("P:{account}:")
+--
+-- The chat and contact keys are built from ARGV[1] like the store builds them
+-- (every byte outside A-Z a-z 0-9 _ - escaped as %XX), in the same slot.
+--
+-- Returns one JSON object, decoded by name:
+--   {"seats": {userId: seat, ...}, "pool": raw pool or absent,
+--    "waiting": [{"entry": raw entry, "chat": raw chat or absent,
+--                 "contact": raw contact or absent}, ...] or absent}
+
+local function esc(s)
+  return (string.gsub(s, '[^%w_%-]', function(c) return string.format('%%%02X', string.byte(c)) end))
+end
+
+local seats = {}
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  seats[flat[i]] = flat[i + 1]
+end
+
+local reply = {seats = seats}
+local pool = redis.call('GET', KEYS[2])
+if pool then
+  reply.pool = pool
+end
+
+local waiting = {}
+for _, raw in ipairs(redis.call('HVALS', KEYS[3])) do
+  local row = {entry = raw}
+  local entry = cjson.decode(raw)
+  local chat = redis.call('GET', ARGV[1] .. 'chat:' .. entry.chatType .. ':' .. esc(entry.chatId))
+  if chat then
+    row.chat = chat
+    local contact_id = cjson.decode(chat)['contactId']
+    if type(contact_id) == 'string' then
+      local contact = redis.call('GET', ARGV[1] .. 'contact:' .. esc(contact_id))
+      if contact then
+        row.contact = contact
+      end
+    end
+  end
+  table.insert(waiting, row)
+end
+if #waiting > 0 then
+  reply.waiting = waiting
+end
+return cjson.encode(reply)

@@ -1,0 +1,271 @@
+//! Order inside one account's stream, with chats in parallel.
+//!
+//! All events of an account arrive on one partition, in the order they were
+//! published. A worker handles them in parallel where order cannot matter and
+//! in sequence where it can:
+//! - two events of one chat never run at once, and the later waits for the earlier;
+//! - an account event (set-up, contacts, deals) is a barrier: it starts only when
+//!   every earlier event of its account has finished, and every later event of
+//!   the account waits until it has finished;
+//! - events of different chats (and of different accounts) run side by side.
+//!
+//! The [`Sequencer`] is plain data: the consumer offers it each delivery and
+//! tells it when one finished; it answers which may start now.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crate::ids::Id;
+use crate::model::ChatRef;
+
+/// What an event may conflict with inside its account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// An account event: conflicts with every event of its account.
+    Account,
+    /// A chat event: conflicts with events of the same chat and with account events.
+    Chat(ChatRef),
+}
+
+/// One account's events: those running and those waiting for an earlier one.
+#[derive(Debug)]
+struct Stream<T> {
+    running: usize,
+    barrier_running: bool,
+    chats_running: HashSet<ChatRef>,
+    waiting: VecDeque<(Scope, T)>,
+}
+
+impl<T> Default for Stream<T> {
+    fn default() -> Self {
+        Self {
+            running: 0,
+            barrier_running: false,
+            chats_running: HashSet::new(),
+            waiting: VecDeque::new(),
+        }
+    }
+}
+
+impl<T> Stream<T> {
+    /// Whether `scope` is free of every running event.
+    fn free(&self, scope: &Scope) -> bool {
+        match scope {
+            Scope::Account => self.running == 0,
+            Scope::Chat(chat) => !self.barrier_running && !self.chats_running.contains(chat),
+        }
+    }
+
+    fn start(&mut self, scope: &Scope) {
+        self.running += 1;
+        match scope {
+            Scope::Account => self.barrier_running = true,
+            Scope::Chat(chat) => {
+                self.chats_running.insert(chat.clone());
+            }
+        }
+    }
+
+    fn finish(&mut self, scope: &Scope) {
+        self.running = self.running.saturating_sub(1);
+        match scope {
+            Scope::Account => self.barrier_running = false,
+            Scope::Chat(chat) => {
+                self.chats_running.remove(chat);
+            }
+        }
+    }
+
+    /// Starts every waiting event that no running or earlier waiting event
+    /// conflicts with, in order.
+    fn release(&mut self, ready: &mut Vec<T>) {
+        let mut blocked_barrier = false;
+        let mut blocked_chats: HashSet<ChatRef> = HashSet::new();
+        let mut kept = VecDeque::with_capacity(self.waiting.len());
+        while let Some((scope, item)) = self.waiting.pop_front() {
+            let earlier_blocks = blocked_barrier
+                || match &scope {
+                    Scope::Account => !kept.is_empty(),
+                    Scope::Chat(chat) => blocked_chats.contains(chat),
+                };
+            if !earlier_blocks && self.free(&scope) {
+                self.start(&scope);
+                ready.push(item);
+                continue;
+            }
+            match &scope {
+                Scope::Account => blocked_barrier = true,
+                Scope::Chat(chat) => {
+                    blocked_chats.insert(chat.clone());
+                }
+            }
+            kept.push_back((scope, item));
+            if blocked_barrier {
+                // Nothing after a waiting barrier may start: keep the rest as it is.
+                kept.extend(self.waiting.drain(..));
+            }
+        }
+        self.waiting = kept;
+    }
+
+    fn idle(&self) -> bool {
+        self.running == 0 && self.waiting.is_empty()
+    }
+}
+
+/// The order keeper of every account a worker is handling.
+#[derive(Debug)]
+pub struct Sequencer<T> {
+    streams: HashMap<Id, Stream<T>>,
+}
+
+impl<T> Default for Sequencer<T> {
+    fn default() -> Self {
+        Self {
+            streams: HashMap::new(),
+        }
+    }
+}
+
+impl<T> Sequencer<T> {
+    /// Offers the next event of `account`. Returns it if it may start now (it
+    /// then counts as running until [`Sequencer::finish`]); otherwise keeps it
+    /// until an earlier event finishes.
+    pub fn offer(&mut self, account: &Id, scope: Scope, item: T) -> Option<T> {
+        let stream = self.streams.entry(account.clone()).or_default();
+        stream.waiting.push_back((scope, item));
+        let mut ready = Vec::with_capacity(1);
+        stream.release(&mut ready);
+        debug_assert!(ready.len() <= 1, "only the new event can become ready");
+        ready.pop()
+    }
+
+    /// Marks an event of `account` finished and returns the events that may start now.
+    pub fn finish(&mut self, account: &Id, scope: &Scope) -> Vec<T> {
+        let mut ready = Vec::new();
+        if let Some(stream) = self.streams.get_mut(account) {
+            stream.finish(scope);
+            stream.release(&mut ready);
+            if stream.idle() {
+                self.streams.remove(account);
+            }
+        }
+        ready
+    }
+
+    /// Removes the waiting events that `held` selects (a partition handed over,
+    /// a shutdown) and returns them; running events are not touched.
+    pub fn take_waiting(&mut self, held: impl Fn(&T) -> bool) -> Vec<T> {
+        let mut taken = Vec::new();
+        for stream in self.streams.values_mut() {
+            let (take, keep): (VecDeque<_>, VecDeque<_>) =
+                stream.waiting.drain(..).partition(|(_, item)| held(item));
+            stream.waiting = keep;
+            taken.extend(take.into_iter().map(|(_, item)| item));
+        }
+        self.streams.retain(|_, s| !s.idle());
+        taken
+    }
+
+    /// Events waiting for an earlier one, over all accounts.
+    pub fn waiting(&self) -> usize {
+        self.streams.values().map(|s| s.waiting.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ChatType;
+
+    fn id(s: &str) -> Id {
+        Id::parse(s).unwrap()
+    }
+
+    fn chat(s: &str) -> Scope {
+        Scope::Chat(ChatRef {
+            chat_type: ChatType::Telegram,
+            chat_id: id(s),
+        })
+    }
+
+    #[test]
+    fn different_chats_run_side_by_side() {
+        let mut seq = Sequencer::default();
+        let a = id("a");
+        assert_eq!(seq.offer(&a, chat("1"), 1), Some(1));
+        assert_eq!(seq.offer(&a, chat("2"), 2), Some(2));
+        assert_eq!(seq.offer(&id("b"), chat("1"), 3), Some(3));
+    }
+
+    #[test]
+    fn one_chat_runs_in_order() {
+        let mut seq = Sequencer::default();
+        let a = id("a");
+        assert_eq!(seq.offer(&a, chat("1"), 1), Some(1));
+        assert_eq!(seq.offer(&a, chat("1"), 2), None);
+        assert_eq!(seq.offer(&a, chat("1"), 3), None);
+        // Another chat is not held up by the waiting ones.
+        assert_eq!(seq.offer(&a, chat("2"), 4), Some(4));
+        assert_eq!(seq.finish(&a, &chat("1")), vec![2]);
+        assert_eq!(seq.finish(&a, &chat("1")), vec![3]);
+        assert_eq!(seq.finish(&a, &chat("1")), Vec::<i32>::new());
+    }
+
+    #[test]
+    fn an_account_event_waits_for_earlier_events_and_holds_later_ones() {
+        let mut seq = Sequencer::default();
+        let a = id("a");
+        assert_eq!(seq.offer(&a, chat("1"), 1), Some(1));
+        assert_eq!(seq.offer(&a, chat("2"), 2), Some(2));
+        assert_eq!(seq.offer(&a, Scope::Account, 3), None);
+        assert_eq!(seq.offer(&a, chat("3"), 4), None, "after the barrier");
+        // Other accounts go on.
+        assert_eq!(seq.offer(&id("b"), chat("3"), 5), Some(5));
+        assert!(seq.finish(&a, &chat("1")).is_empty());
+        assert_eq!(seq.finish(&a, &chat("2")), vec![3]);
+        assert_eq!(seq.offer(&a, chat("4"), 6), None, "barrier running");
+        assert_eq!(seq.finish(&a, &Scope::Account), vec![4, 6]);
+    }
+
+    #[test]
+    fn a_barrier_first_runs_alone() {
+        let mut seq = Sequencer::default();
+        let a = id("a");
+        assert_eq!(seq.offer(&a, Scope::Account, 1), Some(1));
+        assert_eq!(seq.offer(&a, Scope::Account, 2), None);
+        assert_eq!(seq.offer(&a, chat("1"), 3), None);
+        assert_eq!(seq.finish(&a, &Scope::Account), vec![2]);
+        assert_eq!(seq.finish(&a, &Scope::Account), vec![3]);
+        assert_eq!(seq.finish(&a, &chat("1")), Vec::<i32>::new());
+        assert_eq!(seq.waiting(), 0);
+        assert!(seq.streams.is_empty(), "idle accounts are forgotten");
+    }
+
+    #[test]
+    fn a_waiting_chat_event_keeps_its_place_behind_its_chat() {
+        let mut seq = Sequencer::default();
+        let a = id("a");
+        assert_eq!(seq.offer(&a, chat("1"), 1), Some(1));
+        assert_eq!(seq.offer(&a, chat("1"), 2), None);
+        assert_eq!(seq.offer(&a, chat("2"), 3), Some(3));
+        assert_eq!(seq.offer(&a, chat("2"), 4), None);
+        assert_eq!(seq.finish(&a, &chat("2")), vec![4]);
+        assert_eq!(seq.finish(&a, &chat("1")), vec![2]);
+    }
+
+    #[test]
+    fn held_events_are_taken_back() {
+        let mut seq = Sequencer::default();
+        let a = id("a");
+        assert_eq!(seq.offer(&a, chat("1"), 10), Some(10));
+        assert_eq!(seq.offer(&a, chat("1"), 11), None);
+        assert_eq!(seq.offer(&id("b"), Scope::Account, 20), Some(20));
+        assert_eq!(seq.offer(&id("b"), chat("1"), 21), None);
+        let mut taken = seq.take_waiting(|item| *item >= 20);
+        taken.sort();
+        assert_eq!(taken, vec![21]);
+        assert_eq!(seq.waiting(), 1);
+        assert!(seq.finish(&id("b"), &Scope::Account).is_empty());
+        assert_eq!(seq.finish(&a, &chat("1")), vec![11]);
+    }
+}
