@@ -104,8 +104,8 @@ impl TestApp {
             }
         });
         self.workers.push((token, handle));
-        let last = self.names.inbound_partition(self.partitions - 1);
-        self.wait_queue(&last).await;
+        // `P.dead` is the last thing a worker declares.
+        self.wait_queue(&self.names.dead()).await;
     }
 
     /// Stops every worker gracefully.
@@ -432,6 +432,7 @@ impl TestApp {
         }
         for exchange in [
             self.names.inbound(),
+            self.names.inbound_hash(),
             self.names.notify(),
             self.names.crm(),
             self.names.outbound(),

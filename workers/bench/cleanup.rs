@@ -37,6 +37,7 @@ impl Bench {
             queues.extend(self.users.iter().map(|user| self.user_queue(user)));
             exchanges = vec![
                 self.names.inbound(),
+                self.names.inbound_hash(),
                 self.names.notify(),
                 self.names.crm(),
                 self.names.outbound(),

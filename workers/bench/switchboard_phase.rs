@@ -32,8 +32,8 @@ impl Bench {
         rconn: &mut MultiplexedConnection,
     ) -> Result<PhaseResult> {
         self.start_workers(args);
-        self.wait_queue(&self.names.inbound_partition(args.partitions - 1))
-            .await?;
+        // `P.dead` is the last thing a worker declares.
+        self.wait_queue(&self.names.dead()).await?;
 
         let keys = AccountKeys::new(self.prefix(), &account::id());
         let publisher = amqp::confirm_channel(self.conn()).await?;
