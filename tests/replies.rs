@@ -192,12 +192,8 @@ async fn wait_contact(app: &TestApp, account: &str, user: &str, chat_type: &str,
         let props = BasicProperties::default()
             .with_reply_to(queue.as_str().into())
             .with_correlation_id(correlation.as_str().into());
-        app.publish_raw(
-            &account_key(account),
-            body.to_string().as_bytes(),
-            props,
-        )
-        .await;
+        app.publish_raw(&account_key(account), body.to_string().as_bytes(), props)
+            .await;
         loop {
             assert!(
                 Instant::now() < deadline,

@@ -38,12 +38,8 @@ async fn ask(app: &TestApp, reply_to: &str, account: &str, user: &str, chat_id: 
     let props = BasicProperties::default()
         .with_reply_to(reply_to.into())
         .with_correlation_id(correlation_id.as_str().into());
-    app.publish_raw(
-        &account_key(account),
-        body.to_string().as_bytes(),
-        props,
-    )
-    .await;
+    app.publish_raw(&account_key(account), body.to_string().as_bytes(), props)
+        .await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(message) = app

@@ -23,10 +23,7 @@ use crate::names::{self, Names};
 /// workers; which worker is active is balanced by `worker::partitions`.
 fn single_active() -> FieldTable {
     let mut args = quorum();
-    args.insert(
-        "x-single-active-consumer".into(),
-        AMQPValue::Boolean(true),
-    );
+    args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
     args
 }
 

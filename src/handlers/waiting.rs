@@ -83,9 +83,8 @@ pub(super) fn offer(
     let mut pool = state.round_robin.value.clone().unwrap_or_default();
     let pool_before = pool.clone();
     let observers = routing::observers(seats);
-    let supervisor = |user: &Id| {
-        routing::seat_of(seats, user).is_some_and(|seat| seat.role == Role::Supervisor)
-    };
+    let supervisor =
+        |user: &Id| routing::seat_of(seats, user).is_some_and(|seat| seat.role == Role::Supervisor);
     let may_claim = |user: &Id| {
         routing::seat_of(seats, user)
             .is_some_and(|seat| seat.eligible() || seat.role == Role::Supervisor)

@@ -35,8 +35,8 @@ use tracing::{debug, info, warn};
 use super::partitions;
 use super::pipeline::{Admitted, Pipeline, admit};
 use super::sequencer::{Scope, Sequencer};
-use crate::ids::Id;
 use crate::config::Config;
+use crate::ids::Id;
 use crate::names::Names;
 
 /// How long a worker's registry entry lives without a heartbeat.
