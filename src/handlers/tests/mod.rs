@@ -1966,3 +1966,5 @@ fn chat_events_read_from_a_snapshot_not_from_reads() {
     let q = super::chat_query(&Event::SuitcaseRequested(suitcase("m1"))).unwrap();
     assert!(q.with_deals && q.channel_id.is_none() && q.user_id == Some(id("m1")));
 }
+
+mod waiting;
