@@ -185,6 +185,7 @@ fn a_chat_enters_its_channels_index_when_it_starts_waiting_and_leaves_it_when_cl
     let snap = Snap::team()
         .settings(Distribution::FirstReply)
         .chat(pending(&["m1", "m2"]))
+        .asker("m1")
         .build();
     let p = plan(decide_out(&outbound("ev-2", "m1"), &snap));
     assert!(
