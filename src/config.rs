@@ -40,6 +40,11 @@ pub struct Config {
     /// Seconds to finish in-flight events after a shutdown signal.
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+
+    /// Serve Prometheus `/metrics`, `/healthz` and `/readyz` on this address
+    /// (e.g. `0.0.0.0:9464`); off when not given.
+    #[arg(long, env = "SWITCHBOARD_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -63,6 +68,7 @@ impl Config {
             partitions: 4,
             event_ttl_hours: 72,
             shutdown_grace_secs: 10,
+            metrics_addr: None,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod events;
 pub mod handlers;
 pub mod ids;
 pub mod model;
+pub mod monitor;
 pub mod names;
 pub mod output;
 pub mod schemas;

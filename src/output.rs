@@ -188,7 +188,7 @@ pub enum SuitcaseError {
 }
 
 /// Where an output goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     /// `P.notify`, routing key `{accountId}.{userId}` (escaped).
@@ -199,6 +199,18 @@ pub enum Target {
     Outbound,
     /// The default exchange, routing key = the request's `reply_to`.
     Reply,
+}
+
+impl Target {
+    /// A label for the metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Target::Notify => "notify",
+            Target::Crm => "crm",
+            Target::Outbound => "outbound",
+            Target::Reply => "reply",
+        }
+    }
 }
 
 /// One message to publish: computed by a decision, stored with the applied

@@ -71,6 +71,9 @@ impl Publisher {
             .await
         });
         try_join_all(confirms).await?;
+        for output in outputs {
+            crate::monitor::counters::published(output.target.label(), 1);
+        }
         Ok(())
     }
 

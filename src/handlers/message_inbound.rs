@@ -87,6 +87,7 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
         );
         let deal = create_deal(&mut plan, &derived, &contact, &manager, settings);
         let shown = settle_chat(&mut plan, &e.chat(), &chat, &contact.contact_id);
+        plan.tally.round_robin += 1;
 
         about.contact_id = Some(&contact.contact_id);
         about.deal_id = Some(&deal.deal_id);

@@ -39,6 +39,9 @@ pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
         text: Some(&e.text),
     };
     let reject = |mut plan: Plan, reason: RejectReason| {
+        if reason == RejectReason::ClaimedByOther {
+            plan.tally.claims_lost += 1;
+        }
         plan.outputs.push(about.notify(
             &e.user_id,
             NotificationType::MessageRejected,
@@ -76,6 +79,7 @@ pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
                 return reject(plan, RejectReason::NotResponsible);
             }
             // The claim: this user becomes responsible.
+            plan.tally.claims_won += 1;
             let derived = Derived {
                 envelope: &e.envelope,
             };

@@ -163,6 +163,16 @@ pub struct Plan {
     pub outputs: Vec<Publish>,
     /// Users whose notification queues must exist before the event is acked.
     pub declare_users: Vec<Id>,
+    /// What the plan decided, for the metrics.
+    pub tally: Tally,
+}
+
+/// Decisions of a plan worth counting: claims and round-robin hand-outs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub claims_won: u32,
+    pub claims_lost: u32,
+    pub round_robin: u32,
 }
 
 /// What becomes of an event.

@@ -152,6 +152,7 @@ pub(super) fn offer(
             );
             let deal = create_deal(plan, &derived, &contact, &manager, settings);
             let shown = settle_chat(plan, &chat_ref, chat, &contact.contact_id);
+            plan.tally.round_robin += 1;
             about.contact_id = Some(&contact.contact_id);
             about.deal_id = Some(&deal.deal_id);
             plan.outputs

@@ -37,6 +37,7 @@ use super::pipeline::{Admitted, Pipeline, admit};
 use super::sequencer::{Scope, Sequencer};
 use crate::config::Config;
 use crate::ids::Id;
+use crate::monitor::counters;
 use crate::names::Names;
 
 /// How long a worker's registry entry lives without a heartbeat.
@@ -105,6 +106,7 @@ pub struct Consumer<'a> {
     pub pipeline: Pipeline,
     pub conn: &'a Connection,
     pub worker_id: &'a str,
+    pub health: &'a crate::monitor::Health,
 }
 
 impl Consumer<'_> {
@@ -136,6 +138,7 @@ impl Consumer<'_> {
             broken: broken.clone(),
         };
         let mut sequencer: Sequencer<Work> = Sequencer::default();
+        self.health.set_consuming(true);
 
         let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
         let mut failure = None;
@@ -198,6 +201,9 @@ impl Consumer<'_> {
                     }
                 }
                 _ = tick.tick(), if !stopping => {
+                    counters::running(running.set.len());
+                    counters::waiting(sequencer.waiting());
+                    counters::partitions_led(subs.values().filter(|s| s.active).count());
                     self.rebalance(&mut subs, &mut sequencer, &mut generation, &in_tx, &mut forwarders).await?;
                 }
                 () = broken.cancelled() => {

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::amqp::{self, Publisher};
 use crate::config::Config;
+use crate::monitor::{self, Health};
 use crate::names::Names;
 use crate::store::Store;
 use pipeline::Pipeline;
@@ -37,6 +38,8 @@ pub enum RunError {
     AmqpUnreachable { url: String, reason: String },
     #[error("cannot reach Redis at {url}: {reason}")]
     RedisUnreachable { url: String, reason: String },
+    #[error("{0}")]
+    Metrics(String),
     #[error(
         "cannot declare the topology (is the rabbitmq_consistent_hash_exchange plugin enabled?): {0}"
     )]
@@ -74,6 +77,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         url: redact(&config.redis_url),
         reason: e.to_string(),
     })?;
+    let health = Health::default();
+    if let Some(addr) = config.metrics_addr {
+        monitor::serve(addr, health.clone(), store.clone(), shutdown.clone())
+            .await
+            .map_err(|e| RunError::Metrics(e.to_string()))?;
+    }
     let names = Names::new(&config.prefix);
     let worker_id = uuid::Uuid::new_v4().to_string();
     let connection = start(&config, &names, &amqp_url).await?;
@@ -108,7 +117,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             }
         }
         declared = false;
-        match session(&config, &names, &store, &conn, &worker_id, &shutdown).await {
+        let ended = session(
+            &config, &names, &store, &conn, &worker_id, &health, &shutdown,
+        )
+        .await;
+        health.set_consuming(false);
+        match ended {
             Ok(()) => {
                 let _ = tokio::time::timeout(CLOSE_WAIT, conn.close(200, "shutdown".into())).await;
                 info!("Worker stopped.");
@@ -116,6 +130,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             }
             Err(error) => {
                 warn!(%error, "Lost RabbitMQ; reconnecting.");
+                crate::monitor::counters::reconnect();
                 let _ =
                     tokio::time::timeout(CLOSE_WAIT, conn.close(320, "reconnecting".into())).await;
                 backoff = reconnect_backoff();
@@ -180,6 +195,7 @@ async fn session(
     store: &Store,
     conn: &Connection,
     worker_id: &str,
+    health: &Health,
     shutdown: &CancellationToken,
 ) -> Result<(), consumer::Broken> {
     let publisher = Publisher::open(conn, names.clone()).await?;
@@ -194,6 +210,7 @@ async fn session(
         pipeline,
         conn,
         worker_id,
+        health,
     };
     consumer.run(shutdown).await
 }

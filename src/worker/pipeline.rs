@@ -24,6 +24,7 @@ use crate::amqp::{PublishError, Publisher, declare_user_queue};
 use crate::events::{self, Event, Rejection};
 use crate::handlers::{self, Decision, Key, Op, Plan, ReplyTo};
 use crate::ids::Id;
+use crate::monitor::counters;
 use crate::names;
 use crate::store::{Applied, Loaded, Record, Store, StoreError};
 
@@ -61,6 +62,16 @@ pub enum Transient {
 }
 
 impl Transient {
+    /// A label for the retry metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Transient::Store(_) => "store",
+            Transient::Publish(_) => "publish",
+            Transient::Declare(_) => "declare",
+            Transient::Contention => "contention",
+        }
+    }
+
     /// A failure that retrying on the same connection cannot fix.
     pub fn needs_reconnect(&self) -> bool {
         matches!(self, Transient::Publish(PublishError::ConfirmTimeout(_)))
@@ -162,6 +173,8 @@ impl Pipeline {
         broken: &CancellationToken,
     ) -> bool {
         let delivery = &admitted.delivery;
+        let kind = admitted.event.as_ref().map_or("invalid", Event::type_name);
+        let started = std::time::Instant::now();
         let mut backoff = retry_backoff();
         loop {
             let outcome = match &admitted.event {
@@ -171,10 +184,11 @@ impl Pipeline {
             let result = match outcome {
                 Outcome::Done { kind, replayed } => {
                     debug!(kind, replayed, "Event handled.");
-                    Ok(())
+                    Ok(if replayed { "replayed" } else { "done" })
                 }
                 Outcome::DeadLetter(rejection) => {
                     warn!(reason = %rejection.header(), routing_key = %delivery.routing_key, "Input dead-lettered.");
+                    counters::dead_letter(rejection.code());
                     self.publisher
                         .dead_letter(
                             &delivery.data,
@@ -183,12 +197,14 @@ impl Pipeline {
                             &rejection.header(),
                         )
                         .await
+                        .map(|()| "dead_lettered")
                         .map_err(Transient::from)
                 }
                 Outcome::Retry(e) => Err(e),
             };
             match result {
-                Ok(()) => {
+                Ok(outcome) => {
+                    counters::event(kind, outcome, started.elapsed());
                     if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
                         error!(error = %e, "Ack failed; the event will be redelivered and replayed.");
                         broken.cancel();
@@ -203,6 +219,7 @@ impl Pipeline {
                     return false;
                 }
                 Err(error) => {
+                    counters::retry(error.kind());
                     let pause = backoff.next().unwrap_or(Duration::from_secs(5));
                     warn!(%error, pause_ms = pause.as_millis() as u64, "Passing failure; retrying the event.");
                     tokio::select! {
@@ -285,6 +302,8 @@ impl Pipeline {
                         Applied::Ok => {
                             drop(turn);
                             self.publisher.publish_all(&plan.outputs).await?;
+                            counters::claims(plan.tally.claims_won, plan.tally.claims_lost);
+                            counters::round_robin(plan.tally.round_robin);
                             return Ok(Outcome::Done {
                                 kind,
                                 replayed: false,
@@ -294,6 +313,7 @@ impl Pipeline {
                             return self.replay(account, kind, record).await;
                         }
                         Applied::Conflict => {
+                            counters::retry("conflict");
                             debug!(event_id = %event_id, attempt, "State moved under the decision; deciding again.");
                             if turn.is_none()
                                 && let Some(pool) = round_robin_pool(&plan)
