@@ -7,6 +7,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::clip::{MAX_REASON_BYTES, clip, clip_quoted};
 use crate::ids::Id;
 use crate::model::{Access, Channel, ChatRef, ChatType, Links, NewClients, Pipeline};
 
@@ -307,9 +308,13 @@ impl Rejection {
         }
     }
 
-    /// The `x-switchboard-error` header: `code: explanation`.
+    /// The `x-switchboard-error` header: `code: explanation`. Short whatever the
+    /// input: every value the explanation quotes is cut to [`crate::clip::MAX_QUOTED_BYTES`]
+    /// and the whole to [`MAX_REASON_BYTES`], so the dead letter always fits in
+    /// a frame (a 200 KB `type` must not come back in the header).
     pub fn header(&self) -> String {
-        format!("{}: {}", self.code(), self)
+        let text = format!("{}: {}", self.code(), clip_quoted(&self.to_string()));
+        clip(&text, MAX_REASON_BYTES)
     }
 }
 
@@ -392,5 +397,35 @@ mod tests {
             parse(empty_id.as_bytes()).unwrap_err().code(),
             "invalid_field"
         );
+    }
+
+    #[test]
+    fn a_huge_value_gives_a_short_reason() {
+        let huge = "z".repeat(200 * 1024);
+        let cases = [
+            ("type", r#""message.inbound""#.to_owned(), "unknown_type"),
+            ("chatType", r#""whatsapp""#.to_owned(), "invalid_field"),
+            ("chatId", r#""7""#.to_owned(), "invalid_field"),
+            ("eventId", r#""e1""#.to_owned(), "invalid_field"),
+        ];
+        for (field, original, code) in cases {
+            let body = inbound("").replacen(
+                &format!(r#""{field}":{original}"#),
+                &format!(r#""{field}":"{huge}""#),
+                1,
+            );
+            assert!(body.len() > 200 * 1024, "{field} was replaced");
+            let header = parse(body.as_bytes()).unwrap_err().header();
+            assert!(header.starts_with(code), "{field}: {header:.100}");
+            assert!(
+                header.len() <= crate::clip::MAX_REASON_BYTES,
+                "{field}: {}",
+                header.len()
+            );
+            assert!(
+                header.contains("zzz") && header.contains('…'),
+                "{field}: {header}"
+            );
+        }
     }
 }

@@ -6,6 +6,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 
+use crate::clip::{MAX_REASON_BYTES, MAX_SHORT_BYTES, clip};
 use crate::names::Names;
 use crate::output::{Publish, Target};
 
@@ -74,8 +75,11 @@ impl Publisher {
         Ok(())
     }
 
-    /// Puts an input the worker cannot accept on `P.dead`, body untouched, with
-    /// the reason in `x-switchboard-error`.
+    /// Puts an input the worker cannot accept on `P.dead` as it came: the
+    /// same body and every AMQP property (reply_to, correlation_id, message_id,
+    /// headers, ...), so that an operator can replay it exactly. Two headers are
+    /// added: `x-switchboard-error`, the reason (bounded, so the dead letter
+    /// always fits in a frame), and `x-switchboard-routing-key`.
     pub async fn dead_letter(
         &self,
         body: &[u8],
@@ -86,20 +90,15 @@ impl Publisher {
         let mut headers = original.headers().clone().unwrap_or_default();
         headers.insert(
             "x-switchboard-error".into(),
-            AMQPValue::LongString(LongString::from(reason)),
+            AMQPValue::LongString(LongString::from(clip(reason, MAX_REASON_BYTES))),
         );
         headers.insert(
             "x-switchboard-routing-key".into(),
-            AMQPValue::LongString(LongString::from(routing_key)),
+            AMQPValue::LongString(LongString::from(clip(routing_key, MAX_SHORT_BYTES))),
         );
-        let mut props = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_headers(headers);
-        if let Some(content_type) = original.content_type() {
-            props = props.with_content_type(content_type.clone());
-        }
-        if let Some(id) = original.message_id() {
-            props = props.with_message_id(id.clone());
+        let mut props = original.clone().with_headers(headers);
+        if original.delivery_mode().is_none() {
+            props = props.with_delivery_mode(2);
         }
         self.confirmed("", &self.names.dead(), body, props).await
     }
