@@ -191,7 +191,9 @@ pub struct DealUpserted {
     pub pipeline_id: Id,
     pub stage_id: Id,
     pub closed: bool,
+    /// The deal's page in the CRM: an `http` or `https` URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = crate::web_url::WEB_URL_PATTERN))]
     pub uri: Option<String>,
 }
 
@@ -342,7 +344,10 @@ pub fn parse(body: &[u8]) -> Result<Event, Rejection> {
             ));
         }
     }
-    serde_json::from_value(value).map_err(|e| Rejection::InvalidField(e.to_string()))
+    let event =
+        serde_json::from_value(value).map_err(|e| Rejection::InvalidField(e.to_string()))?;
+    crate::web_url::check(&event)?;
+    Ok(event)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod names;
 pub mod output;
 pub mod schemas;
 pub mod store;
+pub mod web_url;
 pub mod worker;
 
 pub use config::Config;
