@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod redis_server;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
