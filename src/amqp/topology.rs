@@ -25,8 +25,7 @@ fn single_active() -> FieldTable {
     );
     args
 }
-use crate::ids::Id;
-use crate::names::{self, Names};
+use crate::names::Names;
 
 /// Declares the exchanges and queues of the contract.
 pub async fn declare(
@@ -93,33 +92,5 @@ pub async fn declare(
             )
             .await?;
     }
-    Ok(())
-}
-
-/// Declares a user's notification queue, so nothing sent to him is lost before
-/// his client first connects.
-pub async fn declare_user_queue(
-    channel: &Channel,
-    names: &Names,
-    account: &Id,
-    user: &Id,
-) -> Result<(), lapin::Error> {
-    let queue = names.user_queue(account, user);
-    let options = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    channel
-        .queue_declare(queue.as_str().into(), options, quorum())
-        .await?;
-    channel
-        .queue_bind(
-            queue.as_str().into(),
-            names.notify().into(),
-            names::user_key(account, user).into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod partitions;
 pub mod pipeline;
 mod pools;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -131,7 +132,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
 /// Connects and declares the topology. A broker that drops the connection in
 /// the middle of it is given three more tries (a passing fault), but a broker that
 /// cannot be reached or refuses the topology stops the start with its reason.
-async fn start(config: &Config, names: &Names, amqp_url: &str) -> Result<Connection, RunError> {
+async fn start(
+    config: &Config,
+    names: &Names,
+    amqp_url: &str,
+) -> Result<Arc<Connection>, RunError> {
     let mut pauses = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(200))
         .with_max_times(3)
@@ -177,7 +182,7 @@ async fn session(
     config: &Config,
     names: &Names,
     store: &Store,
-    conn: &Connection,
+    conn: &Arc<Connection>,
     worker_id: &str,
     shutdown: &CancellationToken,
 ) -> Result<(), consumer::Broken> {
@@ -191,15 +196,17 @@ async fn session(
         config,
         names,
         pipeline,
-        conn,
+        conn: conn.as_ref(),
         worker_id,
     };
     consumer.run(shutdown).await
 }
 
-async fn connect(config: &Config) -> Result<Connection, lapin::Error> {
+async fn connect(config: &Config) -> Result<Arc<Connection>, lapin::Error> {
     let props = ConnectionProperties::default().with_connection_name("switchboard-worker".into());
-    Connection::connect(&config.amqp_url, props).await
+    Connection::connect(&config.amqp_url, props)
+        .await
+        .map(Arc::new)
 }
 
 async fn declare(conn: &Connection, names: &Names, partitions: u16) -> Result<(), lapin::Error> {

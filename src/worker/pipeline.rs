@@ -8,7 +8,7 @@ use lapin::BasicProperties;
 use tracing::debug;
 
 use super::pools::PoolLocks;
-use crate::amqp::{PublishError, Publisher, declare_user_queue};
+use crate::amqp::{PublishError, Publisher};
 use crate::events::{self, Event, Rejection};
 use crate::handlers::{self, Decision, Key, Op, Plan, ReplyTo};
 use crate::ids::Id;
@@ -196,13 +196,7 @@ impl Pipeline {
 
     async fn declare_queues(&self, account: &Id, users: &[Id]) -> Result<(), Transient> {
         for user in users {
-            declare_user_queue(
-                self.publisher.channel(),
-                self.publisher.names(),
-                account,
-                user,
-            )
-            .await?;
+            self.publisher.declare_user_queue(account, user).await?;
         }
         Ok(())
     }
