@@ -40,7 +40,8 @@ pub enum StoreError {
     /// Redis is unreachable, out of memory, read-only, loading or busy: retry later.
     #[error("redis unavailable: {0}")]
     Unavailable(#[source] RedisError),
-    /// No connection from the pool in time, or none could be made: retry later.
+    /// No connection from the pool in time, or none could be made: passing
+    /// unless the server refused the connection (a bad password).
     #[error("redis connection pool: {0}")]
     Pool(#[from] deadpool_redis::PoolError),
     /// Redis refused the operation for a reason not known to pass: retried, boundedly.
@@ -59,7 +60,13 @@ impl StoreError {
 
     /// A passing failure: retried for as long as it lasts, never dead-lettered.
     pub fn is_passing(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::Pool(_))
+        use deadpool_redis::PoolError;
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Pool(PoolError::Backend(e)) => is_passing(e),
+            StoreError::Pool(PoolError::Timeout(_) | PoolError::Closed) => true,
+            StoreError::Pool(_) | StoreError::Refused(_) | StoreError::Corrupt(_) => false,
+        }
     }
 }
 
