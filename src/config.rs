@@ -37,6 +37,16 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_EVENT_TTL_HOURS", default_value_t = 72, value_parser = clap::value_parser!(u64).range(1..))]
     pub event_ttl_hours: u64,
 
+    /// Seconds to wait at start-up for RabbitMQ and Redis to become reachable,
+    /// retrying with backoff; 0 gives up at the first failure. A refusal (a bad
+    /// password, a topology the broker rejects) stops the start at once.
+    #[arg(
+        long = "startup-wait",
+        env = "SWITCHBOARD_STARTUP_WAIT",
+        default_value_t = 30
+    )]
+    pub startup_wait_secs: u64,
+
     /// Seconds to finish in-flight events after a shutdown signal.
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -50,6 +60,10 @@ pub struct Config {
 impl Config {
     pub fn event_ttl(&self) -> Duration {
         Duration::from_secs(self.event_ttl_hours * 3600)
+    }
+
+    pub fn startup_wait(&self) -> Duration {
+        Duration::from_secs(self.startup_wait_secs)
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -67,6 +81,7 @@ impl Config {
             concurrency: 32,
             partitions: 4,
             event_ttl_hours: 72,
+            startup_wait_secs: 30,
             shutdown_grace_secs: 10,
             metrics_addr: None,
         }

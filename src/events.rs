@@ -7,6 +7,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::clip::{MAX_REASON_BYTES, clip, clip_quoted};
 use crate::ids::Id;
 use crate::model::{Access, Channel, ChatRef, ChatType, Links, NewClients, Pipeline};
 
@@ -190,7 +191,9 @@ pub struct DealUpserted {
     pub pipeline_id: Id,
     pub stage_id: Id,
     pub closed: bool,
+    /// The deal's page in the CRM: an `http` or `https` URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = crate::web_url::WEB_URL_PATTERN))]
     pub uri: Option<String>,
 }
 
@@ -292,6 +295,9 @@ pub enum Rejection {
     UnknownUser(String),
     #[error("{0}")]
     Invalid(String),
+    /// Handling kept failing for a reason not known to pass; given up after a bound.
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl Rejection {
@@ -304,12 +310,17 @@ impl Rejection {
             Rejection::UnknownChannel(_) => "unknown_channel",
             Rejection::UnknownUser(_) => "unknown_user",
             Rejection::Invalid(_) => "invalid",
+            Rejection::Failed(_) => "failed",
         }
     }
 
-    /// The `x-switchboard-error` header: `code: explanation`.
+    /// The `x-switchboard-error` header: `code: explanation`. Short whatever the
+    /// input: every value the explanation quotes is cut to [`crate::clip::MAX_QUOTED_BYTES`]
+    /// and the whole to [`MAX_REASON_BYTES`], so the dead letter always fits in
+    /// a frame (a 200 KB `type` must not come back in the header).
     pub fn header(&self) -> String {
-        format!("{}: {}", self.code(), self)
+        let text = format!("{}: {}", self.code(), clip_quoted(&self.to_string()));
+        clip(&text, MAX_REASON_BYTES)
     }
 }
 
@@ -337,7 +348,10 @@ pub fn parse(body: &[u8]) -> Result<Event, Rejection> {
             ));
         }
     }
-    serde_json::from_value(value).map_err(|e| Rejection::InvalidField(e.to_string()))
+    let event =
+        serde_json::from_value(value).map_err(|e| Rejection::InvalidField(e.to_string()))?;
+    crate::web_url::check(&event)?;
+    Ok(event)
 }
 
 #[cfg(test)]
@@ -392,5 +406,35 @@ mod tests {
             parse(empty_id.as_bytes()).unwrap_err().code(),
             "invalid_field"
         );
+    }
+
+    #[test]
+    fn a_huge_value_gives_a_short_reason() {
+        let huge = "z".repeat(200 * 1024);
+        let cases = [
+            ("type", r#""message.inbound""#.to_owned(), "unknown_type"),
+            ("chatType", r#""whatsapp""#.to_owned(), "invalid_field"),
+            ("chatId", r#""7""#.to_owned(), "invalid_field"),
+            ("eventId", r#""e1""#.to_owned(), "invalid_field"),
+        ];
+        for (field, original, code) in cases {
+            let body = inbound("").replacen(
+                &format!(r#""{field}":{original}"#),
+                &format!(r#""{field}":"{huge}""#),
+                1,
+            );
+            assert!(body.len() > 200 * 1024, "{field} was replaced");
+            let header = parse(body.as_bytes()).unwrap_err().header();
+            assert!(header.starts_with(code), "{field}: {header:.100}");
+            assert!(
+                header.len() <= crate::clip::MAX_REASON_BYTES,
+                "{field}: {}",
+                header.len()
+            );
+            assert!(
+                header.contains("zzz") && header.contains('…'),
+                "{field}: {header}"
+            );
+        }
     }
 }

@@ -12,7 +12,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// Longest id the contract allows, in characters.
 pub const MAX_ID_CHARS: usize = 128;
 
-/// An opaque, non-empty identifier of at most 128 printable characters.
+/// An opaque, non-empty identifier of at most 128 printable characters: no
+/// control characters and no Unicode format characters (Cf).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Id(String);
@@ -26,6 +27,43 @@ pub enum IdError {
     TooLong,
     #[error("contains a control character")]
     NotPrintable,
+    /// Zero-width, bidi controls, BOM and the like: invisible, so two ids that
+    /// look the same would differ, and a bidi control could reorder a log line.
+    #[error("contains an invisible format character (U+{0:04X})")]
+    FormatCharacter(u32),
+}
+
+/// Unicode's format characters (general category Cf, Unicode 15.1), as ranges.
+const FORMAT_CHARACTERS: [(u32, u32); 21] = [
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+];
+
+/// Whether `c` is a Unicode format character (category Cf).
+pub fn is_format(c: char) -> bool {
+    let c = u32::from(c);
+    FORMAT_CHARACTERS
+        .iter()
+        .any(|&(from, to)| (from..=to).contains(&c))
 }
 
 impl Id {
@@ -39,6 +77,9 @@ impl Id {
         }
         if raw.chars().any(char::is_control) {
             return Err(IdError::NotPrintable);
+        }
+        if let Some(c) = raw.chars().find(|&c| is_format(c)) {
+            return Err(IdError::FormatCharacter(u32::from(c)));
         }
         Ok(Self(raw))
     }
@@ -96,6 +137,9 @@ impl<'de> Deserialize<'de> for Id {
     }
 }
 
+/// The schema's pattern: no control character, no format character of the BMP.
+const ID_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890\\u0891\\u08e2\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff\\ufff9-\\ufffb]+$";
+
 impl JsonSchema for Id {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "Id".into()
@@ -103,11 +147,11 @@ impl JsonSchema for Id {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "Opaque identifier: 1 to 128 printable characters.",
+            "description": "Opaque identifier: 1 to 128 printable characters. Control characters and Unicode format characters (general category Cf: zero-width, bidi controls, BOM, soft hyphen, tags, ...) are refused; the pattern lists those of the Basic Multilingual Plane.",
             "type": "string",
             "minLength": 1,
             "maxLength": MAX_ID_CHARS,
-            "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+            "pattern": ID_PATTERN
         })
     }
 }
@@ -122,6 +166,52 @@ mod tests {
         assert_eq!(Id::parse("x".repeat(129)), Err(IdError::TooLong));
         assert!(Id::parse("é".repeat(128)).is_ok());
         assert_eq!(Id::parse("a\nb"), Err(IdError::NotPrintable));
+    }
+
+    #[test]
+    fn refuses_format_characters() {
+        let refused: [(&str, u32); 14] = [
+            ("a\u{200B}b", 0x200B),   // zero-width space
+            ("a\u{200C}b", 0x200C),   // zero-width non-joiner
+            ("a\u{200D}b", 0x200D),   // zero-width joiner
+            ("\u{200E}ab", 0x200E),   // left-to-right mark
+            ("ab\u{200F}", 0x200F),   // right-to-left mark
+            ("a\u{202A}b", 0x202A),   // bidi embedding
+            ("a\u{202E}b", 0x202E),   // right-to-left override
+            ("a\u{2066}b", 0x2066),   // left-to-right isolate
+            ("a\u{2069}b", 0x2069),   // pop directional isolate
+            ("\u{FEFF}ab", 0xFEFF),   // byte order mark
+            ("a\u{2060}b", 0x2060),   // word joiner
+            ("a\u{00AD}b", 0x00AD),   // soft hyphen
+            ("a\u{061C}b", 0x061C),   // Arabic letter mark
+            ("a\u{E0041}b", 0xE0041), // tag latin capital A
+        ];
+        for (raw, code) in refused {
+            assert_eq!(
+                Id::parse(raw),
+                Err(IdError::FormatCharacter(code)),
+                "{raw:?}"
+            );
+        }
+        let accepted = ["a b", "acme.ru", "Ünïcødé", "日本", "emoji 🙂", "a\u{2028}"];
+        for raw in accepted {
+            assert!(Id::parse(raw).is_ok(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn the_schema_agrees_with_the_parser_on_every_bmp_character() {
+        let schema = serde_json::to_value(schemars::schema_for!(Id)).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        for c in (0u32..=0xFFFF).filter_map(char::from_u32) {
+            let raw = format!("a{c}b");
+            assert_eq!(
+                validator.is_valid(&serde_json::Value::String(raw.clone())),
+                Id::parse(raw).is_ok(),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
     }
 
     #[test]

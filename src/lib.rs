@@ -7,6 +7,7 @@
 //! apply -> confirmed publishes -> ack. [`worker::run`] is the whole worker.
 
 pub mod amqp;
+pub mod clip;
 pub mod config;
 pub mod events;
 pub mod handlers;
@@ -17,6 +18,7 @@ pub mod names;
 pub mod output;
 pub mod schemas;
 pub mod store;
+pub mod web_url;
 pub mod worker;
 
 pub use config::Config;

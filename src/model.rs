@@ -137,9 +137,11 @@ pub struct NewClients {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Links {
-    /// A deal's page; `{dealId}` is replaced by the deal's id.
+    /// A deal's page; `{dealId}` is replaced by the deal's id. An `http` or `https` URL.
+    #[schemars(extend("pattern" = crate::web_url::WEB_URL_PATTERN))]
     pub deal: String,
-    /// The page that creates a deal; `{contactId}` is replaced by the contact's id.
+    /// The page that creates a deal; `{contactId}` is replaced by the contact's id. An `http` or `https` URL.
+    #[schemars(extend("pattern" = crate::web_url::WEB_URL_PATTERN))]
     pub new_deal: String,
 }
 

@@ -213,6 +213,7 @@ fn every_rejection() -> Vec<Rejection> {
         Rejection::UnknownChannel("wa:support".into()),
         Rejection::UnknownUser("u-anna".into()),
         Rejection::Invalid("unknown pipeline".into()),
+        Rejection::Failed("still failing after 10 tries".into()),
     ];
     for rejection in &all {
         match rejection {
@@ -222,7 +223,8 @@ fn every_rejection() -> Vec<Rejection> {
             | Rejection::InvalidField(_)
             | Rejection::UnknownChannel(_)
             | Rejection::UnknownUser(_)
-            | Rejection::Invalid(_) => {}
+            | Rejection::Invalid(_)
+            | Rejection::Failed(_) => {}
         }
     }
     all

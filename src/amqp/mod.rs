@@ -4,9 +4,11 @@
 
 mod publisher;
 mod topology;
+mod user_queues;
 
 pub use publisher::{PublishError, Publisher};
-pub use topology::{declare, declare_user_queue};
+pub use topology::declare;
+pub use user_queues::UserQueues;
 
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 

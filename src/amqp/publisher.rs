@@ -1,11 +1,24 @@
 //! Publishing with confirms: a batch is published at once and counts as done
 //! only when the broker confirmed every message of it.
+//!
+//! Suitcase replies are the exception. They go to a queue the requester owns
+//! (server-named or direct reply-to), published `mandatory`: a reply the broker
+//! refuses (a full queue with `x-overflow: reject-publish`) or cannot route
+//! (the requester is gone) is dropped with a warning and counted, never
+//! retried, since no retry can change it and the requester may simply ask again.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::future::try_join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use tracing::warn;
 
+use super::user_queues::UserQueues;
+use crate::clip::{MAX_REASON_BYTES, MAX_SHORT_BYTES, clip};
+use crate::ids::Id;
 use crate::names::Names;
 use crate::output::{Publish, Target};
 
@@ -25,20 +38,47 @@ pub enum PublishError {
 /// How long a confirm may take before the channel counts as stuck.
 const CONFIRM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// A confirm-mode channel with the exchange names.
+/// What the broker did with one message.
+enum Delivery {
+    Confirmed,
+    /// Nacked: the broker would not take it (e.g. a full queue that rejects publishes).
+    Refused,
+    /// Returned: a mandatory message no queue was bound for.
+    Unroutable,
+}
+
+/// A confirm-mode channel with the exchange names, plus the channel that
+/// declares user queues.
 #[derive(Clone)]
 pub struct Publisher {
     channel: Channel,
     names: Names,
+    user_queues: UserQueues,
+    dropped_replies: Arc<AtomicU64>,
 }
 
 impl Publisher {
-    pub async fn open(connection: &Connection, names: Names) -> Result<Self, lapin::Error> {
+    pub async fn open(connection: &Arc<Connection>, names: Names) -> Result<Self, lapin::Error> {
         let channel = connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        Ok(Self { channel, names })
+        Ok(Self {
+            channel,
+            user_queues: UserQueues::new(connection.clone(), names.clone()),
+            names,
+            dropped_replies: Arc::default(),
+        })
+    }
+
+    /// Declares a user's notification queue (see [`UserQueues`]).
+    pub async fn declare_user_queue(&self, account: &Id, user: &Id) -> Result<(), lapin::Error> {
+        self.user_queues.declare(account, user).await
+    }
+
+    /// Suitcase replies dropped since this publisher opened (refused or unroutable).
+    pub fn dropped_replies(&self) -> u64 {
+        self.dropped_replies.load(Ordering::Relaxed)
     }
 
     pub fn channel(&self) -> &Channel {
@@ -49,7 +89,8 @@ impl Publisher {
         &self.names
     }
 
-    /// Publishes every output and waits until the broker confirmed all of them.
+    /// Publishes every output and waits until the broker confirmed all of them
+    /// (a suitcase reply the broker refuses or cannot route counts as done).
     pub async fn publish_all(&self, outputs: &[Publish]) -> Result<(), PublishError> {
         let confirms = outputs.iter().map(|output| async move {
             let exchange = match output.target {
@@ -62,13 +103,32 @@ impl Publisher {
             if let Some(correlation_id) = &output.correlation_id {
                 props = props.with_correlation_id(ShortString::from(correlation_id.as_str()));
             }
-            self.confirmed(
-                &exchange,
-                &output.routing_key,
-                output.body.as_bytes(),
-                props,
-            )
-            .await
+            let reply = output.target == Target::Reply;
+            let delivery = self
+                .confirmed(
+                    &exchange,
+                    &output.routing_key,
+                    output.body.as_bytes(),
+                    props,
+                    reply,
+                )
+                .await?;
+            match (delivery, reply) {
+                (Delivery::Confirmed, _) => Ok(()),
+                (outcome, true) => {
+                    let dropped = self.dropped_replies.fetch_add(1, Ordering::Relaxed) + 1;
+                    let why = match outcome {
+                        Delivery::Refused => "refused",
+                        _ => "unroutable",
+                    };
+                    warn!(reply_to = %clip(&output.routing_key, MAX_SHORT_BYTES), why, dropped_total = dropped, "Suitcase reply dropped.");
+                    Ok(())
+                }
+                (_, false) => Err(PublishError::Nacked(format!(
+                    "{exchange:?} {:?}",
+                    output.routing_key
+                ))),
+            }
         });
         try_join_all(confirms).await?;
         for output in outputs {
@@ -77,8 +137,11 @@ impl Publisher {
         Ok(())
     }
 
-    /// Puts an input the worker cannot accept on `P.dead`, body untouched, with
-    /// the reason in `x-switchboard-error`.
+    /// Puts an input the worker cannot accept on `P.dead` as it came: the
+    /// same body and every AMQP property (reply_to, correlation_id, message_id,
+    /// headers, ...), so that an operator can replay it exactly. Two headers are
+    /// added: `x-switchboard-error`, the reason (bounded, so the dead letter
+    /// always fits in a frame), and `x-switchboard-routing-key`.
     pub async fn dead_letter(
         &self,
         body: &[u8],
@@ -89,22 +152,23 @@ impl Publisher {
         let mut headers = original.headers().clone().unwrap_or_default();
         headers.insert(
             "x-switchboard-error".into(),
-            AMQPValue::LongString(LongString::from(reason)),
+            AMQPValue::LongString(LongString::from(clip(reason, MAX_REASON_BYTES))),
         );
         headers.insert(
             "x-switchboard-routing-key".into(),
-            AMQPValue::LongString(LongString::from(routing_key)),
+            AMQPValue::LongString(LongString::from(clip(routing_key, MAX_SHORT_BYTES))),
         );
-        let mut props = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_headers(headers);
-        if let Some(content_type) = original.content_type() {
-            props = props.with_content_type(content_type.clone());
+        let mut props = original.clone().with_headers(headers);
+        if original.delivery_mode().is_none() {
+            props = props.with_delivery_mode(2);
         }
-        if let Some(id) = original.message_id() {
-            props = props.with_message_id(id.clone());
+        match self
+            .confirmed("", &self.names.dead(), body, props, false)
+            .await?
+        {
+            Delivery::Confirmed => Ok(()),
+            _ => Err(PublishError::Nacked(self.names.dead())),
         }
-        self.confirmed("", &self.names.dead(), body, props).await
     }
 
     async fn confirmed(
@@ -113,13 +177,17 @@ impl Publisher {
         key: &str,
         body: &[u8],
         props: BasicProperties,
-    ) -> Result<(), PublishError> {
+        mandatory: bool,
+    ) -> Result<Delivery, PublishError> {
         let publish = async {
             self.channel
                 .basic_publish(
                     exchange.into(),
                     key.into(),
-                    BasicPublishOptions::default(),
+                    BasicPublishOptions {
+                        mandatory,
+                        ..BasicPublishOptions::default()
+                    },
                     body,
                     props,
                 )
@@ -129,10 +197,11 @@ impl Publisher {
         let confirm = tokio::time::timeout(CONFIRM_WAIT, publish)
             .await
             .map_err(|_| PublishError::ConfirmTimeout(CONFIRM_WAIT))??;
-        match confirm {
-            Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
-            Confirmation::Nack(_) => Err(PublishError::Nacked(format!("{exchange:?} {key:?}"))),
-        }
+        Ok(match confirm {
+            Confirmation::Ack(None) | Confirmation::NotRequested => Delivery::Confirmed,
+            Confirmation::Ack(Some(_)) => Delivery::Unroutable,
+            Confirmation::Nack(_) => Delivery::Refused,
+        })
     }
 }
 

@@ -14,8 +14,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
 
 use super::quorum;
-use crate::ids::Id;
-use crate::names::{self, Names};
+use crate::names::Names;
 
 /// A partition is consumed by one consumer at a time, whatever the number of
 /// workers subscribed to it: the broker activates the next one in line only
@@ -109,34 +108,6 @@ pub async fn declare(
     }
     channel
         .queue_declare(names.dead().into(), queue, quorum())
-        .await?;
-    Ok(())
-}
-
-/// Declares a user's notification queue, so nothing sent to him is lost before
-/// his client first connects.
-pub async fn declare_user_queue(
-    channel: &Channel,
-    names: &Names,
-    account: &Id,
-    user: &Id,
-) -> Result<(), lapin::Error> {
-    let queue = names.user_queue(account, user);
-    let options = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    channel
-        .queue_declare(queue.as_str().into(), options, quorum())
-        .await?;
-    channel
-        .queue_bind(
-            queue.as_str().into(),
-            names.notify().into(),
-            names::user_key(account, user).into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
         .await?;
     Ok(())
 }

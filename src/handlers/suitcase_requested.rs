@@ -1,6 +1,8 @@
 //! `suitcase.requested`: the asking user's deals with the chat's contact, open
 //! first, with their CRM links. A query: it changes nothing and is answered on
-//! the request's `reply_to` with its `correlation_id`.
+//! the request's `reply_to` with its `correlation_id`. `reply_to` must be the
+//! requester's own queue (server-named or direct reply-to); anything else is
+//! refused, so a request can never push a reply into another user's queue.
 
 use super::{ChatSnapshot, Decision, ReplyTo, json};
 use crate::events::{Rejection, SuitcaseRequested};
@@ -12,6 +14,11 @@ pub fn decide(e: &SuitcaseRequested, s: &ChatSnapshot, reply: &ReplyTo) -> Decis
             "suitcase.requested needs the AMQP properties reply_to and correlation_id".into(),
         ));
     };
+    if !is_requesters_own(reply_to) {
+        return Decision::Reject(Rejection::Invalid(format!(
+            "reply_to {reply_to:?} is neither a server-named queue (amq.gen-...) nor direct reply-to (amq.rabbitmq.reply-to)"
+        )));
+    }
     let body = answer(e, s);
     Decision::Answer(vec![Publish {
         target: Target::Reply,
@@ -19,6 +26,14 @@ pub fn decide(e: &SuitcaseRequested, s: &ChatSnapshot, reply: &ReplyTo) -> Decis
         body: json(&body),
         correlation_id: Some(correlation_id.clone()),
     }])
+}
+
+/// Whether a reply may go to `reply_to`: a queue only its declarer's
+/// connection can have (a server-named `amq.gen-` queue) or RabbitMQ's direct
+/// reply-to. Any other name could be someone else's queue, for instance
+/// another user's notification queue, and the reply would be pushed into it.
+pub fn is_requesters_own(reply_to: &str) -> bool {
+    reply_to.starts_with("amq.gen-") || reply_to.starts_with("amq.rabbitmq.reply-to")
 }
 
 fn answer(e: &SuitcaseRequested, s: &ChatSnapshot) -> SuitcaseReply {
@@ -76,4 +91,32 @@ fn url_escape(raw: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_requesters_own;
+
+    #[test]
+    fn replies_go_only_to_the_requesters_own_queue() {
+        let table = [
+            ("amq.gen-JzTY20BRgKO-HjmUJj0wLg", true),
+            ("amq.rabbitmq.reply-to", true),
+            (
+                "amq.rabbitmq.reply-to.g1h2AA5yZXBseUAyODU5MDk1OQAAB/QAAAAAYSDh7A==",
+                true,
+            ),
+            ("switchboard.user.acc.m2", false),
+            ("sbt-1.user.acc.m1", false),
+            ("my-reply-queue", false),
+            ("amq.gen", false),
+            ("amq.direct", false),
+            ("AMQ.GEN-x", false),
+            ("", false),
+            (" amq.gen-x", false),
+        ];
+        for (reply_to, ok) in table {
+            assert_eq!(is_requesters_own(reply_to), ok, "{reply_to:?}");
+        }
+    }
 }

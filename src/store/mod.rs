@@ -4,6 +4,7 @@
 //! writes the plan only if its guards still hold and records the event with its
 //! outputs.
 
+mod error;
 mod keys;
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use deadpool_redis::{Config as PoolConfig, Pool, Runtime};
 use redis::Value;
 use serde::{Deserialize, Serialize};
 
+pub use error::StoreError;
 pub use keys::AccountKeys;
 
 use crate::handlers::{
@@ -21,43 +23,6 @@ use crate::handlers::{
 use crate::ids::Id;
 use crate::model::Seat;
 use crate::output::Publish;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Redis is unreachable or busy: retry later.
-    #[error("redis unavailable: {0}")]
-    Unavailable(String),
-    /// Redis answered something the worker cannot use: a bug or foreign data.
-    #[error("redis state is not as expected: {0}")]
-    Corrupt(String),
-}
-
-impl StoreError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
-    }
-}
-
-impl From<redis::RedisError> for StoreError {
-    /// A Lua error is a bug or foreign data: retrying cannot help, so it is
-    /// permanent. Anything else (I/O, timeouts, loading, OOM, failover) passes.
-    fn from(e: redis::RedisError) -> Self {
-        let text = e.to_string();
-        let script_failed =
-            text.contains("script") || text.contains("Lua") || text.contains("apply.lua");
-        if script_failed && !text.contains("NOSCRIPT") && !e.is_io_error() && !e.is_timeout() {
-            StoreError::Corrupt(text)
-        } else {
-            StoreError::Unavailable(text)
-        }
-    }
-}
-
-impl From<deadpool_redis::PoolError> for StoreError {
-    fn from(e: deadpool_redis::PoolError) -> Self {
-        StoreError::Unavailable(e.to_string())
-    }
-}
 
 /// What an applied event leaves behind: enough to repeat its effects on the broker.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

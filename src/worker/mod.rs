@@ -8,7 +8,9 @@ pub mod partitions;
 pub mod pipeline;
 mod pools;
 pub mod sequencer;
+mod startup;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -44,11 +46,17 @@ pub enum RunError {
         "cannot declare the topology (is the rabbitmq_consistent_hash_exchange plugin enabled?): {0}"
     )]
     Topology(String),
+    #[error("{last} (still failing after waiting {secs} s; see --startup-wait)")]
+    StartupWait { secs: u64, last: Box<RunError> },
 }
 
-/// Runs a worker until `shutdown` is cancelled. Start-up problems (bad URL,
-/// unreachable service, topology refused) are returned at once; after start-up
-/// a lost broker or Redis is waited out with backoff.
+/// How long connecting to RabbitMQ, or declaring the topology, may take.
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs a worker until `shutdown` is cancelled. Start-up problems are returned:
+/// a bad URL or a refusal at once, an unreachable service after waiting for it
+/// up to `--startup-wait` (see [`startup`]). After start-up a lost broker or
+/// Redis is waited out with backoff.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
     let amqp_url = redact(&config.amqp_url);
     config
@@ -73,10 +81,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         url: redact(&config.redis_url),
         reason,
     })?;
-    store.ping().await.map_err(|e| RunError::RedisUnreachable {
-        url: redact(&config.redis_url),
-        reason: e.to_string(),
-    })?;
     let health = Health::default();
     if let Some(addr) = config.metrics_addr {
         monitor::serve(addr, health.clone(), store.clone(), shutdown.clone())
@@ -85,7 +89,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     }
     let names = Names::new(&config.prefix);
     let worker_id = uuid::Uuid::new_v4().to_string();
-    let connection = start(&config, &names, &amqp_url).await?;
+    // A signal during start-up (a service that never answers, a long wait) is honoured.
+    let connection = tokio::select! {
+        started = startup::start(&config, &store, &names) => started?,
+        () = shutdown.cancelled() => {
+            info!("Shutdown during start-up.");
+            return Ok(());
+        }
+    };
     let mut declared = true;
     info!(prefix = %config.prefix, worker = %worker_id, partitions = config.partitions, concurrency = config.concurrency, "Worker started.");
 
@@ -144,56 +155,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     }
 }
 
-/// Connects and declares the topology. A broker that drops the connection in
-/// the middle of it is given three more tries (a passing fault), but a broker that
-/// cannot be reached or refuses the topology stops the start with its reason.
-async fn start(config: &Config, names: &Names, amqp_url: &str) -> Result<Connection, RunError> {
-    let mut pauses = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_times(3)
-        .build();
-    loop {
-        let error = match connect(config).await {
-            Err(e) => RunError::AmqpUnreachable {
-                url: amqp_url.to_owned(),
-                reason: e.to_string(),
-            },
-            Ok(conn) => match declare(&conn, names, config.partitions).await {
-                Ok(()) => return Ok(conn),
-                Err(e) => {
-                    let _ =
-                        tokio::time::timeout(CLOSE_WAIT, conn.close(320, "retrying".into())).await;
-                    RunError::Topology(e.to_string())
-                }
-            },
-        };
-        match pauses.next() {
-            Some(pause) if is_passing(&error) => tokio::time::sleep(pause).await,
-            _ => return Err(error),
-        }
-    }
-}
-
-/// A connection lost mid-way, as opposed to a refusal that a retry cannot change.
-fn is_passing(error: &RunError) -> bool {
-    let text = error.to_string().to_lowercase();
-    [
-        "reset by peer",
-        "aborted",
-        "broken pipe",
-        "unexpected end",
-        "eof",
-    ]
-    .iter()
-    .any(|sign| text.contains(sign))
-}
-
 /// One connection's life: consume until shutdown (Ok) or until the broker fails (Err).
 async fn session(
     config: &Config,
     names: &Names,
     store: &Store,
-    conn: &Connection,
+    conn: &Arc<Connection>,
     worker_id: &str,
     health: &Health,
     shutdown: &CancellationToken,
@@ -208,23 +175,41 @@ async fn session(
         config,
         names,
         pipeline,
-        conn,
+        conn: conn.as_ref(),
         worker_id,
         health,
     };
     consumer.run(shutdown).await
 }
 
-async fn connect(config: &Config) -> Result<Connection, lapin::Error> {
+/// Connects, under [`CONNECT_WAIT`]: a broker that accepts TCP but never
+/// answers is a timeout (an I/O error), not a hang.
+async fn connect(config: &Config) -> Result<Arc<Connection>, lapin::Error> {
     let props = ConnectionProperties::default().with_connection_name("switchboard-worker".into());
-    Connection::connect(&config.amqp_url, props).await
+    bounded(Connection::connect(&config.amqp_url, props))
+        .await
+        .map(Arc::new)
 }
 
+/// Declares the topology on a channel of its own, under [`CONNECT_WAIT`].
 async fn declare(conn: &Connection, names: &Names, partitions: u16) -> Result<(), lapin::Error> {
-    let channel = conn.create_channel().await?;
-    amqp::declare(&channel, names, partitions).await?;
+    let channel = bounded(conn.create_channel()).await?;
+    bounded(amqp::declare(&channel, names, partitions)).await?;
     let _ = tokio::time::timeout(CLOSE_WAIT, channel.close(200, "declared".into())).await;
     Ok(())
+}
+
+async fn bounded<T>(
+    work: impl std::future::Future<Output = Result<T, lapin::Error>>,
+) -> Result<T, lapin::Error> {
+    tokio::time::timeout(CONNECT_WAIT, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(lapin::Error::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("RabbitMQ did not answer within {CONNECT_WAIT:?}"),
+            )))
+        })
 }
 
 /// Pauses between reconnection attempts: 100 ms doubling to 10 s, jittered, forever.

@@ -20,7 +20,7 @@ use super::retry_backoff;
 use super::sequencer::Scope;
 
 use super::pools::PoolLocks;
-use crate::amqp::{PublishError, Publisher, declare_user_queue};
+use crate::amqp::{PublishError, Publisher};
 use crate::events::{self, Event, Rejection};
 use crate::handlers::{self, Decision, Key, Op, Plan, ReplyTo};
 use crate::ids::Id;
@@ -33,6 +33,11 @@ use crate::store::{Applied, Loaded, Record, Store, StoreError};
 /// connections and partitions handed over, so the bound is generous; it stops
 /// an event that brings down whoever handles it from cycling for ever.
 pub const MAX_DELIVERIES: i64 = 25;
+
+/// How many times an event is retried after a failure that is not known to
+/// pass (Redis refusing an operation, the broker refusing a message) before it
+/// is dead-lettered as `failed`. Passing failures are retried as long as they last.
+const MAX_REFUSALS: u32 = 10;
 
 /// How many times a decision is retaken after losing a race before the event
 /// is handed back as a passing failure (to be retried with backoff).
@@ -62,6 +67,16 @@ pub enum Transient {
 }
 
 impl Transient {
+    /// A failure that passes by itself (Redis or the broker away, busy, out of
+    /// memory, failing over; a lost race): retried for as long as it lasts.
+    pub fn is_passing(&self) -> bool {
+        match self {
+            Transient::Store(e) => e.is_passing(),
+            Transient::Publish(PublishError::Nacked(_)) => false,
+            Transient::Publish(_) | Transient::Declare(_) | Transient::Contention => true,
+        }
+    }
+
     /// A label for the retry metrics.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -176,6 +191,7 @@ impl Pipeline {
         let kind = admitted.event.as_ref().map_or("invalid", Event::type_name);
         let started = std::time::Instant::now();
         let mut backoff = retry_backoff();
+        let mut refusals = 0;
         loop {
             let outcome = match &admitted.event {
                 Ok(event) => self.handle(event, &delivery.properties).await,
@@ -200,7 +216,28 @@ impl Pipeline {
                         .map(|()| "dead_lettered")
                         .map_err(Transient::from)
                 }
-                Outcome::Retry(e) => Err(e),
+                Outcome::Retry(e) if !e.is_passing() && refusals + 1 >= MAX_REFUSALS => {
+                    let rejection =
+                        Rejection::Failed(format!("still failing after {MAX_REFUSALS} tries: {e}"));
+                    warn!(reason = %rejection.header(), "Event given up.");
+                    counters::dead_letter(rejection.code());
+                    self.publisher
+                        .dead_letter(
+                            &delivery.data,
+                            &delivery.properties,
+                            delivery.routing_key.as_str(),
+                            &rejection.header(),
+                        )
+                        .await
+                        .map(|()| "dead_lettered")
+                        .map_err(Transient::from)
+                }
+                Outcome::Retry(e) => {
+                    if !e.is_passing() {
+                        refusals += 1;
+                    }
+                    Err(e)
+                }
             };
             match result {
                 Ok(outcome) => {
@@ -352,13 +389,7 @@ impl Pipeline {
 
     async fn declare_queues(&self, account: &Id, users: &[Id]) -> Result<(), Transient> {
         for user in users {
-            declare_user_queue(
-                self.publisher.channel(),
-                self.publisher.names(),
-                account,
-                user,
-            )
-            .await?;
+            self.publisher.declare_user_queue(account, user).await?;
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod redis_server;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -557,4 +558,42 @@ fn unescape(escaped: &str) -> String {
         }
     }
     String::from_utf8(out).unwrap()
+}
+
+/// Runs a test's scenario under a deadline and catches its panic, so that the
+/// test can clean its prefix up before failing: `let r = bounded(..).await;
+/// app.cleanup().await; r.unwrap();` (a timeout is a panic too).
+pub async fn bounded<T>(
+    limit: Duration,
+    scenario: impl std::future::Future<Output = T>,
+) -> Result<T, String> {
+    use futures_util::FutureExt;
+    let caught = std::panic::AssertUnwindSafe(tokio::time::timeout(limit, scenario))
+        .catch_unwind()
+        .await;
+    match caught {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(_)) => Err(format!("the scenario did not finish within {limit:?}")),
+        Err(panic) => Err(panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "the scenario panicked".into())),
+    }
+}
+
+/// Deletes queues a test declared itself, each under a timeout.
+pub async fn delete_queues(conn: &Connection, queues: &[String]) {
+    let Ok(Ok(channel)) = tokio::time::timeout(Duration::from_secs(5), conn.create_channel()).await
+    else {
+        return;
+    };
+    for queue in queues {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()),
+        )
+        .await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), channel.close(200, "done".into())).await;
 }

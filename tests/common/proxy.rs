@@ -20,7 +20,12 @@ pub struct Proxy {
 impl Proxy {
     /// Listens on a free local port and forwards to `upstream`.
     pub async fn start(upstream: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0", upstream).await
+    }
+
+    /// Listens on `listen` (a service that comes up at a known address) and forwards to `upstream`.
+    pub async fn start_on(listen: &str, upstream: &str) -> Self {
+        let listener = TcpListener::bind(listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let down = Arc::new(AtomicBool::new(false));
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();

@@ -15,6 +15,10 @@
 -- written: a redelivery must publish the stored outputs, not new ones),
 -- {'conflict', n} if guard n (from 1) no longer holds (nothing is written:
 -- the caller decides again on a fresh snapshot), else {'ok'}.
+--
+-- Errors: Redis's own when a write is refused (OOM at maxmemory, READONLY on a
+-- replica): the event is retried. Nothing here is tagged CORRUPT, since the
+-- script reads no stored value it has to decode.
 
 local applied = redis.call('GET', KEYS[1])
 if applied then
@@ -53,7 +57,9 @@ for _, op in ipairs(plan.ops) do
   elseif name == 'incr' then
     redis.call('INCR', key)
   else
-    return redis.error_reply('apply.lua: unknown op ' .. tostring(name))
+    -- A plan this script cannot read is a bug, not corrupt data: a plain ERR
+    -- (retried a bounded number of times), never the CORRUPT tag.
+    return redis.error_reply('ERR apply.lua: unknown op ' .. tostring(name))
   end
 end
 

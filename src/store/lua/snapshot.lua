@@ -11,6 +11,10 @@
 -- built here from ARGV[3]; they carry the account's hash tag like every other
 -- key, so the script touches one Redis Cluster slot.
 --
+-- Errors: 'CORRUPT ...' when the chat's value is not the JSON object the worker
+-- wrote (the only error that sends the event to P.dead; any other error of this
+-- script, such as OOM or BUSY, passes and the event is retried).
+--
 -- Returns {'applied', record} when the event was already applied, else
 -- {'fresh', config, settings, channel, seats (flat field/value list),
 --  round robin, chat, contact, user, deals (list)}, nil where absent.
@@ -39,7 +43,11 @@ end
 local chat = redis.call('GET', KEYS[7])
 local contact, deals = false, {}
 if chat then
-  local contact_id = cjson.decode(chat)['contactId']
+  local ok, decoded = pcall(cjson.decode, chat)
+  if not ok or type(decoded) ~= 'table' then
+    return redis.error_reply('CORRUPT the chat at ' .. KEYS[7] .. ' is not a JSON object')
+  end
+  local contact_id = decoded['contactId']
   if type(contact_id) == 'string' then
     contact = redis.call('GET', ARGV[3] .. 'contact:' .. esc(contact_id))
     if ARGV[4] == '1' then
