@@ -31,7 +31,7 @@ async fn ask(app: &TestApp, body: &Value, reply_to: &str, correlation_id: &str) 
     let props = BasicProperties::default()
         .with_reply_to(ShortString::from(reply_to))
         .with_correlation_id(ShortString::from(correlation_id));
-    let key = format!("acc.whatsapp.{}", body["chatId"].as_str().unwrap());
+    let key = account_key(body["accountId"].as_str().unwrap());
     app.publish_raw(&key, body.to_string().as_bytes(), props)
         .await;
 }
