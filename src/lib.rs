@@ -8,14 +8,17 @@
 
 pub mod amqp;
 pub mod config;
+pub mod diagnose;
 pub mod events;
 pub mod handlers;
 pub mod ids;
 pub mod model;
 pub mod names;
+pub mod ops;
 pub mod output;
 pub mod schemas;
 pub mod store;
+pub mod telemetry;
 pub mod worker;
 
 pub use config::Config;

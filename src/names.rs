@@ -64,6 +64,13 @@ impl Names {
     }
 }
 
+/// Routing key of every event of an account on `P.inbound`: `{accountId}`,
+/// escaped and bounded like every AMQP name, so all events of one account stay
+/// in one ordered stream.
+pub fn inbound_key(account: &Id) -> String {
+    bounded(account.name_part())
+}
+
 /// Routing key of a user's notifications on `P.notify`: `{accountId}.{userId}`.
 pub fn user_key(account: &Id, user: &Id) -> String {
     bounded(format!("{}.{}", account.name_part(), user.name_part()))
@@ -102,6 +109,14 @@ mod tests {
         let b = names.user_queue(&Id::parse("a").unwrap(), &Id::parse("b.c").unwrap());
         assert_ne!(a, b);
         assert_eq!(a, "p.user.a%2Eb.c");
+    }
+
+    #[test]
+    fn inbound_key_is_the_escaped_account() {
+        assert_eq!(inbound_key(&Id::parse("acme.ru").unwrap()), "acme%2Eru");
+        assert_eq!(inbound_key(&Id::parse("a%*#").unwrap()), "a%25%2A%23");
+        let long = inbound_key(&Id::parse("é".repeat(128)).unwrap());
+        assert!(long.len() <= MAX_NAME_BYTES && long.contains('~'));
     }
 
     #[test]

@@ -92,6 +92,14 @@ impl Publisher {
             "x-switchboard-routing-key".into(),
             AMQPValue::LongString(LongString::from(routing_key)),
         );
+        // When it died, for an operator's `switchboard dead list` (its age).
+        headers.insert(
+            "x-switchboard-dead-at".into(),
+            AMQPValue::LongString(LongString::from(
+                chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            )),
+        );
         let mut props = BasicProperties::default()
             .with_delivery_mode(2)
             .with_headers(headers);
