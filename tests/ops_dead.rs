@@ -153,7 +153,7 @@ async fn a_replay_republishes_each_dead_letter_as_it_came_and_removes_it() {
             .with_headers(headers);
         app.publish_raw("acc", b"not json", props).await;
         let second = unknown_type(2);
-        send(app, &[second.clone()]).await;
+        send(app, std::slice::from_ref(&second)).await;
         let queue = app.names.dead();
         wait_depth(app, &queue, 2).await;
         let capture = capture_inbound(app, None).await;
