@@ -44,7 +44,8 @@ fn a_malformed_redis_url_is_one_line() {
 fn an_unreachable_broker_is_one_line() {
     let (code, stderr) = run(&["--amqp-url", "amqp://guest:secret@127.0.0.1:1/%2f"]);
     assert_eq!(code, 1);
-    one_line_error(&stderr, "cannot reach RabbitMQ");
+    one_line_error(&stderr, "cannot connect to RabbitMQ");
+    assert!(stderr.contains("is RabbitMQ running"), "{stderr}");
     assert!(
         !stderr.contains("secret"),
         "the password is not printed: {stderr}"
@@ -55,7 +56,8 @@ fn an_unreachable_broker_is_one_line() {
 fn an_unreachable_redis_is_one_line() {
     let (code, stderr) = run(&["--redis-url", "redis://127.0.0.1:1/0"]);
     assert_eq!(code, 1);
-    one_line_error(&stderr, "cannot reach Redis");
+    one_line_error(&stderr, "cannot connect to Redis");
+    assert!(stderr.contains("is Redis running"), "{stderr}");
 }
 
 #[test]
