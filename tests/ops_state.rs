@@ -260,6 +260,9 @@ async fn teardown_removes_every_queue_exchange_and_key_of_the_prefix() {
             "nothing was removed while refusing"
         );
 
+        let (code, stdout, _) = binary(&["ping", "--prefix", &app.prefix], "");
+        assert_eq!((code, stdout.starts_with("OK")), (0, true), "{stdout}");
+
         app.stop_workers().await;
         let (code, stdout, stderr) = binary(&["teardown", "--prefix", &app.prefix], "");
         assert_eq!(code, 0, "{stderr}");
@@ -286,6 +289,9 @@ async fn teardown_removes_every_queue_exchange_and_key_of_the_prefix() {
             .unwrap();
         assert_eq!((next, keys), (0, vec![]), "no Redis key is left");
         assert_eq!(depth(app, &app.names.dead()).await, 0);
+        let (code, _, stderr) = binary(&["ping", "--prefix", &app.prefix], "");
+        assert_eq!(code, 1);
+        assert!(stderr.contains("no worker has started on it"), "{stderr}");
     })
     .await;
 }

@@ -72,6 +72,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check that Redis and RabbitMQ answer and that a worker declared the prefix's topology.
+    ///
+    /// Exit code 0 when all is there, 1 with the reason otherwise. The
+    /// container's HEALTHCHECK runs it.
+    Ping {
+        #[command(flatten)]
+        target: Target,
+    },
     /// Delete every queue, exchange and Redis key of a prefix.
     ///
     /// Removes P.inbound and its partitions, P.notify, P.crm, P.outbound,
@@ -273,6 +281,13 @@ async fn execute(command: Command) -> Result<ExitCode> {
             .await;
             ops::close(&conn).await;
             eprintln!("{} notifications.", result?);
+        }
+        Command::Ping { target } => {
+            ops::ping::ping(&target).await?;
+            println!(
+                "OK: Redis and RabbitMQ answer, and prefix {:?} is declared.",
+                target.prefix
+            );
         }
         Command::Teardown { target, yes, force } => {
             let conn = ops::amqp(&target).await?;

@@ -1,6 +1,6 @@
 //! Operator commands: look at dead letters and replay them, read an account's
 //! or a chat's state, publish events, watch a user's notifications and remove
-//! a whole prefix.
+//! a whole prefix, and check that a host can reach what a worker needs.
 //!
 //! Each command is a library function the binary calls and the tests call, so
 //! what a test checks is what an operator gets. Every broker and Redis request
@@ -12,6 +12,7 @@ pub mod dead;
 pub mod dead_text;
 pub mod inspect;
 mod inspect_text;
+pub mod ping;
 pub mod publish;
 pub mod replay;
 pub mod teardown;
