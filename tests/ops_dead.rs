@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
-use common::ops::{depth, send, target, wait_depth, with_app};
+use common::ops::{depth, send, target, timed, wait_depth, with_app};
 use common::proxy::Proxy;
 use common::*;
 use lapin::options::{
@@ -42,19 +42,19 @@ async fn capture_inbound(app: &mut TestApp, max: Option<i64>) -> String {
     let inbound = app.names.inbound();
     let capture = format!("{}.capture", app.prefix);
     let ch = &app.channel;
-    ch.exchange_delete(inbound.as_str().into(), ExchangeDeleteOptions::default())
+    timed(ch.exchange_delete(inbound.as_str().into(), ExchangeDeleteOptions::default()))
         .await
         .unwrap();
     let durable = ExchangeDeclareOptions {
         durable: true,
         ..Default::default()
     };
-    ch.exchange_declare(
+    timed(ch.exchange_declare(
         inbound.as_str().into(),
         ExchangeKind::Fanout,
         durable,
         FieldTable::default(),
-    )
+    ))
     .await
     .unwrap();
     let mut args = FieldTable::default();
@@ -67,30 +67,31 @@ async fn capture_inbound(app: &mut TestApp, max: Option<i64>) -> String {
             AMQPValue::LongString(LongString::from("reject-publish")),
         );
     }
-    ch.queue_declare(
+    timed(ch.queue_declare(
         capture.as_str().into(),
         QueueDeclareOptions::default(),
         args,
-    )
+    ))
     .await
     .unwrap();
-    ch.queue_bind(
+    timed(ch.queue_bind(
         capture.as_str().into(),
         inbound.as_str().into(),
         "".into(),
         QueueBindOptions::default(),
         FieldTable::default(),
-    )
+    ))
     .await
     .unwrap();
     capture
 }
 
 async fn delete_queue(app: &TestApp, queue: &str) {
-    let _ = app
-        .channel
-        .queue_delete(queue.into(), QueueDeleteOptions::default())
-        .await;
+    let _ = timed(
+        app.channel
+            .queue_delete(queue.into(), QueueDeleteOptions::default()),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

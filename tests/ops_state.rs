@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::ops::{depth, send, target, wait_depth, with_app};
+use common::ops::{depth, send, target, timed, wait_depth, with_app};
 use common::*;
 use serde_json::json;
 use switchboard::ids::Id;
@@ -182,7 +182,7 @@ async fn watch_prints_notifications_and_keep_leaves_them_queued() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             stop.cancel();
-            assert_eq!(watching.await.unwrap().unwrap(), 1);
+            assert_eq!(timed(watching).await.unwrap().unwrap(), 1);
             let line = lines.lock().unwrap()[0].clone();
             assert!(
                 line.contains("chat.new")
@@ -278,15 +278,17 @@ async fn teardown_removes_every_queue_exchange_and_key_of_the_prefix() {
         for queue in &gone {
             assert!(!app.queue_exists(queue).await, "{queue} still exists");
         }
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(0)
-            .arg("MATCH")
-            .arg(format!("{}:*", app.prefix))
-            .arg("COUNT")
-            .arg(100_000)
-            .query_async(&mut redis)
-            .await
-            .unwrap();
+        let (next, keys): (u64, Vec<String>) = timed(
+            redis::cmd("SCAN")
+                .arg(0)
+                .arg("MATCH")
+                .arg(format!("{}:*", app.prefix))
+                .arg("COUNT")
+                .arg(100_000)
+                .query_async(&mut redis),
+        )
+        .await
+        .unwrap();
         assert_eq!((next, keys), (0, vec![]), "no Redis key is left");
         assert_eq!(depth(app, &app.names.dead()).await, 0);
         let (code, _, stderr) = binary(&["ping", "--prefix", &app.prefix], "");

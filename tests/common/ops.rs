@@ -34,19 +34,23 @@ pub async fn with_app(workers: usize, body: impl AsyncFnOnce(&mut TestApp)) {
     }
 }
 
+/// `fut`, which must not take longer than 20 s (a request to the broker or Redis).
+pub async fn timed<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .expect("the broker or Redis answered within 20 s")
+}
+
 /// Messages ready in `queue` (0 when it does not exist).
 pub async fn depth(app: &TestApp, queue: &str) -> u32 {
-    let probe = app.conn.create_channel().await.unwrap();
+    let probe = timed(app.conn.create_channel()).await.unwrap();
     let passive = QueueDeclareOptions {
         passive: true,
         ..Default::default()
     };
-    match probe
-        .queue_declare(queue.into(), passive, FieldTable::default())
-        .await
-    {
+    match timed(probe.queue_declare(queue.into(), passive, FieldTable::default())).await {
         Ok(q) => {
-            let _ = probe.close(200, "probe".into()).await;
+            let _ = timed(probe.close(200, "probe".into())).await;
             q.message_count()
         }
         Err(_) => 0,
