@@ -261,14 +261,26 @@ async fn a_replay_whose_connection_is_cut_mid_way_loses_no_dead_letter() {
             ops::close(&conn).await;
             result
         });
+        // One probe channel, polled often: the cut must come mid-way.
+        let probe = timed(app.conn.create_channel()).await.unwrap();
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while depth(app, &capture).await < 10 {
+        while timed(probe.queue_declare(capture.as_str().into(), passive, FieldTable::default()))
+            .await
+            .unwrap()
+            .message_count()
+            < 10
+        {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the replay never started"
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let _ = timed(probe.close(200, "probe".into())).await;
         assert!(proxy.cut().await > 0, "the replay's connection was cut");
         let result = tokio::time::timeout(Duration::from_secs(30), replaying)
             .await

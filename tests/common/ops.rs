@@ -6,12 +6,15 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use lapin::options::QueueDeclareOptions;
+use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use serde_json::Value;
-use switchboard::ops::{self, Target, publish};
+use switchboard::ops::{self, Target, publish, teardown};
 
 use super::{AMQP, REDIS, TestApp};
+
+/// How long one request of a cleanup may take.
+const WAIT: Duration = Duration::from_secs(15);
 
 /// The commands' connection settings for the test's prefix.
 pub fn target(app: &TestApp) -> Target {
@@ -26,11 +29,33 @@ pub fn target(app: &TestApp) -> Target {
 /// of the prefix, also when `body` panics (the panic is passed on).
 pub async fn with_app(workers: usize, body: impl AsyncFnOnce(&mut TestApp)) {
     let mut app = TestApp::spawn(workers).await;
+    let target = target(&app);
     // Nothing but the cleanup uses the app after a panic.
     let result = AssertUnwindSafe(body(&mut app)).catch_unwind().await;
-    app.cleanup().await;
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
+    // The harness's cleanup stops the workers and uses the app's connection,
+    // which a failed test may have broken; the teardown command then removes
+    // whatever is left of the prefix on connections of its own.
+    let cleaned = AssertUnwindSafe(app.cleanup()).catch_unwind().await;
+    if let (Ok(conn), Ok(mut redis)) = (ops::amqp(&target).await, ops::redis(&target).await) {
+        let force = teardown::Options {
+            yes: false,
+            force: true,
+        };
+        let _ = teardown::teardown(&conn, &mut redis, &target.names(), force).await;
+        // The queue some tests put in place of the workers (`{prefix}.capture`).
+        if let Ok(Ok(channel)) = tokio::time::timeout(WAIT, conn.create_channel()).await {
+            let capture = format!("{}.capture", target.prefix);
+            let options = QueueDeleteOptions::default();
+            let _ =
+                tokio::time::timeout(WAIT, channel.queue_delete(capture.as_str().into(), options))
+                    .await;
+        }
+        ops::close(&conn).await;
+    }
+    for outcome in [result, cleaned] {
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
     }
 }
 
