@@ -329,3 +329,41 @@ async fn a_replay_whose_connection_is_cut_mid_way_loses_no_dead_letter() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_fix_replayed_dead_letters_take_effect_and_the_rest_stay() {
+    with_app(1, async |app: &mut TestApp| {
+        setup_account(app, "acc", &[("m1", "manager", true)], Some("first_reply")).await;
+        // A gateway writes on a channel the CRM has not announced yet.
+        let early = json!({ "messageId": "x1", "channelId": "vk1", "chatType": "vk", "chatId": "c1", "text": "early" });
+        send(app, &[event("message.inbound", "acc", early), unknown_type(1)]).await;
+        let queue = app.names.dead();
+        wait_depth(app, &queue, 2).await;
+
+        // The fix: the channel, and m1 on it.
+        let channel = json!({ "channels": [{ "channelId": "vk1", "chatType": "vk", "name": "VK" }] });
+        send(app, &[event("channels.upserted", "acc", channel)]).await;
+        let users = json!({ "users": [{ "userId": "m1", "name": "User m1", "access": [
+            { "channelId": "wa", "role": "manager", "receivesNewClients": true },
+            { "channelId": "vk1", "role": "manager", "receivesNewClients": true }] }] });
+        send(app, &[event("users.upserted", "acc", users)]).await;
+        app.wait_config("acc", 6).await;
+
+        let conn = ops::amqp(&target(app)).await.unwrap();
+        let options = replay::Options {
+            filter: Filter { reason: Some("unknown_channel".into()), account: Some("acc".into()) },
+            ..replay::Options::default()
+        };
+        let report = replay::replay(&conn, &app.names, &options).await.unwrap();
+        ops::close(&conn).await;
+        assert_eq!((report.replayed, report.kept, report.stopped), (1, 1, None));
+
+        let notes = app.notes("acc", "m1", 1).await;
+        assert_eq!(kinds(&notes), ["chat.new"]);
+        assert_eq!((notes[0]["chatId"].as_str(), notes[0]["text"].as_str()), (Some("c1"), Some("early")));
+        wait_depth(app, &queue, 1).await;
+        let left = dead_event_ids(app).await;
+        assert_eq!(left.len(), 1, "the unknown type stays: {left:?}");
+    })
+    .await;
+}
