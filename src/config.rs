@@ -89,7 +89,7 @@ impl Config {
 }
 
 /// The prefix names exchanges, queues and keys, so it keeps to a safe alphabet.
-fn parse_prefix(raw: &str) -> Result<String, String> {
+pub(crate) fn parse_prefix(raw: &str) -> Result<String, String> {
     let ok = !raw.is_empty()
         && raw.len() <= 64
         && raw

@@ -9,15 +9,18 @@
 pub mod amqp;
 pub mod clip;
 pub mod config;
+pub mod diagnose;
 pub mod events;
 pub mod handlers;
 pub mod ids;
 pub mod model;
 pub mod monitor;
 pub mod names;
+pub mod ops;
 pub mod output;
 pub mod schemas;
 pub mod store;
+pub mod telemetry;
 pub mod web_url;
 pub mod worker;
 

@@ -119,6 +119,14 @@ mod tests {
     }
 
     #[test]
+    fn inbound_key_is_the_escaped_account() {
+        assert_eq!(inbound_key(&Id::parse("acme.ru").unwrap()), "acme%2Eru");
+        assert_eq!(inbound_key(&Id::parse("a%*#").unwrap()), "a%25%2A%23");
+        let long = inbound_key(&Id::parse("é".repeat(128)).unwrap());
+        assert!(long.len() <= MAX_NAME_BYTES && long.contains('~'));
+    }
+
+    #[test]
     fn long_names_fit_and_stay_distinct() {
         let names = Names::new("p");
         let long = |c: &str| Id::parse(c.repeat(128)).unwrap();

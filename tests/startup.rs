@@ -61,7 +61,8 @@ fn an_unreachable_broker_is_one_line() {
         "0",
     ]);
     assert_eq!(code, 1);
-    one_line_error(&stderr, "cannot reach RabbitMQ");
+    one_line_error(&stderr, "cannot connect to RabbitMQ");
+    assert!(stderr.contains("is RabbitMQ running"), "{stderr}");
     assert!(
         !stderr.contains("secret"),
         "the password is not printed: {stderr}"
@@ -77,7 +78,8 @@ fn an_unreachable_redis_is_one_line() {
         "0",
     ]);
     assert_eq!(code, 1);
-    one_line_error(&stderr, "cannot reach Redis");
+    one_line_error(&stderr, "cannot connect to Redis");
+    assert!(stderr.contains("is Redis running"), "{stderr}");
 }
 
 #[test]

@@ -1,65 +1,28 @@
-//! The `switchboard` binary: reads the configuration, starts telemetry and
-//! hands over to [`switchboard::run`] until SIGINT or SIGTERM.
+//! The `switchboard` binary: `run` starts a worker; the other commands are for
+//! operators (dead letters, inspect, publish, watch, teardown, ping). It parses
+//! the command line (`cli`), starts telemetry and runs the command (`commands`).
 
-use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
+mod cli;
+mod commands;
 
-#[derive(Parser)]
-#[command(
-    name = "switchboard",
-    version,
-    about = "Routes messenger conversations to CRM users."
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+use std::process::ExitCode;
 
-#[derive(Subcommand)]
-enum Command {
-    /// Start a worker.
-    Run(switchboard::Config),
-}
+use clap::Parser;
+use switchboard::telemetry::{self, Stream};
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,lapin=warn".into()),
-        )
-        .init();
-    match cli.command {
-        Command::Run(config) => {
-            let shutdown = CancellationToken::new();
-            tokio::spawn(signal(shutdown.clone()));
-            match switchboard::run(config, shutdown).await {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("switchboard: {error}");
-                    std::process::ExitCode::FAILURE
-                }
-            }
-        }
-    }
-}
-
-/// Cancels `shutdown` on SIGINT or SIGTERM.
-async fn signal(shutdown: CancellationToken) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(error) => {
-            eprintln!("switchboard: cannot listen for SIGTERM: {error}");
-            let _ = tokio::signal::ctrl_c().await;
-            shutdown.cancel();
-            return;
-        }
+async fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let stream = match cli.command {
+        cli::Command::Run(_) => Stream::Stdout,
+        _ => Stream::Stderr,
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    telemetry::init(cli.log_format, stream);
+    match commands::execute(cli.command).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("switchboard: {error:#}");
+            ExitCode::FAILURE
+        }
     }
-    tracing::info!("Shutdown signal received.");
-    shutdown.cancel();
 }

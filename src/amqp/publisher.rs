@@ -158,6 +158,14 @@ impl Publisher {
             "x-switchboard-routing-key".into(),
             AMQPValue::LongString(LongString::from(clip(routing_key, MAX_SHORT_BYTES))),
         );
+        // When it died, for an operator's `switchboard dead list` (its age).
+        headers.insert(
+            "x-switchboard-dead-at".into(),
+            AMQPValue::LongString(LongString::from(
+                chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            )),
+        );
         let mut props = original.clone().with_headers(headers);
         if original.delivery_mode().is_none() {
             props = props.with_delivery_mode(2);

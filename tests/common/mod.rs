@@ -2,6 +2,7 @@
 //! real RabbitMQ and Redis, each test on its own random prefix.
 #![allow(dead_code)]
 
+pub mod ops;
 pub mod proxy;
 pub mod redis_server;
 

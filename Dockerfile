@@ -1,0 +1,50 @@
+# syntax=docker/dockerfile:1
+#
+# Switchboard worker image. Multi-stage: the first stage builds the
+# `switchboard` binary, the second is a slim Debian with that binary only,
+# running as a non-root user.
+#
+#   docker build -t switchboard .
+#   docker run --rm -e AMQP_URL=... -e REDIS_URL=... switchboard          # a worker
+#   docker run --rm -e AMQP_URL=... -e REDIS_URL=... switchboard dead list  # any operator command
+#
+# Checked without a Docker engine by .ci/dockerfile-check (hadolint plus
+# Switchboard's own rules); never built in CI here.
+
+# Pinned by tag: the Rust release the project is developed with, on Debian 12.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+# Dependencies first, so a source change does not rebuild them.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src workers/bench \
+    && echo 'fn main() {}' > workers/main.rs \
+    && echo 'fn main() {}' > workers/bench/main.rs \
+    && touch src/lib.rs \
+    && cargo build --release --locked --bin switchboard \
+    && rm -rf src workers
+COPY src ./src
+COPY workers ./workers
+# Touch so cargo sees the real sources as newer than the placeholders.
+RUN touch src/lib.rs workers/main.rs \
+    && cargo build --release --locked --bin switchboard \
+    && install -m 0755 target/release/switchboard /usr/local/bin/switchboard
+
+FROM debian:bookworm-slim
+# ca-certificates: for amqps:// and rediss:// URLs. Not pinned to a Debian
+# revision (DL3008): bookworm's security updates replace the old one.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin switchboard
+COPY --from=build /usr/local/bin/switchboard /usr/local/bin/switchboard
+USER 10001
+ENV SWITCHBOARD_LOG_FORMAT=json
+# Until the worker serves /readyz: Redis and RabbitMQ answer and the prefix's
+# topology exists (`switchboard ping`; it reads AMQP_URL, REDIS_URL and
+# SWITCHBOARD_PREFIX like the worker). A worker that stops exits, and the
+# container with it. TODO: switch to an HTTP check of /readyz once it exists.
+HEALTHCHECK --interval=15s --timeout=20s --start-period=30s --retries=3 \
+    CMD ["/usr/local/bin/switchboard", "ping"]
+ENTRYPOINT ["/usr/local/bin/switchboard"]
+CMD ["run"]

@@ -1,0 +1,213 @@
+//! Operator commands: look at dead letters and replay them, read an account's
+//! or a chat's state, publish events, watch a user's notifications and remove
+//! a whole prefix, and check that a host can reach what a worker needs.
+//!
+//! Each command is a library function the binary calls and the tests call, so
+//! what a test checks is what an operator gets. Every broker and Redis request
+//! is bounded by [`WAIT`]: a stuck service makes a command fail with a message
+//! saying what it was waiting for, never hang. Output is rendered here too
+//! (text and JSON), so that `main` only prints.
+
+pub mod dead;
+pub mod dead_text;
+pub mod inspect;
+mod inspect_text;
+pub mod ping;
+pub mod publish;
+pub mod replay;
+pub mod teardown;
+pub mod watch;
+
+use std::future::Future;
+use std::time::Duration;
+
+use clap::Args;
+use lapin::{Channel, Connection, ConnectionProperties};
+
+use crate::config::{Config, parse_prefix};
+use crate::names::Names;
+
+/// How long any one request to the broker or Redis may take.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// Where the commands work: the same services and prefix as `switchboard run`.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// RabbitMQ URL.
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+
+    /// Redis URL.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
+    pub redis_url: String,
+
+    /// Prefix of every exchange, queue and Redis key (`P` in the contract).
+    #[arg(long, env = "SWITCHBOARD_PREFIX", default_value = "switchboard", value_parser = parse_prefix)]
+    pub prefix: String,
+}
+
+impl Target {
+    pub fn names(&self) -> Names {
+        Names::new(&self.prefix)
+    }
+}
+
+impl From<&Config> for Target {
+    fn from(config: &Config) -> Self {
+        Self {
+            amqp_url: config.amqp_url.clone(),
+            redis_url: config.redis_url.clone(),
+            prefix: config.prefix.clone(),
+        }
+    }
+}
+
+/// Why a command failed. Each is one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("cannot connect to RabbitMQ at {url}: {reason}")]
+    AmqpConnect { url: String, reason: String },
+    #[error("cannot connect to Redis at {url}: {reason}")]
+    RedisConnect { url: String, reason: String },
+    #[error("RabbitMQ: {0}")]
+    Broker(String),
+    #[error("Redis: {0}")]
+    Redis(String),
+    #[error("no answer from {0} within {WAIT:?}")]
+    Timeout(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Input(String),
+    #[error("state in Redis is not as expected: {0}")]
+    Corrupt(String),
+}
+
+impl From<lapin::Error> for OpsError {
+    fn from(e: lapin::Error) -> Self {
+        OpsError::Broker(e.to_string())
+    }
+}
+
+impl From<redis::RedisError> for OpsError {
+    fn from(e: redis::RedisError) -> Self {
+        OpsError::Redis(e.to_string())
+    }
+}
+
+/// `fut`, or [`OpsError::Timeout`] naming `what` after [`WAIT`].
+pub(crate) async fn within<T, E: Into<OpsError>>(
+    what: &str,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, OpsError> {
+    match tokio::time::timeout(WAIT, fut).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(OpsError::Timeout(what.to_owned())),
+    }
+}
+
+/// A connection to the broker, its failure explained in words.
+pub async fn amqp(target: &Target) -> Result<Connection, OpsError> {
+    let url = redact(&target.amqp_url);
+    let props = ConnectionProperties::default().with_connection_name("switchboard-ops".into());
+    match tokio::time::timeout(WAIT, Connection::connect(&target.amqp_url, props)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(OpsError::AmqpConnect {
+            url,
+            reason: crate::diagnose::amqp(&e.to_string()),
+        }),
+        Err(_) => Err(OpsError::AmqpConnect {
+            url,
+            reason: crate::diagnose::amqp("timed out"),
+        }),
+    }
+}
+
+/// A connection to Redis, its failure explained in words.
+pub async fn redis(target: &Target) -> Result<redis::aio::MultiplexedConnection, OpsError> {
+    let url = redact(&target.redis_url);
+    let fail = |reason: String| OpsError::RedisConnect {
+        url: url.clone(),
+        reason: crate::diagnose::redis(&reason),
+    };
+    let client = redis::Client::open(target.redis_url.as_str()).map_err(|e| fail(e.to_string()))?;
+    let conn = match tokio::time::timeout(WAIT, client.get_multiplexed_async_connection()).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return Err(fail(e.to_string())),
+        Err(_) => return Err(fail("timed out".into())),
+    };
+    let mut probe = conn.clone();
+    match tokio::time::timeout(WAIT, redis::cmd("PING").query_async::<String>(&mut probe)).await {
+        Ok(Ok(_)) => Ok(conn),
+        Ok(Err(e)) => Err(fail(e.to_string())),
+        Err(_) => Err(fail("timed out".into())),
+    }
+}
+
+/// Closes a channel if it is still open; a failure to close changes nothing
+/// for the caller (unacked deliveries return to their queue either way).
+pub(crate) async fn close_channel(channel: &Channel) {
+    if channel.status().connected() {
+        let _ = tokio::time::timeout(WAIT, channel.close(200, "done".into())).await;
+    }
+}
+
+/// Closes the connection, so the broker returns what it held at once.
+pub async fn close(conn: &Connection) {
+    if conn.status().connected() {
+        let _ = tokio::time::timeout(WAIT, conn.close(200, "done".into())).await;
+    }
+}
+
+/// The URL without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match url.split_once("://").and_then(|(scheme, rest)| {
+        rest.split_once('@')
+            .map(|(auth, host)| (scheme, auth, host))
+    }) {
+        Some((scheme, auth, host)) => {
+            let user = auth.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Reverses [`crate::ids::Id::key_part`] (for ids found in Redis key names).
+pub(crate) fn unescape_key_part(escaped: &str) -> Option<String> {
+    let bytes = escaped.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = escaped.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::Id;
+
+    #[test]
+    fn key_parts_unescape_to_the_id() {
+        for raw in ["acme", "a:b.{c}* d/é%", "x%41"] {
+            let id = Id::parse(raw).unwrap();
+            assert_eq!(unescape_key_part(&id.key_part()).as_deref(), Some(raw));
+        }
+        assert_eq!(unescape_key_part("bad%G1"), None);
+    }
+}

@@ -1,0 +1,246 @@
+//! `switchboard dead replay`: puts dead letters back on `P.inbound`, each as it
+//! came, and takes each off `P.dead` only once its replay is safe.
+//!
+//! For every dead letter that matches: publish the original body with its
+//! original routing key and properties (less the headers the worker and the
+//! broker added), `mandatory`, on a confirm channel; wait for the broker's
+//! confirm; only then ack the dead letter. A refusal (nack, unroutable, missing
+//! exchange, lost connection, timeout) stops the replay: the dead letter being
+//! replayed and every one not replayed yet stay unacked and go back to `P.dead`
+//! when the channel closes. So a dead letter is never lost; at worst, when the
+//! connection dies between a confirm and its ack, it is replayed a second time,
+//! which the worker ignores (same `eventId`).
+
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
+
+use super::dead::{DeadLetter, Filter, missing_queue};
+use super::{OpsError, close_channel, within};
+use crate::ids::Id;
+use crate::names::{Names, inbound_key};
+
+/// Headers that are not the publisher's: the worker's reason, original key and
+/// time of death, and the broker's delivery counters of a quorum queue.
+const ADDED_HEADERS: [&str; 5] = [
+    super::dead::REASON,
+    super::dead::ROUTING_KEY,
+    super::dead::DEAD_AT,
+    "x-delivery-count",
+    "x-acquired-count",
+];
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub filter: Filter,
+    /// At most this many.
+    pub limit: Option<usize>,
+    /// Route by the body's `accountId` instead of the original key (for events
+    /// refused because a publisher used another key).
+    pub rekey: bool,
+}
+
+/// What a replay did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Republished, confirmed, and removed from `P.dead`.
+    pub replayed: usize,
+    /// Left in `P.dead`: did not match, or no routing key could be found.
+    pub kept: usize,
+    /// Why the replay stopped early; what was not replayed is still in `P.dead`.
+    pub stopped: Option<String>,
+}
+
+pub async fn replay(
+    conn: &Connection,
+    names: &Names,
+    options: &Options,
+) -> Result<Report, OpsError> {
+    let take = within("opening a channel", conn.create_channel()).await?;
+    let publish = match open_confirm(conn).await {
+        Ok(channel) => channel,
+        Err(e) => {
+            close_channel(&take).await;
+            return Err(e);
+        }
+    };
+    let result = run(&take, &publish, names, options).await;
+    close_channel(&publish).await;
+    // Returns every dead letter that was read but not acked.
+    close_channel(&take).await;
+    result
+}
+
+async fn open_confirm(conn: &Connection) -> Result<Channel, OpsError> {
+    let channel = within("opening a channel", conn.create_channel()).await?;
+    within(
+        "confirm.select",
+        channel.confirm_select(ConfirmSelectOptions::default()),
+    )
+    .await?;
+    Ok(channel)
+}
+
+async fn run(
+    take: &Channel,
+    publish: &Channel,
+    names: &Names,
+    options: &Options,
+) -> Result<Report, OpsError> {
+    let queue = names.dead();
+    let mut report = Report::default();
+    let mut total = None;
+    let mut position = 0;
+    let limit = options.limit.unwrap_or(usize::MAX);
+    // Only what was there at the start: a replay that dies again must not be met twice.
+    while total.is_none_or(|t| position < t) && report.replayed < limit {
+        let got = within(
+            &format!("basic.get on {queue}"),
+            take.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false }),
+        )
+        .await
+        .map_err(|e| missing_queue(e, &queue))?;
+        let Some(message) = got else { break };
+        position += 1;
+        total.get_or_insert(message.message_count as usize + 1);
+        let letter = DeadLetter {
+            position,
+            properties: message.delivery.properties.clone(),
+            body: message.delivery.data.clone(),
+            delivery_tag: message.delivery.delivery_tag,
+        };
+        if !options.filter.matches(&letter) {
+            report.kept += 1;
+            continue;
+        }
+        let Some(key) = routing_key(&letter, options.rekey) else {
+            tracing::warn!(
+                position,
+                "Dead letter has no routing key and no accountId; kept."
+            );
+            report.kept += 1;
+            continue;
+        };
+        if let Err(why) = republish(publish, names, &key, &letter).await {
+            report.stopped = Some(format!("dead letter {position}: {why}"));
+            return Ok(report);
+        }
+        // Confirmed: now, and only now, it may leave P.dead.
+        if let Err(e) = within(
+            "basic.ack",
+            take.basic_ack(letter.delivery_tag, BasicAckOptions::default()),
+        )
+        .await
+        {
+            report.stopped = Some(format!(
+                "dead letter {position} was replayed but could not be removed from {queue} ({e}); it will be replayed again next time, which has no further effect"
+            ));
+            return Ok(report);
+        }
+        report.replayed += 1;
+    }
+    Ok(report)
+}
+
+/// The key to replay with: the original, or the account's with `rekey`.
+fn routing_key(letter: &DeadLetter, rekey: bool) -> Option<String> {
+    let by_account = || {
+        let account = Id::parse(letter.account()?).ok()?;
+        Some(inbound_key(&account))
+    };
+    if rekey {
+        return by_account().or_else(|| letter.routing_key());
+    }
+    letter.routing_key().or_else(by_account)
+}
+
+/// The dead letter's properties less the added headers: what the publisher sent.
+pub fn original_properties(letter: &DeadLetter) -> BasicProperties {
+    let p = &letter.properties;
+    let mut out = BasicProperties::default();
+    if let Some(v) = p.content_type() {
+        out = out.with_content_type(v.clone());
+    }
+    if let Some(v) = p.content_encoding() {
+        out = out.with_content_encoding(v.clone());
+    }
+    if let Some(v) = p.delivery_mode() {
+        out = out.with_delivery_mode(*v);
+    }
+    if let Some(v) = p.priority() {
+        out = out.with_priority(*v);
+    }
+    if let Some(v) = p.correlation_id() {
+        out = out.with_correlation_id(v.clone());
+    }
+    if let Some(v) = p.reply_to() {
+        out = out.with_reply_to(v.clone());
+    }
+    if let Some(v) = p.expiration() {
+        out = out.with_expiration(v.clone());
+    }
+    if let Some(v) = p.message_id() {
+        out = out.with_message_id(v.clone());
+    }
+    if let Some(v) = p.timestamp() {
+        out = out.with_timestamp(*v);
+    }
+    if let Some(v) = p.kind() {
+        out = out.with_type(v.clone());
+    }
+    if let Some(v) = p.user_id() {
+        out = out.with_user_id(v.clone());
+    }
+    if let Some(v) = p.app_id() {
+        out = out.with_app_id(v.clone());
+    }
+    if let Some(v) = p.cluster_id() {
+        out = out.with_cluster_id(v.clone());
+    }
+    if let Some(headers) = p.headers() {
+        let mut kept = FieldTable::default();
+        for (name, value) in headers.inner() {
+            if !ADDED_HEADERS.contains(&name.as_str()) {
+                kept.insert(name.clone(), value.clone());
+            }
+        }
+        if !kept.inner().is_empty() {
+            out = out.with_headers(kept);
+        }
+    }
+    out
+}
+
+/// Publishes one dead letter to `P.inbound` and waits for the broker's confirm.
+async fn republish(
+    channel: &Channel,
+    names: &Names,
+    key: &str,
+    letter: &DeadLetter,
+) -> Result<(), OpsError> {
+    let exchange = names.inbound();
+    let options = BasicPublishOptions {
+        mandatory: true,
+        ..BasicPublishOptions::default()
+    };
+    let confirm = within(
+        "basic.publish",
+        channel.basic_publish(
+            exchange.as_str().into(),
+            key.into(),
+            options,
+            &letter.body,
+            original_properties(letter),
+        ),
+    )
+    .await?;
+    match within("the publisher confirm", confirm).await? {
+        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+        Confirmation::Ack(Some(_)) => Err(OpsError::Refused(format!(
+            "{exchange} routed it nowhere (no queue bound): is a worker running with this --prefix?"
+        ))),
+        Confirmation::Nack(_) => Err(OpsError::Refused(format!(
+            "the broker refused it ({exchange})"
+        ))),
+    }
+}

@@ -1,0 +1,144 @@
+//! What the worker's logs look like to an operator: no colour codes when they
+//! go to a file or a pipe, one JSON object per line with `--log-format json`,
+//! no ERROR on a clean shutdown, and start-up failures said in words.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn switchboard() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    cmd.env_remove("AMQP_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("RUST_LOG")
+        .env_remove("SWITCHBOARD_LOG_FORMAT")
+        .env_remove("NO_COLOR");
+    cmd
+}
+
+/// Starts `switchboard run`, waits for "Worker started.", sends SIGTERM and
+/// returns (exit code, stdout lines, stderr).
+fn start_and_stop(prefix: &str, format: &str) -> (i32, Vec<String>, String) {
+    let mut child = switchboard()
+        .args(["run", "--prefix", prefix, "--log-format", format])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(30)) {
+        let started = line.contains("Worker started.");
+        lines.push(line);
+        if started {
+            break;
+        }
+    }
+    // Let it settle into consuming, then stop it as an orchestrator would.
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().expect("the worker exits");
+    reader.join().unwrap();
+    lines.extend(lines_rx.try_iter());
+    (
+        out.status.code().unwrap_or(-1),
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn clean_shutdowns_log_no_error_and_no_colour_codes_and_json_is_one_object_a_line() {
+    let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    // The lapin ERROR on close came from a race, so stop a few workers.
+    let runs: Vec<_> = ["text", "text", "text", "json"]
+        .iter()
+        .map(|format| (format, start_and_stop(&prefix, format)))
+        .collect();
+    let teardown = switchboard()
+        .args(["teardown", "--prefix", &prefix])
+        .output()
+        .expect("teardown runs");
+    assert!(teardown.status.success(), "{teardown:?}");
+
+    for (format, (code, lines, stderr)) in &runs {
+        let all = format!("{}\n{stderr}", lines.join("\n"));
+        assert_eq!(*code, 0, "{format}: {all}");
+        assert!(
+            all.contains("Worker started.") && all.contains("Worker stopped."),
+            "{format}: {all}"
+        );
+        assert!(
+            !all.contains("ERROR"),
+            "{format}: a clean shutdown logged an ERROR:\n{all}"
+        );
+        assert!(
+            !all.contains('\u{1b}'),
+            "{format}: colour codes in a pipe:\n{all}"
+        );
+        if **format == "json" {
+            for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+                let json: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not one JSON object a line ({e}): {line}"));
+                assert!(
+                    json["level"].is_string() && json["message"].is_string(),
+                    "{line}"
+                );
+            }
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.contains(r#""message":"Worker started.""#)),
+                "{lines:?}"
+            );
+        }
+    }
+}
+
+fn failed_start(args: &[&str]) -> String {
+    let out = switchboard()
+        .arg("run")
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    assert_eq!(out.status.code(), Some(1));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains("ERROR"), "no library ERROR dump: {all}");
+    assert_eq!(all.lines().count(), 1, "one line: {all}");
+    all
+}
+
+#[test]
+fn a_refused_login_is_said_in_words() {
+    let all = failed_start(&["--amqp-url", "amqp://guest:wrong@127.0.0.1:5672/%2f"]);
+    assert!(all.contains("RabbitMQ refused the login"), "{all}");
+    assert!(!all.contains("wrong"), "the password is not printed: {all}");
+    let all = failed_start(&["--redis-url", "redis://:wrong@127.0.0.1:6379/0"]);
+    assert!(all.contains("cannot connect to Redis"), "{all}");
+    assert!(
+        !all.contains("creating a new object"),
+        "no pool jargon: {all}"
+    );
+}
+
+#[test]
+fn a_missing_virtual_host_is_said_in_words() {
+    let all = failed_start(&[
+        "--amqp-url",
+        "amqp://guest:guest@127.0.0.1:5672/no-such-vhost",
+    ]);
+    assert!(all.contains("no such virtual host"), "{all}");
+}
