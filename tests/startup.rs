@@ -180,7 +180,7 @@ async fn a_refused_login_is_not_waited_for() {
     ]);
     let (code, stderr) = exits_within(&mut worker, Duration::from_secs(15)).await;
     assert_eq!(code, 1, "{stderr}");
-    one_line_error(&stderr, "cannot reach RabbitMQ");
+    one_line_error(&stderr, "RabbitMQ refused the login");
     assert!(
         !stderr.contains("wrong"),
         "the password is not printed: {stderr}"

@@ -18,22 +18,32 @@ impl RedisServer {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("sbt-redis-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(["--maxmemory-policy", "noeviction"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
         let server = Self {
             port,
             url: format!("redis://127.0.0.1:{port}/0"),
-            child,
+            child: spawn(port, &dir),
             dir,
         };
+        server.wait_up().await;
+        server
+    }
+
+    /// Kills the server (as a crash would); [`RedisServer::restart`] brings it back.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port (empty: it has no persistence).
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.child = spawn(self.port, &self.dir);
+        self.wait_up().await;
+    }
+
+    async fn wait_up(&self) {
+        let port = self.port;
+        let server = self;
         let deadline = Instant::now() + Duration::from_secs(10);
         while server.query::<String>(&["PING"]).await.is_err() {
             assert!(
@@ -42,7 +52,6 @@ impl RedisServer {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        server
     }
 
     /// One command on a fresh connection, under a timeout.
@@ -78,6 +87,19 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn spawn(port: u16, dir: &std::path::Path) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .args(["--maxmemory-policy", "noeviction"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed")
 }
 
 /// A port nothing listens on right now.
