@@ -14,7 +14,6 @@ pub mod ids;
 pub mod model;
 pub mod names;
 pub mod output;
-pub mod schemas;
 pub mod store;
 pub mod worker;
 
