@@ -18,7 +18,6 @@ pub mod monitor;
 pub mod names;
 pub mod ops;
 pub mod output;
-pub mod schemas;
 pub mod store;
 pub mod telemetry;
 pub mod web_url;

@@ -128,7 +128,10 @@ async fn metrics_count_a_known_workload() {
     // No ids as labels.
     let text = get(addr, "/metrics").await.1;
     for id in ["acc", "m1", "m2", "q", "c1"] {
-        assert!(!text.contains(&format!("=\"{id}\"")), "{id} as a label: {text}");
+        assert!(
+            !text.contains(&format!("=\"{id}\"")),
+            "{id} as a label: {text}"
+        );
     }
 
     // A claim won and one lost.
