@@ -142,3 +142,67 @@ fn a_missing_virtual_host_is_said_in_words() {
     ]);
     assert!(all.contains("no such virtual host"), "{all}");
 }
+
+#[test]
+fn every_line_of_an_event_carries_its_ids() {
+    let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let mut child = switchboard()
+        .args(["run", "--prefix", &prefix, "--log-format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary runs");
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let wait_for = |needle: &str| {
+        while let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(30)) {
+            if line.contains(needle) {
+                return Some(line);
+            }
+        }
+        None
+    };
+    assert!(wait_for("Worker started.").is_some());
+    // A message to a channel the account does not have: dead-lettered, with a warning.
+    let event_id = uuid::Uuid::new_v4().to_string();
+    let event = serde_json::json!({ "eventId": event_id, "type": "message.inbound", "accountId": "acc.logs",
+        "occurredAt": "2026-11-25T10:00:00Z", "messageId": "m", "channelId": "nope",
+        "chatType": "whatsapp", "chatId": "c1", "text": "hi" });
+    let mut publish = switchboard()
+        .args(["publish", "--prefix", &prefix, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("publish runs");
+    use std::io::Write;
+    publish
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(event.to_string().as_bytes())
+        .unwrap();
+    assert!(publish.wait().unwrap().success());
+    let line = wait_for("Input dead-lettered.");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    reader.join().unwrap();
+    let teardown = switchboard()
+        .args(["teardown", "--prefix", &prefix, "--force"])
+        .output()
+        .expect("teardown runs");
+    assert!(teardown.status.success(), "{teardown:?}");
+
+    let line = line.expect("the dead letter was logged");
+    let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let span = &json["span"];
+    assert_eq!(span["eventId"], event_id.as_str(), "{line}");
+    assert_eq!(span["accountId"], "acc.logs", "{line}");
+    assert_eq!(span["type"], "message.inbound", "{line}");
+}

@@ -77,6 +77,19 @@ impl Publisher {
     }
 
     /// Suitcase replies dropped since this publisher opened (refused or unroutable).
+    /// Closes the publishing and declaring channels (a clean shutdown closes
+    /// every channel before its connection).
+    pub async fn close(&self) {
+        self.user_queues.close().await;
+        if self.channel.status().connected() {
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                self.channel.close(200, "closing".into()),
+            )
+            .await;
+        }
+    }
+
     pub fn dropped_replies(&self) -> u64 {
         self.dropped_replies.load(Ordering::Relaxed)
     }

@@ -49,6 +49,16 @@ impl UserQueues {
         }
     }
 
+    /// Closes the declaring channel, if open (before the connection closes, so
+    /// the client library has nothing left to close on its own).
+    pub async fn close(&self) {
+        if let Some(channel) = self.channel.lock().await.take()
+            && channel.status().connected()
+        {
+            let _ = tokio::time::timeout(DECLARE_WAIT, channel.close(200, "closing".into())).await;
+        }
+    }
+
     /// Makes sure the user's queue exists and is bound to `P.notify`.
     /// Declares are rare (a user becoming known), so they take turns on one channel.
     pub async fn declare(&self, account: &Id, user: &Id) -> Result<(), lapin::Error> {

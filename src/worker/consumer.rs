@@ -30,11 +30,11 @@ use lapin::{Channel, Connection};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::partitions;
 use super::pipeline::{Admitted, Pipeline, admit};
 use super::sequencer::{Scope, Sequencer};
+use super::{bounded, partitions};
 use crate::config::Config;
 use crate::ids::Id;
 use crate::monitor::counters;
@@ -49,6 +49,8 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// leaving one it leads (unknowingly) hands the partition on. Either way the
 /// owner moves to the front within a few rounds.
 const STEP_BACK_EVERY: Duration = Duration::from_secs(3);
+/// How often a worker logs what it did, at `info`.
+const SUMMARY_EVERY: Duration = Duration::from_secs(30);
 
 /// Why a session ended other than by shutdown: the worker reconnects.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,55 @@ struct Finished {
     partition: u16,
     generation: u64,
     order: Option<(Id, Scope)>,
+    /// What became of it; `None` if the session ended first.
+    outcome: Option<&'static str>,
+}
+
+/// Events settled since the last summary line, by outcome.
+#[derive(Default)]
+struct Summary {
+    done: u64,
+    replayed: u64,
+    dead_lettered: u64,
+    since: Option<tokio::time::Instant>,
+}
+
+impl Summary {
+    fn count(&mut self, outcome: Option<&str>) {
+        match outcome {
+            Some("done") => self.done += 1,
+            Some("replayed") => self.replayed += 1,
+            Some("dead_lettered") => self.dead_lettered += 1,
+            _ => {}
+        }
+    }
+
+    /// Logs a summary every [`SUMMARY_EVERY`] when there was anything to tell.
+    fn maybe_log(&mut self, running: usize, waiting: usize) {
+        let now = tokio::time::Instant::now();
+        let since = *self.since.get_or_insert(now);
+        let elapsed = now - since;
+        if elapsed < SUMMARY_EVERY {
+            return;
+        }
+        let total = self.done + self.replayed + self.dead_lettered;
+        if total > 0 || running > 0 {
+            let rate = total as f64 / elapsed.as_secs_f64();
+            info!(
+                done = self.done,
+                replayed = self.replayed,
+                dead_lettered = self.dead_lettered,
+                running,
+                waiting,
+                events_per_sec = format!("{rate:.1}"),
+                "Summary."
+            );
+        }
+        *self = Summary {
+            since: Some(now),
+            ..Summary::default()
+        };
+    }
 }
 
 /// One partition's subscription and what is in flight from it.
@@ -138,6 +189,7 @@ impl Consumer<'_> {
             broken: broken.clone(),
         };
         let mut sequencer: Sequencer<Work> = Sequencer::default();
+        let mut summary = Summary::default();
         self.health.set_consuming(true);
 
         let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
@@ -188,6 +240,7 @@ impl Consumer<'_> {
                         }
                         _ => false,
                     };
+                    summary.count(finished.outcome);
                     if let Some((account, scope)) = &finished.order {
                         for work in sequencer.finish(account, scope) {
                             running.spawn(work);
@@ -204,6 +257,7 @@ impl Consumer<'_> {
                     counters::running(running.set.len());
                     counters::waiting(sequencer.waiting());
                     counters::partitions_led(subs.values().filter(|s| s.active).count());
+                    summary.maybe_log(running.set.len(), sequencer.waiting());
                     self.rebalance(&mut subs, &mut sequencer, &mut generation, &in_tx, &mut forwarders).await?;
                 }
                 () = broken.cancelled() => {
@@ -278,19 +332,16 @@ impl Consumer<'_> {
         in_tx: &mpsc::UnboundedSender<Incoming>,
         forwarders: &mut JoinSet<()>,
     ) -> Result<Subscription, lapin::Error> {
-        let channel = self.conn.create_channel().await?;
-        channel
-            .basic_qos(self.config.concurrency, BasicQosOptions::default())
-            .await?;
-        let mut consumer = channel
-            .basic_consume(
-                self.names.inbound_partition(n).into(),
-                // Operators (and tests) see in `rabbitmqctl list_consumers` which worker is active where.
-                format!("{}.p{n}.g{generation}", self.worker_id).into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let channel = bounded(self.conn.create_channel()).await?;
+        bounded(channel.basic_qos(self.config.concurrency, BasicQosOptions::default())).await?;
+        let mut consumer = bounded(channel.basic_consume(
+            self.names.inbound_partition(n).into(),
+            // Operators (and tests) see in `rabbitmqctl list_consumers` which worker is active where.
+            format!("{}.p{n}.g{generation}", self.worker_id).into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ))
+        .await?;
         let tx = in_tx.clone();
         forwarders.spawn(async move {
             let error = loop {
@@ -419,14 +470,26 @@ impl Tasks {
             self.broken.clone(),
         );
         let permits = self.permits.clone();
+        // Every line logged while handling the event carries its ids.
+        let span = match &work.admitted.event {
+            Ok(event) => {
+                let envelope = event.envelope();
+                info_span!("event", eventId = %envelope.event_id, accountId = %envelope.account_id, r#type = event.type_name())
+            }
+            Err(_) => info_span!("event", routing_key = %work.admitted.delivery.routing_key),
+        };
         self.set.spawn(async move {
             // The semaphore is never closed, so acquiring only waits.
             let _permit = permits.acquire_owned().await;
-            pipeline.process(&work.admitted, &session, &broken).await;
+            let outcome = pipeline
+                .process(&work.admitted, &session, &broken)
+                .instrument(span)
+                .await;
             Finished {
                 partition: work.partition,
                 generation: work.generation,
                 order: work.admitted.order,
+                outcome,
             }
         });
     }

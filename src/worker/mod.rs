@@ -127,6 +127,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
                 () = shutdown.cancelled() => return Ok(()),
             }
         }
+        if !declared {
+            info!("Reconnected to RabbitMQ.");
+        }
         declared = false;
         let ended = session(
             &config, &names, &store, &conn, &worker_id, &health, &shutdown,
@@ -165,10 +168,10 @@ async fn session(
     health: &Health,
     shutdown: &CancellationToken,
 ) -> Result<(), consumer::Broken> {
-    let publisher = Publisher::open(conn, names.clone()).await?;
+    let publisher = bounded(Publisher::open(conn, names.clone())).await?;
     let pipeline = Pipeline {
         store: store.clone(),
-        publisher,
+        publisher: publisher.clone(),
         pools: Default::default(),
     };
     let consumer = consumer::Consumer {
@@ -179,7 +182,9 @@ async fn session(
         worker_id,
         health,
     };
-    consumer.run(shutdown).await
+    let ended = consumer.run(shutdown).await;
+    publisher.close().await;
+    ended
 }
 
 /// Connects, under [`CONNECT_WAIT`]: a broker that accepts TCP but never
@@ -199,7 +204,8 @@ async fn declare(conn: &Connection, names: &Names, partitions: u16) -> Result<()
     Ok(())
 }
 
-async fn bounded<T>(
+/// A request to the broker under [`CONNECT_WAIT`]; a timeout is an I/O error.
+pub(crate) async fn bounded<T>(
     work: impl std::future::Future<Output = Result<T, lapin::Error>>,
 ) -> Result<T, lapin::Error> {
     tokio::time::timeout(CONNECT_WAIT, work)

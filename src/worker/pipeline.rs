@@ -14,7 +14,7 @@ use lapin::message::Delivery;
 use lapin::options::BasicAckOptions;
 use lapin::types::AMQPValue;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, warn};
+use tracing::{debug, warn};
 
 use super::retry_backoff;
 use super::sequencer::Scope;
@@ -178,7 +178,8 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Handles one admitted delivery until it can be acked, retrying passing
-    /// failures with backoff. False if the session ended first (the broker then
+    /// failures with backoff. Returns what became of it (`done`, `replayed`,
+    /// `dead_lettered`), or `None` if the session ended first (the broker then
     /// redelivers what was not acked); `broken` is cancelled when only a new
     /// connection can help.
     pub async fn process(
@@ -186,7 +187,7 @@ impl Pipeline {
         admitted: &Admitted,
         session: &CancellationToken,
         broken: &CancellationToken,
-    ) -> bool {
+    ) -> Option<&'static str> {
         let delivery = &admitted.delivery;
         let kind = admitted.event.as_ref().map_or("invalid", Event::type_name);
         let started = std::time::Instant::now();
@@ -242,18 +243,29 @@ impl Pipeline {
             match result {
                 Ok(outcome) => {
                     counters::event(kind, outcome, started.elapsed());
-                    if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
-                        error!(error = %e, "Ack failed; the event will be redelivered and replayed.");
-                        broken.cancel();
-                        return false;
-                    }
-                    return true;
+                    let ack = tokio::time::timeout(
+                        super::CLOSE_WAIT,
+                        delivery.ack(BasicAckOptions::default()),
+                    );
+                    return match ack.await {
+                        Ok(Ok(_)) => Some(outcome),
+                        Ok(Err(e)) => {
+                            warn!(error = %e, "Ack failed; the event will be redelivered and replayed.");
+                            broken.cancel();
+                            None
+                        }
+                        Err(_) => {
+                            warn!("No answer to an ack; reconnecting, the event will be replayed.");
+                            broken.cancel();
+                            None
+                        }
+                    };
                 }
                 Err(e) if e.needs_reconnect() || !self.publisher.channel().status().connected() => {
                     // Retrying on a stuck or closed channel cannot succeed: end the session.
                     warn!(error = %e, "The broker stopped answering; reconnecting.");
                     broken.cancel();
-                    return false;
+                    return None;
                 }
                 Err(error) => {
                     counters::retry(error.kind());
@@ -261,7 +273,7 @@ impl Pipeline {
                     warn!(%error, pause_ms = pause.as_millis() as u64, "Passing failure; retrying the event.");
                     tokio::select! {
                         () = tokio::time::sleep(pause) => {}
-                        () = session.cancelled() => return false,
+                        () = session.cancelled() => return None,
                     }
                 }
             }
