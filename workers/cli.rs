@@ -30,6 +30,26 @@ pub struct Cli {
 pub enum Command {
     /// Start a worker: consume events from P.inbound until SIGINT or SIGTERM.
     Run(switchboard::Config),
+    /// See it work: a live worker plays a short day at a shop and each user's view is printed.
+    ///
+    /// Starts a worker in this process on a fresh prefix (`sbdemo-…`) against
+    /// the local RabbitMQ and Redis, publishes a scripted day as a CRM and a
+    /// gateway would (two channels, users in all three roles, new clients by
+    /// round robin and by first reply, a claim race, rejected replies, a
+    /// suitcase, a bad input), prints what every user, the CRM and the gateway
+    /// received, and removes everything it created.
+    Demo {
+        /// RabbitMQ URL.
+        #[arg(
+            long,
+            env = "AMQP_URL",
+            default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+        )]
+        amqp_url: String,
+        /// Redis URL.
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
+        redis_url: String,
+    },
     /// Dead letters (P.dead): events the worker could not accept, with the reason.
     Dead(DeadArgs),
     /// Show what Switchboard holds in Redis for a chat or an account.

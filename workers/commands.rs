@@ -20,6 +20,18 @@ pub async fn execute(command: Command) -> Result<ExitCode> {
                 .await
                 .map_err(|e| anyhow::anyhow!(telemetry_words(e)))?;
         }
+        Command::Demo {
+            amqp_url,
+            redis_url,
+        } => {
+            let prefix = format!("sbdemo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+            let mut config = switchboard::Config::with_prefix(&prefix);
+            config.amqp_url = amqp_url;
+            config.redis_url = redis_url;
+            config.startup_wait_secs = 5;
+            let report = switchboard::ops::demo::demo(config).await?;
+            print!("{}", report.render());
+        }
         Command::Dead(DeadArgs { action }) => return dead_command(action).await,
         Command::Inspect(command) => inspect_command(command).await?,
         Command::Publish { target, file } => {

@@ -10,6 +10,8 @@
 
 pub mod dead;
 pub mod dead_text;
+pub mod demo;
+mod demo_script;
 pub mod inspect;
 mod inspect_text;
 pub mod ping;

@@ -1,0 +1,449 @@
+//! `switchboard demo`: a live worker plays a short scripted day against the
+//! local services and the demo prints, per user, what each one saw; then it
+//! removes everything it created.
+//!
+//! The worker is the real one ([`crate::run`], in this process) on a fresh
+//! prefix; the demo publishes as a CRM and a gateway would and reads the
+//! users' queues, the CRM's and the gateway's messages, a suitcase answer and
+//! the dead letters, as those clients would.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::demo_script::{ACCOUNT, CAST, day, suitcase};
+use super::teardown::{Options, teardown};
+use super::{OpsError, Target, WAIT, amqp, close, close_channel, redis, within};
+use crate::config::Config;
+use crate::ids::Id;
+use crate::names::{Names, inbound_key};
+
+/// How long the demo waits for the worker to go quiet after the last event.
+const QUIET: Duration = Duration::from_millis(1500);
+
+/// What every party saw.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub prefix: String,
+    pub steps: Vec<&'static str>,
+    /// Per user (in the cast's order): who he is and one line per notification.
+    pub users: Vec<(String, &'static str, Vec<String>)>,
+    pub crm: Vec<String>,
+    pub gateway: Vec<String>,
+    pub suitcase: Option<String>,
+    pub dead: Vec<String>,
+}
+
+/// Plays the day with a worker of this process on `config`'s services and prefix,
+/// then removes the prefix (queues, exchanges, keys), whatever happened.
+pub async fn demo(config: Config) -> Result<Report, OpsError> {
+    let target = Target::from(&config);
+    let names = target.names();
+    let conn = amqp(&target).await?;
+    let mut store = redis(&target).await?;
+    let token = CancellationToken::new();
+    let worker = tokio::spawn(crate::run(config, token.clone()));
+    let played = play(&conn, &names).await;
+    token.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(30), worker).await;
+    let options = Options {
+        yes: true,
+        force: true,
+    };
+    let cleaned = teardown(&conn, &mut store, &names, options).await;
+    close(&conn).await;
+    let mut report = played?;
+    match stopped {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => return Err(OpsError::Refused(format!("the worker failed: {e}"))),
+        _ => return Err(OpsError::Timeout("the demo's worker to stop".into())),
+    }
+    cleaned?;
+    report.prefix = target.prefix;
+    Ok(report)
+}
+
+async fn play(conn: &Connection, names: &Names) -> Result<Report, OpsError> {
+    // The worker declared its topology when `P.dead`, declared last, exists.
+    wait_for_queue(
+        conn,
+        &names.dead(),
+        "the demo's worker to declare its topology",
+    )
+    .await?;
+    let channel = within("opening a channel", conn.create_channel()).await?;
+    let result = play_on(conn, &channel, names).await;
+    close_channel(&channel).await;
+    result
+}
+
+/// Waits until `queue` exists (probed on throwaway channels: a failed passive
+/// declare closes its channel).
+async fn wait_for_queue(conn: &Connection, queue: &str, what: &str) -> Result<(), OpsError> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let probe = within("opening a channel", conn.create_channel()).await?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let found = tokio::time::timeout(
+            WAIT,
+            probe.queue_declare(queue.into(), passive, FieldTable::default()),
+        )
+        .await;
+        close_channel(&probe).await;
+        if matches!(found, Ok(Ok(_))) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(OpsError::Timeout(what.into()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A server-named queue of the demo's own, gone when the demo disconnects.
+async fn own_queue(channel: &Channel, bind: Option<(&str, &str)>) -> Result<String, OpsError> {
+    let options = QueueDeclareOptions {
+        exclusive: true,
+        auto_delete: true,
+        ..QueueDeclareOptions::default()
+    };
+    let queue = within(
+        "declaring a queue",
+        channel.queue_declare("".into(), options, FieldTable::default()),
+    )
+    .await?
+    .name()
+    .to_string();
+    if let Some((exchange, key)) = bind {
+        within(
+            "binding a queue",
+            channel.queue_bind(
+                queue.as_str().into(),
+                exchange.into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            ),
+        )
+        .await?;
+    }
+    Ok(queue)
+}
+
+async fn publish(
+    channel: &Channel,
+    names: &Names,
+    body: &[u8],
+    props: BasicProperties,
+) -> Result<(), OpsError> {
+    let account = Id::parse(ACCOUNT).map_err(|e| OpsError::Input(e.to_string()))?;
+    let props = props
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2);
+    let confirm = within(
+        "publishing",
+        channel.basic_publish(
+            names.inbound().into(),
+            inbound_key(&account).as_str().into(),
+            BasicPublishOptions::default(),
+            body,
+            props,
+        ),
+    )
+    .await?;
+    within("a publisher confirm", confirm).await?;
+    Ok(())
+}
+
+async fn play_on(conn: &Connection, channel: &Channel, names: &Names) -> Result<Report, OpsError> {
+    within(
+        "confirm.select",
+        channel.confirm_select(ConfirmSelectOptions::default()),
+    )
+    .await?;
+    let crm = own_queue(channel, Some((&names.crm(), "#"))).await?;
+    let gateway = own_queue(channel, Some((&names.outbound(), "#"))).await?;
+    let replies = own_queue(channel, None).await?;
+
+    let mut report = Report::default();
+    for step in day() {
+        publish(
+            channel,
+            names,
+            step.event.to_string().as_bytes(),
+            BasicProperties::default(),
+        )
+        .await?;
+        report.steps.push(step.says);
+    }
+    let props = BasicProperties::default()
+        .with_reply_to(replies.as_str().into())
+        .with_correlation_id("demo-suitcase".into());
+    publish(channel, names, suitcase().to_string().as_bytes(), props).await?;
+    report
+        .steps
+        .push("anna opens Olga's suitcase (her deals with Olga)");
+    publish(
+        channel,
+        names,
+        b"{ this is not JSON",
+        BasicProperties::default(),
+    )
+    .await?;
+    report
+        .steps
+        .push("A broken gateway sends something that is not JSON");
+
+    let account = Id::parse(ACCOUNT).map_err(|e| OpsError::Input(e.to_string()))?;
+    let queues: Vec<(&str, String)> = CAST
+        .iter()
+        .map(|(user, _)| {
+            (
+                *user,
+                names.user_queue(&account, &Id::parse(*user).expect("a valid id")),
+            )
+        })
+        .collect();
+    // The users' queues exist once the worker applied `users.upserted`.
+    for (_, queue) in &queues {
+        wait_for_queue(conn, queue, "the users' queues").await?;
+    }
+    let mut seen: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut quiet_since = Instant::now();
+    loop {
+        let mut any = false;
+        for (user, queue) in &queues {
+            for body in drain(channel, queue).await? {
+                seen.entry(user).or_default().push(notification_line(&body));
+                any = true;
+            }
+        }
+        for body in drain(channel, &crm).await? {
+            report.crm.push(crm_line(&body));
+            any = true;
+        }
+        for body in drain(channel, &gateway).await? {
+            report.gateway.push(gateway_line(&body));
+            any = true;
+        }
+        if let Some(body) = drain(channel, &replies).await?.pop() {
+            report.suitcase = Some(suitcase_line(&body));
+            any = true;
+        }
+        for (body, reason) in drain_dead(channel, names).await? {
+            report.dead.push(format!(
+                "{reason}  (body: {})",
+                String::from_utf8_lossy(&body)
+            ));
+            any = true;
+        }
+        if any {
+            quiet_since = Instant::now();
+        }
+        let done = report.suitcase.is_some() && !report.dead.is_empty();
+        if (done && quiet_since.elapsed() >= QUIET) || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    report.users = CAST
+        .iter()
+        .map(|(user, who)| {
+            (
+                (*user).to_owned(),
+                *who,
+                seen.remove(user).unwrap_or_default(),
+            )
+        })
+        .collect();
+    Ok(report)
+}
+
+/// Takes every message now in `queue`.
+async fn drain(channel: &Channel, queue: &str) -> Result<Vec<Vec<u8>>, OpsError> {
+    let mut out = Vec::new();
+    while let Some(message) = within(
+        "reading a queue",
+        channel.basic_get(queue.into(), BasicGetOptions { no_ack: true }),
+    )
+    .await?
+    {
+        out.push(message.delivery.data.clone());
+    }
+    Ok(out)
+}
+
+async fn drain_dead(channel: &Channel, names: &Names) -> Result<Vec<(Vec<u8>, String)>, OpsError> {
+    let mut out = Vec::new();
+    while let Some(message) = within(
+        "reading P.dead",
+        channel.basic_get(
+            names.dead().as_str().into(),
+            BasicGetOptions { no_ack: true },
+        ),
+    )
+    .await?
+    {
+        let reason = message
+            .delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get("x-switchboard-error").cloned())
+            .map(|v| match v {
+                lapin::types::AMQPValue::LongString(s) => s.to_string(),
+                other => format!("{other:?}"),
+            })
+            .unwrap_or_default();
+        out.push((message.delivery.data.clone(), reason));
+    }
+    Ok(out)
+}
+
+fn field(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or("-").to_owned()
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+fn notification_line(body: &[u8]) -> String {
+    let Ok(n) = serde_json::from_slice::<Value>(body) else {
+        return String::from_utf8_lossy(body).into_owned();
+    };
+    let mut line = format!(
+        "{:<17}{}:{}",
+        field(&n, "type"),
+        field(&n, "chatType"),
+        field(&n, "chatId")
+    );
+    if let Some(reason) = n.get("reason").and_then(Value::as_str) {
+        let _ = write!(line, "  reason {reason}");
+    }
+    if let Some(text) = n.get("text").and_then(Value::as_str) {
+        let _ = write!(line, "  {text:?}");
+    }
+    line
+}
+
+fn crm_line(body: &[u8]) -> String {
+    let Ok(e) = serde_json::from_slice::<Value>(body) else {
+        return String::from_utf8_lossy(body).into_owned();
+    };
+    match field(&e, "type").as_str() {
+        "contact.created" => format!(
+            "contact.created  {} ({}), responsible {}",
+            field(&e, "name"),
+            e["contactData"][0]["chatId"].as_str().unwrap_or("-"),
+            field(&e, "responsibleUserId")
+        ),
+        "deal.created" => format!(
+            "deal.created     deal {}… in {}/{}, responsible {}",
+            short(&field(&e, "dealId")),
+            field(&e, "pipelineId"),
+            field(&e, "stageId"),
+            field(&e, "responsibleUserId")
+        ),
+        other => format!("{other}  {e}"),
+    }
+}
+
+fn gateway_line(body: &[u8]) -> String {
+    let Ok(m) = serde_json::from_slice::<Value>(body) else {
+        return String::from_utf8_lossy(body).into_owned();
+    };
+    format!(
+        "message.send     {}:{} from {}  {:?}",
+        field(&m, "chatType"),
+        field(&m, "chatId"),
+        field(&m, "userId"),
+        field(&m, "text")
+    )
+}
+
+fn suitcase_line(body: &[u8]) -> String {
+    let Ok(s) = serde_json::from_slice::<Value>(body) else {
+        return String::from_utf8_lossy(body).into_owned();
+    };
+    let deals: Vec<String> = s["deals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            let state = if d["closed"] == true {
+                "closed"
+            } else {
+                "open"
+            };
+            format!("{} ({state}) {}", field(d, "name"), field(d, "uri"))
+        })
+        .collect();
+    format!(
+        "{} deal(s): {}; new deal: {}",
+        deals.len(),
+        deals.join(", "),
+        field(&s, "newDealUri")
+    )
+}
+
+impl Report {
+    /// The report as a newcomer reads it: the script, then a table per user.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Switchboard demo: account {ACCOUNT}, prefix {} (a worker in this process)\n",
+            self.prefix
+        );
+        let _ = writeln!(out, "What happened, in order:");
+        for (n, step) in self.steps.iter().enumerate() {
+            let _ = writeln!(out, "  {:>2}. {step}", n + 1);
+        }
+        let _ = writeln!(
+            out,
+            "\nWhat each user saw (their queue P.user.{ACCOUNT}.<user>):"
+        );
+        for (user, who, lines) in &self.users {
+            let _ = writeln!(out, "\n  {user} ({who}): {} notification(s)", lines.len());
+            for line in lines {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+        let sections = [
+            ("The CRM was told (P.crm)", &self.crm),
+            ("The gateway was asked to send (P.outbound)", &self.gateway),
+            ("Dead letters (P.dead)", &self.dead),
+        ];
+        for (title, lines) in sections {
+            let _ = writeln!(out, "\n{title}:");
+            for line in lines {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\nanna's suitcase for Olga: {}",
+            self.suitcase.as_deref().unwrap_or("(no answer)")
+        );
+        let _ = writeln!(
+            out,
+            "\nEverything under the prefix {} was removed.",
+            self.prefix
+        );
+        out
+    }
+}
