@@ -117,7 +117,7 @@ async fn set_up_then_first_messages_back_to_back_on_twenty_accounts() {
         assert_eq!(m1.len() + m2.len(), if i % 2 == 0 { 3 } else { 6 });
         for (observer, notes) in ["s", "q"].iter().zip(&notes[2..]) {
             assert_eq!(
-                (notes.len(), count(&notes, "chat.new")),
+                (notes.len(), count(notes, "chat.new")),
                 (3, 3),
                 "{account}/{observer}: {notes:?}"
             );
