@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use lapin::{Channel, Confirmation};
+use lapin::Channel;
 use redis::aio::MultiplexedConnection;
 use serde_json::{Value, json};
 use switchboard::handlers::Key;
@@ -15,6 +15,7 @@ use switchboard::ids::Id;
 use switchboard::store::AccountKeys;
 
 use crate::amqp;
+use crate::limit::within;
 use crate::shape::{Account, Shape, Target};
 
 const CHANNEL: &str = "wa";
@@ -92,9 +93,8 @@ pub async fn set_up(
             &account.key,
             body.to_string().as_bytes(),
         )
-        .await?
         .await?;
-        if let Confirmation::Nack(_) = confirm {
+        if !amqp::confirmed(confirm).await? {
             bail!("the broker refused a set-up event of {}", account.name);
         }
         wait_counter(rconn, &config_key, n as u64 + 1, Duration::from_secs(30)).await?;
@@ -113,7 +113,7 @@ pub async fn add_contacts(
     shape: &Shape,
 ) -> Result<()> {
     let mut events = Vec::with_capacity(shape.chats);
-    let mut confirms = FuturesUnordered::new();
+    let mut confirms = Vec::with_capacity(shape.chats);
     for c in 0..shape.chats {
         let target = shape.known(c);
         let body = event(
@@ -129,8 +129,11 @@ pub async fn add_contacts(
         confirms
             .push(amqp::publish(publisher, inbound, &target.account.key, body.as_bytes()).await?);
     }
-    while let Some(confirm) = confirms.next().await {
-        confirm?;
+    let mut confirms: FuturesUnordered<_> = confirms.into_iter().map(amqp::confirmed).collect();
+    while let Some(acked) = confirms.next().await {
+        if !acked? {
+            bail!("the broker refused a contact.upserted");
+        }
     }
     wait_all_exist(rconn, &events, Duration::from_secs(60)).await
 }
@@ -143,7 +146,9 @@ async fn wait_counter(
 ) -> Result<()> {
     let deadline = Instant::now() + limit;
     loop {
-        let current: Option<u64> = redis::cmd("GET").arg(key).query_async(conn).await?;
+        let mut get = redis::cmd("GET");
+        get.arg(key);
+        let current: Option<u64> = within("Redis GET", get.query_async(conn)).await?;
         if current.unwrap_or(0) >= n {
             return Ok(());
         }
@@ -165,7 +170,7 @@ async fn wait_all_exist(
         for key in keys {
             pipe.exists(key);
         }
-        let found: Vec<bool> = pipe.query_async(conn).await?;
+        let found: Vec<bool> = within("Redis EXISTS", pipe.query_async(conn)).await?;
         let n = found.iter().filter(|f| **f).count();
         if n == keys.len() {
             return Ok(());
