@@ -1,4 +1,4 @@
-//! The bench account and its events: the set-up a CRM would send (channel,
+//! The bench accounts and their events: the set-up a CRM would send (channel,
 //! users, pipeline, settings), the known clients' contacts, and the client
 //! messages both phases publish. Set-up waits until Redis shows it applied.
 
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use lapin::{Channel, Confirmation};
+use lapin::Channel;
 use redis::aio::MultiplexedConnection;
 use serde_json::{Value, json};
 use switchboard::handlers::Key;
@@ -15,29 +15,18 @@ use switchboard::ids::Id;
 use switchboard::store::AccountKeys;
 
 use crate::amqp;
+use crate::limit::within;
+use crate::shape::{Account, Shape, Target};
 
-pub const ACCOUNT: &str = "bench-account";
 const CHANNEL: &str = "wa";
 const OCCURRED_AT: &str = "2026-01-01T00:00:00Z";
 
-pub fn id() -> Id {
-    Id::parse(ACCOUNT).expect("valid id")
-}
-
-/// The chat of known client `i`.
-pub fn known_chat(i: usize) -> String {
-    format!("+7900{i:07}")
-}
-
-/// The routing key of a chat's messages: its account's, like every event.
-pub fn chat_key(_chat: &str) -> String {
-    switchboard::names::inbound_key(&switchboard::ids::Id::parse(ACCOUNT).expect("valid id"))
-}
-
-/// A client's message; `mark` ("{phase}:{seq}:{publish µs}") rides in `text`
-/// and comes back in the notification.
-pub fn inbound_body(chat: &str, mark: &str) -> Vec<u8> {
+/// A client's message to `target`; `mark` ("{phase}:{seq}:{publish µs}") rides
+/// in `text` and comes back in the notification.
+pub fn inbound_body(target: &Target<'_>, mark: &str) -> Vec<u8> {
+    let chat = &target.chat;
     event(
+        target.account,
         "message.inbound",
         json!({ "messageId": uuid::Uuid::new_v4().to_string(), "channelId": CHANNEL, "chatType": "whatsapp",
                 "chatId": chat, "text": mark, "contact": { "name": format!("Client {chat}") } }),
@@ -46,8 +35,8 @@ pub fn inbound_body(chat: &str, mark: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn event(kind: &str, fields: Value) -> Value {
-    let mut body = json!({ "eventId": uuid::Uuid::new_v4().to_string(), "type": kind, "accountId": ACCOUNT, "occurredAt": OCCURRED_AT });
+fn event(account: &Account, kind: &str, fields: Value) -> Value {
+    let mut body = json!({ "eventId": uuid::Uuid::new_v4().to_string(), "type": kind, "accountId": account.name, "occurredAt": OCCURRED_AT });
     for (k, v) in fields.as_object().expect("fields are an object") {
         body[k] = v.clone();
     }
@@ -60,14 +49,16 @@ pub async fn set_up(
     publisher: &Channel,
     inbound: &str,
     rconn: &mut MultiplexedConnection,
-    keys: &AccountKeys,
-    managers: &[String],
-    qcs: &[String],
+    prefix: &str,
+    account: &Account,
+    shape: &Shape,
 ) -> Result<()> {
-    let users: Vec<Value> = managers
+    let keys = AccountKeys::new(prefix, &account.id);
+    let users: Vec<Value> = shape
+        .managers
         .iter()
         .map(|u| (u, "manager", true))
-        .chain(qcs.iter().map(|u| (u, "quality_control", false)))
+        .chain(shape.qcs.iter().map(|u| (u, "quality_control", false)))
         .map(|(u, role, rnc)| {
             json!({ "userId": u, "name": format!("User {u}"),
                     "access": [{ "channelId": CHANNEL, "role": role, "receivesNewClients": rnc }] })
@@ -75,15 +66,18 @@ pub async fn set_up(
         .collect();
     let setup = [
         event(
+            account,
             "channels.upserted",
             json!({ "channels": [{ "channelId": CHANNEL, "chatType": "whatsapp", "name": "Support" }] }),
         ),
-        event("users.upserted", json!({ "users": users })),
+        event(account, "users.upserted", json!({ "users": users })),
         event(
+            account,
             "pipelines.loaded",
             json!({ "pipelines": [{ "pipelineId": "p", "name": "Sales", "stages": [{ "stageId": "s1", "name": "New" }] }] }),
         ),
         event(
+            account,
             "settings.updated",
             json!({ "newClients": { "pipelineId": "p", "stageId": "s1", "distribution": "round_robin" },
                     "links": { "deal": "https://crm.example/deals/{dealId}", "newDeal": "https://crm.example/deals/new?contact={contactId}" } }),
@@ -93,43 +87,53 @@ pub async fn set_up(
     for (n, body) in setup.iter().enumerate() {
         // One at a time: account events share a partition, but the next one
         // is decided on the config the previous one wrote.
-        let confirm = amqp::publish(publisher, inbound, ACCOUNT, body.to_string().as_bytes())
-            .await?
-            .await?;
-        if let Confirmation::Nack(_) = confirm {
-            bail!("the broker refused a set-up event");
+        let confirm = amqp::publish(
+            publisher,
+            inbound,
+            &account.key,
+            body.to_string().as_bytes(),
+        )
+        .await?;
+        if !amqp::confirmed(confirm).await? {
+            bail!("the broker refused a set-up event of {}", account.name);
         }
         wait_counter(rconn, &config_key, n as u64 + 1, Duration::from_secs(30)).await?;
     }
     Ok(())
 }
 
-/// Known clients: `chats` contacts the CRM already has, spread over the
-/// managers; returns once every one of them is applied.
+/// Known clients: `shape.chats` contacts the CRM already has, spread over the
+/// accounts and their managers as [`Shape::known`] says; returns once every
+/// one of them is applied.
 pub async fn add_contacts(
     publisher: &Channel,
     inbound: &str,
     rconn: &mut MultiplexedConnection,
-    keys: &AccountKeys,
-    managers: &[String],
-    chats: usize,
+    prefix: &str,
+    shape: &Shape,
 ) -> Result<()> {
-    let mut events = Vec::with_capacity(chats);
-    let mut confirms = FuturesUnordered::new();
-    for i in 0..chats {
+    let mut events = Vec::with_capacity(shape.chats);
+    let mut confirms = Vec::with_capacity(shape.chats);
+    for c in 0..shape.chats {
+        let target = shape.known(c);
         let body = event(
+            target.account,
             "contact.upserted",
-            json!({ "contactId": format!("contact-{i}"), "name": format!("Client {i}"),
-                    "responsibleUserId": managers[i % managers.len()],
-                    "contactData": [{ "chatType": "whatsapp", "chatId": known_chat(i) }] }),
+            json!({ "contactId": format!("contact-{c}"), "name": format!("Client {c}"),
+                    "responsibleUserId": target.responsible,
+                    "contactData": [{ "chatType": "whatsapp", "chatId": target.chat }] }),
         );
         let event_id = Id::parse(body["eventId"].as_str().expect("eventId")).expect("valid id");
-        events.push(keys.event(&event_id));
+        events.push(AccountKeys::new(prefix, &target.account.id).event(&event_id));
         let body = body.to_string();
-        confirms.push(amqp::publish(publisher, inbound, ACCOUNT, body.as_bytes()).await?);
+        confirms
+            .push(amqp::publish(publisher, inbound, &target.account.key, body.as_bytes()).await?);
     }
-    while let Some(confirm) = confirms.next().await {
-        confirm?;
+    let mut confirms: FuturesUnordered<_> = confirms.into_iter().map(amqp::confirmed).collect();
+    while let Some(acked) = confirms.next().await {
+        if !acked? {
+            bail!("the broker refused a contact.upserted");
+        }
     }
     wait_all_exist(rconn, &events, Duration::from_secs(60)).await
 }
@@ -142,7 +146,9 @@ async fn wait_counter(
 ) -> Result<()> {
     let deadline = Instant::now() + limit;
     loop {
-        let current: Option<u64> = redis::cmd("GET").arg(key).query_async(conn).await?;
+        let mut get = redis::cmd("GET");
+        get.arg(key);
+        let current: Option<u64> = within("Redis GET", get.query_async(conn)).await?;
         if current.unwrap_or(0) >= n {
             return Ok(());
         }
@@ -164,7 +170,7 @@ async fn wait_all_exist(
         for key in keys {
             pipe.exists(key);
         }
-        let found: Vec<bool> = pipe.query_async(conn).await?;
+        let found: Vec<bool> = within("Redis EXISTS", pipe.query_async(conn)).await?;
         let n = found.iter().filter(|f| **f).count();
         if n == keys.len() {
             return Ok(());

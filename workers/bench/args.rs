@@ -54,9 +54,15 @@ pub struct Args {
     /// Quality-control users: each gets every message too (one more publish per event).
     #[arg(long, default_value_t = 1)]
     pub quality_control: usize,
-    /// Pre-created contacts (chats) the `known` events are spread over.
+    /// Pre-created contacts (chats) the `known` events are spread over, in
+    /// total over all accounts.
     #[arg(long, default_value_t = 1000)]
     pub chats: usize,
+    /// Accounts the chats are spread over (chat `c` in account `c % accounts`),
+    /// each set up alike; events go round robin over accounts and chats. Each
+    /// account is one ordered stream on one partition, in both phases.
+    #[arg(long, default_value_t = 1)]
+    pub accounts: usize,
     /// Publisher confirms kept in flight by the load generator.
     #[arg(long, default_value_t = 500)]
     pub window: usize,
@@ -105,11 +111,15 @@ impl Args {
             || self.managers == 0
             || self.window == 0
             || self.partitions == 0
+            || self.accounts == 0
             || !(1..=1000).contains(&self.concurrency)
         {
             bail!(
-                "--events, --workers, --managers, --window and --partitions must be at least 1, --concurrency 1 to 1000"
+                "--events, --workers, --managers, --window, --partitions and --accounts must be at least 1, --concurrency 1 to 1000"
             );
+        }
+        if self.scenario != Scenario::New && self.chats < self.accounts {
+            bail!("--chats must be at least --accounts: every account needs a known chat");
         }
         Ok(())
     }

@@ -1,128 +1,197 @@
 //! The broker-ceiling phase: the least any worker must do per event, with no
-//! Redis and no logic. Stand-in consumers take each message from a quorum
-//! in-queue, publish it persistent and confirmed to a quorum out-queue, then
-//! ack; the client side reads the out-queues.
+//! Redis and no logic, on the same path and in the same shape.
+//!
+//! The ceiling declares the worker's own topology (under `P.ceiling`): events
+//! go to `P.inbound` with their account's key, so the consistent hash puts
+//! each account's stream on the same number of partitions as for Switchboard.
+//! Stand-in consumers (one connection each, the worker's prefetch, single
+//! active consumer per partition) take each event and publish it, persistent
+//! and confirmed, through `P.notify` to every user the scenario notifies (the
+//! responsible manager and each quality control of the account), then ack
+//! once all are confirmed. Whom to notify rides in a header, so the relay
+//! needs neither Redis nor JSON. The client side reads the same user queues.
 
 use std::sync::Arc;
 
 use anyhow::Result;
 use futures_util::StreamExt;
+use futures_util::future::maybe_done;
 use futures_util::stream::{SelectAll, select_all};
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
-use lapin::{Channel, Confirmation, Connection, Consumer};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel, Connection, Consumer};
+use switchboard::ids::Id;
+use switchboard::names::{Names, user_key};
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::account::inbound_body;
 use crate::amqp;
 use crate::args::Args;
-use crate::collect::{Collector, Who};
-use crate::load::measure;
+use crate::cleanup::Topology;
+use crate::collect::Collector;
+use crate::limit::within;
+use crate::load::{Outgoing, measure};
 use crate::report::PhaseResult;
 use crate::session::Bench;
+use crate::shape::{Shape, Target};
+
+/// The header listing the `P.notify` routing keys of an event's recipients.
+const NOTIFY_HEADER: &str = "x-bench-notify";
 
 impl Bench {
-    pub async fn ceiling(&mut self, args: &Args) -> Result<PhaseResult> {
-        let ins: Vec<String> = (0..args.partitions)
-            .map(|n| format!("{}.ceiling.in.{n}", self.prefix()))
-            .collect();
-        let outs: Vec<String> = (0..args.managers)
-            .map(|n| format!("{}.ceiling.out.{n}", self.prefix()))
-            .collect();
-        let setup = self.conn().create_channel().await?;
-        for queue in ins.iter().chain(&outs) {
-            self.queues.push(queue.clone());
-            amqp::declare_quorum(&setup, queue).await?;
+    pub async fn ceiling(&mut self, args: &Args, shape: &Shape) -> Result<PhaseResult> {
+        let names = Names::new(&format!("{}.ceiling", self.prefix()));
+        let mut users = Vec::new();
+        for (account, user, _) in shape.users() {
+            users.push((account.id.clone(), Id::parse(user)?));
         }
+        // Recorded before anything is declared, so cleanup removes whatever got made.
+        self.topologies.push(Topology {
+            names: names.clone(),
+            partitions: args.partitions,
+            user_queues: users.iter().map(|(a, u)| names.user_queue(a, u)).collect(),
+        });
+        let setup = within("open a channel", self.conn().create_channel()).await?;
+        within(
+            "declare the ceiling's topology",
+            switchboard::amqp::declare(&setup, &names, args.partitions),
+        )
+        .await?;
+        for (account, user) in &users {
+            within(
+                "declare a user queue",
+                switchboard::amqp::declare_user_queue(&setup, &names, account, user),
+            )
+            .await?;
+        }
+        amqp::close(&setup).await;
+
         let mut collector = Collector::new(self.base);
-        // The client side: one channel per out queue, as for the user queues.
-        let mut tasks = Vec::new();
-        for queue in &outs {
-            tasks.push(collector.watch(self.conn(), queue, Who::Primary).await?);
-        }
-        // The "workers": consume, publish one confirmed message, ack.
+        let mut tasks = self.watch_users(&mut collector, &names, shape).await?;
         let session = CancellationToken::new();
-        for _ in 0..args.workers {
+        for w in 0..args.workers {
             let conn = amqp::connect(&args.amqp_url, "switchboard-bench ceiling").await?;
-            tasks.push(stand_in(&conn, args, &ins, &outs, session.clone()).await?);
+            tasks.push(stand_in(&conn, args, &names, w, session.clone()).await?);
             self.side_connections.push(conn);
         }
 
         let publisher = amqp::confirm_channel(self.conn()).await?;
+        let inbound = names.inbound();
         let result = measure(&publisher, &mut collector, args, self.base, |seq, mark| {
-            let body = inbound_body(&format!("c{}", seq % 1000), mark);
-            (String::new(), ins[seq as usize % ins.len()].clone(), body)
+            let target = shape.event(seq);
+            let mut out =
+                Outgoing::event(&inbound, &target.account.key, inbound_body(&target, mark));
+            out.props = out.props.with_headers(recipients(shape, &target));
+            out
         })
-        .await?;
+        .await;
 
         session.cancel();
         for conn in self.side_connections.drain(..) {
-            let _ = conn.close(200, "ceiling done".into()).await;
+            amqp::close_connection(&conn).await;
         }
         for task in tasks {
             task.abort();
         }
-        let _ = publisher.close(200, "done".into()).await;
-        let mine: Vec<String> = ins.into_iter().chain(outs).collect();
-        amqp::delete(self.conn(), &mine, &[]).await?;
-        self.queues.retain(|q| !mine.contains(q));
-        let _ = setup.close(200, "done".into()).await;
-        Ok(result)
+        amqp::close(&publisher).await;
+        // Gone before Switchboard's phase starts, so it does not weigh on it.
+        if let Some(topology) = self.topologies.pop() {
+            let (queues, exchanges) = topology.names_to_delete();
+            amqp::delete(self.conn(), &queues, &exchanges).await?;
+        }
+        result
     }
 }
 
-/// One stand-in worker on its own connection: the worker's prefetch over all
-/// in-queues, and as many relays at once as it has lanes.
+/// Whom a worker would notify of `target`: its responsible and each quality
+/// control of its account, as `P.notify` routing keys.
+fn recipients(shape: &Shape, target: &Target<'_>) -> FieldTable {
+    let account = &target.account.id;
+    let key = |user: &str| user_key(account, &Id::parse(user).expect("valid id"));
+    let keys: Vec<String> = std::iter::once(key(target.responsible))
+        .chain(shape.qcs.iter().map(|u| key(u)))
+        .collect();
+    let mut headers = FieldTable::default();
+    headers.insert(
+        NOTIFY_HEADER.into(),
+        AMQPValue::LongString(LongString::from(keys.join(" "))),
+    );
+    headers
+}
+
+/// The routing keys [`recipients`] put on a message.
+fn read_recipients(props: &BasicProperties) -> Vec<String> {
+    let Some(AMQPValue::LongString(keys)) = props
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(NOTIFY_HEADER))
+    else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(keys.as_bytes())
+        .split(' ')
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Stand-in worker `w` on its own connection: a channel per partition with
+/// the worker's prefetch, as the worker subscribes, and as many relays at
+/// once as it has lanes. Partitions are dealt out in turn (`n % workers`),
+/// one consumer each, where the workers balance theirs by rendezvous hashing.
 async fn stand_in(
     conn: &Connection,
     args: &Args,
-    ins: &[String],
-    outs: &[String],
+    names: &Names,
+    w: usize,
     session: CancellationToken,
 ) -> Result<JoinHandle<()>> {
-    let channel = conn.create_channel().await?;
-    channel
-        .basic_qos(args.concurrency, BasicQosOptions::default())
-        .await?;
-    let publish = amqp::confirm_channel(conn).await?;
     let mut consumers = Vec::new();
-    for queue in ins {
-        consumers.push(
-            channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?,
+    for n in (0..args.partitions).filter(|n| usize::from(*n) % args.workers == w) {
+        let channel = within("open a channel", conn.create_channel()).await?;
+        within(
+            "basic.qos",
+            channel.basic_qos(args.concurrency, BasicQosOptions::default()),
+        )
+        .await?;
+        let consume = channel.basic_consume(
+            names.inbound_partition(n).into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
         );
+        consumers.push(within("basic.consume", consume).await?);
     }
+    let publish = amqp::confirm_channel(conn).await?;
     let slots = Arc::new(Semaphore::new(
         args.ceiling_slots().unwrap_or(Semaphore::MAX_PERMITS),
     ));
     Ok(tokio::spawn(relay(
         select_all(consumers),
         publish,
-        outs.to_vec(),
+        names.notify(),
         slots,
         session,
     )))
 }
 
-/// For each delivery, one persistent confirmed publish to an out queue, then
-/// the ack; up to `slots` at once, as the worker's lanes.
+/// For each delivery, one persistent confirmed publish to each recipient,
+/// then the ack; up to `slots` deliveries at once. Publishes go on the wire in
+/// delivery order, so each chat's messages reach every user in the order they
+/// were published, as the worker must keep it; the writes and the waits for
+/// confirms overlap.
 async fn relay(
     mut deliveries: SelectAll<Consumer>,
     publish: Channel,
-    outs: Vec<String>,
+    notify: String,
     slots: Arc<Semaphore>,
     session: CancellationToken,
 ) {
-    let mut next = 0;
+    // Dropped with the relay, which aborts every relay still running.
+    let mut running = JoinSet::new();
     loop {
+        while running.try_join_next().is_some() {}
         let delivery = tokio::select! {
             d = deliveries.next() => match d { Some(Ok(d)) => d, _ => return },
             () = session.cancelled() => return,
@@ -130,17 +199,29 @@ async fn relay(
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let publish = publish.clone();
-        let out = outs[next % outs.len()].clone();
-        next += 1;
-        tokio::spawn(async move {
-            let sent = async {
-                amqp::publish(&publish, "", &out, &delivery.data)
-                    .await?
-                    .await
-            };
-            if let Ok(Confirmation::Ack(_)) = sent.await {
-                let _ = delivery.ack(BasicAckOptions::default()).await;
+        let mut publishes = Vec::new();
+        for key in read_recipients(&delivery.properties) {
+            let (publish, notify, body) = (publish.clone(), notify.clone(), delivery.data.clone());
+            let mut sent = Box::pin(maybe_done(async move {
+                amqp::publish(&publish, &notify, &key, &body).await
+            }));
+            // lapin queues a publish's frames on its first poll and then waits
+            // for them to be written; polling here fixes the order, without
+            // waiting for each write in turn.
+            let _ = futures_util::poll!(sent.as_mut());
+            publishes.push(sent);
+        }
+        running.spawn(async move {
+            let mut all = true;
+            for mut sent in publishes {
+                sent.as_mut().await;
+                all &= match sent.as_mut().take_output() {
+                    Some(Ok(confirm)) => amqp::confirmed(confirm).await.unwrap_or(false),
+                    _ => false,
+                };
+            }
+            if all {
+                let _ = within("basic.ack", delivery.ack(BasicAckOptions::default())).await;
             }
             drop(slot);
         });

@@ -1,7 +1,9 @@
 //! The client side of a phase: consumers of the queues a client would read,
 //! forwarding each message's mark to one collector that counts distinct
-//! arrivals and records publish -> received latency.
+//! arrivals, records publish -> received latency and checks that every
+//! queue received each chat's messages in the order they were published.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -13,11 +15,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::amqp;
-use crate::load::{micros, read_mark};
+use crate::load::{Mark, micros, read_mark};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Who {
-    /// The responsible manager (or the ceiling's out queue): what latency is measured on.
+    /// The responsible manager: what latency is measured on.
     Primary,
     /// Quality control: counted only.
     Observer,
@@ -25,11 +27,11 @@ pub enum Who {
 
 #[derive(Debug)]
 struct Sample {
-    phase: u8,
-    seq: u64,
-    sent_us: u64,
+    mark: Mark,
     recv_us: u64,
     who: Who,
+    /// Which watched queue it came from.
+    queue: usize,
 }
 
 #[derive(Debug, Default)]
@@ -38,24 +40,69 @@ pub struct Collected {
     pub primaries: u64,
     pub duplicates: u64,
     pub observers: u64,
+    /// Responsible's notifications that arrived after one of a later-published
+    /// event of the same chat: the contract's per-chat order, broken.
+    pub out_of_order: u64,
+    /// The same for quality control's copies.
+    pub out_of_order_observers: u64,
     pub last_us: u64,
     /// Publish -> received, µs, of each distinct primary.
     pub latencies: Vec<u64>,
     pub stalled: bool,
 }
 
+/// Per-chat order of the first arrival of each event on each queue. A repeat
+/// (the same event again, as at-least-once allows) is not a reordering.
+#[derive(Debug, Default)]
+struct Order {
+    /// Per queue, the events already received there.
+    seen: HashMap<usize, Vec<bool>>,
+    /// Per queue and chat, the latest-published event received so far.
+    latest: HashMap<(usize, String), u64>,
+}
+
+impl Order {
+    /// `Some(true)` when a later-published event of the same chat reached this
+    /// queue before this one did; `None` for a repeat.
+    fn overtaken(&mut self, queue: usize, chat: &str, seq: u64, n: u64) -> Option<bool> {
+        let seen = self
+            .seen
+            .entry(queue)
+            .or_insert_with(|| vec![false; n as usize]);
+        let first = seen.get_mut(seq as usize).filter(|s| !**s)?;
+        *first = true;
+        match self.latest.get_mut(&(queue, chat.to_owned())) {
+            Some(latest) if *latest > seq => Some(true),
+            Some(latest) => {
+                *latest = seq;
+                Some(false)
+            }
+            None => {
+                self.latest.insert((queue, chat.to_owned()), seq);
+                Some(false)
+            }
+        }
+    }
+}
+
 impl Collected {
-    fn take(&mut self, s: Sample, phase: u8, seen: &mut [bool]) {
-        if s.phase != phase {
+    fn take(&mut self, s: Sample, phase: u8, seen: &mut [bool], order: &mut Order) {
+        if s.mark.phase != phase {
             return;
         }
+        let overtaken = order.overtaken(s.queue, &s.mark.chat, s.mark.seq, seen.len() as u64);
         match s.who {
-            Who::Observer => self.observers += 1,
-            Who::Primary => match seen.get_mut(s.seq as usize) {
+            Who::Observer => {
+                self.observers += 1;
+                self.out_of_order_observers += u64::from(overtaken == Some(true));
+            }
+            Who::Primary => match seen.get_mut(s.mark.seq as usize) {
                 Some(seen) if !*seen => {
                     *seen = true;
                     self.primaries += 1;
-                    self.latencies.push(s.recv_us.saturating_sub(s.sent_us));
+                    self.out_of_order += u64::from(overtaken == Some(true));
+                    self.latencies
+                        .push(s.recv_us.saturating_sub(s.mark.sent_us));
                     self.last_us = self.last_us.max(s.recv_us);
                 }
                 _ => self.duplicates += 1,
@@ -69,37 +116,53 @@ pub struct Collector {
     base: Instant,
     tx: mpsc::UnboundedSender<Sample>,
     rx: mpsc::UnboundedReceiver<Sample>,
+    watched: usize,
 }
 
 impl Collector {
     pub fn new(base: Instant) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        Self { base, tx, rx }
+        Self {
+            base,
+            tx,
+            rx,
+            watched: 0,
+        }
     }
 
     /// Consumes `queue` and forwards each marked message as `who`; the task
-    /// runs until its consumer ends or is aborted.
-    pub async fn watch(&self, conn: &Connection, queue: &str, who: Who) -> Result<JoinHandle<()>> {
+    /// runs until its consumer ends or is aborted. One consumer per queue, so
+    /// the samples of a queue reach the collector in the order they arrived.
+    pub async fn watch(
+        &mut self,
+        conn: &Connection,
+        queue: &str,
+        who: Who,
+    ) -> Result<JoinHandle<()>> {
         let consumer = amqp::consume(conn, queue).await?;
+        self.watched += 1;
         Ok(tokio::spawn(forward(
             consumer,
             self.base,
             self.tx.clone(),
             who,
+            self.watched,
         )))
     }
 
-    /// Gathers the samples of `phase` until `n` distinct primaries arrived, or
-    /// nothing arrived for `stall`; then listens a moment longer for observers.
+    /// Gathers the samples of `phase` (events `0..n`) until `n` distinct
+    /// primaries arrived, or nothing arrived for `stall`; then listens a
+    /// moment longer for observers.
     pub async fn collect(&mut self, phase: u8, n: u64, stall: Duration) -> Collected {
         let mut seen = vec![false; n as usize];
+        let mut order = Order::default();
         let mut c = Collected {
             latencies: Vec::with_capacity(n as usize),
             ..Collected::default()
         };
         while c.primaries < n {
             match tokio::time::timeout(stall, self.rx.recv()).await {
-                Ok(Some(s)) => c.take(s, phase, &mut seen),
+                Ok(Some(s)) => c.take(s, phase, &mut seen, &mut order),
                 Ok(None) => break,
                 Err(_) => {
                     c.stalled = true;
@@ -109,7 +172,7 @@ impl Collector {
         }
         let quiet = Duration::from_millis(300);
         while let Ok(Some(s)) = tokio::time::timeout(quiet, self.rx.recv()).await {
-            c.take(s, phase, &mut seen);
+            c.take(s, phase, &mut seen, &mut order);
         }
         c
     }
@@ -120,17 +183,17 @@ async fn forward(
     base: Instant,
     tx: mpsc::UnboundedSender<Sample>,
     who: Who,
+    queue: usize,
 ) {
     while let Some(Ok(delivery)) = consumer.next().await {
         let recv_us = micros(base);
-        if let Some((phase, seq, sent_us)) = read_mark(&delivery.data)
+        if let Some(mark) = read_mark(&delivery.data)
             && tx
                 .send(Sample {
-                    phase,
-                    seq,
-                    sent_us,
+                    mark,
                     recv_us,
                     who,
+                    queue,
                 })
                 .is_err()
         {
@@ -151,4 +214,54 @@ pub async fn count(
             counter.fetch_add(1, Ordering::Relaxed);
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(queue: usize, chat: &str, seq: u64, who: Who) -> Sample {
+        Sample {
+            mark: Mark {
+                phase: b'm',
+                seq,
+                sent_us: 0,
+                chat: chat.into(),
+            },
+            recv_us: 1,
+            who,
+            queue,
+        }
+    }
+
+    #[test]
+    fn counts_a_chat_overtaken_on_its_queue_but_not_repeats_or_other_chats() {
+        let mut c = Collected::default();
+        let (mut seen, mut order) = (vec![false; 10], Order::default());
+        for (queue, chat, seq) in [
+            (1, "a", 0),
+            (1, "b", 3),
+            (1, "a", 2),
+            (1, "a", 1),
+            (1, "a", 2),
+        ] {
+            c.take(
+                sample(queue, chat, seq, Who::Primary),
+                b'm',
+                &mut seen,
+                &mut order,
+            );
+        }
+        // QC sees the same events on its own queue, in order there.
+        for seq in [0, 1, 2] {
+            c.take(
+                sample(2, "a", seq, Who::Observer),
+                b'm',
+                &mut seen,
+                &mut order,
+            );
+        }
+        assert_eq!((c.primaries, c.duplicates), (4, 1));
+        assert_eq!((c.out_of_order, c.out_of_order_observers), (1, 0));
+    }
 }

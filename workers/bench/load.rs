@@ -6,12 +6,13 @@
 //! comes back in the notification (or the relayed ceiling message), so
 //! latency needs no shared state between publisher and consumers.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use lapin::{Channel, Confirmation};
+use lapin::{BasicProperties, Channel};
 
 use crate::amqp;
 use crate::args::{Args, Pace};
@@ -36,29 +37,79 @@ pub fn micros(base: Instant) -> u64 {
     base.elapsed().as_micros() as u64
 }
 
-/// Reads the mark back from a message body: `(phase, seq, publish µs)`.
-pub fn read_mark(body: &[u8]) -> Option<(u8, u64, u64)> {
+/// A mark read back from a message body.
+#[derive(Debug)]
+pub struct Mark {
+    pub phase: u8,
+    pub seq: u64,
+    /// Bench clock (µs) of the publish.
+    pub sent_us: u64,
+    /// `"{accountId} {chatId}"` as the message itself names them: the stream
+    /// whose order is checked.
+    pub chat: String,
+}
+
+/// Reads the mark, account and chat back from a notification (or a relayed
+/// event, which has the same fields).
+pub fn read_mark(body: &[u8]) -> Option<Mark> {
     #[derive(serde::Deserialize)]
-    struct Probe {
-        text: Option<String>,
+    #[serde(rename_all = "camelCase")]
+    struct Probe<'a> {
+        #[serde(borrow)]
+        text: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        account_id: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        chat_id: Option<Cow<'a, str>>,
     }
-    let text = serde_json::from_slice::<Probe>(body).ok()?.text?;
+    let probe = serde_json::from_slice::<Probe>(body).ok()?;
+    let text = probe.text?;
     let mut parts = text.splitn(3, ':');
     let phase = *parts.next()?.as_bytes().first()?;
     let seq = parts.next()?.parse().ok()?;
-    let sent = parts.next()?.parse().ok()?;
-    Some((phase, seq, sent))
+    let sent_us = parts.next()?.parse().ok()?;
+    let chat = format!(
+        "{} {}",
+        probe.account_id.unwrap_or_default(),
+        probe.chat_id.unwrap_or_default()
+    );
+    Some(Mark {
+        phase,
+        seq,
+        sent_us,
+        chat,
+    })
+}
+
+/// One message the load generator publishes.
+pub struct Outgoing {
+    pub exchange: String,
+    pub key: String,
+    pub body: Vec<u8>,
+    pub props: BasicProperties,
+}
+
+impl Outgoing {
+    /// A persistent JSON event to `exchange` with routing key `key`.
+    pub fn event(exchange: &str, key: &str, body: Vec<u8>) -> Self {
+        Self {
+            exchange: exchange.to_owned(),
+            key: key.to_owned(),
+            body,
+            props: amqp::json_props(),
+        }
+    }
 }
 
 /// Publishes `n` messages, keeping up to `pace.window` confirms in flight (and,
-/// with a rate, no faster than that). `make(seq, mark)` gives exchange, key, body.
+/// with a rate, no faster than that). `make(seq, mark)` gives each message.
 pub async fn publish_events(
     channel: &Channel,
     pace: Pace,
     base: Instant,
     phase: u8,
     n: u64,
-    mut make: impl FnMut(u64, &str) -> (String, String, Vec<u8>),
+    mut make: impl FnMut(u64, &str) -> Outgoing,
 ) -> Result<Published> {
     let mut in_flight = FuturesUnordered::new();
     let mut out = Published::default();
@@ -73,20 +124,17 @@ pub async fn publish_events(
             out.first_us = sent_us;
         }
         let mark = format!("{}:{seq}:{sent_us}", phase as char);
-        let (exchange, key, body) = make(seq, &mark);
-        in_flight.push(amqp::publish(channel, &exchange, &key, &body).await?);
+        let m = make(seq, &mark);
+        let confirm = amqp::publish_with(channel, &m.exchange, &m.key, &m.body, m.props).await?;
+        in_flight.push(amqp::confirmed(confirm));
         while in_flight.len() >= pace.window {
-            if let Some(confirm) = in_flight.next().await
-                && matches!(confirm?, Confirmation::Nack(_))
-            {
-                out.nacked += 1;
+            if let Some(acked) = in_flight.next().await {
+                out.nacked += u64::from(!acked?);
             }
         }
     }
-    while let Some(confirm) = in_flight.next().await {
-        if matches!(confirm?, Confirmation::Nack(_)) {
-            out.nacked += 1;
-        }
+    while let Some(acked) = in_flight.next().await {
+        out.nacked += u64::from(!acked?);
     }
     out.confirmed_us = micros(base);
     Ok(out)
@@ -100,7 +148,7 @@ pub async fn measure(
     collector: &mut Collector,
     args: &Args,
     base: Instant,
-    make: impl FnMut(u64, &str) -> (String, String, Vec<u8>),
+    make: impl FnMut(u64, &str) -> Outgoing,
 ) -> Result<PhaseResult> {
     let cpu0 = Cpu::sample();
     let published =

@@ -28,10 +28,12 @@ mod ceiling;
 mod cleanup;
 mod collect;
 mod cpu;
+mod limit;
 mod load;
 mod redis_stats;
 mod report;
 mod session;
+mod shape;
 mod switchboard_phase;
 
 use anyhow::anyhow;

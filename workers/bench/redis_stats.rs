@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use anyhow::Result;
 use redis::aio::MultiplexedConnection;
 
+use crate::limit::within;
+
 /// Command -> (calls, µs), as `INFO commandstats` reports them.
 pub type CommandStats = HashMap<String, (u64, u64)>;
 
@@ -16,11 +18,9 @@ pub async fn info_field(
     section: &str,
     field: &str,
 ) -> Option<String> {
-    let info: String = redis::cmd("INFO")
-        .arg(section)
-        .query_async(conn)
-        .await
-        .ok()?;
+    let mut cmd = redis::cmd("INFO");
+    cmd.arg(section);
+    let info: String = within("Redis INFO", cmd.query_async(conn)).await.ok()?;
     info.lines().find_map(|l| {
         l.strip_prefix(field)?
             .strip_prefix(':')
@@ -30,10 +30,9 @@ pub async fn info_field(
 
 /// `INFO commandstats`, parsed.
 pub async fn commandstats(conn: &mut MultiplexedConnection) -> Result<CommandStats> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await?;
+    let mut cmd = redis::cmd("INFO");
+    cmd.arg("commandstats");
+    let info: String = within("Redis INFO commandstats", cmd.query_async(conn)).await?;
     let mut stats = HashMap::new();
     for line in info.lines() {
         let Some((name, fields)) = line

@@ -7,6 +7,7 @@ use crate::collect::Collected;
 use crate::cpu::CpuDelta;
 use crate::load::Published;
 use crate::redis_stats::RedisDelta;
+use crate::shape::describe;
 
 /// What one phase measured.
 pub struct PhaseResult {
@@ -26,8 +27,9 @@ pub fn header(args: &Args, rabbit_version: &str, redis_version: &str, prefix: &s
         format!("{}/s", args.rate)
     };
     println!(
-        "switchboard-bench  scenario={:?} events={} workers={} concurrency={} partitions={} managers={} quality_control={} chats={} window={} rate={}",
+        "switchboard-bench  scenario={:?} accounts={} events={} workers={} concurrency={} partitions={} managers={} quality_control={} chats={} window={} rate={}",
         args.scenario,
+        args.accounts,
         args.events,
         args.workers,
         args.concurrency,
@@ -37,6 +39,11 @@ pub fn header(args: &Args, rabbit_version: &str, redis_version: &str, prefix: &s
         args.chats,
         args.window,
         rate
+    );
+    println!(
+        "shape: {} (each its own ordered stream on one of {} partitions; managers and quality control per account); events round robin over accounts and chats",
+        describe(args.accounts, args.chats),
+        args.partitions
     );
     println!(
         "machine: {} CPUs; RabbitMQ {rabbit_version}, Redis {redis_version}; prefix {prefix}",
@@ -93,6 +100,25 @@ impl PhaseResult {
         )
     }
 
+    /// What reached the client per event, and the per-chat order check.
+    fn outputs_line(&self, n: u64, crm: Option<u64>) {
+        let per = |x: u64| x as f64 / n as f64;
+        println!(
+            "  outputs per event            responsible {:.2}, quality control {:.2}{}; duplicates {}, dead letters {}, nacks {}",
+            per(self.got.primaries),
+            per(self.got.observers),
+            crm.map(|c| format!(", CRM {:.2}", per(c)))
+                .unwrap_or_default(),
+            self.got.duplicates,
+            self.dead,
+            self.published.nacked
+        );
+        println!(
+            "  out-of-order per chat: {}   (responsible's notifications received after a later-published event's of the same chat; must be 0; quality control: {})",
+            self.got.out_of_order, self.got.out_of_order_observers
+        );
+    }
+
     fn cpu_line(&self, n: u64) -> String {
         let per_k = |s: f64| s * 1000.0 / n.max(1) as f64 * 1000.0;
         format!(
@@ -127,15 +153,17 @@ fn report_ceiling(args: &Args, c: &PhaseResult) {
     let n = args.events;
     let slots = args.ceiling_slots();
     println!(
-        "broker ceiling: {} quorum in-queues -> {} consumer connection(s), prefetch {}, {} relayed at once each, ack after 1 confirmed persistent publish -> {} quorum out-queues",
+        "broker ceiling: the worker's topology, {} -> {} partitions -> {} relay connection(s), prefetch {}, {} relayed at once each; per event {} confirmed persistent publish(es) via P.notify (responsible + {} quality control), then the ack",
+        describe(args.accounts, args.chats),
         args.partitions,
         args.workers,
         args.concurrency,
         slots.map_or("prefetch-bound".to_owned(), |s| s.to_string()),
-        args.managers
+        1 + args.quality_control,
+        args.quality_control,
     );
     println!(
-        "  messages/s end to end        {:>9.0}   ({} of {n} relayed{})",
+        "  events/s end to end          {:>9.0}   ({} of {n} relayed{})",
         c.rate(),
         c.got.primaries,
         stalled(&c.got)
@@ -144,19 +172,24 @@ fn report_ceiling(args: &Args, c: &PhaseResult) {
     println!("  latency ms p50/p90/p99/max   {}", c.percentiles());
     if let Some(slots) = slots {
         println!(
-            "  time per message in a slot   {:>9.2} ms   ({} slots kept busy / rate)",
+            "  time per event in a slot     {:>9.2} ms   ({} slots kept busy / rate)",
             slots as f64 * args.workers as f64 * 1000.0 / c.rate().max(f64::MIN_POSITIVE),
             slots * args.workers
         );
     }
+    c.outputs_line(n, None);
     println!("  {}", c.cpu_line(n));
 }
 
 fn report_switchboard(args: &Args, ceiling: Option<&PhaseResult>, sb: &PhaseResult) {
     let n = args.events;
     println!(
-        "switchboard: {} worker(s) in-process, concurrency {}, {} partitions, scenario {:?}",
-        args.workers, args.concurrency, args.partitions, args.scenario
+        "switchboard: {} worker(s) in-process, concurrency {}, {} partitions, scenario {:?}, {}",
+        args.workers,
+        args.concurrency,
+        args.partitions,
+        args.scenario,
+        describe(args.accounts, args.chats)
     );
     let ratio = ceiling.map(|c| sb.rate() / c.rate().max(f64::MIN_POSITIVE) * 100.0);
     println!(
@@ -179,15 +212,7 @@ fn report_switchboard(args: &Args, ceiling: Option<&PhaseResult>, sb: &PhaseResu
         lanes as f64 * 1000.0 / sb.rate().max(f64::MIN_POSITIVE)
     );
     let per = |x: u64| x as f64 / n as f64;
-    println!(
-        "  outputs per event            responsible {:.2}, quality control {:.2}, CRM {:.2}; duplicates {}, dead letters {}, nacks {}",
-        per(sb.got.primaries),
-        per(sb.got.observers),
-        per(sb.crm),
-        sb.got.duplicates,
-        sb.dead,
-        sb.published.nacked
-    );
+    sb.outputs_line(n, Some(sb.crm));
     if let Some(r) = &sb.redis {
         println!(
             "  Redis round trips per event  {:.2}   (EVALSHA {:.2} + EVAL {:.2} + EXEC {:.2}); commands incl. those inside scripts {:.2}; server time {:.0} µs/event{}",

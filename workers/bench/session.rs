@@ -12,9 +12,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::Args;
+use crate::cleanup::Topology;
+use crate::collect::{Collector, Who};
 use crate::cpu::Cpu;
 use crate::redis_stats::info_field;
-use crate::{account, amqp, report};
+use crate::shape::Shape;
+use crate::{amqp, report};
 
 /// What the bench created, so that it can remove it whatever happens.
 pub struct Bench {
@@ -23,16 +26,15 @@ pub struct Bench {
     /// Start of the bench clock that marks and arrivals are stamped on.
     pub base: Instant,
     pub conn: Option<Connection>,
+    /// Where to reconnect for cleanup when the connection was lost.
+    pub amqp_url: String,
     pub redis: Option<redis::Client>,
     /// In-process workers, each with the token that stops it.
     pub workers: Vec<(CancellationToken, JoinHandle<()>)>,
     /// Queues the bench declared itself.
     pub queues: Vec<String>,
-    /// Whether the workers were started and so declared the prefix's topology.
-    pub topology: bool,
-    pub partitions: u16,
-    /// The account's users, whose queues the workers declared.
-    pub users: Vec<String>,
+    /// The worker topologies declared so far (by the workers or the ceiling).
+    pub topologies: Vec<Topology>,
     /// The ceiling's consumer connections.
     pub side_connections: Vec<Connection>,
 }
@@ -47,12 +49,11 @@ impl Bench {
             names: Names::new(&prefix),
             base: Instant::now(),
             conn: None,
+            amqp_url: args.amqp_url.clone(),
             redis: None,
             workers: Vec::new(),
             queues: Vec::new(),
-            topology: false,
-            partitions: args.partitions,
-            users: Vec::new(),
+            topologies: Vec::new(),
             side_connections: Vec::new(),
         }
     }
@@ -63,12 +64,6 @@ impl Bench {
 
     pub fn conn(&self) -> &Connection {
         self.conn.as_ref().expect("connected")
-    }
-
-    /// The queue the workers declare for one of the account's users.
-    pub fn user_queue(&self, user: &str) -> String {
-        self.names
-            .user_queue(&account::id(), &Id::parse(user).expect("valid id"))
     }
 
     pub async fn run(&mut self, args: &Args) -> Result<()> {
@@ -100,15 +95,16 @@ impl Bench {
             .and_then(|v| v.parse::<u64>().ok());
         report::background(&background, clients);
 
+        let shape = Shape::new(args);
         let ceiling = if args.skip_ceiling {
             None
         } else {
-            Some(self.ceiling(args).await?)
+            Some(self.ceiling(args, &shape).await?)
         };
         let sb = if args.ceiling_only {
             None
         } else {
-            Some(self.switchboard(args, &mut rconn).await?)
+            Some(self.switchboard(args, &shape, &mut rconn).await?)
         };
         report::report(args, ceiling.as_ref(), sb.as_ref());
         Ok(())
@@ -126,6 +122,24 @@ impl Bench {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The client side of every user of the shape under `names`: a consumer of
+    /// each user queue (once it exists), managers as primaries.
+    pub async fn watch_users(
+        &self,
+        collector: &mut Collector,
+        names: &Names,
+        shape: &Shape,
+    ) -> Result<Vec<JoinHandle<()>>> {
+        let mut tasks = Vec::new();
+        for (account, user, manager) in shape.users() {
+            let queue = names.user_queue(&account.id, &Id::parse(user)?);
+            self.wait_queue(&queue).await?;
+            let who = if manager { Who::Primary } else { Who::Observer };
+            tasks.push(collector.watch(self.conn(), &queue, who).await?);
+        }
+        Ok(tasks)
     }
 }
 

@@ -10,17 +10,20 @@ use anyhow::{Result, anyhow, bail};
 use lapin::options::QueueBindOptions;
 use lapin::types::FieldTable;
 use redis::aio::MultiplexedConnection;
-use switchboard::store::AccountKeys;
+use switchboard::ids::Id;
 use tokio_util::sync::CancellationToken;
 
-use crate::account::{self, chat_key, inbound_body, known_chat};
+use crate::account::{self, inbound_body};
 use crate::amqp;
 use crate::args::{Args, Pace, Scenario};
-use crate::collect::{self, Collector, Who};
-use crate::load::{WARMUP, measure, publish_events};
+use crate::cleanup::Topology;
+use crate::collect::{self, Collector};
+use crate::limit::within;
+use crate::load::{Outgoing, WARMUP, measure, publish_events};
 use crate::redis_stats::{RedisDelta, commandstats};
 use crate::report::PhaseResult;
 use crate::session::Bench;
+use crate::shape::Shape;
 
 /// New clients in the warm-up when the scenario has any.
 const WARM_NEW: u64 = 300;
@@ -29,58 +32,52 @@ impl Bench {
     pub async fn switchboard(
         &mut self,
         args: &Args,
+        shape: &Shape,
         rconn: &mut MultiplexedConnection,
     ) -> Result<PhaseResult> {
+        let mut user_queues = Vec::new();
+        for (account, user, _) in shape.users() {
+            user_queues.push(self.names.user_queue(&account.id, &Id::parse(user)?));
+        }
+        self.topologies.push(Topology {
+            names: self.names.clone(),
+            partitions: args.partitions,
+            user_queues,
+        });
         self.start_workers(args);
         // `P.dead` is the last thing a worker declares.
         self.wait_queue(&self.names.dead()).await?;
 
-        let keys = AccountKeys::new(self.prefix(), &account::id());
         let publisher = amqp::confirm_channel(self.conn()).await?;
         let inbound = self.names.inbound();
-        let managers: Vec<String> = (0..args.managers).map(|i| format!("manager-{i}")).collect();
-        let qcs: Vec<String> = (0..args.quality_control)
-            .map(|i| format!("qc-{i}"))
-            .collect();
-        self.users = managers.iter().chain(&qcs).cloned().collect();
-        account::set_up(&publisher, &inbound, rconn, &keys, &managers, &qcs).await?;
+        for account in &shape.accounts {
+            account::set_up(&publisher, &inbound, rconn, self.prefix(), account, shape).await?;
+        }
 
         // The client side: every user's queue, and a CRM queue on P.crm.
         let mut collector = Collector::new(self.base);
-        let mut tasks = Vec::new();
-        for user in &self.users {
-            let queue = self.user_queue(user);
-            self.wait_queue(&queue).await?;
-            let who = if user.starts_with("manager-") {
-                Who::Primary
-            } else {
-                Who::Observer
-            };
-            tasks.push(collector.watch(self.conn(), &queue, who).await?);
-        }
+        let mut tasks = self.watch_users(&mut collector, &self.names, shape).await?;
         let crm_queue = format!("{}.bench.crm", self.prefix());
         self.queues.push(crm_queue.clone());
         let crm = Arc::new(AtomicU64::new(0));
         {
-            let channel = self.conn().create_channel().await?;
+            let channel = within("open a channel", self.conn().create_channel()).await?;
             amqp::declare_quorum(&channel, &crm_queue).await?;
-            channel
-                .queue_bind(
-                    crm_queue.as_str().into(),
-                    self.names.crm().into(),
-                    "#".into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
+            let bind = channel.queue_bind(
+                crm_queue.as_str().into(),
+                self.names.crm().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            );
+            within("queue.bind", bind).await?;
             tasks.push(collect::count(self.conn(), &crm_queue, crm.clone()).await?);
         }
 
         let uses_known = args.scenario != Scenario::New;
         let uses_new = args.scenario != Scenario::Known;
         if uses_known {
-            account::add_contacts(&publisher, &inbound, rconn, &keys, &managers, args.chats)
-                .await?;
+            account::add_contacts(&publisher, &inbound, rconn, self.prefix(), shape).await?;
         }
 
         // Warm-up: every known chat seen once (so the measured messages are of
@@ -93,12 +90,12 @@ impl Bench {
                 ..args.pace()
             };
             publish_events(&publisher, pace, self.base, WARMUP, warm, |seq, mark| {
-                let chat = if seq < warm_known {
-                    known_chat(seq as usize)
+                let target = if seq < warm_known {
+                    shape.known(seq as usize)
                 } else {
-                    format!("warm-{seq}")
+                    shape.fresh("warm", seq)
                 };
-                (inbound.clone(), chat_key(&chat), inbound_body(&chat, mark))
+                Outgoing::event(&inbound, &target.account.key, inbound_body(&target, mark))
             })
             .await?;
             let got = collector.collect(WARMUP, warm, args.stall()).await;
@@ -113,14 +110,9 @@ impl Bench {
         // The measured run.
         let before = commandstats(rconn).await?;
         let crm0 = crm.load(Ordering::Relaxed);
-        let chats = args.chats.max(1) as u64;
         let mut result = measure(&publisher, &mut collector, args, self.base, |seq, mark| {
-            let chat = if args.scenario.is_new(seq) {
-                format!("new-{seq}")
-            } else {
-                known_chat((seq % chats) as usize)
-            };
-            (inbound.clone(), chat_key(&chat), inbound_body(&chat, mark))
+            let target = shape.event(seq);
+            Outgoing::event(&inbound, &target.account.key, inbound_body(&target, mark))
         })
         .await?;
         let after = commandstats(rconn).await?;
@@ -134,7 +126,7 @@ impl Bench {
         for task in tasks {
             task.abort();
         }
-        let _ = publisher.close(200, "done".into()).await;
+        amqp::close(&publisher).await;
         Ok(result)
     }
 
@@ -146,7 +138,6 @@ impl Bench {
         config.concurrency = args.concurrency;
         config.partitions = args.partitions;
         config.shutdown_grace_secs = 5;
-        self.topology = true;
         for _ in 0..args.workers {
             let token = CancellationToken::new();
             let config = config.clone();
