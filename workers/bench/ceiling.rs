@@ -59,14 +59,20 @@ impl Bench {
             switchboard::amqp::declare(&setup, &names, args.partitions),
         )
         .await?;
-        for (account, user) in &users {
-            within(
-                "declare a user queue",
-                switchboard::amqp::declare_user_queue(&setup, &names, account, user),
-            )
-            .await?;
-        }
         amqp::close(&setup).await;
+        // The worker's own way of declaring user queues, on a connection of its own.
+        let declaring =
+            std::sync::Arc::new(amqp::connect(&args.amqp_url, "switchboard-bench declare").await?);
+        let user_queues = switchboard::amqp::UserQueues::new(declaring.clone(), names.clone());
+        for (account, user) in &users {
+            within("declare a user queue", user_queues.declare(account, user)).await?;
+        }
+        user_queues.close().await;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            declaring.close(200, "declared".into()),
+        )
+        .await;
 
         let mut collector = Collector::new(self.base);
         let mut tasks = self.watch_users(&mut collector, &names, shape).await?;
