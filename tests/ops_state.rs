@@ -270,7 +270,7 @@ async fn teardown_removes_every_queue_exchange_and_key_of_the_prefix() {
             stdout.contains(&format!("deleted queue {}.dead (1 messages)", app.prefix)),
             "{stdout}"
         );
-        assert!(stdout.contains("9 queues, 4 exchanges"), "{stdout}");
+        assert!(stdout.contains("9 queues, 5 exchanges"), "{stdout}");
 
         let mut gone = users.clone();
         gone.push(app.names.dead());

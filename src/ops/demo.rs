@@ -7,7 +7,6 @@
 //! users' queues, the CRM's and the gateway's messages, a suitcase answer and
 //! the dead letters, as those clients would.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -177,7 +176,21 @@ async fn play_on(conn: &Connection, channel: &Channel, names: &Names) -> Result<
     let gateway = own_queue(channel, Some((&names.outbound(), "#"))).await?;
     let replies = own_queue(channel, None).await?;
 
-    let mut report = Report::default();
+    let account = Id::parse(ACCOUNT).map_err(|e| OpsError::Input(e.to_string()))?;
+    let mut seen = Seen {
+        users: CAST
+            .iter()
+            .map(|(user, _)| {
+                let queue = names.user_queue(&account, &Id::parse(*user).expect("a valid id"));
+                (*user, queue, Vec::new())
+            })
+            .collect(),
+        crm,
+        gateway,
+        replies,
+        report: Report::default(),
+    };
+    let mut queues_exist = false;
     for step in day() {
         publish(
             channel,
@@ -186,13 +199,23 @@ async fn play_on(conn: &Connection, channel: &Channel, names: &Names) -> Result<
             BasicProperties::default(),
         )
         .await?;
-        report.steps.push(step.says);
+        seen.report.steps.push(step.says);
+        if step.then_wait {
+            if !queues_exist {
+                // The users' queues exist once the worker applied `users.upserted`.
+                for (_, queue, _) in &seen.users {
+                    wait_for_queue(conn, queue, "the users' queues").await?;
+                }
+                queues_exist = true;
+            }
+            seen.settle(channel, names, |_| true).await?;
+        }
     }
     let props = BasicProperties::default()
-        .with_reply_to(replies.as_str().into())
+        .with_reply_to(seen.replies.as_str().into())
         .with_correlation_id("demo-suitcase".into());
     publish(channel, names, suitcase().to_string().as_bytes(), props).await?;
-    report
+    seen.report
         .steps
         .push("anna opens Olga's suitcase (her deals with Olga)");
     publish(
@@ -202,74 +225,81 @@ async fn play_on(conn: &Connection, channel: &Channel, names: &Names) -> Result<
         BasicProperties::default(),
     )
     .await?;
-    report
+    seen.report
         .steps
         .push("A broken gateway sends something that is not JSON");
+    seen.settle(channel, names, |r| {
+        r.suitcase.is_some() && !r.dead.is_empty()
+    })
+    .await?;
 
-    let account = Id::parse(ACCOUNT).map_err(|e| OpsError::Input(e.to_string()))?;
-    let queues: Vec<(&str, String)> = CAST
+    let mut report = seen.report;
+    report.users = CAST
         .iter()
-        .map(|(user, _)| {
-            (
-                *user,
-                names.user_queue(&account, &Id::parse(*user).expect("a valid id")),
-            )
-        })
+        .zip(seen.users)
+        .map(|((user, who), (_, _, lines))| ((*user).to_owned(), *who, lines))
         .collect();
-    // The users' queues exist once the worker applied `users.upserted`.
-    for (_, queue) in &queues {
-        wait_for_queue(conn, queue, "the users' queues").await?;
+    Ok(report)
+}
+
+/// What the demo has read so far, and where from.
+struct Seen {
+    users: Vec<(&'static str, String, Vec<String>)>,
+    crm: String,
+    gateway: String,
+    replies: String,
+    report: Report,
+}
+
+impl Seen {
+    /// Reads until `done` holds and nothing new came for [`QUIET`] (30 s at most).
+    async fn settle(
+        &mut self,
+        channel: &Channel,
+        names: &Names,
+        done: impl Fn(&Report) -> bool,
+    ) -> Result<(), OpsError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut quiet_since = Instant::now();
+        loop {
+            if self.collect(channel, names).await? {
+                quiet_since = Instant::now();
+            }
+            if (done(&self.report) && quiet_since.elapsed() >= QUIET) || Instant::now() > deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
-    let mut seen: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut quiet_since = Instant::now();
-    loop {
+
+    /// Takes whatever arrived; true if anything did.
+    async fn collect(&mut self, channel: &Channel, names: &Names) -> Result<bool, OpsError> {
         let mut any = false;
-        for (user, queue) in &queues {
+        for (_, queue, lines) in &mut self.users {
             for body in drain(channel, queue).await? {
-                seen.entry(user).or_default().push(notification_line(&body));
+                lines.push(notification_line(&body));
                 any = true;
             }
         }
-        for body in drain(channel, &crm).await? {
-            report.crm.push(crm_line(&body));
+        for body in drain(channel, &self.crm).await? {
+            self.report.crm.push(crm_line(&body));
             any = true;
         }
-        for body in drain(channel, &gateway).await? {
-            report.gateway.push(gateway_line(&body));
+        for body in drain(channel, &self.gateway).await? {
+            self.report.gateway.push(gateway_line(&body));
             any = true;
         }
-        if let Some(body) = drain(channel, &replies).await?.pop() {
-            report.suitcase = Some(suitcase_line(&body));
+        if let Some(body) = drain(channel, &self.replies).await?.pop() {
+            self.report.suitcase = Some(suitcase_line(&body));
             any = true;
         }
         for (body, reason) in drain_dead(channel, names).await? {
-            report.dead.push(format!(
-                "{reason}  (body: {})",
-                String::from_utf8_lossy(&body)
-            ));
+            let body = String::from_utf8_lossy(&body);
+            self.report.dead.push(format!("{reason}  (body: {body})"));
             any = true;
         }
-        if any {
-            quiet_since = Instant::now();
-        }
-        let done = report.suitcase.is_some() && !report.dead.is_empty();
-        if (done && quiet_since.elapsed() >= QUIET) || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(any)
     }
-    report.users = CAST
-        .iter()
-        .map(|(user, who)| {
-            (
-                (*user).to_owned(),
-                *who,
-                seen.remove(user).unwrap_or_default(),
-            )
-        })
-        .collect();
-    Ok(report)
 }
 
 /// Takes every message now in `queue`.

@@ -19,6 +19,9 @@ pub const CAST: [(&str, &str); 6] = [
 pub struct Step {
     pub says: &'static str,
     pub event: Value,
+    /// Let the worker finish before the next step: events of different chats
+    /// run in parallel, and the story needs this one to come first.
+    pub then_wait: bool,
 }
 
 fn event(kind: &str, fields: Value) -> Value {
@@ -79,10 +82,12 @@ pub fn day() -> Vec<Step> {
                     { "channelId": "wa", "chatType": "whatsapp", "name": "WhatsApp Support" },
                     { "channelId": "tg", "chatType": "telegram", "name": "Telegram Sales" } ] }),
             ),
+            then_wait: false,
         },
         Step {
             says: "... six users in three roles",
             event: event("users.upserted", json!({ "users": users })),
+            then_wait: false,
         },
         Step {
             says: "... a pipeline",
@@ -91,10 +96,12 @@ pub fn day() -> Vec<Step> {
                 json!({ "pipelines": [{ "pipelineId": "sales", "name": "Sales",
                         "stages": [{ "stageId": "new", "name": "New" }, { "stageId": "won", "name": "Won" }] }] }),
             ),
+            then_wait: false,
         },
         Step {
             says: "... and round robin for new clients",
             event: settings("round_robin"),
+            then_wait: false,
         },
         Step {
             says: "Olga writes on WhatsApp: a new client, handed to anna in turn",
@@ -105,6 +112,7 @@ pub fn day() -> Vec<Step> {
                 "Olga",
                 "Hi, do you deliver?",
             ),
+            then_wait: true,
         },
         Step {
             says: "Pavel writes on WhatsApp: the next turn is boris's",
@@ -115,38 +123,47 @@ pub fn day() -> Vec<Step> {
                 "Pavel",
                 "Price of the sofa?",
             ),
+            then_wait: false,
         },
         Step {
             says: "Olga writes again: her responsible anna gets it",
             event: inbound("wa", "whatsapp", "+79001110000", "Olga", "Also to Kazan?"),
+            then_wait: false,
         },
         Step {
             says: "anna answers Olga: sent to the gateway",
             event: reply("wa", "whatsapp", "+79001110000", "anna", "Yes, Kazan too."),
+            then_wait: false,
         },
         Step {
             says: "quinn (quality control) tries to answer: refused, read only",
             event: reply("wa", "whatsapp", "+79001110000", "quinn", "Hello!"),
+            then_wait: false,
         },
         Step {
             says: "boris answers anna's client: refused, not responsible",
             event: reply("wa", "whatsapp", "+79001110000", "boris", "I can help"),
+            then_wait: false,
         },
         Step {
             says: "The CRM switches new clients to first reply",
             event: settings("first_reply"),
+            then_wait: false,
         },
         Step {
             says: "Rita writes on Telegram: gleb and dina both see her",
             event: inbound("tg", "telegram", "rita_tg", "Rita", "Hello from Telegram"),
+            then_wait: false,
         },
         Step {
             says: "dina answers first: she claims Rita",
             event: reply("tg", "telegram", "rita_tg", "dina", "I'm on it!"),
+            then_wait: false,
         },
         Step {
             says: "gleb answers a moment later: too late",
             event: reply("tg", "telegram", "rita_tg", "gleb", "Me too!"),
+            then_wait: false,
         },
     ]
 }

@@ -97,6 +97,7 @@ async fn delete(
     }
     for exchange in [
         names.inbound(),
+        names.inbound_hash(),
         names.notify(),
         names.crm(),
         names.outbound(),
