@@ -39,12 +39,13 @@ RUN apt-get update \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin switchboard
 COPY --from=build /usr/local/bin/switchboard /usr/local/bin/switchboard
 USER 10001
-ENV SWITCHBOARD_LOG_FORMAT=json
-# Until the worker serves /readyz: Redis and RabbitMQ answer and the prefix's
-# topology exists (`switchboard ping`; it reads AMQP_URL, REDIS_URL and
-# SWITCHBOARD_PREFIX like the worker). A worker that stops exits, and the
-# container with it. TODO: switch to an HTTP check of /readyz once it exists.
-HEALTHCHECK --interval=15s --timeout=20s --start-period=30s --retries=3 \
-    CMD ["/usr/local/bin/switchboard", "ping"]
+ENV SWITCHBOARD_LOG_FORMAT=json \
+    SWITCHBOARD_METRICS_ADDR=0.0.0.0:9464
+# /metrics, /healthz and /readyz.
+EXPOSE 9464
+# Healthy while the worker consumes from RabbitMQ and Redis answers: its own
+# /readyz, asked by `switchboard ready` (the image has no curl).
+HEALTHCHECK --interval=15s --timeout=10s --start-period=30s --retries=3 \
+    CMD ["/usr/local/bin/switchboard", "ready", "127.0.0.1:9464"]
 ENTRYPOINT ["/usr/local/bin/switchboard"]
 CMD ["run"]

@@ -160,6 +160,19 @@ async fn metrics_count_a_known_workload() {
     app.cleanup().await;
 }
 
+/// `switchboard ready ADDR`, the container's HEALTHCHECK: true on exit code 0.
+async fn ready_command(addr: SocketAddr) -> bool {
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["ready", &addr.to_string()])
+        .output();
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("`switchboard ready` ends")
+        .expect("the binary runs")
+        .status
+        .success()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readyz_follows_redis_going_away_and_coming_back() {
     let mut redis = RedisServer::start().await;
@@ -173,9 +186,15 @@ async fn readyz_follows_redis_going_away_and_coming_back() {
     .await;
     wait_ready(addr, 200).await;
 
+    assert!(ready_command(addr).await, "`switchboard ready` agrees");
+
     redis.stop();
     wait_ready(addr, 503).await;
     assert_eq!(get(addr, "/healthz").await.0, 200, "alive all the same");
+    assert!(
+        !ready_command(addr).await,
+        "`switchboard ready` says not ready"
+    );
 
     redis.restart().await;
     wait_ready(addr, 200).await;

@@ -85,6 +85,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check that a running worker is ready: its /readyz (see --metrics-addr) answers 200.
+    ///
+    /// Exit code 0 when ready, 1 with the reason otherwise. The container's
+    /// HEALTHCHECK runs it against the worker in the same container.
+    Ready {
+        /// The worker's --metrics-addr, e.g. 127.0.0.1:9464.
+        #[arg(default_value = "127.0.0.1:9464")]
+        addr: std::net::SocketAddr,
+    },
     /// Check that Redis and RabbitMQ answer and that a worker declared the prefix's topology.
     ///
     /// Exit code 0 when all is there, 1 with the reason otherwise. The

@@ -32,6 +32,13 @@ pub async fn execute(command: Command) -> Result<ExitCode> {
             let report = switchboard::ops::demo::demo(config).await?;
             print!("{}", report.render());
         }
+        Command::Ready { addr } => {
+            if let Err(why) = switchboard::monitor::probe_ready(addr).await {
+                eprintln!("switchboard: {why}");
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("ready");
+        }
         Command::Dead(DeadArgs { action }) => return dead_command(action).await,
         Command::Inspect(command) => inspect_command(command).await?,
         Command::Publish { target, file } => {

@@ -134,3 +134,31 @@ async fn readyz(State(app): State<App>) -> (StatusCode, &'static str) {
         _ => (StatusCode::SERVICE_UNAVAILABLE, "Redis does not answer\n"),
     }
 }
+
+/// Asks a worker's `/readyz` on `addr` (the container's HEALTHCHECK): Ok when
+/// it answers 200 within five seconds, else what it said.
+pub async fn probe_ready(addr: SocketAddr) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&raw).into_owned())
+    };
+    let raw = match tokio::time::timeout(Duration::from_secs(5), ask).await {
+        Ok(Ok(raw)) => raw,
+        Ok(Err(e)) => return Err(format!("no worker answers on {addr}: {e}")),
+        Err(_) => return Err(format!("the worker on {addr} did not answer within 5 s")),
+    };
+    let status = raw.split(' ').nth(1).unwrap_or_default();
+    if status == "200" {
+        Ok(())
+    } else {
+        let body = raw.split("\r\n\r\n").nth(1).unwrap_or_default().trim();
+        Err(format!(
+            "the worker on {addr} is not ready ({status}): {body}"
+        ))
+    }
+}
