@@ -13,12 +13,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{OpsError, within};
-use crate::handlers::Key;
 use crate::handlers::routing::{eligible, next_in_turn};
 use crate::ids::Id;
 use crate::model::{
     Channel, Chat, ChatRef, ChatType, Contact, Deal, Pipeline, RoundRobin, Seat, Settings, User,
 };
+use crate::state::Key;
 use crate::store::AccountKeys;
 
 /// A chat: its contact, the contact's deals and the chat's claim state.

@@ -6,8 +6,8 @@
 //! [`Id::key_part`]), so no `{`, `}` or `:` in an id can move the tag or split a
 //! key. `lua/snapshot.lua` builds contact and deal keys the same way.
 
-use crate::handlers::Key;
 use crate::ids::Id;
+use crate::state::Key;
 
 /// Keys of one account.
 #[derive(Debug, Clone)]

@@ -17,12 +17,12 @@ use serde::{Deserialize, Serialize};
 pub use error::StoreError;
 pub use keys::AccountKeys;
 
-use crate::handlers::{
-    ChannelState, ChatQuery, ChatSnapshot, Guard, Key, Op, Plan, Read, Reads, Stored, WaitingChat,
-};
 use crate::ids::Id;
 use crate::model::Seat;
 use crate::output::Publish;
+use crate::state::{
+    ChannelState, ChatQuery, ChatSnapshot, Guard, Key, Op, Plan, Read, Reads, Stored, WaitingChat,
+};
 
 /// What an applied event leaves behind: enough to repeat its effects on the broker.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -236,47 +236,48 @@ impl Store {
             .arg(q.user_id.as_ref().map_or("", Id::as_str))
             .arg(keys.base())
             .arg(if q.with_deals { "1" } else { "0" });
+        #[derive(Deserialize)]
+        struct Reply {
+            applied: Option<String>,
+            config: Option<String>,
+            settings: Option<String>,
+            channel: Option<String>,
+            #[serde(default)]
+            seats: HashMap<String, String>,
+            pool: Option<String>,
+            chat: Option<String>,
+            contact: Option<String>,
+            user: Option<String>,
+            #[serde(default)]
+            deals: Vec<String>,
+        }
         let mut conn = self.pool.get().await?;
-        let value: Value = invocation.invoke_async(&mut conn).await?;
-        let mut items = array(value)?.into_iter();
-        let tag = string(items.next())?.unwrap_or_default();
-        if tag == "applied" {
-            let record = string(items.next())?.unwrap_or_default();
+        let raw: String = invocation.invoke_async(&mut conn).await?;
+        let reply: Reply = parse(&raw)?;
+        if let Some(record) = reply.applied {
             return Ok(Loaded::Applied(parse_record(&record)?));
         }
-        let config = string(items.next())?;
-        let settings = string(items.next())?;
-        let channel = string(items.next())?;
-        let seats_flat = array(items.next().unwrap_or(Value::Nil))?;
-        let pool = string(items.next())?;
-        let chat = string(items.next())?;
-        let contact = string(items.next())?;
-        let user = string(items.next())?;
-        let deals = array(items.next().unwrap_or(Value::Nil))?;
-
-        let mut seats = Vec::new();
-        let mut flat = seats_flat.into_iter();
-        while let (Some(user_id), Some(seat)) = (flat.next(), flat.next()) {
-            let user_id = string(Some(user_id))?.unwrap_or_default();
-            let seat: Seat = parse(&string(Some(seat))?.unwrap_or_default())?;
-            let user_id = Id::parse(user_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            seats.push((user_id, seat));
+        let mut seats = Vec::with_capacity(reply.seats.len());
+        for (user, seat) in reply.seats {
+            let user = Id::parse(user).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            seats.push((user, parse::<Seat>(&seat)?));
         }
         seats.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut deal_list = Vec::new();
-        for deal in deals {
-            deal_list.push(parse(&string(Some(deal))?.unwrap_or_default())?);
-        }
+        let deals = reply
+            .deals
+            .iter()
+            .map(|d| parse(d))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Loaded::Fresh(ChatSnapshot {
-            config,
-            settings: settings.as_deref().map(parse).transpose()?,
-            channel: channel.as_deref().map(parse).transpose()?,
+            config: reply.config,
+            settings: reply.settings.as_deref().map(parse).transpose()?,
+            channel: reply.channel.as_deref().map(parse).transpose()?,
             seats,
-            round_robin: Stored::from_raw(pool).map_err(corrupt)?,
-            chat: Stored::from_raw(chat).map_err(corrupt)?,
-            contact: Stored::from_raw(contact).map_err(corrupt)?,
-            user: user.as_deref().map(parse).transpose()?,
-            deals: deal_list,
+            round_robin: Stored::from_raw(reply.pool).map_err(corrupt)?,
+            chat: Stored::from_raw(reply.chat).map_err(corrupt)?,
+            contact: Stored::from_raw(reply.contact).map_err(corrupt)?,
+            user: reply.user.as_deref().map(parse).transpose()?,
+            deals,
         }))
     }
 

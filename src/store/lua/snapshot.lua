@@ -15,9 +15,10 @@
 -- wrote (the only error that sends the event to P.dead; any other error of this
 -- script, such as OOM or BUSY, passes and the event is retried).
 --
--- Returns {'applied', record} when the event was already applied, else
--- {'fresh', config, settings, channel, seats (flat field/value list),
---  round robin, chat, contact, user, deals (list)}, nil where absent.
+-- Returns one JSON object, decoded by name: {"applied": record} when the event
+-- was already applied, else {"config", "settings", "channel", "seats": {userId:
+-- seat}, "pool", "chat", "contact", "user", "deals": [deal, ...]}, each absent
+-- where Redis has nothing.
 
 local function esc(s)
   return (string.gsub(s, '[^%w_%-]', function(c) return string.format('%%%02X', string.byte(c)) end))
@@ -25,31 +26,36 @@ end
 
 local applied = redis.call('GET', KEYS[1])
 if applied then
-  return {'applied', applied}
+  return cjson.encode({applied = applied})
 end
 
-local channel, seats, pool = false, {}, false
+local reply = {}
 if ARGV[1] ~= '' then
-  channel = redis.call('HGET', KEYS[4], ARGV[1])
-  seats = redis.call('HGETALL', KEYS[5])
-  pool = redis.call('GET', KEYS[6])
+  reply.channel = redis.call('HGET', KEYS[4], ARGV[1]) or nil
+  local seats = {}
+  local flat = redis.call('HGETALL', KEYS[5])
+  for i = 1, #flat, 2 do
+    seats[flat[i]] = flat[i + 1]
+  end
+  reply.seats = seats
+  reply.pool = redis.call('GET', KEYS[6]) or nil
 end
 
-local user = false
 if ARGV[2] ~= '' then
-  user = redis.call('HGET', KEYS[8], ARGV[2])
+  reply.user = redis.call('HGET', KEYS[8], ARGV[2]) or nil
 end
 
 local chat = redis.call('GET', KEYS[7])
-local contact, deals = false, {}
+local deals = {}
 if chat then
+  reply.chat = chat
   local ok, decoded = pcall(cjson.decode, chat)
   if not ok or type(decoded) ~= 'table' then
     return redis.error_reply('CORRUPT the chat at ' .. KEYS[7] .. ' is not a JSON object')
   end
   local contact_id = decoded['contactId']
   if type(contact_id) == 'string' then
-    contact = redis.call('GET', ARGV[3] .. 'contact:' .. esc(contact_id))
+    reply.contact = redis.call('GET', ARGV[3] .. 'contact:' .. esc(contact_id)) or nil
     if ARGV[4] == '1' then
       for _, deal_id in ipairs(redis.call('SMEMBERS', ARGV[3] .. 'contact-deals:' .. esc(contact_id))) do
         local deal = redis.call('GET', ARGV[3] .. 'deal:' .. esc(deal_id))
@@ -61,4 +67,9 @@ if chat then
   end
 end
 
-return {'fresh', redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3]), channel, seats, pool, chat, contact, user, deals}
+reply.config = redis.call('GET', KEYS[2]) or nil
+reply.settings = redis.call('GET', KEYS[3]) or nil
+if #deals > 0 then
+  reply.deals = deals
+end
+return cjson.encode(reply)
