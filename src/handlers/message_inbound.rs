@@ -54,7 +54,7 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
         if observer_kind == NotificationType::ChatNew {
             plan.ops.push(Op::Set(chat_key, json(&chat)));
         }
-        return settle(plan);
+        return answer_or_apply(plan);
     }
 
     let eligible = routing::eligible(&s.seats);
@@ -86,7 +86,7 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
             chat.pending.as_ref(),
         );
         let deal = create_deal(&mut plan, &derived, &contact, &manager, settings);
-        let shown = settle_chat(&mut plan, &e.chat(), &chat, &contact.contact_id);
+        let shown = assign_chat(&mut plan, &e.chat(), &chat, &contact.contact_id);
         plan.tally.round_robin += 1;
 
         about.contact_id = Some(&contact.contact_id);
@@ -149,14 +149,14 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
         };
         plan.ops.push(Op::Set(chat_key, json(&waiting)));
     }
-    settle(plan)
+    answer_or_apply(plan)
 }
 
 /// A message that changes no state (the usual case: a settled chat) is only
 /// published, with no record: a redelivery decides it again from the state of
 /// its time and publishes with the same notification ids. This keeps the bulk
 /// of the traffic at one Redis round trip and out of Redis memory.
-fn settle(plan: Plan) -> Decision {
+fn answer_or_apply(plan: Plan) -> Decision {
     if plan.ops.is_empty() {
         Decision::Answer(plan.outputs)
     } else {
@@ -290,10 +290,10 @@ pub(super) fn create_deal(
     deal
 }
 
-/// Settles the chat on its contact: it no longer waits for a claim (nor in its
+/// Assigns the chat to its contact: it no longer waits for a claim (nor in its
 /// channel's waiting index). Who was shown it as new is kept (for
 /// `claimed_by_other`) and returned.
-pub(super) fn settle_chat(
+pub(super) fn assign_chat(
     plan: &mut Plan,
     chat_ref: &ChatRef,
     chat: &Chat,

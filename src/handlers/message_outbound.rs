@@ -4,7 +4,7 @@
 //! the others are decided again on the new state and rejected.
 
 use super::chat::{Opened, open};
-use super::message_inbound::{ChatOf, assign_contact, create_deal, notify_observers, settle_chat};
+use super::message_inbound::{ChatOf, assign_chat, assign_contact, create_deal, notify_observers};
 use super::routing::{self, About, Derived};
 use super::{ChatSnapshot, Decision, Plan, json};
 use crate::events::{MessageOutbound, Rejection};
@@ -95,7 +95,7 @@ pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
                 .settings
                 .as_ref()
                 .map(|settings| create_deal(&mut plan, &derived, &contact, &e.user_id, settings));
-            let shown = settle_chat(&mut plan, &e.chat(), &chat, &contact.contact_id);
+            let shown = assign_chat(&mut plan, &e.chat(), &chat, &contact.contact_id);
 
             about.contact_id = Some(&contact.contact_id);
             about.deal_id = deal.as_ref().map(|d| &d.deal_id);

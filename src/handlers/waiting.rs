@@ -8,7 +8,7 @@
 //! otherwise every newcomer who may claim them (an eligible manager or a
 //! supervisor) is shown them as new.
 
-use super::message_inbound::{ChatOf, assign_contact, create_deal, settle_chat};
+use super::message_inbound::{ChatOf, assign_chat, assign_contact, create_deal};
 use super::routing::{self, About, Derived};
 use super::{ChannelState, Key, Op, Plan, WaitingChat, json};
 use crate::events::Envelope;
@@ -151,7 +151,7 @@ pub(super) fn offer(
                 Some(pending),
             );
             let deal = create_deal(plan, &derived, &contact, &manager, settings);
-            let shown = settle_chat(plan, &chat_ref, chat, &contact.contact_id);
+            let shown = assign_chat(plan, &chat_ref, chat, &contact.contact_id);
             plan.tally.round_robin += 1;
             about.contact_id = Some(&contact.contact_id);
             about.deal_id = Some(&deal.deal_id);

@@ -24,7 +24,7 @@ pub const DROPPED_REPLIES: &str = "switchboard_replies_dropped_total";
 pub(super) fn describe() {
     describe_counter!(
         EVENTS,
-        "Events settled, by type and outcome (done, replayed, dead_lettered)."
+        "Events handled (acked), by type and outcome (done, replayed, dead_lettered)."
     );
     describe_histogram!(
         EVENT_SECONDS,

@@ -208,7 +208,7 @@ async fn play_on(conn: &Connection, channel: &Channel, names: &Names) -> Result<
                 }
                 queues_exist = true;
             }
-            seen.settle(channel, names, |_| true).await?;
+            seen.quiet(channel, names, |_| true).await?;
         }
     }
     let props = BasicProperties::default()
@@ -228,7 +228,7 @@ async fn play_on(conn: &Connection, channel: &Channel, names: &Names) -> Result<
     seen.report
         .steps
         .push("A broken gateway sends something that is not JSON");
-    seen.settle(channel, names, |r| {
+    seen.quiet(channel, names, |r| {
         r.suitcase.is_some() && !r.dead.is_empty()
     })
     .await?;
@@ -253,7 +253,7 @@ struct Seen {
 
 impl Seen {
     /// Reads until `done` holds and nothing new came for [`QUIET`] (30 s at most).
-    async fn settle(
+    async fn quiet(
         &mut self,
         channel: &Channel,
         names: &Names,

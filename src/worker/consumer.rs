@@ -82,7 +82,7 @@ struct Finished {
     outcome: Option<&'static str>,
 }
 
-/// Events settled since the last summary line, by outcome.
+/// Events handled (acked) since the last summary line, by outcome.
 #[derive(Default)]
 struct Summary {
     done: u64,

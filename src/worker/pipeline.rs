@@ -286,7 +286,7 @@ impl Pipeline {
             reply_to: properties.reply_to().as_ref().map(|s| s.to_string()),
             correlation_id: properties.correlation_id().as_ref().map(|s| s.to_string()),
         };
-        match self.settle(event, &reply).await {
+        match self.decide_and_apply(event, &reply).await {
             Ok(outcome) => outcome,
             Err(Transient::Store(e)) if !e.is_transient() => {
                 // Redis holds data this worker cannot read: keep the input for an operator.
@@ -296,7 +296,7 @@ impl Pipeline {
         }
     }
 
-    async fn settle(&self, event: &Event, reply: &ReplyTo) -> Result<Outcome, Transient> {
+    async fn decide_and_apply(&self, event: &Event, reply: &ReplyTo) -> Result<Outcome, Transient> {
         let envelope = event.envelope();
         let (account, event_id) = (&envelope.account_id, &envelope.event_id);
         let kind = event.type_name();

@@ -1,5 +1,5 @@
 //! The Switchboard phase: workers run in-process on the bench prefix, the
-//! account is set up by events, known contacts are added, a warm-up settles
+//! account is set up by events, known contacts are added, a warm-up makes
 //! the chats, then the measured `message.inbound` events go through and the
 //! notifications are read from the users' queues, with Redis work counted.
 
