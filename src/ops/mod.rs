@@ -12,6 +12,7 @@ pub mod dead;
 pub mod dead_text;
 pub mod demo;
 mod demo_script;
+mod demo_text;
 pub mod inspect;
 mod inspect_text;
 pub mod ping;

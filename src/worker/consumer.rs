@@ -30,13 +30,13 @@ use lapin::{Channel, Connection};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{debug, info, warn};
 
 use super::pipeline::{Admitted, Pipeline, admit};
-use super::sequencer::{Scope, Sequencer};
+use super::sequencer::Sequencer;
+use super::tasks::{Summary, Tasks};
 use super::{bounded, partitions};
 use crate::config::Config;
-use crate::ids::Id;
 use crate::monitor::counters;
 use crate::names::Names;
 
@@ -49,8 +49,6 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// leaving one it leads (unknowingly) hands the partition on. Either way the
 /// owner moves to the front within a few rounds.
 const STEP_BACK_EVERY: Duration = Duration::from_secs(3);
-/// How often a worker logs what it did, at `info`.
-const SUMMARY_EVERY: Duration = Duration::from_secs(30);
 
 /// Why a session ended other than by shutdown: the worker reconnects.
 #[derive(Debug, thiserror::Error)]
@@ -71,62 +69,6 @@ pub struct Work {
     pub admitted: Admitted,
     pub partition: u16,
     pub generation: u64,
-}
-
-/// What a finished task reports back.
-struct Finished {
-    partition: u16,
-    generation: u64,
-    order: Option<(Id, Scope)>,
-    /// What became of it; `None` if the session ended first.
-    outcome: Option<&'static str>,
-}
-
-/// Events handled (acked) since the last summary line, by outcome.
-#[derive(Default)]
-struct Summary {
-    done: u64,
-    replayed: u64,
-    dead_lettered: u64,
-    since: Option<tokio::time::Instant>,
-}
-
-impl Summary {
-    fn count(&mut self, outcome: Option<&str>) {
-        match outcome {
-            Some("done") => self.done += 1,
-            Some("replayed") => self.replayed += 1,
-            Some("dead_lettered") => self.dead_lettered += 1,
-            _ => {}
-        }
-    }
-
-    /// Logs a summary every [`SUMMARY_EVERY`] when there was anything to tell.
-    fn maybe_log(&mut self, running: usize, waiting: usize) {
-        let now = tokio::time::Instant::now();
-        let since = *self.since.get_or_insert(now);
-        let elapsed = now - since;
-        if elapsed < SUMMARY_EVERY {
-            return;
-        }
-        let total = self.done + self.replayed + self.dead_lettered;
-        if total > 0 || running > 0 {
-            let rate = total as f64 / elapsed.as_secs_f64();
-            info!(
-                done = self.done,
-                replayed = self.replayed,
-                dead_lettered = self.dead_lettered,
-                running,
-                waiting,
-                events_per_sec = format!("{rate:.1}"),
-                "Summary."
-            );
-        }
-        *self = Summary {
-            since: Some(now),
-            ..Summary::default()
-        };
-    }
 }
 
 /// One partition's subscription and what is in flight from it.
@@ -450,47 +392,5 @@ impl Consumer<'_> {
             }
         }
         Ok(())
-    }
-}
-
-/// The events running in a session, each a task holding one of `concurrency` permits.
-struct Tasks {
-    set: JoinSet<Finished>,
-    permits: Arc<Semaphore>,
-    pipeline: Pipeline,
-    session: CancellationToken,
-    broken: CancellationToken,
-}
-
-impl Tasks {
-    fn spawn(&mut self, work: Work) {
-        let (pipeline, session, broken) = (
-            self.pipeline.clone(),
-            self.session.clone(),
-            self.broken.clone(),
-        );
-        let permits = self.permits.clone();
-        // Every line logged while handling the event carries its ids.
-        let span = match &work.admitted.event {
-            Ok(event) => {
-                let envelope = event.envelope();
-                info_span!("event", eventId = %envelope.event_id, accountId = %envelope.account_id, r#type = event.type_name())
-            }
-            Err(_) => info_span!("event", routing_key = %work.admitted.delivery.routing_key),
-        };
-        self.set.spawn(async move {
-            // The semaphore is never closed, so acquiring only waits.
-            let _permit = permits.acquire_owned().await;
-            let outcome = pipeline
-                .process(&work.admitted, &session, &broken)
-                .instrument(span)
-                .await;
-            Finished {
-                partition: work.partition,
-                generation: work.generation,
-                order: work.admitted.order,
-                outcome,
-            }
-        });
     }
 }

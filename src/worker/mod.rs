@@ -9,6 +9,7 @@ pub mod pipeline;
 mod pools;
 pub mod sequencer;
 mod startup;
+mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,29 +10,23 @@
 use std::time::Duration;
 
 use lapin::BasicProperties;
-use lapin::message::Delivery;
 use lapin::options::BasicAckOptions;
-use lapin::types::AMQPValue;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+mod admit;
+
+pub use admit::{Admitted, MAX_DELIVERIES, admit};
+
 use super::retry_backoff;
-use super::sequencer::Scope;
 
 use super::pools::PoolLocks;
 use crate::amqp::{PublishError, Publisher};
-use crate::events::{self, Event, Rejection};
+use crate::events::{Event, Rejection};
 use crate::handlers::{self, Decision, Key, Op, Plan, ReplyTo};
 use crate::ids::Id;
 use crate::monitor::counters;
-use crate::names;
 use crate::store::{Applied, Loaded, Record, Store, StoreError};
-
-/// How often the broker may deliver one event before the worker gives up on
-/// it and dead-letters it. Redeliveries come from crashed workers, lost
-/// connections and partitions handed over, so the bound is generous; it stops
-/// an event that brings down whoever handles it from cycling for ever.
-pub const MAX_DELIVERIES: i64 = 25;
 
 /// How many times an event is retried after a failure that is not known to
 /// pass (Redis refusing an operation, the broker refusing a message) before it
@@ -99,73 +93,6 @@ fn round_robin_pool(plan: &Plan) -> Option<&Id> {
         Op::Set(Key::RoundRobin(channel), _) => Some(channel),
         _ => None,
     })
-}
-
-/// A delivery as it arrived, parsed at the edge.
-pub struct Admitted {
-    pub delivery: Delivery,
-    /// The typed event, or why it cannot be accepted.
-    pub event: Result<Event, Rejection>,
-    /// The account and what the event may not overtake in it; `None` for input
-    /// that is dead-lettered whatever came before it.
-    pub order: Option<(Id, Scope)>,
-}
-
-/// Parses a delivery: body to a typed event; the routing key must be the
-/// event's own account's; a delivery the broker has made too often is given up.
-pub fn admit(delivery: Delivery) -> Admitted {
-    let deliveries = delivery_count(&delivery.properties);
-    let event = if deliveries >= MAX_DELIVERIES {
-        Err(Rejection::Invalid(format!(
-            "delivered {deliveries} times without being handled; given up"
-        )))
-    } else {
-        events::parse(&delivery.data).and_then(|event| {
-            let account = &event.envelope().account_id;
-            if delivery.routing_key.as_str() == names::inbound_key(account) {
-                Ok(event)
-            } else {
-                Err(Rejection::Invalid(
-                    "the routing key is not the event's own accountId (escaped as in AMQP names)"
-                        .into(),
-                ))
-            }
-        })
-    };
-    let order = event.as_ref().ok().map(|event| {
-        let scope = match handlers::chat_query(event) {
-            Some(query) => Scope::Chat(query.chat),
-            None => Scope::Account,
-        };
-        (event.envelope().account_id.clone(), scope)
-    });
-    Admitted {
-        delivery,
-        event,
-        order,
-    }
-}
-
-/// The broker's count of earlier deliveries of this message (quorum queues
-/// set `x-delivery-count` on redeliveries).
-fn delivery_count(properties: &BasicProperties) -> i64 {
-    let Some(value) = properties
-        .headers()
-        .as_ref()
-        .and_then(|h| h.inner().get("x-delivery-count"))
-    else {
-        return 0;
-    };
-    match value {
-        AMQPValue::ShortShortInt(n) => i64::from(*n),
-        AMQPValue::ShortShortUInt(n) => i64::from(*n),
-        AMQPValue::ShortInt(n) => i64::from(*n),
-        AMQPValue::ShortUInt(n) => i64::from(*n),
-        AMQPValue::LongInt(n) => i64::from(*n),
-        AMQPValue::LongUInt(n) => i64::from(*n),
-        AMQPValue::LongLongInt(n) => *n,
-        _ => 0,
-    }
 }
 
 /// Shared by every event a session handles.
