@@ -101,3 +101,17 @@ pub(crate) fn parse_prefix(raw: &str) -> Result<String, String> {
         Err("use 1 to 64 of A-Z a-z 0-9 _ - .".into())
     }
 }
+
+/// The URL without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match url.split_once("://").and_then(|(scheme, rest)| {
+        rest.split_once('@')
+            .map(|(auth, host)| (scheme, auth, host))
+    }) {
+        Some((scheme, auth, host)) => {
+            let user = auth.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}

@@ -2,97 +2,118 @@
 //!
 //! lapin and redis describe a failed connection in their own terms ("protocol
 //! error: AMQP soft error: ACCESS-REFUSED ...", "Error occurred while creating a
-//! new object: ..."). These functions say which of the usual causes it is: a
-//! refused login, a missing virtual host, nothing listening, an unknown host, or
-//! a host that does not answer. They work on the error's text so that the
-//! worker's start-up errors and the operator commands explain failures the same
-//! way; an unrecognised error is passed through as it is.
+//! new object: ..."). These functions say which of the usual causes it is — a
+//! refused login, a virtual host that is missing or not permitted, nothing
+//! listening, no answer, a dropped handshake — decided by the error's type,
+//! AMQP reply code, Redis error kind or I/O error kind, never by its text. An
+//! error of no known cause is passed through as it is.
 
-/// What a failed RabbitMQ connection means, for `url` (already redacted).
-pub fn amqp(reason: &str) -> String {
-    let lower = reason.to_lowercase();
-    if lower.contains("access_refused") || lower.contains("access-refused") {
-        return "RabbitMQ refused the login: check the user name and password in --amqp-url (AMQP_URL)"
-            .into();
+use std::io;
+
+use lapin::ErrorKind as AmqpKind;
+use redis::ErrorKind as RedisKind;
+
+/// AMQP reply codes (0-9-1, section 1.2).
+const ACCESS_REFUSED: u16 = 403;
+const NOT_ALLOWED: u16 = 530;
+
+/// What a failed RabbitMQ connection means.
+pub fn amqp(error: &lapin::Error) -> String {
+    match error.kind() {
+        AmqpKind::ProtocolError(e) if e.get_id() == ACCESS_REFUSED => {
+            "RabbitMQ refused the login: check the user name and password in --amqp-url (AMQP_URL)"
+                .into()
+        }
+        AmqpKind::ProtocolError(e) if e.get_id() == NOT_ALLOWED => {
+            "RabbitMQ does not open that virtual host for this user (no such virtual host, or no \
+             permission on it): check the path of --amqp-url (`/%2f` is the default vhost `/`) \
+             and the user's permissions (rabbitmqctl set_permissions)"
+                .into()
+        }
+        AmqpKind::IOError(io) => io_words(io, "RabbitMQ").unwrap_or_else(|| error.to_string()),
+        _ => error.to_string(),
     }
-    if lower.contains("vhost") && lower.contains("not found") {
-        return "RabbitMQ has no such virtual host: check the path of --amqp-url (`/%2f` is the default vhost `/`)"
-            .into();
-    }
-    if lower.contains("not_allowed") || lower.contains("not-allowed") {
-        return "RabbitMQ does not let this user use the virtual host: check the user's permissions (rabbitmqctl set_permissions)"
-            .into();
-    }
-    common(&lower, "RabbitMQ").unwrap_or_else(|| reason.to_owned())
 }
 
 /// What a failed Redis connection means.
-pub fn redis(reason: &str) -> String {
-    let lower = reason.to_lowercase();
-    if lower.contains("authenticationfailed")
-        || lower.contains("wrongpass")
-        || lower.contains("noauth")
-        || lower.contains("password authentication failed")
-        || lower.contains("invalid username-password")
+pub fn redis(error: &redis::RedisError) -> String {
+    if error.kind() == RedisKind::AuthenticationFailed
+        || matches!(error.code(), Some("WRONGPASS" | "NOAUTH"))
     {
         return "Redis refused the login: check the password in --redis-url (REDIS_URL)".into();
     }
-    if let Some(words) = common(&lower, "Redis") {
-        return words;
-    }
-    // Strip the connection pool's wording, keep the cause.
-    reason
-        .trim_start_matches("redis unavailable: ")
-        .replace("Error occurred while creating a new object: ", "")
+    let kind = if error.is_connection_refusal() {
+        io::ErrorKind::ConnectionRefused
+    } else if error.is_timeout() {
+        io::ErrorKind::TimedOut
+    } else if error.is_connection_dropped() {
+        io::ErrorKind::ConnectionReset
+    } else {
+        return error.to_string();
+    };
+    io_words(&io::Error::from(kind), "Redis").unwrap_or_else(|| error.to_string())
 }
 
-fn common(lower: &str, service: &str) -> Option<String> {
-    if lower.contains("connection refused") {
-        return Some(format!(
-            "nothing accepts connections at that address (connection refused): is {service} running, and on that port?"
-        ));
+/// A RabbitMQ or Redis connection that gave no answer within `waited`.
+pub fn no_answer(service: &str) -> String {
+    format!("no answer from that address in time: is the host reachable and is it {service}?")
+}
+
+fn io_words(error: &io::Error, service: &str) -> Option<String> {
+    match error.kind() {
+        io::ErrorKind::ConnectionRefused => Some(format!(
+            "nothing accepts connections at that address (connection refused): is {service} \
+             running, and on that port?"
+        )),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Some(no_answer(service)),
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::BrokenPipe => Some(format!(
+            "the connection was dropped during the handshake: is that port really {service} \
+             (not TLS, not another service)?"
+        )),
+        _ => None,
     }
-    if lower.contains("lookup address") || lower.contains("name or service not known") {
-        return Some("the host name cannot be resolved: check the host in the URL".into());
-    }
-    if lower.contains("timed out") || lower.contains("timeout") || lower.contains("no answer") {
-        return Some(format!(
-            "no answer from that address in time: is the host reachable and is it {service}?"
-        ));
-    }
-    if lower.contains("reset by peer") || lower.contains("unexpected end") || lower.contains("eof")
-    {
-        return Some(format!(
-            "the connection was dropped during the handshake: is that port really {service} (not TLS, not another service)?"
-        ));
-    }
-    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn io(kind: io::ErrorKind) -> io::Error {
+        io::Error::new(kind, "x")
+    }
+
     #[test]
-    fn says_which_cause_it_is() {
-        assert!(amqp("protocol error: AMQP soft error: ACCESS-REFUSED: ACCESS_REFUSED - Login was refused").contains("refused the login"));
-        assert!(
-            amqp("protocol error: AMQP hard error: NOT-ALLOWED: NOT_ALLOWED - vhost x not found")
-                .contains("no such virtual host")
-        );
-        assert!(
-            amqp("IO error: Connection refused (os error 111)").contains("is RabbitMQ running")
-        );
-        assert!(
-            amqp("IO error: failed to lookup address information: Name or service not known")
-                .contains("cannot be resolved")
-        );
-        assert!(redis("redis unavailable: Error occurred while creating a new object: Password authentication failed - AuthenticationFailed").contains("refused the login"));
-        assert!(redis("redis unavailable: Error occurred while creating a new object: Connection refused (os error 111)").contains("is Redis running"));
-        assert_eq!(
-            redis("redis unavailable: Error occurred while creating a new object: odd"),
-            "odd"
-        );
-        assert_eq!(amqp("something else"), "something else");
+    fn io_failures_are_told_by_kind() {
+        let cases = [
+            (io::ErrorKind::ConnectionRefused, "is Redis running"),
+            (io::ErrorKind::TimedOut, "no answer"),
+            (
+                io::ErrorKind::ConnectionReset,
+                "dropped during the handshake",
+            ),
+            (io::ErrorKind::UnexpectedEof, "dropped during the handshake"),
+        ];
+        for (kind, words) in cases {
+            let said = io_words(&io(kind), "Redis").unwrap();
+            assert!(said.contains(words), "{kind:?}: {said}");
+        }
+        assert!(io_words(&io(io::ErrorKind::Other), "Redis").is_none());
+    }
+
+    #[test]
+    fn amqp_failures_are_told_by_kind() {
+        let refused = lapin::Error::from(io(io::ErrorKind::ConnectionRefused));
+        assert!(amqp(&refused).contains("is RabbitMQ running"));
+    }
+
+    #[test]
+    fn redis_failures_are_told_by_kind() {
+        let auth = redis::RedisError::from((RedisKind::AuthenticationFailed, "auth"));
+        assert!(redis(&auth).contains("refused the login"));
+        let refused = redis::RedisError::from(io(io::ErrorKind::ConnectionRefused));
+        assert!(redis(&refused).contains("is Redis running"));
     }
 }

@@ -166,7 +166,7 @@ async fn the_wait_is_bounded_and_ends_in_one_line() {
         "it waited"
     );
     assert_eq!(code, 1, "{stderr}");
-    one_line_error(&stderr, "cannot reach RabbitMQ");
+    one_line_error(&stderr, "cannot connect to RabbitMQ");
     assert!(stderr.contains("--startup-wait"), "{stderr}");
 }
 

@@ -258,24 +258,9 @@ fn id(raw: &str) -> Result<Id> {
     Id::parse(raw).map_err(|e| anyhow::anyhow!("id {raw:?} {e}"))
 }
 
-/// A start-up error with the connection failure said in words.
+/// A start-up error: the worker already says connection failures in words.
 fn telemetry_words(error: switchboard::worker::RunError) -> String {
-    use switchboard::worker::RunError;
-    match error {
-        RunError::AmqpUnreachable { url, reason } => {
-            format!(
-                "cannot connect to RabbitMQ at {url}: {}",
-                switchboard::diagnose::amqp(&reason)
-            )
-        }
-        RunError::RedisUnreachable { url, reason } => {
-            format!(
-                "cannot connect to Redis at {url}: {}",
-                switchboard::diagnose::redis(&reason)
-            )
-        }
-        other => other.to_string(),
-    }
+    error.to_string()
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

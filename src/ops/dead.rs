@@ -175,7 +175,7 @@ async fn read(
 /// A 404 on `P.dead` means no worker ever ran on the prefix.
 pub(crate) fn missing_queue(error: OpsError, queue: &str) -> OpsError {
     match error {
-        OpsError::Broker(text) if text.contains("NOT_FOUND") => OpsError::NotFound(format!(
+        e if e.is_not_found() => OpsError::NotFound(format!(
             "queue {queue} does not exist: has a worker ever run with this --prefix?"
         )),
         other => other,

@@ -173,17 +173,7 @@ async fn waiting_chats(
     let mut cursor: u64 = 0;
     let mut found = Vec::new();
     loop {
-        let (next, batch): (u64, Vec<String>) = within(
-            "SCAN",
-            redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(redis),
-        )
-        .await?;
+        let (next, batch) = super::scan(redis, cursor, &pattern).await?;
         for key in batch {
             let Some(chat) = get::<Chat>(redis, &key).await? else {
                 continue;

@@ -27,7 +27,7 @@ use std::time::Duration;
 use clap::Args;
 use lapin::{Channel, Connection, ConnectionProperties};
 
-use crate::config::{Config, parse_prefix};
+use crate::config::{Config, parse_prefix, redact};
 use crate::names::Names;
 
 /// How long any one request to the broker or Redis may take.
@@ -77,7 +77,9 @@ pub enum OpsError {
     #[error("cannot connect to Redis at {url}: {reason}")]
     RedisConnect { url: String, reason: String },
     #[error("RabbitMQ: {0}")]
-    Broker(String),
+    Broker(#[source] lapin::Error),
+    #[error("RabbitMQ: {0}")]
+    Ended(String),
     #[error("Redis: {0}")]
     Redis(String),
     #[error("no answer from {0} within {WAIT:?}")]
@@ -94,7 +96,18 @@ pub enum OpsError {
 
 impl From<lapin::Error> for OpsError {
     fn from(e: lapin::Error) -> Self {
-        OpsError::Broker(e.to_string())
+        OpsError::Broker(e)
+    }
+}
+
+/// The AMQP reply code NOT_FOUND (a missing queue or exchange).
+const NOT_FOUND: u16 = 404;
+
+impl OpsError {
+    /// The broker answered NOT_FOUND: a queue or exchange does not exist.
+    pub(crate) fn is_not_found(&self) -> bool {
+        matches!(self, OpsError::Broker(e)
+            if matches!(e.kind(), lapin::ErrorKind::ProtocolError(a) if a.get_id() == NOT_FOUND))
     }
 }
 
@@ -123,11 +136,11 @@ pub async fn amqp(target: &Target) -> Result<Connection, OpsError> {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(OpsError::AmqpConnect {
             url,
-            reason: crate::diagnose::amqp(&e.to_string()),
+            reason: crate::diagnose::amqp(&e),
         }),
         Err(_) => Err(OpsError::AmqpConnect {
             url,
-            reason: crate::diagnose::amqp("timed out"),
+            reason: crate::diagnose::no_answer("RabbitMQ"),
         }),
     }
 }
@@ -137,20 +150,40 @@ pub async fn redis(target: &Target) -> Result<redis::aio::MultiplexedConnection,
     let url = redact(&target.redis_url);
     let fail = |reason: String| OpsError::RedisConnect {
         url: url.clone(),
-        reason: crate::diagnose::redis(&reason),
+        reason,
     };
-    let client = redis::Client::open(target.redis_url.as_str()).map_err(|e| fail(e.to_string()))?;
+    let client = redis::Client::open(target.redis_url.as_str())
+        .map_err(|e| fail(crate::diagnose::redis(&e)))?;
     let conn = match tokio::time::timeout(WAIT, client.get_multiplexed_async_connection()).await {
         Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => return Err(fail(e.to_string())),
-        Err(_) => return Err(fail("timed out".into())),
+        Ok(Err(e)) => return Err(fail(crate::diagnose::redis(&e))),
+        Err(_) => return Err(fail(crate::diagnose::no_answer("Redis"))),
     };
     let mut probe = conn.clone();
     match tokio::time::timeout(WAIT, redis::cmd("PING").query_async::<String>(&mut probe)).await {
         Ok(Ok(_)) => Ok(conn),
-        Ok(Err(e)) => Err(fail(e.to_string())),
-        Err(_) => Err(fail("timed out".into())),
+        Ok(Err(e)) => Err(fail(crate::diagnose::redis(&e))),
+        Err(_) => Err(fail(crate::diagnose::no_answer("Redis"))),
     }
+}
+
+/// One `SCAN` step over `pattern` from `cursor`: the next cursor and a batch of keys.
+pub(crate) async fn scan(
+    redis: &mut redis::aio::MultiplexedConnection,
+    cursor: u64,
+    pattern: &str,
+) -> Result<(u64, Vec<String>), OpsError> {
+    within(
+        "SCAN",
+        redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(redis),
+    )
+    .await
 }
 
 /// Closes a channel if it is still open; a failure to close changes nothing
@@ -165,20 +198,6 @@ pub(crate) async fn close_channel(channel: &Channel) {
 pub async fn close(conn: &Connection) {
     if conn.status().connected() {
         let _ = tokio::time::timeout(WAIT, conn.close(200, "done".into())).await;
-    }
-}
-
-/// The URL without its password, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    match url.split_once("://").and_then(|(scheme, rest)| {
-        rest.split_once('@')
-            .map(|(auth, host)| (scheme, auth, host))
-    }) {
-        Some((scheme, auth, host)) => {
-            let user = auth.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        None => url.to_owned(),
     }
 }
 

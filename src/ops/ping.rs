@@ -58,13 +58,10 @@ async fn topology(conn: &Connection, target: &Target) -> Result<(), OpsError> {
     close_channel(&channel).await;
     match queue {
         Ok(_) => Ok(()),
-        Err(OpsError::Broker(text)) if text.contains("NOT_FOUND") => {
-            Err(OpsError::NotFound(format!(
-                "the topology of prefix {:?} is missing ({}): no worker has started on it",
-                target.prefix,
-                text.split(" - ").nth(1).unwrap_or(&text)
-            )))
-        }
+        Err(e) if e.is_not_found() => Err(OpsError::NotFound(format!(
+            "the topology of prefix {:?} is missing ({}): no worker has started on it",
+            target.prefix, e
+        ))),
         Err(e) => Err(e),
     }
 }

@@ -8,8 +8,9 @@
 //! keeps that order. The worker validates the rest: an event it cannot accept
 //! lands in `P.dead` (see `switchboard dead list`).
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Confirmation, Connection, PublisherConfirm};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Confirmation, Connection, ExchangeKind, PublisherConfirm};
 use serde_json::Value;
 
 use super::{OpsError, close_channel, within};
@@ -74,6 +75,26 @@ pub async fn publish(
     names: &Names,
     events: &[Outgoing],
 ) -> Result<usize, OpsError> {
+    // A missing exchange is told before anything is sent (a publish to it
+    // would close the channel under the publishes that follow).
+    let exchange = names.inbound();
+    let probe = within("opening a channel", conn.create_channel()).await?;
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    let found = within(
+        "exchange.declare",
+        probe.exchange_declare(
+            exchange.as_str().into(),
+            ExchangeKind::Fanout,
+            passive,
+            FieldTable::default(),
+        ),
+    )
+    .await;
+    close_channel(&probe).await;
+    found.map_err(|e| no_exchange(e, &exchange))?;
     let channel = within("opening a channel", conn.create_channel()).await?;
     let result = send(&channel, names, events).await;
     close_channel(&channel).await;
@@ -139,7 +160,7 @@ async fn send(
 
 fn no_exchange(error: OpsError, exchange: &str) -> OpsError {
     match error {
-        OpsError::Broker(text) if text.contains("NOT_FOUND") => OpsError::NotFound(format!(
+        e if e.is_not_found() => OpsError::NotFound(format!(
             "exchange {exchange} does not exist: start a worker with this --prefix first (it declares the topology)"
         )),
         other => other,

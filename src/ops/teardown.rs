@@ -155,7 +155,7 @@ async fn probe_queue(conn: &Connection, queue: &str) -> Result<Option<(u32, u32)
     close_channel(&channel).await;
     match result {
         Ok(q) => Ok(Some((q.message_count(), q.consumer_count()))),
-        Err(OpsError::Broker(text)) if text.contains("NOT_FOUND") => Ok(None),
+        Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -179,7 +179,7 @@ async fn exchange_exists(conn: &Connection, exchange: &str) -> Result<bool, OpsE
     close_channel(&channel).await;
     match result {
         Ok(()) => Ok(true),
-        Err(OpsError::Broker(text)) if text.contains("NOT_FOUND") => Ok(false),
+        Err(e) if e.is_not_found() => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -213,17 +213,7 @@ async fn unlink_prefix(redis: &mut MultiplexedConnection, prefix: &str) -> Resul
     let mut cursor: u64 = 0;
     let mut removed = 0;
     loop {
-        let (next, batch): (u64, Vec<String>) = within(
-            "SCAN",
-            redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(redis),
-        )
-        .await?;
+        let (next, batch) = super::scan(redis, cursor, &pattern).await?;
         if !batch.is_empty() {
             let _: usize = within(
                 "UNLINK",

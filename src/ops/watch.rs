@@ -42,7 +42,7 @@ pub async fn watch(
     {
         close_channel(&channel).await;
         return Err(match e {
-            OpsError::Broker(text) if text.contains("NOT_FOUND") => OpsError::NotFound(format!(
+            e if e.is_not_found() => OpsError::NotFound(format!(
                 "queue {queue} does not exist: user {user:?} of account {account:?} is not known yet (a users.upserted event declares it)"
             )),
             other => other,
@@ -83,7 +83,7 @@ async fn consume(
             () = stop.cancelled() => return Ok(seen),
             next = consumer.next() => match next {
                 Some(delivery) => delivery?,
-                None => return Err(OpsError::Broker("the broker ended the subscription".into())),
+                None => return Err(OpsError::Ended("the broker ended the subscription".into())),
             },
         };
         each(&delivery.data);

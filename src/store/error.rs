@@ -58,6 +58,16 @@ impl StoreError {
         !matches!(self, StoreError::Corrupt(_))
     }
 
+    /// The Redis error behind this one, if there is one (for telling causes apart).
+    pub fn redis_error(&self) -> Option<&RedisError> {
+        use deadpool_redis::PoolError;
+        match self {
+            StoreError::Unavailable(e) | StoreError::Refused(e) => Some(e),
+            StoreError::Pool(PoolError::Backend(e)) => Some(e),
+            StoreError::Pool(_) | StoreError::Corrupt(_) => None,
+        }
+    }
+
     /// A passing failure: retried for as long as it lasts, never dead-lettered.
     pub fn is_passing(&self) -> bool {
         use deadpool_redis::PoolError;

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::amqp::{self, Publisher};
-use crate::config::Config;
+use crate::config::{Config, redact};
 use crate::monitor::{self, Health};
 use crate::names::Names;
 use crate::store::Store;
@@ -37,9 +37,9 @@ pub enum RunError {
     AmqpUrl { url: String, reason: String },
     #[error("invalid Redis URL {url:?}: {reason}")]
     RedisUrl { url: String, reason: String },
-    #[error("cannot reach RabbitMQ at {url}: {reason}")]
+    #[error("cannot connect to RabbitMQ at {url}: {reason}")]
     AmqpUnreachable { url: String, reason: String },
-    #[error("cannot reach Redis at {url}: {reason}")]
+    #[error("cannot connect to Redis at {url}: {reason}")]
     RedisUnreachable { url: String, reason: String },
     #[error("{0}")]
     Metrics(String),
@@ -237,18 +237,4 @@ pub(crate) fn retry_backoff() -> impl Iterator<Item = Duration> {
         .with_jitter()
         .without_max_times()
         .build()
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match url.split_once("://").and_then(|(scheme, rest)| {
-        rest.split_once('@')
-            .map(|(auth, host)| (scheme, auth, host))
-    }) {
-        Some((scheme, auth, host)) => {
-            let user = auth.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        None => url.to_owned(),
-    }
 }

@@ -86,7 +86,9 @@ async fn attempt(
                 passing: e.is_passing(),
                 error: RunError::RedisUnreachable {
                     url: redis_url,
-                    reason: e.to_string(),
+                    reason: e
+                        .redis_error()
+                        .map_or_else(|| e.to_string(), crate::diagnose::redis),
                 },
             });
         }
@@ -95,7 +97,7 @@ async fn attempt(
                 passing: true,
                 error: RunError::RedisUnreachable {
                     url: redis_url,
-                    reason: format!("no answer within {PING_WAIT:?}"),
+                    reason: crate::diagnose::no_answer("Redis"),
                 },
             });
         }
@@ -104,7 +106,7 @@ async fn attempt(
         passing: is_passing(&e),
         error: RunError::AmqpUnreachable {
             url: redact(&config.amqp_url),
-            reason: e.to_string(),
+            reason: crate::diagnose::amqp(&e),
         },
     })?;
     if let Err(e) = declare(&conn, names, config.partitions).await {
