@@ -83,3 +83,65 @@ fn delivery_count(properties: &BasicProperties) -> i64 {
         _ => 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lapin::types::FieldTable;
+
+    fn delivery(routing_key: &str, deliveries: Option<i64>) -> Delivery {
+        let body = serde_json::json!({ "eventId": "e1", "type": "message.inbound", "accountId": "acme.ru",
+            "occurredAt": "2026-11-26T10:00:00Z", "messageId": "m", "channelId": "wa",
+            "chatType": "whatsapp", "chatId": "c1" });
+        let mut d = Delivery::mock(
+            1,
+            "P.inbound".into(),
+            routing_key.into(),
+            false,
+            body.to_string().into_bytes(),
+        );
+        if let Some(n) = deliveries {
+            let mut headers = FieldTable::default();
+            headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(n));
+            d.properties = BasicProperties::default().with_headers(headers);
+        }
+        d
+    }
+
+    #[test]
+    fn an_event_on_its_accounts_key_is_admitted_in_its_chat() {
+        let admitted = admit(delivery("acme%2Eru", Some(3)));
+        assert!(admitted.event.is_ok());
+        let (account, scope) = admitted.order.unwrap();
+        assert_eq!(account.as_str(), "acme.ru");
+        assert!(matches!(scope, Scope::Chat(chat) if chat.chat_id.as_str() == "c1"));
+    }
+
+    #[test]
+    fn another_accounts_key_is_refused() {
+        for key in ["acme.ru", "other", "acme%2Eru.whatsapp.c1"] {
+            let admitted = admit(delivery(key, None));
+            let rejection = admitted.event.unwrap_err();
+            assert_eq!(rejection.code(), "invalid", "{key}");
+            assert!(admitted.order.is_none());
+        }
+    }
+
+    #[test]
+    fn an_event_delivered_too_often_is_given_up() {
+        let admitted = admit(delivery("acme%2Eru", Some(MAX_DELIVERIES)));
+        let rejection = admitted.event.unwrap_err();
+        assert!(
+            rejection
+                .header()
+                .starts_with("invalid: delivered 25 times"),
+            "{}",
+            rejection.header()
+        );
+        assert!(
+            admit(delivery("acme%2Eru", Some(MAX_DELIVERIES - 1)))
+                .event
+                .is_ok()
+        );
+    }
+}
