@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde_json::Value;
 
 use crate::collect::Received;
-use crate::model::{Allowed, Distribution, MANAGERS, Model, QC, Rule};
+use crate::model::{Allowed, MANAGERS, Model, QC, Rule};
 
 /// (account, user, kind, message id or chat id)
 type NoteKey = (String, String, &'static str, String);
@@ -54,14 +54,14 @@ impl Figures {
         self.round_robin.values().map(spread).max().unwrap_or(0)
     }
 
-    fn example(&mut self, what: String) {
+    pub fn example(&mut self, what: String) {
         if self.examples.len() < 12 {
             self.examples.push(what);
         }
     }
 }
 
-fn s(v: &Value) -> String {
+pub fn s(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
 
@@ -72,85 +72,8 @@ pub fn check(model: &Model, r: &Received) -> Figures {
         ..Figures::default()
     };
 
-    // The CRM: contacts and deals per chat; owners.
-    let mut contacts: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
-    let mut chat_of: HashMap<String, (String, String)> = HashMap::new();
-    let mut deals: HashMap<(String, String), BTreeSet<String>> = HashMap::new();
-    let mut crm_ids = HashSet::new();
-    for e in &r.crm {
-        if !crm_ids.insert(s(&e["eventId"])) {
-            continue;
-        }
-        let account = s(&e["accountId"]);
-        match e["type"].as_str() {
-            Some("contact.created") => {
-                let chat = (account, s(&e["contactData"][0]["chatId"]));
-                chat_of.insert(s(&e["contactId"]), chat.clone());
-                let entry = contacts.entry(chat).or_default();
-                let c = (s(&e["contactId"]), s(&e["responsibleUserId"]));
-                if !entry.contains(&c) {
-                    entry.push(c);
-                }
-            }
-            Some("deal.created") => {
-                let chat = chat_of
-                    .get(&s(&e["contactIds"][0]))
-                    .cloned()
-                    .unwrap_or_default();
-                deals.entry(chat).or_default().insert(s(&e["dealId"]));
-            }
-            _ => f.unexpected_crm += 1,
-        }
-    }
-    f.distinct_crm = crm_ids.len();
-    let owner = |account: &str, chat: &str| -> String {
-        contacts
-            .get(&(account.to_owned(), chat.to_owned()))
-            .and_then(|c| c.first())
-            .map(|c| c.1.clone())
-            .unwrap_or_else(|| "?".into())
-    };
-    for chat in &model.new_chats {
-        let key = (chat.account.clone(), chat.chat.clone());
-        let n_contacts = contacts
-            .get(&key)
-            .map_or(0, |c| c.iter().map(|c| &c.0).collect::<BTreeSet<_>>().len());
-        let n_deals = deals.get(&key).map_or(0, BTreeSet::len);
-        f.lost_crm += usize::from(n_contacts == 0) + usize::from(n_deals == 0);
-        f.duplicate_contacts += usize::from(n_contacts > 1);
-        f.duplicate_deals += usize::from(n_deals > 1);
-        let owners: BTreeSet<_> = contacts
-            .get(&key)
-            .into_iter()
-            .flatten()
-            .map(|c| &c.1)
-            .collect();
-        if owners.len() > 1 {
-            f.multi_winner_claims += 1;
-            f.example(format!("{}/{}: owners {owners:?}", key.0, key.1));
-        }
-        if chat.distribution == Distribution::RoundRobin {
-            let counts = f
-                .round_robin
-                .entry(chat.account.clone())
-                .or_insert_with(|| vec![0; MANAGERS.len()]);
-            if let Some(i) = MANAGERS
-                .iter()
-                .position(|m| *m == owner(&chat.account, &chat.chat))
-            {
-                counts[i] += 1;
-            }
-        }
-    }
-    for known in &model.known_chats {
-        if contacts.contains_key(known) {
-            f.duplicate_contacts += 1;
-            f.example(format!(
-                "{}/{}: a known client got a new contact",
-                known.0, known.1
-            ));
-        }
-    }
+    let contacts = crate::crm::crm(model, r, &mut f);
+    let owner = |account: &str, chat: &str| crate::crm::owner_of(&contacts, account, chat);
 
     // What the rules call for, now that the owners are known.
     let mut want: HashMap<NoteKey, &'static [&'static str]> = HashMap::new();
@@ -323,3 +246,7 @@ pub fn check(model: &Model, r: &Received) -> Figures {
     }
     f
 }
+
+#[cfg(test)]
+#[path = "check_tests.rs"]
+mod tests;

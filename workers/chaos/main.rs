@@ -12,6 +12,7 @@
 
 mod check;
 mod collect;
+mod crm;
 mod faults;
 mod fleet;
 mod model;
@@ -19,6 +20,7 @@ mod plan;
 mod publish;
 mod report;
 mod run;
+mod script;
 mod services;
 
 use std::path::PathBuf;
