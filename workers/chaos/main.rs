@@ -25,6 +25,7 @@ mod services;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::Parser;
@@ -104,6 +105,8 @@ async fn main() -> ExitCode {
         r = run::run(&mut lab, &args) => r,
         _ = int.recv() => Err(anyhow!("interrupted (SIGINT)")),
         _ = term.recv() => Err(anyhow!("terminated (SIGTERM)")),
+        // Every step has its own limit; this bounds the whole run whatever happens.
+        _ = tokio::time::sleep(Duration::from_secs(args.deadline + 120)) => Err(anyhow!("the run overran its deadline")),
     };
     let code = match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -33,6 +33,16 @@ pub struct Lab {
     pub keep_logs: bool,
 }
 
+/// A RabbitMQ command: Debian puts them in /usr/sbin, which a CI shell may not have on its PATH.
+fn sbin(name: &str) -> String {
+    let path = format!("/usr/sbin/{name}");
+    if Path::new(&path).exists() {
+        path
+    } else {
+        name.to_owned()
+    }
+}
+
 /// A port nothing listens on right now.
 fn spare_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -181,7 +191,7 @@ impl Lab {
     }
 
     fn rabbitmqctl(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new("rabbitmqctl");
+        let mut cmd = tokio::process::Command::new(sbin("rabbitmqctl"));
         self.rabbit_env(&mut cmd);
         cmd.arg("-n").arg(&self.node).args(args);
         cmd
@@ -214,7 +224,7 @@ impl Lab {
                 );
             }
         }
-        let mut start = tokio::process::Command::new("rabbitmq-server");
+        let mut start = tokio::process::Command::new(sbin("rabbitmq-server"));
         self.rabbit_env(&mut start);
         start.arg("-detached");
         self.node_started = true;
@@ -264,7 +274,7 @@ impl Lab {
 /// Erlang VM (from the pid file) gets SIGKILL.
 fn stop_node(node: &str, pid_file: &Path) {
     let _ = Command::new("timeout")
-        .args(["60", "rabbitmqctl", "-q", "-n", node, "stop"])
+        .args(["60", &sbin("rabbitmqctl"), "-q", "-n", node, "stop"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
