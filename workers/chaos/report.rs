@@ -4,6 +4,7 @@
 
 use crate::check::Figures;
 use crate::faults::Faults;
+use crate::model::{Distribution, Rule};
 use crate::plan::Plan;
 
 pub struct Run<'a> {
@@ -35,6 +36,35 @@ pub fn print(run: &Run) -> bool {
         p.events.len() - bad,
         p.chats,
         p.accounts.len()
+    );
+    let m = &p.model;
+    let first_reply = m
+        .new_chats
+        .iter()
+        .filter(|c| c.distribution == Distribution::FirstReply)
+        .count();
+    let races: Vec<usize> = m
+        .expects
+        .iter()
+        .filter_map(|e| match &e.rule {
+            Rule::Race { replies } => Some(replies.len()),
+            _ => None,
+        })
+        .collect();
+    let replies = m
+        .expects
+        .iter()
+        .filter(|e| matches!(e.rule, Rule::Reply { .. }))
+        .count();
+    println!(
+        "chats                   {} known, {} new by round robin, {first_reply} new by first reply",
+        m.known_chats.len(),
+        m.new_chats.len() - first_reply
+    );
+    println!(
+        "replies                 {replies}, plus {} claim races of {} replies",
+        races.len(),
+        races.iter().sum::<usize>()
     );
     println!(
         "workers                 {} ({} starts); batches published again after a broker fault: {}",
