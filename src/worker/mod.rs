@@ -66,20 +66,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             url: amqp_url.clone(),
             reason,
         })?;
-    redis::Client::open(config.redis_url.as_str()).map_err(|e| RunError::RedisUrl {
-        url: redact(&config.redis_url),
-        reason: e.to_string(),
-    })?;
-
-    let store = Store::new(
-        &config.redis_url,
-        &config.prefix,
-        usize::from(config.concurrency) + 4,
-        config.event_ttl(),
-    )
-    .map_err(|reason| RunError::RedisUrl {
-        url: redact(&config.redis_url),
-        reason,
+    let store = Store::open(&config, usize::from(config.concurrency) + 4).map_err(|reason| {
+        RunError::RedisUrl {
+            url: redact(&config.redis_url),
+            reason,
+        }
     })?;
     let health = Health::default();
     if let Some(addr) = config.metrics_addr {
@@ -98,7 +89,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         }
     };
     let mut declared = true;
-    info!(prefix = %config.prefix, worker = %worker_id, partitions = config.partitions, concurrency = config.concurrency, "Worker started.");
+    info!(prefix = %config.prefix, worker = %worker_id, redis_mode = ?config.redis_mode, partitions = config.partitions, concurrency = config.concurrency, "Worker started.");
 
     let mut connection = Some(connection);
     let mut backoff = reconnect_backoff();
@@ -238,8 +229,11 @@ pub(crate) fn retry_backoff() -> impl Iterator<Item = Duration> {
         .build()
 }
 
-/// The URL without its password, for messages.
+/// The URL (or comma-separated URLs) without passwords, for messages.
 fn redact(url: &str) -> String {
+    if url.contains(',') {
+        return url.split(',').map(redact).collect::<Vec<_>>().join(",");
+    }
     match url.split_once("://").and_then(|(scheme, rest)| {
         rest.split_once('@')
             .map(|(auth, host)| (scheme, auth, host))
