@@ -536,6 +536,7 @@ async fn a_master_killed_under_load_loses_and_doubles_nothing() {
                 app.publish_chat(&inbound("acc", &format!("client-{i:03}"), "hello"))
                     .await;
             }
+            started.elapsed()
         };
         // Kill the master of the account's slot while new clients are being handled.
         let chaos = async {
@@ -559,10 +560,14 @@ async fn a_master_killed_under_load_loses_and_doubles_nothing() {
                 assert!(killed.elapsed() < Duration::from_secs(30), "no failover");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             };
-            (killed, promoted)
+            // A supervisor restarts the dead server: it rejoins as a replica of
+            // the new master (until then that master has no replica to WAIT for).
+            let rejoined = start_cluster().await;
+            assert_eq!(rejoined, seeds);
+            (killed, promoted, killed.elapsed())
         };
-        let ((), (killed, (new_master, promoted_after))) = tokio::join!(publish, chaos);
-        let published = started.elapsed();
+        let (published, (killed, (new_master, promoted_after), rejoined_after)) =
+            tokio::join!(publish, chaos);
         let times = seen.await.unwrap();
         let done = started.elapsed();
 
@@ -629,7 +634,8 @@ async fn a_master_killed_under_load_loses_and_doubles_nothing() {
         let before = times.iter().filter(|t| **t < killed).count() / 2;
         eprintln!(
             "failover: {n} new clients ({before} handled before the kill); master :{victim} killed, \
-             :{new_master} serving after {promoted_after:?}; longest pause in CRM output {gap:?}; \
+             :{new_master} serving after {promoted_after:?}, old master back as its replica after \
+             {rejoined_after:?}; longest pause in CRM output {gap:?}; \
              all published in {published:?}, all handled in {done:?}"
         );
     })
