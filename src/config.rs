@@ -132,3 +132,33 @@ pub(crate) fn parse_prefix(raw: &str) -> Result<String, String> {
         Err("use 1 to 64 of A-Z a-z 0-9 _ - .".into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn cluster_mode_takes_comma_separated_seed_nodes() {
+        let cli = Cli::try_parse_from([
+            "switchboard",
+            "--redis-mode",
+            "cluster",
+            "--redis-url",
+            "redis://a:7000, redis://b:7001,",
+        ])
+        .unwrap();
+        assert_eq!(cli.config.redis_mode, RedisMode::Cluster);
+        assert_eq!(
+            cli.config.redis_nodes(),
+            vec!["redis://a:7000", "redis://b:7001"]
+        );
+        assert!(Cli::try_parse_from(["switchboard", "--redis-mode", "sharded"]).is_err());
+    }
+}

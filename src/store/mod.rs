@@ -475,3 +475,22 @@ fn string(value: Option<Value>) -> Result<Option<String>, StoreError> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mode_decides_what_the_url_may_list() {
+        let mut config = Config::with_prefix("t");
+        config.redis_url = "redis://a:7000,redis://b:7001".into();
+        let refused = Store::open(&config, 1).err().unwrap();
+        assert!(refused.contains("--redis-mode cluster"), "{refused}");
+        config.redis_mode = RedisMode::Cluster;
+        assert!(Store::open(&config, 1).is_ok(), "seeds are not dialled yet");
+        config.redis_url = "redis://a:7000,not a url".into();
+        assert!(Store::open(&config, 1).is_err());
+        config.redis_url = " , ".into();
+        assert!(Store::open(&config, 1).is_err());
+    }
+}

@@ -245,3 +245,14 @@ fn redact(url: &str) -> String {
         None => url.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_password_of_a_seed_list_is_hidden() {
+        assert_eq!(
+            super::redact("redis://u:secret@a:7000,redis://:other@b:7001,redis://c:7002"),
+            "redis://u:***@a:7000,redis://:***@b:7001,redis://c:7002"
+        );
+    }
+}
