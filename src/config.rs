@@ -2,7 +2,17 @@
 
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
+
+/// What `--redis-url` points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum RedisMode {
+    /// One Redis server (or a proxy in front of one).
+    #[default]
+    Standalone,
+    /// A Redis Cluster: `--redis-url` lists one or more seed nodes.
+    Cluster,
+}
 
 /// How to reach the broker and the store, and how much to take on at once.
 #[derive(Debug, Clone, Args)]
@@ -15,9 +25,19 @@ pub struct Config {
     )]
     pub amqp_url: String,
 
-    /// Redis URL.
+    /// Redis URL; in cluster mode one or more seed nodes, comma-separated.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
     pub redis_url: String,
+
+    /// `standalone` (one server) or `cluster` (Redis Cluster, each account's
+    /// keys in the slot of its hash tag).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REDIS_MODE",
+        value_enum,
+        default_value_t = RedisMode::Standalone
+    )]
+    pub redis_mode: RedisMode,
 
     /// Prefix of every exchange, queue and Redis key (`P` in the contract).
     #[arg(long, env = "SWITCHBOARD_PREFIX", default_value = "switchboard", value_parser = parse_prefix)]
@@ -66,6 +86,16 @@ impl Config {
         Duration::from_secs(self.startup_wait_secs)
     }
 
+    /// The Redis nodes of `--redis-url`: one in standalone mode, the seeds
+    /// in cluster mode.
+    pub fn redis_nodes(&self) -> Vec<&str> {
+        self.redis_url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .collect()
+    }
+
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
@@ -77,6 +107,7 @@ impl Config {
                 .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
             redis_url: std::env::var("REDIS_URL")
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
+            redis_mode: RedisMode::Standalone,
             prefix: prefix.to_owned(),
             concurrency: 32,
             partitions: 4,
@@ -102,8 +133,11 @@ pub(crate) fn parse_prefix(raw: &str) -> Result<String, String> {
     }
 }
 
-/// The URL without its password, for messages.
+/// The URL (or comma-separated URLs) without passwords, for messages.
 pub(crate) fn redact(url: &str) -> String {
+    if url.contains(',') {
+        return url.split(',').map(redact).collect::<Vec<_>>().join(",");
+    }
     match url.split_once("://").and_then(|(scheme, rest)| {
         rest.split_once('@')
             .map(|(auth, host)| (scheme, auth, host))
@@ -113,5 +147,35 @@ pub(crate) fn redact(url: &str) -> String {
             format!("{scheme}://{user}:***@{host}")
         }
         None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn cluster_mode_takes_comma_separated_seed_nodes() {
+        let cli = Cli::try_parse_from([
+            "switchboard",
+            "--redis-mode",
+            "cluster",
+            "--redis-url",
+            "redis://a:7000, redis://b:7001,",
+        ])
+        .unwrap();
+        assert_eq!(cli.config.redis_mode, RedisMode::Cluster);
+        assert_eq!(
+            cli.config.redis_nodes(),
+            vec!["redis://a:7000", "redis://b:7001"]
+        );
+        assert!(Cli::try_parse_from(["switchboard", "--redis-mode", "sharded"]).is_err());
     }
 }

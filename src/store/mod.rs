@@ -2,21 +2,24 @@
 //! event, each one round trip: a consistent read (the `snapshot.lua` script for
 //! chat events, a MULTI/EXEC pipeline for account events) and `apply.lua`, which
 //! writes the plan only if its guards still hold and records the event with its
-//! outputs.
+//! outputs. It speaks to one Redis server or to a Redis Cluster ([`backend`]);
+//! every operation is bounded by [`OP_WAIT`].
 
+mod backend;
 mod error;
 mod keys;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use deadpool_redis::{Config as PoolConfig, Pool, Runtime};
 use redis::Value;
 use serde::{Deserialize, Serialize};
 
+use backend::{Backend, Conn};
 pub use error::StoreError;
 pub use keys::AccountKeys;
 
+use crate::config::{Config, RedisMode};
 use crate::ids::Id;
 use crate::model::Seat;
 use crate::output::Publish;
@@ -49,9 +52,15 @@ pub enum Applied {
     Conflict,
 }
 
+/// How long one store operation may take, connecting included. Past it the
+/// operation is a passing failure (a timeout), retried with backoff; an
+/// `apply` that timed out may still have run, which its retry finds in the
+/// event's record.
+pub const OP_WAIT: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool,
+    backend: Backend,
     prefix: String,
     event_ttl: Duration,
     snapshot: std::sync::Arc<redis::Script>,
@@ -64,26 +73,60 @@ impl Store {
     /// A pool of `size` connections; connects lazily, so check with [`Store::ping`].
     /// An applied event is remembered, with its outputs, for `event_ttl`.
     pub fn new(url: &str, prefix: &str, size: usize, event_ttl: Duration) -> Result<Self, String> {
-        let mut config = PoolConfig::from_url(url);
-        config.pool = Some(deadpool_redis::PoolConfig::new(size));
-        let pool = config
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(|e| e.to_string())?;
-        Ok(Self {
-            pool,
+        Ok(Self::with_backend(
+            Backend::standalone(url, size)?,
+            prefix,
+            event_ttl,
+        ))
+    }
+
+    /// A Redis Cluster reached through one or more `seeds`; connects lazily,
+    /// so check with [`Store::ping`].
+    pub fn cluster(seeds: &[&str], prefix: &str, event_ttl: Duration) -> Result<Self, String> {
+        Ok(Self::with_backend(
+            Backend::cluster(seeds)?,
+            prefix,
+            event_ttl,
+        ))
+    }
+
+    /// The store a worker with `config` uses: `--redis-mode` decides the kind,
+    /// `--redis-url` the server or the cluster's seeds. `size` is the pool's
+    /// size in standalone mode (a cluster shares one multiplexed connection).
+    pub fn open(config: &Config, size: usize) -> Result<Self, String> {
+        let nodes = config.redis_nodes();
+        match config.redis_mode {
+            RedisMode::Standalone => match nodes.as_slice() {
+                [url] => Self::new(url, &config.prefix, size, config.event_ttl()),
+                _ => Err(
+                    "standalone mode takes one URL; several seed nodes need --redis-mode cluster"
+                        .into(),
+                ),
+            },
+            RedisMode::Cluster => Self::cluster(&nodes, &config.prefix, config.event_ttl()),
+        }
+    }
+
+    fn with_backend(backend: Backend, prefix: &str, event_ttl: Duration) -> Self {
+        Self {
+            backend,
             prefix: prefix.to_owned(),
             event_ttl,
             snapshot: std::sync::Arc::new(redis::Script::new(include_str!("lua/snapshot.lua"))),
             apply: std::sync::Arc::new(redis::Script::new(include_str!("lua/apply.lua"))),
             channel: std::sync::Arc::new(redis::Script::new(include_str!("lua/channel.lua"))),
             heartbeat: std::sync::Arc::new(redis::Script::new(include_str!("lua/heartbeat.lua"))),
-        })
+        }
     }
 
+    /// Whether Redis answers (on a cluster: every master).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.pool.get().await?;
-        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
-        Ok(())
+        within(async {
+            let mut conn = self.backend.get().await?;
+            let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Registers this worker as alive for `ttl` (or removes it when `leave`)
@@ -101,8 +144,11 @@ impl Store {
             .arg(worker)
             .arg(ttl.as_millis() as u64)
             .arg(if leave { "1" } else { "0" });
-        let mut conn = self.pool.get().await?;
-        Ok(invocation.invoke_async(&mut conn).await?)
+        within(async {
+            let mut conn = self.backend.get().await?;
+            Ok(invocation.invoke_async(&mut conn).await?)
+        })
+        .await
     }
 
     pub fn keys(&self, account: &Id) -> AccountKeys {
@@ -111,6 +157,15 @@ impl Store {
 
     /// The reads of an account event, plus whether it was applied, at one instant.
     pub async fn read(
+        &self,
+        account: &Id,
+        event_id: &Id,
+        reads: Vec<Read>,
+    ) -> Result<Loaded<Reads>, StoreError> {
+        within(self.read_now(account, event_id, reads)).await
+    }
+
+    async fn read_now(
         &self,
         account: &Id,
         event_id: &Id,
@@ -131,7 +186,7 @@ impl Store {
                 Read::Channel(_) => unreachable!("partitioned out above"),
             };
         }
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.backend.get().await?;
         let mut values: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
         if values.len() != reads.len() + 2 {
             return Err(StoreError::Corrupt(
@@ -165,7 +220,7 @@ impl Store {
         &self,
         keys: &AccountKeys,
         channel: &Id,
-        conn: &mut deadpool_redis::Connection,
+        conn: &mut Conn,
     ) -> Result<ChannelState, StoreError> {
         #[derive(Deserialize)]
         struct Row {
@@ -217,6 +272,15 @@ impl Store {
         event_id: &Id,
         q: &ChatQuery,
     ) -> Result<Loaded<ChatSnapshot>, StoreError> {
+        within(self.snapshot_now(account, event_id, q)).await
+    }
+
+    async fn snapshot_now(
+        &self,
+        account: &Id,
+        event_id: &Id,
+        q: &ChatQuery,
+    ) -> Result<Loaded<ChatSnapshot>, StoreError> {
         let keys = self.keys(account);
         let channel = q
             .channel_id
@@ -251,7 +315,7 @@ impl Store {
             #[serde(default)]
             deals: Vec<String>,
         }
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.backend.get().await?;
         let raw: String = invocation.invoke_async(&mut conn).await?;
         let reply: Reply = parse(&raw)?;
         if let Some(record) = reply.applied {
@@ -283,6 +347,15 @@ impl Store {
 
     /// Applies `plan` for the event if its guards hold, recording its outputs.
     pub async fn apply(
+        &self,
+        account: &Id,
+        event_id: &Id,
+        plan: &Plan,
+    ) -> Result<Applied, StoreError> {
+        within(self.apply_now(account, event_id, plan)).await
+    }
+
+    async fn apply_now(
         &self,
         account: &Id,
         event_id: &Id,
@@ -339,17 +412,35 @@ impl Store {
             invocation.key(name);
         }
         invocation.arg(arg.to_string());
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.backend.get().await?;
         let value: Value = invocation.invoke_async(&mut conn).await?;
         let mut items = array(value)?.into_iter();
         match string(items.next())?.as_deref() {
-            Some("ok") => Ok(Applied::Ok),
+            Some("ok") => {
+                self.backend.replicate(&names[0]).await?;
+                Ok(Applied::Ok)
+            }
             Some("conflict") => Ok(Applied::Conflict),
             Some("applied") => Ok(Applied::Already(parse_record(
                 &string(items.next())?.unwrap_or_default(),
             )?)),
             other => Err(StoreError::Corrupt(format!("apply.lua answered {other:?}"))),
         }
+    }
+}
+
+/// `work` under [`OP_WAIT`]; running out of time is a passing failure.
+async fn within<T>(
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(OP_WAIT, work).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Unavailable(redis::RedisError::from(
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("Redis did not answer within {OP_WAIT:?}"),
+            ),
+        ))),
     }
 }
 
@@ -383,5 +474,24 @@ fn string(value: Option<Value>) -> Result<Option<String>, StoreError> {
         Some(other) => Err(StoreError::Corrupt(format!(
             "expected a string, got {other:?}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mode_decides_what_the_url_may_list() {
+        let mut config = Config::with_prefix("t");
+        config.redis_url = "redis://a:7000,redis://b:7001".into();
+        let refused = Store::open(&config, 1).err().unwrap();
+        assert!(refused.contains("--redis-mode cluster"), "{refused}");
+        config.redis_mode = RedisMode::Cluster;
+        assert!(Store::open(&config, 1).is_ok(), "seeds are not dialled yet");
+        config.redis_url = "redis://a:7000,not a url".into();
+        assert!(Store::open(&config, 1).is_err());
+        config.redis_url = " , ".into();
+        assert!(Store::open(&config, 1).is_err());
     }
 }

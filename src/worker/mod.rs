@@ -67,20 +67,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             url: amqp_url.clone(),
             reason,
         })?;
-    redis::Client::open(config.redis_url.as_str()).map_err(|e| RunError::RedisUrl {
-        url: redact(&config.redis_url),
-        reason: e.to_string(),
-    })?;
-
-    let store = Store::new(
-        &config.redis_url,
-        &config.prefix,
-        usize::from(config.concurrency) + 4,
-        config.event_ttl(),
-    )
-    .map_err(|reason| RunError::RedisUrl {
-        url: redact(&config.redis_url),
-        reason,
+    let store = Store::open(&config, usize::from(config.concurrency) + 4).map_err(|reason| {
+        RunError::RedisUrl {
+            url: redact(&config.redis_url),
+            reason,
+        }
     })?;
     let health = Health::default();
     if let Some(addr) = config.metrics_addr {
@@ -99,7 +90,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         }
     };
     let mut declared = true;
-    info!(prefix = %config.prefix, worker = %worker_id, partitions = config.partitions, concurrency = config.concurrency, "Worker started.");
+    info!(prefix = %config.prefix, worker = %worker_id, redis_mode = ?config.redis_mode, partitions = config.partitions, concurrency = config.concurrency, "Worker started.");
 
     let mut connection = Some(connection);
     let mut backoff = reconnect_backoff();
@@ -237,4 +228,15 @@ pub(crate) fn retry_backoff() -> impl Iterator<Item = Duration> {
         .with_jitter()
         .without_max_times()
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_password_of_a_seed_list_is_hidden() {
+        assert_eq!(
+            crate::config::redact("redis://u:secret@a:7000,redis://:other@b:7001,redis://c:7002"),
+            "redis://u:***@a:7000,redis://:***@b:7001,redis://c:7002"
+        );
+    }
 }
