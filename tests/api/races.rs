@@ -5,13 +5,11 @@
 //! to show that the guarded apply alone keeps one claim winner, one contact
 //! and an even round robin.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{REDIS, eid, event, inbound, outbound};
-use serde_json::{Value, json};
+use crate::helpers::{Account, Prefix, REDIS, eid, inbound, outbound, timed};
+use serde_json::Value;
 use switchboard::handlers::{self, Decision, ReplyTo};
 use switchboard::output::{Publish, Target};
 use switchboard::store::{Applied, Loaded, Store};
@@ -23,21 +21,15 @@ async fn settle(store: &Store, body: &Value) -> Vec<Publish> {
     let env = event.envelope();
     loop {
         let decision = if let Some(reads) = handlers::reads(&event) {
-            match store
-                .read(&env.account_id, &env.event_id, reads)
-                .await
-                .unwrap()
-            {
+            let read = store.read(&env.account_id, &env.event_id, reads);
+            match timed("Store::read", read).await.unwrap() {
                 Loaded::Applied(record) => return record.outputs,
                 Loaded::Fresh(reads) => handlers::decide_account(&event, &reads),
             }
         } else {
             let query = handlers::chat_query(&event).unwrap();
-            match store
-                .snapshot(&env.account_id, &env.event_id, &query)
-                .await
-                .unwrap()
-            {
+            let snapshot = store.snapshot(&env.account_id, &env.event_id, &query);
+            match timed("Store::snapshot", snapshot).await.unwrap() {
                 Loaded::Applied(record) => return record.outputs,
                 Loaded::Fresh(snapshot) => {
                     handlers::decide_chat(&event, &snapshot, &ReplyTo::default())
@@ -47,10 +39,12 @@ async fn settle(store: &Store, body: &Value) -> Vec<Publish> {
         match decision {
             Decision::Reject(r) => panic!("rejected: {r}"),
             Decision::Answer(outputs) => return outputs,
-            Decision::Apply(plan) => match store
-                .apply(&env.account_id, &env.event_id, &plan)
-                .await
-                .unwrap()
+            Decision::Apply(plan) => match timed(
+                "Store::apply",
+                store.apply(&env.account_id, &env.event_id, &plan),
+            )
+            .await
+            .unwrap()
             {
                 Applied::Ok => return plan.outputs,
                 Applied::Already(record) => return record.outputs,
@@ -68,65 +62,37 @@ fn bodies(outputs: &[Publish], target: Target) -> Vec<Value> {
         .collect()
 }
 
-struct Account {
+/// An account set up in Redis on a prefix of its own, removed when dropped.
+struct Raced {
     store: Store,
-    prefix: String,
+    _prefix: Prefix,
 }
 
-impl Account {
+impl Raced {
+    /// Managers `m0`.. (eligible) and quality control `q` on channel "wa".
     async fn new(managers: usize, distribution: &str) -> Self {
-        let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let store = Store::new(REDIS, &prefix, 64, Duration::from_secs(600)).unwrap();
-        let users: Vec<Value> = (0..managers)
-            .map(|i| json!({ "userId": format!("m{i}"), "name": "M", "access": [{ "channelId": "wa", "role": "manager", "receivesNewClients": true }] }))
-            .chain(std::iter::once(json!({ "userId": "q", "name": "Q", "access": [{ "channelId": "wa", "role": "quality_control", "receivesNewClients": false }] })))
-            .collect();
-        let setup = [
-            event(
-                "channels.upserted",
-                "acc",
-                json!({ "channels": [{ "channelId": "wa", "chatType": "whatsapp", "name": "WA" }] }),
-            ),
-            event("users.upserted", "acc", json!({ "users": users })),
-            event(
-                "pipelines.loaded",
-                "acc",
-                json!({ "pipelines": [{ "pipelineId": "p", "name": "P", "stages": [{ "stageId": "s1", "name": "S" }] }] }),
-            ),
-            event(
-                "settings.updated",
-                "acc",
-                json!({ "newClients": { "pipelineId": "p", "stageId": "s1", "distribution": distribution },
-                                                     "links": { "deal": "https://crm/{dealId}", "newDeal": "https://crm/new/{contactId}" } }),
-            ),
-        ];
-        for body in &setup {
+        let prefix = Prefix::random();
+        let store = Store::new(REDIS, &prefix.name, 64, Duration::from_secs(600)).unwrap();
+        let mut setup = Account::new("acc").distribution(Some(distribution));
+        for i in 0..managers {
+            setup = setup.user(&format!("m{i}"), &[("wa", "manager", true)]);
+        }
+        for body in &setup
+            .user("q", &[("wa", "quality_control", false)])
+            .events()
+        {
             settle(&store, body).await;
         }
-        Self { store, prefix }
-    }
-
-    async fn cleanup(self) {
-        let client = redis::Client::open(REDIS).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}:*", self.prefix))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if !keys.is_empty() {
-            let _: () = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
+        Self {
+            store,
+            _prefix: prefix,
         }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_simultaneous_answers_make_one_claim() {
-    let account = Account::new(10, "first_reply").await;
+    let account = Raced::new(10, "first_reply").await;
     for round in 0..20 {
         let chat = format!("client-{round}");
         settle(&account.store, &inbound("acc", &chat, "hello")).await;
@@ -168,12 +134,11 @@ async fn ten_simultaneous_answers_make_one_claim() {
         assert_eq!(withdrawn.len(), 9);
         assert!(!withdrawn.contains(&winner));
     }
-    account.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_simultaneous_first_messages_make_one_contact() {
-    let account = Account::new(3, "round_robin").await;
+    let account = Raced::new(3, "round_robin").await;
     let sends = (0..50).map(|_| {
         let store = account.store.clone();
         let body = inbound("acc", "one client", "hi");
@@ -201,12 +166,11 @@ async fn fifty_simultaneous_first_messages_make_one_contact() {
         .filter(|n| n["type"] == "chat.new" && n["userId"] != "q")
         .collect();
     assert_eq!(new.len(), 1, "one manager was given the client");
-    account.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn simultaneous_new_clients_are_spread_evenly() {
-    let account = Account::new(3, "round_robin").await;
+    let account = Raced::new(3, "round_robin").await;
     let sends = (0..31).map(|i| {
         let store = account.store.clone();
         let body = inbound("acc", &format!("client-{i}-{}", eid()), "hi");
@@ -230,5 +194,4 @@ async fn simultaneous_new_clients_are_spread_evenly() {
     let mut counts: Vec<usize> = per_manager.values().copied().collect();
     counts.sort();
     assert_eq!(counts, vec![10, 10, 11], "{per_manager:?}");
-    account.cleanup().await;
 }

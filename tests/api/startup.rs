@@ -3,29 +3,22 @@
 //! not, and a signal during start-up is honoured, even against a broker that
 //! accepts TCP and never answers.
 
-mod common;
-
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::proxy::Proxy;
-use common::redis_server::free_port;
-use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
+use switchboard::names::Names;
 
+use crate::helpers::process::{self, Process};
+use crate::helpers::proxy::Proxy;
+use crate::helpers::redis_server::free_port;
+use crate::helpers::{Prefix, TestApp};
+
+/// `switchboard run` with `args`, to its end: (exit code, stderr).
 fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .arg("run")
-        .args(args)
-        .env_remove("AMQP_URL")
-        .env_remove("REDIS_URL")
-        .output()
-        .expect("the binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut all = vec!["run"];
+    all.extend(args);
+    let (code, _, stderr) = process::run(&all, "");
+    (code, stderr)
 }
 
 fn one_line_error(stderr: &str, needle: &str) {
@@ -90,46 +83,14 @@ fn a_bad_prefix_is_refused_by_the_flag_parser() {
 }
 
 /// The worker binary, started with `args`; stderr is kept for the checks.
-fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .arg("run")
-        .args(args)
-        .env_remove("AMQP_URL")
-        .env_remove("REDIS_URL")
-        .env_remove("SWITCHBOARD_STARTUP_WAIT")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs")
-}
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// Waits up to `limit` for the process to exit; kills it (and fails) if it does not.
-async fn exits_within(child: &mut Child, limit: Duration) -> (i32, String) {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = child.stderr.take() {
-                use std::io::Read;
-                let _ = pipe.read_to_string(&mut stderr);
-            }
-            return (status.code().unwrap_or(-1), stderr);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the worker did not exit within {limit:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+fn spawn(args: &[&str]) -> Process {
+    Process::spawn(
+        process::switchboard()
+            .arg("run")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,9 +107,9 @@ async fn sigterm_ends_a_start_against_a_broker_that_never_answers() {
     let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
     let mut worker = spawn(&["--amqp-url", &url, "--startup-wait", "120"]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(worker.try_wait().unwrap().is_none(), "still starting");
-    sigterm(&worker);
-    let (code, stderr) = exits_within(&mut worker, Duration::from_secs(5)).await;
+    assert!(worker.0.try_wait().unwrap().is_none(), "still starting");
+    worker.sigterm();
+    let (code, stderr) = worker.exits_within(Duration::from_secs(5)).await;
     silent.abort();
     assert_eq!(code, 0, "a signal is a clean stop: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -160,7 +121,7 @@ async fn the_wait_is_bounded_and_ends_in_one_line() {
     let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
     let started = Instant::now();
     let mut worker = spawn(&["--amqp-url", &url, "--startup-wait", "2"]);
-    let (code, stderr) = exits_within(&mut worker, Duration::from_secs(20)).await;
+    let (code, stderr) = worker.exits_within(Duration::from_secs(20)).await;
     assert!(
         started.elapsed() >= Duration::from_millis(1500),
         "it waited"
@@ -178,7 +139,7 @@ async fn a_refused_login_is_not_waited_for() {
         "--startup-wait",
         "120",
     ]);
-    let (code, stderr) = exits_within(&mut worker, Duration::from_secs(15)).await;
+    let (code, stderr) = worker.exits_within(Duration::from_secs(15)).await;
     assert_eq!(code, 1, "{stderr}");
     one_line_error(&stderr, "RabbitMQ refused the login");
     assert!(
@@ -190,7 +151,9 @@ async fn a_refused_login_is_not_waited_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_waits_for_a_broker_that_comes_up_late() {
     let port = free_port();
-    let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    // Whatever the worker declares is removed when the test ends.
+    let guard = Prefix::random();
+    let prefix = guard.name.clone();
     let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
     let mut worker = spawn(&[
         "--amqp-url",
@@ -204,66 +167,29 @@ async fn a_worker_waits_for_a_broker_that_comes_up_late() {
     ]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
-        worker.try_wait().unwrap().is_none(),
+        worker.0.try_wait().unwrap().is_none(),
         "still waiting for the broker"
     );
     let proxy = Proxy::start_on(&format!("127.0.0.1:{port}"), "127.0.0.1:5672").await;
 
-    let conn = tokio::time::timeout(
-        Duration::from_secs(10),
-        Connection::connect(common::AMQP, ConnectionProperties::default()),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let last = format!("{prefix}.inbound.1");
+    let app = TestApp::spawn(0).await;
+    let last = Names::new(&prefix).inbound_partition(1);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut declared = false;
     while !declared && Instant::now() < deadline {
-        let probe = tokio::time::timeout(Duration::from_secs(5), conn.create_channel())
-            .await
-            .unwrap()
-            .unwrap();
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        declared = tokio::time::timeout(
-            Duration::from_secs(5),
-            probe.queue_declare(last.as_str().into(), passive, FieldTable::default()),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok());
-        let _ =
-            tokio::time::timeout(Duration::from_secs(5), probe.close(200, "probe".into())).await;
+        declared = app.queue_exists(&last).await;
         if !declared {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    sigterm(&worker);
-    let (code, stderr) = exits_within(&mut worker, Duration::from_secs(20)).await;
+    worker.sigterm();
+    let (code, stderr) = worker.exits_within(Duration::from_secs(20)).await;
     drop(proxy);
-
-    // Clean up what the worker declared, whatever happened.
-    let mut queues: Vec<String> = (0..2).map(|n| format!("{prefix}.inbound.{n}")).collect();
-    queues.push(format!("{prefix}.dead"));
-    common::delete_queues(&conn, &queues).await;
-    if let Ok(Ok(channel)) =
-        tokio::time::timeout(Duration::from_secs(5), conn.create_channel()).await
-    {
-        for exchange in ["inbound", "notify", "crm", "outbound"] {
-            let name = format!("{prefix}.{exchange}");
-            let _ = tokio::time::timeout(
-                Duration::from_secs(5),
-                channel.exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default()),
-            )
-            .await;
-        }
-    }
 
     assert!(
         declared,
         "the worker started once the broker came up: {stderr}"
     );
     assert_eq!(code, 0, "{stderr}");
+    app.cleanup().await;
 }

@@ -1,81 +1,19 @@
 //! The suitcase end to end: `suitcase.requested` on `P.inbound` with AMQP
 //! `reply_to` and `correlation_id`, answered on the test's own queue.
 
-mod common;
-
-use std::time::{Duration, Instant};
-
-use common::*;
-use lapin::BasicProperties;
-use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use serde_json::{Value, json};
 
-/// A reply queue of the test's own: server-named, exclusive, auto-delete.
-async fn reply_queue(app: &TestApp) -> String {
-    let options = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
-        ..Default::default()
-    };
-    let queue = app
-        .channel
-        .queue_declare("".into(), options, FieldTable::default())
-        .await
-        .unwrap();
-    queue.name().to_string()
-}
+use crate::helpers::*;
 
-/// Asks for `user`'s suitcase of the whatsapp chat `chat_id` and returns the
-/// reply, checking that it carries the request's `correlation_id`.
-async fn ask(app: &TestApp, reply_to: &str, account: &str, user: &str, chat_id: &str) -> Value {
-    let body = event(
-        "suitcase.requested",
-        account,
-        json!({ "userId": user, "chatType": "whatsapp", "chatId": chat_id }),
-    );
-    let correlation_id = eid();
-    let props = BasicProperties::default()
-        .with_reply_to(reply_to.into())
-        .with_correlation_id(correlation_id.as_str().into());
-    app.publish_raw(&account_key(account), body.to_string().as_bytes(), props)
-        .await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(message) = app
-            .channel
-            .basic_get(reply_to.into(), BasicGetOptions { no_ack: true })
-            .await
-            .unwrap()
-        {
-            let delivery = message.delivery;
-            let got = delivery
-                .properties
-                .correlation_id()
-                .as_ref()
-                .map(|c| c.to_string());
-            // A reply to an earlier request (a timed-out one) is not ours; anything else must match.
-            assert!(
-                got.is_some(),
-                "reply without correlation_id: {:?}",
-                String::from_utf8_lossy(&delivery.data)
-            );
-            if got.as_deref() == Some(correlation_id.as_str()) {
-                return serde_json::from_slice(&delivery.data).expect("the reply is JSON");
-            }
-            continue;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no suitcase reply for {user} on {chat_id}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Asks `user`'s suitcase of whatsapp chat `chat_id`.
+async fn ask_wa(app: &TestApp, reply_to: &str, account: &str, user: &str, chat_id: &str) -> Value {
+    ask(app, reply_to, account, user, ("whatsapp", chat_id)).await
 }
 
 /// Asks until the reply lists exactly `deal_ids` (account events such as
 /// `deal.upserted` travel apart from the chat's events), then returns it.
-async fn ask_until(
+async fn ask_for_deals(
     app: &TestApp,
     reply_to: &str,
     account: &str,
@@ -85,31 +23,23 @@ async fn ask_until(
 ) -> Value {
     let mut want: Vec<&str> = deal_ids.to_vec();
     want.sort_unstable();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let reply = ask(app, reply_to, account, user, chat_id).await;
+    let lists_them = |reply: &Value| {
         let mut got: Vec<&str> = reply["deals"]
             .as_array()
             .map(|d| d.iter().filter_map(|d| d["dealId"].as_str()).collect())
             .unwrap_or_default();
         got.sort_unstable();
-        if got == want || Instant::now() >= deadline {
-            return reply;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn contact(account: &str, contact_id: &str, responsible: &str, chat_ids: &[&str]) -> Value {
-    let data: Vec<Value> = chat_ids
-        .iter()
-        .map(|c| json!({ "chatType": "whatsapp", "chatId": c }))
-        .collect();
-    event(
-        "contact.upserted",
+        got == want
+    };
+    ask_until(
+        app,
+        reply_to,
         account,
-        json!({ "contactId": contact_id, "name": format!("Contact {contact_id}"), "responsibleUserId": responsible, "contactData": data }),
+        user,
+        ("whatsapp", chat_id),
+        lists_them,
     )
+    .await
 }
 
 fn deal(
@@ -178,12 +108,12 @@ async fn suitcase_lists_the_users_own_deals_of_the_contact() {
         ("q", "quality_control", false),
     ];
     setup_account(&app, acc, &users, Some("first_reply")).await;
-    let reply_to = reply_queue(&app).await;
+    let reply_to = reply_queue(&app, FieldTable::default()).await;
 
     // c1 writes on chat-1, c2 on chat-2; both known to the CRM.
-    app.publish_account(&contact(acc, "c1", "u1", &["chat-1"]))
+    app.publish_event(&contact(acc, "c1", "u1", &["chat-1"]))
         .await;
-    app.publish_account(&contact(acc, "c2", "u2", &["chat-2"]))
+    app.publish_event(&contact(acc, "c2", "u2", &["chat-2"]))
         .await;
     let deals = [
         // u1's deals with c1: open with its own uri, open and closed from the link template.
@@ -213,11 +143,11 @@ async fn suitcase_lists_the_users_own_deals_of_the_contact() {
         ),
     ];
     for d in &deals {
-        app.publish_account(d).await;
+        app.publish_event(d).await;
     }
 
     // u1 on c1: only his deals, open first.
-    let reply = ask_until(
+    let reply = ask_for_deals(
         &app,
         &reply_to,
         acc,
@@ -238,7 +168,7 @@ async fn suitcase_lists_the_users_own_deals_of_the_contact() {
     );
 
     // u2 on c1: only his.
-    let reply = ask_until(&app, &reply_to, acc, "u2", "chat-1", &["d-u2"]).await;
+    let reply = ask_for_deals(&app, &reply_to, acc, "u2", "chat-1", &["d-u2"]).await;
     assert_suitcase(
         &reply,
         "c1",
@@ -247,14 +177,14 @@ async fn suitcase_lists_the_users_own_deals_of_the_contact() {
     );
 
     // The deal with two contacts shows in c2's suitcase too.
-    let reply = ask_until(&app, &reply_to, acc, "u1", "chat-2", &["d-both"]).await;
+    let reply = ask_for_deals(&app, &reply_to, acc, "u1", "chat-2", &["d-both"]).await;
     assert_suitcase(
         &reply,
         "c2",
         &[entry("d-both", "s2", false, &deal_link("d-both"))],
         &[],
     );
-    let reply = ask_until(&app, &reply_to, acc, "u2", "chat-2", &["d-c2-u2"]).await;
+    let reply = ask_for_deals(&app, &reply_to, acc, "u2", "chat-2", &["d-c2-u2"]).await;
     assert_suitcase(
         &reply,
         "c2",
@@ -268,20 +198,20 @@ async fn suitcase_lists_the_users_own_deals_of_the_contact() {
     );
 
     // A user with access to the channel but no deal with the contact: an empty list.
-    let reply = ask(&app, &reply_to, acc, "q", "chat-1").await;
+    let reply = ask_wa(&app, &reply_to, acc, "q", "chat-1").await;
     assert_suitcase(&reply, "c1", &[], &[]);
 
     // A deal that changes hands or closes moves in the suitcases.
-    app.publish_account(&deal(acc, "d-open", &["c1"], "u2", "s2", true, None))
+    app.publish_event(&deal(acc, "d-open", &["c1"], "u2", "s2", true, None))
         .await;
-    let reply = ask_until(&app, &reply_to, acc, "u2", "chat-1", &["d-u2", "d-open"]).await;
+    let reply = ask_for_deals(&app, &reply_to, acc, "u2", "chat-1", &["d-u2", "d-open"]).await;
     assert_suitcase(
         &reply,
         "c1",
         &[entry("d-u2", "s1", false, &deal_link("d-u2"))],
         &[entry("d-open", "s2", true, &deal_link("d-open"))],
     );
-    let reply = ask_until(
+    let reply = ask_for_deals(
         &app,
         &reply_to,
         acc,
@@ -292,10 +222,6 @@ async fn suitcase_lists_the_users_own_deals_of_the_contact() {
     .await;
     assert_eq!(reply["deals"].as_array().map(Vec::len), Some(3), "{reply}");
 
-    let _ = app
-        .channel
-        .queue_delete(reply_to.as_str().into(), QueueDeleteOptions::default())
-        .await;
     assert!(app.dead(0).await.is_empty(), "nothing was dead-lettered");
     app.cleanup().await;
 }
@@ -307,21 +233,16 @@ async fn suitcase_errors_no_access_and_unknown_chat() {
     let users = [("u1", "manager", true), ("gone", "manager", true)];
     setup_account(&app, acc, &users, Some("first_reply")).await;
     // A user who exists with no access at all, and one removed.
-    app.publish_account(&event(
-        "users.upserted",
-        acc,
-        json!({ "users": [{ "userId": "idle", "name": "Idle", "access": [] }] }),
-    ))
-    .await;
-    app.publish_account(&event("users.removed", acc, json!({ "userIds": ["gone"] })))
+    app.publish_event(&user_upserted(acc, "idle", &[])).await;
+    app.publish_event(&event("users.removed", acc, json!({ "userIds": ["gone"] })))
         .await;
     app.wait_config(acc, 6).await;
-    app.publish_account(&contact(acc, "c1", "u1", &["chat-1"]))
+    app.publish_event(&contact(acc, "c1", "u1", &["chat-1"]))
         .await;
-    app.publish_account(&deal(acc, "d1", &["c1"], "u1", "s1", false, None))
+    app.publish_event(&deal(acc, "d1", &["c1"], "u1", "s1", false, None))
         .await;
-    let reply_to = reply_queue(&app).await;
-    let reply = ask_until(&app, &reply_to, acc, "u1", "chat-1", &["d1"]).await;
+    let reply_to = reply_queue(&app, FieldTable::default()).await;
+    let reply = ask_for_deals(&app, &reply_to, acc, "u1", "chat-1", &["d1"]).await;
     assert_suitcase(
         &reply,
         "c1",
@@ -330,7 +251,7 @@ async fn suitcase_errors_no_access_and_unknown_chat() {
     );
 
     // A client who wrote but is not claimed yet (first_reply): no contact yet.
-    app.publish_chat(&inbound(acc, "waiting", "hello")).await;
+    app.publish_event(&inbound(acc, "waiting", "hello")).await;
     let shown = app.notes(acc, "u1", 1).await;
     assert_eq!(kinds(&shown), ["chat.new"]);
 
@@ -359,14 +280,10 @@ async fn suitcase_errors_no_access_and_unknown_chat() {
         ),
     ];
     for (user, chat, expected, why) in rows {
-        let reply = ask(&app, &reply_to, acc, user, chat).await;
+        let reply = ask_wa(&app, &reply_to, acc, user, chat).await;
         assert_eq!(&reply, expected, "{why}: {user} on {chat}");
     }
 
-    let _ = app
-        .channel
-        .queue_delete(reply_to.as_str().into(), QueueDeleteOptions::default())
-        .await;
     assert!(app.dead(0).await.is_empty(), "nothing was dead-lettered");
     app.cleanup().await;
 }

@@ -1,11 +1,9 @@
 //! `switchboard demo`, run as a newcomer would: the binary against the local
 //! services. Its printout is what each user saw; afterwards nothing is left.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 
 /// The lines of one user's table in the demo's output.
 fn table<'a>(out: &'a str, user: &str) -> Vec<&'a str> {
@@ -43,6 +41,13 @@ async fn the_demo_shows_each_users_day_and_cleans_up() {
     .await
     .expect("the demo ends within two minutes");
     let (status, out) = out;
+    // Whatever the demo left of its prefix is removed when the test ends.
+    let prefix = out
+        .split("prefix ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .map(str::to_owned);
+    let _demo = prefix.as_deref().map(Prefix::adopt);
     assert!(status.success(), "{out}");
 
     let anna = table(&out, "anna");
@@ -79,19 +84,13 @@ async fn the_demo_shows_each_users_day_and_cleans_up() {
     assert!(out.contains("not_json: "), "{out}");
 
     // Nothing of the demo's prefix is left on the broker.
-    let prefix = out
-        .split("prefix ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .expect("the demo names its prefix")
-        .to_owned();
-    let app = TestApp::spawn_with(0, &prefix, |_| {}).await;
-    assert!(
-        !app.queue_exists(&app.names.dead()).await,
-        "{prefix}.dead left"
-    );
+    let prefix = prefix.expect("the demo names its prefix");
+    let app = TestApp::spawn(0).await;
+    let dead = switchboard::names::Names::new(&prefix).dead();
+    assert!(!app.queue_exists(&dead).await, "{prefix}.dead left");
     assert!(
         !app.queue_exists(&format!("{prefix}.user.demo-shop.anna"))
             .await
     );
+    app.cleanup().await;
 }

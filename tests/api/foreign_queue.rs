@@ -4,20 +4,18 @@
 //! being served. (Before, the 406 of the quorum declare closed the publishing
 //! channel, the worker reconnected in a loop and finally exited with status 0.)
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_classic_user_queue_declared_by_a_client_is_delivered_to() {
-    let app = TestApp::spawn(1).await;
-    let result = bounded(Duration::from_secs(120), scenario(&app)).await;
+    let mut app = TestApp::spawn(1).await;
+    app.track_queue(&app.user_queue("acc", "m1"));
+    within(Duration::from_secs(120), scenario(&app)).await;
     app.cleanup().await;
-    result.unwrap();
 }
 
 async fn scenario(app: &TestApp) {
@@ -27,14 +25,10 @@ async fn scenario(app: &TestApp) {
         durable: true,
         ..Default::default()
     };
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        app.channel
-            .queue_declare(queue.as_str().into(), classic, FieldTable::default()),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let declare = app
+        .channel
+        .queue_declare(queue.as_str().into(), classic, FieldTable::default());
+    timed("queue.declare (classic)", declare).await.unwrap();
 
     setup_account(
         app,
@@ -52,7 +46,7 @@ async fn scenario(app: &TestApp) {
     .await;
 
     for (n, chat) in ["c1", "c2"].iter().enumerate() {
-        app.publish_chat(&inbound("acc", chat, "hello")).await;
+        app.publish_event(&inbound("acc", chat, "hello")).await;
         let m1 = app.notes("acc", "m1", 1).await;
         assert_eq!(kinds(&m1), ["chat.new"], "client {n}: {m1:?}");
         assert_eq!(m1[0]["chatId"], *chat);
@@ -60,18 +54,13 @@ async fn scenario(app: &TestApp) {
         assert_eq!(kinds(&q), ["chat.new"], "client {n}: {q:?}");
     }
     // The same users again (a replay of the declare) changes nothing.
-    app.apply_account(&event(
-        "users.upserted",
-        "acc",
-        serde_json::json!({ "users": [{ "userId": "m1", "name": "M1",
-            "access": [{ "channelId": "wa", "role": "manager", "receivesNewClients": true }] }] }),
-    ))
-    .await;
-    app.publish_chat(&inbound("acc", "c1", "again")).await;
+    app.apply_account(&user_upserted("acc", "m1", &[("wa", "manager", true)]))
+        .await;
+    app.publish_event(&inbound("acc", "c1", "again")).await;
     let m1 = app.notes("acc", "m1", 1).await;
     assert_eq!(kinds(&m1), ["chat.message"], "{m1:?}");
 
-    app.publish_chat(&inbound("other", "o-c1", "hi")).await;
+    app.publish_event(&inbound("other", "o-c1", "hi")).await;
     let o1 = app.notes("other", "o1", 1).await;
     assert_eq!(kinds(&o1), ["chat.new"], "{o1:?}");
     assert!(app.dead(0).await.is_empty(), "nothing was dead-lettered");

@@ -7,13 +7,11 @@
 //! accounts are served. (Before, the reply went into the other user's queue,
 //! and a refused reply was retried forever, blocking its lane.)
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 use lapin::BasicProperties;
-use lapin::options::{BasicGetOptions, QueueDeclareOptions};
+use lapin::options::BasicGetOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use serde_json::{Value, json};
 
@@ -36,29 +34,10 @@ async fn ask(app: &TestApp, body: &Value, reply_to: &str, correlation_id: &str) 
         .await;
 }
 
-/// A server-named exclusive queue on the test's connection, with `args`.
-async fn server_named(app: &TestApp, args: FieldTable) -> String {
-    let options = QueueDeclareOptions {
-        exclusive: true,
-        ..Default::default()
-    };
-    tokio::time::timeout(WAIT, app.channel.queue_declare("".into(), options, args))
-        .await
-        .unwrap()
-        .unwrap()
-        .name()
-        .to_string()
-}
-
 /// The account: managers m1 and m2 under round robin; client c1 went to m1.
 async fn settled_chat(app: &TestApp) {
-    setup_account(
-        app,
-        "acc",
-        &[("m1", "manager", true), ("m2", "manager", true)],
-        Some("round_robin"),
-    )
-    .await;
+    let managers = [("m1", "manager", true), ("m2", "manager", true)];
+    setup_account(app, "acc", &managers, Some("round_robin")).await;
     setup_account(
         app,
         "other",
@@ -66,14 +45,14 @@ async fn settled_chat(app: &TestApp) {
         Some("round_robin"),
     )
     .await;
-    app.publish_chat(&inbound("acc", "c1", "hello")).await;
+    app.publish_event(&inbound("acc", "c1", "hello")).await;
     let m1 = app.notes("acc", "m1", 1).await;
     assert_eq!(kinds(&m1), ["chat.new"], "{m1:?}");
 }
 
 /// Another account is still served.
 async fn other_account_served(app: &TestApp, chat_id: &str) {
-    app.publish_chat(&inbound("other", chat_id, "hi")).await;
+    app.publish_event(&inbound("other", chat_id, "hi")).await;
     let notes = app.notes("other", "o1", 1).await;
     assert_eq!(kinds(&notes), ["chat.new"], "{notes:?}");
     assert_eq!(notes[0]["chatId"], chat_id);
@@ -82,9 +61,8 @@ async fn other_account_served(app: &TestApp, chat_id: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_to_another_users_queue_is_refused() {
     let app = TestApp::spawn(1).await;
-    let result = bounded(Duration::from_secs(120), another_users_queue(&app)).await;
+    within(Duration::from_secs(120), another_users_queue(&app)).await;
     app.cleanup().await;
-    result.unwrap();
 }
 
 async fn another_users_queue(app: &TestApp) {
@@ -108,7 +86,7 @@ async fn another_users_queue(app: &TestApp) {
         "nothing arrived in m2's queue: {stolen:?}"
     );
     // The same request with the requester's own queue is answered.
-    let own = server_named(app, FieldTable::default()).await;
+    let own = reply_queue(app, FieldTable::default()).await;
     ask(app, &request("m1", "c1"), &own, "corr-own").await;
     let answers = app.take(&own, 1, WAIT).await;
     assert_eq!(answers.len(), 1, "answered on the requester's own queue");
@@ -118,15 +96,13 @@ async fn another_users_queue(app: &TestApp) {
         answers[0].json
     );
     other_account_served(app, "o-c1").await;
-    delete_queues(&app.conn, &[own]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_the_broker_refuses_or_cannot_route_is_dropped() {
     let app = TestApp::spawn(1).await;
-    let result = bounded(Duration::from_secs(120), refused_replies(&app)).await;
+    within(Duration::from_secs(120), refused_replies(&app)).await;
     app.cleanup().await;
-    result.unwrap();
 }
 
 async fn refused_replies(app: &TestApp) {
@@ -137,8 +113,8 @@ async fn refused_replies(app: &TestApp) {
         "x-overflow".into(),
         AMQPValue::LongString(LongString::from("reject-publish")),
     );
-    let rejecting = server_named(app, full).await;
-    let own = server_named(app, FieldTable::default()).await;
+    let rejecting = reply_queue(app, full).await;
+    let own = reply_queue(app, FieldTable::default()).await;
 
     // Refused (nacked) by the full queue, then unroutable (no such queue):
     // both dropped. Each is followed by a request of the same chat, which
@@ -162,23 +138,12 @@ async fn refused_replies(app: &TestApp) {
             1,
             "case {n}: the next request of the chat is answered"
         );
-        assert_eq!(
-            answers[0]
-                .properties
-                .correlation_id()
-                .as_ref()
-                .map(|c| c.to_string()),
-            Some(corr),
-        );
+        assert_eq!(answers[0].correlation_id(), Some(corr));
     }
-    let kept = tokio::time::timeout(
-        WAIT,
-        app.channel
-            .basic_get(rejecting.as_str().into(), BasicGetOptions { no_ack: true }),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let get = app
+        .channel
+        .basic_get(rejecting.as_str().into(), BasicGetOptions { no_ack: true });
+    let kept = timed("basic.get", get).await.unwrap();
     assert!(kept.is_none(), "the full queue took nothing");
     assert!(
         app.dead(0).await.is_empty(),
@@ -186,8 +151,7 @@ async fn refused_replies(app: &TestApp) {
     );
     other_account_served(app, "o-c2").await;
     // And the chat itself goes on.
-    app.publish_chat(&inbound("acc", "c1", "again")).await;
+    app.publish_event(&inbound("acc", "c1", "again")).await;
     let m1 = app.notes("acc", "m1", 1).await;
     assert_eq!(kinds(&m1), ["chat.message"], "{m1:?}");
-    delete_queues(&app.conn, &[rejecting, own]).await;
 }

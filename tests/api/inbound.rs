@@ -1,11 +1,9 @@
 //! The inbound flow end to end: real workers, real RabbitMQ and Redis.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn round_robin_is_even_over_three_managers_and_two_workers() {
@@ -19,14 +17,7 @@ async fn round_robin_is_even_over_three_managers_and_two_workers() {
     ];
     setup_account(&app, "acc", &managers, Some("round_robin")).await;
 
-    let sends = (0..30).map(|i| {
-        let app = &app;
-        async move {
-            app.publish_chat(&inbound("acc", &format!("client-{i}"), "hello"))
-                .await
-        }
-    });
-    futures_util::future::join_all(sends).await;
+    app.new_clients(0..30).await;
 
     let mut per_manager = BTreeMap::new();
     let mut chats = BTreeSet::new();
@@ -48,14 +39,8 @@ async fn round_robin_is_even_over_three_managers_and_two_workers() {
     assert_eq!(chats.len(), 30, "every client went to exactly one manager");
 
     let crm = app.take(&crm, 60, Duration::from_secs(20)).await;
-    let created: Vec<_> = crm
-        .iter()
-        .filter(|m| m.json["type"] == "contact.created")
-        .collect();
-    let deals: Vec<_> = crm
-        .iter()
-        .filter(|m| m.json["type"] == "deal.created")
-        .collect();
+    let created: Vec<_> = by_type(&crm, "contact.created");
+    let deals: Vec<_> = by_type(&crm, "deal.created");
     assert_eq!((created.len(), deals.len()), (30, 30));
     assert!(
         deals
@@ -70,11 +55,6 @@ async fn round_robin_is_even_over_three_managers_and_two_workers() {
     // Quality control saw every new chat.
     assert_eq!(app.notes("acc", "q", 30).await.len(), 30);
     app.cleanup().await;
-}
-
-/// Notifications of `user`, split by type.
-fn count(notes: &[serde_json::Value], kind: &str) -> usize {
-    notes.iter().filter(|n| n["type"] == kind).count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -96,23 +76,15 @@ async fn fifty_first_messages_of_one_client_at_once_make_one_contact_and_one_dea
     let burst = (0..50).map(|i| {
         let app = &app;
         async move {
-            app.publish_chat(&inbound("acc", "+7 900 000-00-01", &format!("msg {i}")))
+            app.publish_event(&inbound("acc", "+7 900 000-00-01", &format!("msg {i}")))
                 .await
         }
     });
     futures_util::future::join_all(burst).await;
 
     let crm = app.take(&crm, 2, Duration::from_secs(20)).await;
-    let contacts: BTreeSet<_> = crm
-        .iter()
-        .filter(|m| m.json["type"] == "contact.created")
-        .map(|m| m.json["contactId"].to_string())
-        .collect();
-    let deals: BTreeSet<_> = crm
-        .iter()
-        .filter(|m| m.json["type"] == "deal.created")
-        .map(|m| m.json["dealId"].to_string())
-        .collect();
+    let contacts: BTreeSet<_> = ids(&crm, "contact.created", "contactId");
+    let deals: BTreeSet<_> = ids(&crm, "deal.created", "dealId");
     assert_eq!((contacts.len(), deals.len()), (1, 1), "{crm:?}");
     assert_eq!(crm.len(), 2, "no CRM event repeated: {crm:?}");
 
@@ -147,7 +119,7 @@ async fn first_reply_shows_a_new_client_once_to_every_eligible_manager() {
     let burst = (0..50).map(|i| {
         let app = &app;
         async move {
-            app.publish_chat(&inbound("acc", "client", &format!("msg {i}")))
+            app.publish_event(&inbound("acc", "client", &format!("msg {i}")))
                 .await
         }
     });
@@ -186,17 +158,18 @@ async fn a_republished_event_creates_nothing_twice_and_keeps_the_turn() {
 
     let first = inbound("acc", "a", "hi");
     for _ in 0..3 {
-        app.publish_chat(&first).await;
+        app.publish_event(&first).await;
     }
     // Let the copies land before the next client, so the turn is observable.
     let m1 = app.notes("acc", "m1", 1).await;
-    app.publish_chat(&inbound("acc", "b", "hi")).await;
+    app.publish_event(&inbound("acc", "b", "hi")).await;
     let m2 = app.notes("acc", "m2", 1).await;
 
     assert!(m1.iter().all(|n| n["chatId"] == "a"), "{m1:?}");
-    let ids: BTreeSet<_> = m1.iter().map(|n| n["notificationId"].to_string()).collect();
+    let notification_ids: BTreeSet<_> =
+        m1.iter().map(|n| n["notificationId"].to_string()).collect();
     assert_eq!(
-        ids.len(),
+        notification_ids.len(),
         1,
         "repeats carry the same notificationId: {m1:?}"
     );
@@ -207,11 +180,7 @@ async fn a_republished_event_creates_nothing_twice_and_keeps_the_turn() {
     );
 
     let crm = app.take(&crm, 4, Duration::from_secs(10)).await;
-    let contacts: BTreeSet<_> = crm
-        .iter()
-        .filter(|m| m.json["type"] == "contact.created")
-        .map(|m| m.json["contactId"].to_string())
-        .collect();
+    let contacts: BTreeSet<_> = ids(&crm, "contact.created", "contactId");
     assert_eq!(contacts.len(), 2, "one contact per client: {crm:?}");
     // Any repeat of a CRM event is byte-identical (same eventId, same ids).
     let distinct_bodies: BTreeSet<_> = crm.iter().map(|m| m.body.clone()).collect();
@@ -244,27 +213,22 @@ async fn a_worker_that_died_after_applying_has_its_outputs_published_by_the_rede
     let store = Store::new(REDIS, &app.prefix, 2, std::time::Duration::from_secs(60)).unwrap();
     let env = event.envelope();
     let query = handlers::chat_query(&event).unwrap();
-    let Loaded::Fresh(snapshot) = store
-        .snapshot(&env.account_id, &env.event_id, &query)
-        .await
-        .unwrap()
-    else {
+    let snapshot = store.snapshot(&env.account_id, &env.event_id, &query);
+    let Loaded::Fresh(snapshot) = timed("Store::snapshot", snapshot).await.unwrap() else {
         panic!("event not applied yet")
     };
     let Decision::Apply(plan) = handlers::decide_chat(&event, &snapshot, &Default::default())
     else {
         panic!("not a plan")
     };
+    let applied = store.apply(&env.account_id, &env.event_id, &plan);
     assert!(matches!(
-        store
-            .apply(&env.account_id, &env.event_id, &plan)
-            .await
-            .unwrap(),
+        timed("Store::apply", applied).await.unwrap(),
         Applied::Ok
     ));
 
     // The broker redelivers it to a live worker.
-    app.publish_chat(&body).await;
+    app.publish_event(&body).await;
     let crm = app.take(&crm, 2, Duration::from_secs(10)).await;
     let expected: BTreeSet<Vec<u8>> = plan
         .outputs
@@ -288,7 +252,7 @@ async fn a_worker_that_died_after_applying_has_its_outputs_published_by_the_rede
         .await;
     assert_eq!(notes, vec![manager.clone()], "same notification, same id");
     // And the turn was taken once: the next client goes to the other manager.
-    app.publish_chat(&inbound("acc", "next", "hi")).await;
+    app.publish_event(&inbound("acc", "next", "hi")).await;
     let other = if manager["userId"] == "m1" {
         "m2"
     } else {
@@ -309,16 +273,11 @@ async fn a_known_contact_reaches_its_responsible_and_the_observers() {
         ("sup", "supervisor", false),
     ];
     setup_account(&app, "acc", &users, Some("round_robin")).await;
-    app.apply_account(&event(
-        "contact.upserted",
-        "acc",
-        serde_json::json!({ "contactId": "crm-1", "name": "Иван", "responsibleUserId": "m2",
-                            "contactData": [{ "chatType": "whatsapp", "chatId": "ivan" }] }),
-    ))
-    .await;
-    app.publish_chat(&inbound("acc", "ivan", "привет")).await;
+    app.apply_account(&contact("acc", "crm-1", "m2", &["ivan"]))
+        .await;
+    app.publish_event(&inbound("acc", "ivan", "привет")).await;
     let m2 = app.notes("acc", "m2", 1).await;
-    app.publish_chat(&inbound("acc", "ivan", "ещё")).await;
+    app.publish_event(&inbound("acc", "ivan", "ещё")).await;
     let m2_again = app.notes("acc", "m2", 1).await;
 
     assert_eq!(kinds(&m2), vec!["chat.message"]);
@@ -355,20 +314,15 @@ async fn a_client_whose_responsible_lost_access_goes_to_the_next_manager() {
         Some("round_robin"),
     )
     .await;
-    app.publish_chat(&inbound("acc", "client", "first")).await;
+    app.publish_event(&inbound("acc", "client", "first")).await;
     let first = app.notes("acc", "m1", 1).await;
     assert_eq!(kinds(&first), vec!["chat.new"]);
     let contact_id = first[0]["contactId"].clone();
 
     // m1 loses access to the channel.
-    app.publish_account(&event(
-        "users.upserted",
-        "acc",
-        serde_json::json!({ "users": [{ "userId": "m1", "name": "M1", "access": [] }] }),
-    ))
-    .await;
+    app.publish_event(&user_upserted("acc", "m1", &[])).await;
     app.wait_config("acc", 5).await;
-    app.publish_chat(&inbound("acc", "client", "again")).await;
+    app.publish_event(&inbound("acc", "client", "again")).await;
 
     let m2 = app.notes("acc", "m2", 1).await;
     assert_eq!(kinds(&m2), vec!["chat.new"]);
@@ -378,17 +332,12 @@ async fn a_client_whose_responsible_lost_access_goes_to_the_next_manager() {
     );
     assert!(app.notes("acc", "m1", 0).await.is_empty());
     let crm = app.take(&crm, 4, Duration::from_secs(10)).await;
-    let changed: Vec<_> = crm
-        .iter()
-        .filter(|m| m.json["type"] == "contact.responsibleChanged")
-        .collect();
+    let changed: Vec<_> = by_type(&crm, "contact.responsibleChanged");
     assert_eq!(changed.len(), 1, "{crm:?}");
     assert_eq!(changed[0].json["previousUserId"], "m1");
     assert_eq!(changed[0].json["responsibleUserId"], "m2");
     assert_eq!(
-        crm.iter()
-            .filter(|m| m.json["type"] == "contact.created")
-            .count(),
+        by_type(&crm, "contact.created").len(),
         1,
         "no second contact"
     );
@@ -410,7 +359,7 @@ async fn with_no_eligible_manager_supervisors_are_shown_the_new_chat() {
         Some("round_robin"),
     )
     .await;
-    app.publish_chat(&inbound("acc", "client", "hello")).await;
+    app.publish_event(&inbound("acc", "client", "hello")).await;
     assert_eq!(kinds(&app.notes("acc", "sup", 1).await), vec!["chat.new"]);
     assert_eq!(kinds(&app.notes("acc", "q", 1).await), vec!["chat.new"]);
     assert!(app.notes("acc", "m1", 0).await.is_empty());
@@ -432,7 +381,7 @@ async fn without_settings_new_clients_are_handled_as_first_reply() {
         None,
     )
     .await;
-    app.publish_chat(&inbound("acc", "client", "hello")).await;
+    app.publish_event(&inbound("acc", "client", "hello")).await;
     for m in ["m1", "m2"] {
         assert_eq!(
             kinds(&app.notes("acc", m, 1).await),
@@ -459,7 +408,7 @@ async fn ids_with_any_printable_characters_keep_their_place() {
     setup_account(&app, "acc", &[("u", "manager", true)], Some("round_robin")).await;
 
     for chat in ["x:{y}* z", "{", "}", "日本 語", "a.b"] {
-        app.publish_chat(&inbound(account, chat, "hi")).await;
+        app.publish_event(&inbound(account, chat, "hi")).await;
     }
     let mut chats = BTreeSet::new();
     for (user, _, _) in users {

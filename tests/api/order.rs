@@ -1,13 +1,11 @@
 //! Per-chat order across workers: each partition has one active consumer at a
 //! time, and workers hand partitions over to balance without breaking order.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::helpers::*;
 use switchboard::worker::partitions;
 
 /// The active consumer's worker id for each partition, from `rabbitmqctl`.
@@ -41,21 +39,14 @@ fn active_workers(app: &TestApp) -> BTreeMap<String, String> {
 
 /// The live workers in the registry.
 async fn live_workers(app: &TestApp) -> Vec<String> {
-    let mut conn = app.redis.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("ZRANGE")
-        .arg(format!("{}:workers", app.prefix))
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut conn)
+    let key = format!("{}:workers", app.prefix);
+    app.redis_cmd(redis::cmd("ZRANGE").arg(key).arg(0).arg(-1))
         .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn messages_of_a_chat_keep_their_order_while_workers_join() {
-    let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let tune = |c: &mut switchboard::Config| c.partitions = 8;
-    let app = TestApp::spawn_with(1, &prefix, tune).await;
+    let app = TestApp::spawn_with(1, |c| c.partitions = 8).await;
     let users = [
         ("m1", "manager", true),
         ("m2", "manager", true),
@@ -69,7 +60,7 @@ async fn messages_of_a_chat_keep_their_order_while_workers_join() {
             let sends = (0..chats).map(|c| {
                 let app = &app;
                 async move {
-                    app.publish_chat(&inbound("acc", &format!("chat-{c}"), &i.to_string()))
+                    app.publish_event(&inbound("acc", &format!("chat-{c}"), &i.to_string()))
                         .await
                 }
             });
@@ -77,21 +68,15 @@ async fn messages_of_a_chat_keep_their_order_while_workers_join() {
             tokio::time::sleep(Duration::from_millis(40)).await;
         }
     };
-    let mut config = switchboard::Config::with_prefix(&prefix);
-    tune(&mut config);
     // Two more workers join mid-stream; partitions move to them.
     let join = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let mut extra = Vec::new();
         for _ in 0..2 {
-            let token = tokio_util::sync::CancellationToken::new();
-            let worker = tokio::spawn(switchboard::run(config.clone(), token.clone()));
-            extra.push((token, worker));
+            app.start_worker(app.config()).await;
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        extra
     };
-    let ((), extra) = tokio::join!(publish, join);
+    tokio::join!(publish, join);
 
     // Quality control sees every message of every chat, in order.
     let notes = app.notes("acc", "q", chats * per_chat).await;
@@ -154,9 +139,6 @@ async fn messages_of_a_chat_keep_their_order_while_workers_join() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    for (token, worker) in extra {
-        token.cancel();
-        worker.await.unwrap().unwrap();
-    }
+    // Every worker, the two that joined too, ends cleanly.
     app.cleanup().await;
 }

@@ -1,16 +1,15 @@
 //! Metrics and health endpoints (`--metrics-addr`), scraped as Prometheus and
-//! Kubernetes would. The recorder is process-wide, so the metrics test reads
-//! differences between two scrapes.
-
-mod common;
+//! Kubernetes would. The recorder is process-wide, and the other tests of this
+//! binary run workers too, so the metrics test scrapes a worker process of its
+//! own and reads differences between two scrapes.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::redis_server::{RedisServer, free_port};
-use common::*;
-use serde_json::json;
+use crate::helpers::process::Process;
+use crate::helpers::redis_server::{RedisServer, free_port};
+use crate::helpers::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A plain HTTP/1.1 GET: the status code and the body.
@@ -74,8 +73,9 @@ async fn wait_ready(addr: SocketAddr, want: u16) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_count_a_known_workload() {
     let addr = metrics_addr();
-    let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let mut app = TestApp::spawn_with(1, &prefix, |c| c.metrics_addr = Some(addr)).await;
+    let mut app = TestApp::spawn(0).await;
+    let mut worker = Process::worker(&app.prefix, &["--metrics-addr", &addr.to_string()]);
+    app.wait_queue(&app.names.dead()).await;
     let crm = app.bind_crm().await;
     wait_ready(addr, 200).await;
     assert_eq!(get(addr, "/healthz").await.0, 200);
@@ -90,7 +90,7 @@ async fn metrics_count_a_known_workload() {
     setup_account(&app, "acc", &users, Some("round_robin")).await;
     // 3 new clients: 3 round-robin hand-outs; each notifies a manager and quality control.
     for c in ["c1", "c2", "c3"] {
-        app.publish_chat(&inbound("acc", c, "hello")).await;
+        app.publish_event(&inbound("acc", c, "hello")).await;
     }
     let crm = app.take(&crm, 6, Duration::from_secs(20)).await;
     assert_eq!(crm.len(), 6, "contact and deal per client");
@@ -135,17 +135,13 @@ async fn metrics_count_a_known_workload() {
     }
 
     // A claim won and one lost.
-    app.publish_account(&event(
-        "settings.updated",
-        "acc",
-        json!({ "newClients": { "pipelineId": "p", "stageId": "s1", "distribution": "first_reply" },
-                "links": { "deal": "https://crm.example/deals/{dealId}", "newDeal": "https://crm.example/n?c={contactId}" } }),
-    ))
-    .await;
-    app.publish_chat(&inbound("acc", "c9", "hi")).await;
+    app.publish_event(&settings("acc", "p", "s1", "first_reply"))
+        .await;
+    app.publish_event(&inbound("acc", "c9", "hi")).await;
     let _ = app.notes("acc", "m2", 1).await;
-    app.publish_chat(&outbound("acc", "c9", "m1", "mine")).await;
-    app.publish_chat(&outbound("acc", "c9", "m2", "no, mine"))
+    app.publish_event(&outbound("acc", "c9", "m1", "mine"))
+        .await;
+    app.publish_event(&outbound("acc", "c9", "m2", "no, mine"))
         .await;
     let _ = app.notes("acc", "m2", 1).await;
     let last = samples(&get(addr, "/metrics").await.1);
@@ -157,6 +153,9 @@ async fn metrics_count_a_known_workload() {
         delta(&after, &last, r#"switchboard_claims_total{result="lost"}"#),
         1.0
     );
+    worker.sigterm();
+    let (code, _) = worker.exits_within(Duration::from_secs(30)).await;
+    assert_eq!(code, 0, "the worker ended cleanly");
     app.cleanup().await;
 }
 
@@ -177,11 +176,10 @@ async fn ready_command(addr: SocketAddr) -> bool {
 async fn readyz_follows_redis_going_away_and_coming_back() {
     let mut redis = RedisServer::start().await;
     let addr = metrics_addr();
-    let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let url = redis.url.clone();
-    let app = TestApp::spawn_with(1, &prefix, |c| {
+    let app = TestApp::spawn_with(1, |c| {
         c.metrics_addr = Some(addr);
-        c.redis_url = url.clone();
+        c.redis_url = url;
     })
     .await;
     wait_ready(addr, 200).await;

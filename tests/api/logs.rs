@@ -3,30 +3,23 @@
 //! no ERROR on a clean shutdown, and start-up failures said in words.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn switchboard() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-    cmd.env_remove("AMQP_URL")
-        .env_remove("REDIS_URL")
-        .env_remove("RUST_LOG")
-        .env_remove("SWITCHBOARD_LOG_FORMAT")
-        .env_remove("NO_COLOR");
-    cmd
-}
+use crate::helpers::Prefix;
+use crate::helpers::process::{Process, switchboard};
 
 /// Starts `switchboard run`, waits for "Worker started.", sends SIGTERM and
 /// returns (exit code, stdout lines, stderr).
 fn start_and_stop(prefix: &str, format: &str) -> (i32, Vec<String>, String) {
-    let mut child = switchboard()
-        .args(["run", "--prefix", prefix, "--log-format", format])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    let stdout = child.stdout.take().unwrap();
+    let mut child = Process::spawn(
+        switchboard()
+            .args(["run", "--prefix", prefix, "--log-format", format])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let stdout = child.0.stdout.take().unwrap();
     let (lines_tx, lines_rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -43,10 +36,8 @@ fn start_and_stop(prefix: &str, format: &str) -> (i32, Vec<String>, String) {
     }
     // Let it settle into consuming, then stop it as an orchestrator would.
     std::thread::sleep(Duration::from_millis(500));
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let out = child.wait_with_output().expect("the worker exits");
+    child.sigterm();
+    let out = read_to_end(&mut child);
     reader.join().unwrap();
     lines.extend(lines_rx.try_iter());
     (
@@ -58,14 +49,15 @@ fn start_and_stop(prefix: &str, format: &str) -> (i32, Vec<String>, String) {
 
 #[test]
 fn clean_shutdowns_log_no_error_and_no_colour_codes_and_json_is_one_object_a_line() {
-    let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let guard = Prefix::random();
+    let prefix = guard.name.as_str();
     // The lapin ERROR on close came from a race, so stop a few workers.
     let runs: Vec<_> = ["text", "text", "text", "json"]
         .iter()
-        .map(|format| (format, start_and_stop(&prefix, format)))
+        .map(|format| (format, start_and_stop(prefix, format)))
         .collect();
     let teardown = switchboard()
-        .args(["teardown", "--prefix", &prefix])
+        .args(["teardown", "--prefix", prefix])
         .output()
         .expect("teardown runs");
     assert!(teardown.status.success(), "{teardown:?}");
@@ -145,14 +137,15 @@ fn a_missing_virtual_host_is_said_in_words() {
 
 #[test]
 fn every_line_of_an_event_carries_its_ids() {
-    let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let mut child = switchboard()
-        .args(["run", "--prefix", &prefix, "--log-format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary runs");
-    let stdout = child.stdout.take().unwrap();
+    let guard = Prefix::random();
+    let prefix = guard.name.as_str();
+    let mut child = Process::spawn(
+        switchboard()
+            .args(["run", "--prefix", prefix, "--log-format", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let stdout = child.0.stdout.take().unwrap();
     let (lines_tx, lines_rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -174,7 +167,7 @@ fn every_line_of_an_event_carries_its_ids() {
         "occurredAt": "2026-11-25T10:00:00Z", "messageId": "m", "channelId": "nope",
         "chatType": "whatsapp", "chatId": "c1", "text": "hi" });
     let mut publish = switchboard()
-        .args(["publish", "--prefix", &prefix, "-"])
+        .args(["publish", "--prefix", prefix, "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -188,13 +181,11 @@ fn every_line_of_an_event_carries_its_ids() {
         .unwrap();
     assert!(publish.wait().unwrap().success());
     let line = wait_for("Input dead-lettered.");
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    child.sigterm();
+    let _ = child.0.wait();
     reader.join().unwrap();
     let teardown = switchboard()
-        .args(["teardown", "--prefix", &prefix, "--force"])
+        .args(["teardown", "--prefix", prefix, "--force"])
         .output()
         .expect("teardown runs");
     assert!(teardown.status.success(), "{teardown:?}");
@@ -205,4 +196,20 @@ fn every_line_of_an_event_carries_its_ids() {
     assert_eq!(span["eventId"], event_id.as_str(), "{line}");
     assert_eq!(span["accountId"], "acc.logs", "{line}");
     assert_eq!(span["type"], "message.inbound", "{line}");
+}
+
+/// Waits for the process to exit and collects what is left of its output.
+fn read_to_end(child: &mut Process) -> std::process::Output {
+    use std::io::Read;
+    // Read to the end first: the pipe closes when the worker exits.
+    let mut stderr = Vec::new();
+    if let Some(mut pipe) = child.0.stderr.take() {
+        let _ = pipe.read_to_end(&mut stderr);
+    }
+    let status = child.0.wait().expect("the worker exits");
+    std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr,
+    }
 }

@@ -2,23 +2,10 @@
 //! What they held is redelivered to the others; what they applied but had not
 //! published is published by the redelivery; nothing is lost or created twice.
 
-mod common;
-
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
-
-/// A real `switchboard run` process on the test's prefix.
-fn worker(prefix: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["run", "--prefix", prefix, "--concurrency", "8"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the worker starts")
-}
+use crate::helpers::process::Process;
+use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_workers_lose_nothing_and_double_nothing() {
@@ -33,32 +20,31 @@ async fn killed_workers_lose_nothing_and_double_nothing() {
     setup_account(&app, "acc", &managers, Some("round_robin")).await;
     app.stop_workers().await;
 
-    let mut first = worker(&app.prefix);
-    let mut second = worker(&app.prefix);
+    // Killed when dropped, before the app removes the prefix.
+    let worker = || Process::worker(&app.prefix, &["--concurrency", "8"]);
+    let mut first = worker();
+    let mut second = worker();
     let n = 150;
     let publish = async {
         for i in 0..n {
-            app.publish_chat(&inbound("acc", &format!("client-{i}"), "hello"))
+            app.publish_event(&inbound("acc", &format!("client-{i}"), "hello"))
                 .await;
         }
     };
     let chaos = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        first.kill().expect("SIGKILL");
+        first.kill();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let third = worker(&app.prefix);
+        let third = worker();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        second.kill().expect("SIGKILL");
+        second.kill();
         third
     };
     let ((), mut third) = tokio::join!(publish, chaos);
-    let _ = first.wait();
-    let _ = second.wait();
 
     app.assert_each_client_once(&crm, n, &["m1", "m2", "m3"])
         .await;
 
-    third.kill().ok();
-    let _ = third.wait();
+    third.kill();
     app.cleanup().await;
 }

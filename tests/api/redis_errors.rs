@@ -9,29 +9,24 @@
 //! Corrupt data is what a script tags `CORRUPT`: that event goes to `P.dead`,
 //! and the worker goes on.
 
-mod common;
-
 use std::time::Duration;
 
-use common::redis_server::RedisServer;
-use common::*;
+use crate::helpers::redis_server::RedisServer;
+use crate::helpers::*;
 
 const CLIENTS: usize = 24;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_at_maxmemory_loses_and_dead_letters_nothing() {
     let redis = RedisServer::start().await;
-    let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let url = redis.url.clone();
-    let mut app = TestApp::spawn_with(1, &prefix, |c| c.redis_url = url.clone()).await;
-    app.redis = redis::Client::open(redis.url.as_str()).unwrap();
-    let result = bounded(Duration::from_secs(150), scenario(&mut app, &redis)).await;
+    // The app reads, and removes, the keys of the test's own Redis.
+    let mut app = TestApp::spawn_with(1, |c| c.redis_url = url).await;
+    within(Duration::from_secs(150), scenario(&mut app, &redis)).await;
     let _ = redis
         .query::<String>(&["CONFIG", "SET", "maxmemory", "0"])
         .await;
     app.cleanup().await;
-    drop(redis);
-    result.unwrap();
 }
 
 async fn scenario(app: &mut TestApp, redis: &RedisServer) {
@@ -46,7 +41,7 @@ async fn scenario(app: &mut TestApp, redis: &RedisServer) {
 
     // A third of the clients write while Redis has room...
     for n in 0..CLIENTS / 3 {
-        app.publish_chat(&inbound("acc", &format!("c{n}"), "hello"))
+        app.publish_event(&inbound("acc", &format!("c{n}"), "hello"))
             .await;
     }
     // ...then Redis reaches maxmemory: every write (the apply script's) is refused.
@@ -64,7 +59,7 @@ async fn scenario(app: &mut TestApp, redis: &RedisServer) {
         "Redis refuses writes now: {refused:?}"
     );
     for n in CLIENTS / 3..CLIENTS {
-        app.publish_chat(&inbound("acc", &format!("c{n}"), "hello"))
+        app.publish_event(&inbound("acc", &format!("c{n}"), "hello"))
             .await;
     }
     // Long enough for several retries of each waiting event.
@@ -91,34 +86,19 @@ async fn scenario(app: &mut TestApp, redis: &RedisServer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chat_redis_cannot_read_is_dead_lettered_and_the_worker_goes_on() {
     let app = TestApp::spawn(1).await;
-    let result = bounded(Duration::from_secs(90), corrupt_chat(&app)).await;
+    within(Duration::from_secs(90), corrupt_chat(&app)).await;
     app.cleanup().await;
-    result.unwrap();
 }
 
 async fn corrupt_chat(app: &TestApp) {
     setup_account(app, "acc", &[("m1", "manager", true)], Some("round_robin")).await;
     let key = format!("{}:{{acc}}:chat:whatsapp:c1", app.prefix);
-    let mut conn = tokio::time::timeout(
-        Duration::from_secs(5),
-        app.redis.get_multiplexed_async_connection(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let _: () = tokio::time::timeout(
-        Duration::from_secs(5),
-        redis::cmd("SET")
-            .arg(&key)
-            .arg("not json")
-            .query_async(&mut conn),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let _: () = app
+        .redis_cmd(redis::cmd("SET").arg(&key).arg("not json"))
+        .await;
 
     let bad = inbound("acc", "c1", "hello");
-    app.publish_chat(&bad).await;
+    app.publish_event(&bad).await;
     let dead = app.dead(1).await;
     assert_eq!(
         dead.len(),
@@ -132,7 +112,7 @@ async fn corrupt_chat(app: &TestApp) {
         "{reason}"
     );
 
-    app.publish_chat(&inbound("acc", "c2", "hello")).await;
+    app.publish_event(&inbound("acc", "c2", "hello")).await;
     let notes = app.notes("acc", "m1", 1).await;
     assert_eq!(kinds(&notes), ["chat.new"], "{notes:?}");
     assert_eq!(notes[0]["chatId"], "c2");

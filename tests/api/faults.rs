@@ -1,31 +1,22 @@
 //! Passing faults: Redis or RabbitMQ gone for a while. The worker waits them
 //! out with backoff and loses nothing; nothing is created twice.
 
-mod common;
-
 use std::time::Duration;
 
-use common::proxy::Proxy;
-use common::*;
+use crate::helpers::proxy::Proxy;
+use crate::helpers::*;
 
 /// Sends `n` new clients: half while the connection is being cut, half while
 /// it is down; restores it after `outage` and checks every client got exactly
 /// one contact, one deal and one manager, evenly.
 async fn survive(app: &mut TestApp, proxy: &Proxy, n: usize, outage: Duration) {
     let crm = app.bind_crm().await;
-    let send = |range: std::ops::Range<usize>| {
-        let app = &*app;
-        futures_util::future::join_all(range.map(move |i| async move {
-            app.publish_chat(&inbound("acc", &format!("client-{i}"), "hello"))
-                .await
-        }))
-    };
-    let (_, cut) = tokio::join!(send(0..n / 2), async {
+    let (_, cut) = tokio::join!(app.new_clients(0..n / 2), async {
         tokio::time::sleep(Duration::from_millis(5)).await;
         proxy.cut().await
     });
     assert!(cut > 0, "the worker's connections were cut");
-    send(n / 2..n).await;
+    app.new_clients(n / 2..n).await;
     tokio::time::sleep(outage).await;
     proxy.restore();
 
@@ -36,8 +27,7 @@ async fn survive(app: &mut TestApp, proxy: &Proxy, n: usize, outage: Duration) {
 /// aims the worker's configuration at it) live through an outage of it.
 async fn outage(upstream: &str, point: impl Fn(&mut switchboard::Config, std::net::SocketAddr)) {
     let proxy = Proxy::start(upstream).await;
-    let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let mut app = TestApp::spawn_with(2, &prefix, |c| point(c, proxy.addr)).await;
+    let mut app = TestApp::spawn_with(2, |c| point(c, proxy.addr)).await;
     let managers = [("m1", "manager", true), ("m2", "manager", true)];
     setup_account(&app, "acc", &managers, Some("round_robin")).await;
     survive(&mut app, &proxy, 20, Duration::from_secs(2)).await;

@@ -3,61 +3,12 @@
 //! to users who come later, and nothing published while the first worker
 //! declares the topology is lost.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::helpers::*;
 use futures_util::future::join_all;
-use lapin::options::ExchangeDeclareOptions;
-use lapin::types::FieldTable;
-use serde_json::{Value, json};
-
-/// The set-up of a standard account ("wa", the users, pipeline "p"/"s1" and
-/// settings), as events to publish with no pause in between.
-fn setup_events(account: &str, users: &[(&str, &str, bool)], distribution: &str) -> Vec<Value> {
-    let users: Vec<Value> = users
-        .iter()
-        .map(|(id, role, rnc)| {
-            json!({ "userId": id, "name": format!("User {id}"),
-                    "access": [{ "channelId": "wa", "role": role, "receivesNewClients": rnc }] })
-        })
-        .collect();
-    vec![
-        event(
-            "channels.upserted",
-            account,
-            json!({ "channels": [{ "channelId": "wa", "chatType": "whatsapp", "name": "Support" }] }),
-        ),
-        event("users.upserted", account, json!({ "users": users })),
-        event(
-            "pipelines.loaded",
-            account,
-            json!({ "pipelines": [{ "pipelineId": "p", "name": "Sales", "stages": [{ "stageId": "s1", "name": "New" }] }] }),
-        ),
-        event(
-            "settings.updated",
-            account,
-            json!({ "newClients": { "pipelineId": "p", "stageId": "s1", "distribution": distribution },
-                    "links": { "deal": "https://crm.example/deals/{dealId}", "newDeal": "https://crm.example/new?c={contactId}" } }),
-        ),
-    ]
-}
-
-/// `users.upserted` for one user on channel "wa".
-fn user_on_wa(account: &str, user: &str, role: &str, rnc: bool) -> Value {
-    event(
-        "users.upserted",
-        account,
-        json!({ "users": [{ "userId": user, "name": user,
-                "access": [{ "channelId": "wa", "role": role, "receivesNewClients": rnc }] }] }),
-    )
-}
-
-fn count(notes: &[Value], kind: &str) -> usize {
-    notes.iter().filter(|n| n["type"] == kind).count()
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn set_up_then_first_messages_back_to_back_on_twenty_accounts() {
@@ -79,11 +30,14 @@ async fn set_up_then_first_messages_back_to_back_on_twenty_accounts() {
             "first_reply"
         };
         async move {
-            for e in setup_events(account, &users, distribution) {
-                app.publish_account(&e).await;
+            let setup = Account::new(account)
+                .staff(&users)
+                .distribution(Some(distribution));
+            for e in setup.events() {
+                app.publish_event(&e).await;
             }
             for c in 0..3 {
-                app.publish_chat(&inbound(account, &format!("client-{c}"), "hi"))
+                app.publish_event(&inbound(account, &format!("client-{c}"), "hi"))
                     .await;
             }
         }
@@ -139,18 +93,18 @@ async fn a_removed_manager_gets_nothing_of_a_message_published_right_after() {
         Some("round_robin"),
     )
     .await;
-    app.publish_chat(&inbound("acc", "c1", "first")).await;
+    app.publish_event(&inbound("acc", "c1", "first")).await;
     // Ties in the round robin go by id: the first client is m1's.
     let (first, other) = ("m1", "m2");
     assert_eq!(kinds(&app.notes("acc", first, 1).await), vec!["chat.new"]);
     // The responsible is removed, and the client writes at once.
-    app.publish_account(&event(
+    app.publish_event(&event(
         "users.removed",
         "acc",
         json!({ "userIds": [first] }),
     ))
     .await;
-    app.publish_chat(&inbound("acc", "c1", "second")).await;
+    app.publish_event(&inbound("acc", "c1", "second")).await;
 
     let others = app.notes("acc", other, 1).await;
     assert_eq!(kinds(&others), vec!["chat.new"], "{others:?}");
@@ -182,15 +136,15 @@ async fn waiting_chat_then_a_manager(distribution: &str) {
         Some(distribution),
     )
     .await;
-    app.publish_chat(&inbound("acc", "c1", "anyone?")).await;
-    app.publish_chat(&inbound("acc", "c2", "hello?")).await;
+    app.publish_event(&inbound("acc", "c1", "anyone?")).await;
+    app.publish_event(&inbound("acc", "c2", "hello?")).await;
     let s = app.notes("acc", "s", 2).await;
     assert_eq!(count(&s, "chat.new"), 2, "{s:?}");
 
-    let added = user_on_wa("acc", "m1", "manager", true);
-    app.publish_account(&added).await;
+    let added = user_upserted("acc", "m1", &[("wa", "manager", true)]);
+    app.publish_event(&added).await;
     // The same event again (a redelivery or a republish) changes nothing more.
-    app.publish_account(&added).await;
+    app.publish_event(&added).await;
     let m1 = app.notes("acc", "m1", 2).await;
     let mut chats: Vec<&str> = m1.iter().map(|n| n["chatId"].as_str().unwrap()).collect();
     chats.sort();
@@ -224,7 +178,8 @@ async fn waiting_chat_then_a_manager(distribution: &str) {
     } else {
         // Offered: nothing created until the manager answers.
         assert_eq!(created("contact.created"), 0, "{events:?}");
-        app.publish_chat(&outbound("acc", "c1", "m1", "here")).await;
+        app.publish_event(&outbound("acc", "c1", "m1", "here"))
+            .await;
         let claimed = app.notes("acc", "m1", 1).await;
         assert_eq!(kinds(&claimed), vec!["chat.assigned"], "{claimed:?}");
         let events = app.take(&crm, 2, Duration::from_secs(20)).await;
@@ -255,15 +210,15 @@ async fn a_waiting_chat_is_offered_to_a_manager_added_later_under_first_reply() 
 async fn a_waiting_chat_is_offered_to_a_supervisor_added_later() {
     let app = TestApp::spawn(1).await;
     setup_account(&app, "acc", &[("m1", "manager", true)], Some("first_reply")).await;
-    app.publish_chat(&inbound("acc", "c1", "hello")).await;
+    app.publish_event(&inbound("acc", "c1", "hello")).await;
     assert_eq!(kinds(&app.notes("acc", "m1", 1).await), vec!["chat.new"]);
-    app.publish_account(&user_on_wa("acc", "s2", "supervisor", false))
+    app.publish_event(&user_upserted("acc", "s2", &[("wa", "supervisor", false)]))
         .await;
     let s2 = app.notes("acc", "s2", 1).await;
     assert_eq!(kinds(&s2), vec!["chat.new"], "{s2:?}");
     assert_eq!(s2[0]["chatId"], "c1");
     // The supervisor claims it; the manager loses it.
-    app.publish_chat(&outbound("acc", "c1", "s2", "I'll take it"))
+    app.publish_event(&outbound("acc", "c1", "s2", "I'll take it"))
         .await;
     assert_eq!(
         kinds(&app.notes("acc", "s2", 1).await),
@@ -280,75 +235,36 @@ async fn a_waiting_chat_is_offered_to_a_supervisor_added_later() {
 async fn publishers_racing_the_first_worker_lose_nothing_over_twenty_starts() {
     let mut lost = BTreeMap::new();
     for start in 0..20 {
-        let prefix = format!("sbt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let app = TestApp::spawn_with(0, &prefix, |_| {}).await;
+        let app = TestApp::spawn(0).await;
+        let prefix = app.prefix.clone();
         let inbound_exchange = app.names.inbound();
         let accounts: Vec<String> = (0..8).map(|i| format!("a{i}")).collect();
-        let publisher = {
-            let conn = &app.conn;
-            let app_ref = &app;
-            let accounts = &accounts;
-            async move {
-                // Poll every millisecond until P.inbound exists, then publish at once.
-                let deadline = Instant::now() + Duration::from_secs(30);
-                loop {
-                    let probe = conn.create_channel().await.unwrap();
-                    let passive = ExchangeDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    };
-                    let found = probe
-                        .exchange_declare(
-                            inbound_exchange.as_str().into(),
-                            lapin::ExchangeKind::Fanout,
-                            passive,
-                            FieldTable::default(),
-                        )
-                        .await
-                        .is_ok();
-                    let _ = probe.close(200, "probe".into()).await;
-                    if found {
-                        break;
-                    }
-                    assert!(Instant::now() < deadline, "P.inbound never appeared");
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                for account in accounts {
-                    app_ref
-                        .publish_account(&event(
-                            "channels.upserted",
-                            account,
-                            json!({ "channels": [{ "channelId": "wa", "chatType": "whatsapp", "name": "S" }] }),
-                        ))
-                        .await;
-                }
+        let publisher = async {
+            // Poll every millisecond until P.inbound exists, then publish at once.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !app.exchange_exists(&inbound_exchange).await {
+                assert!(Instant::now() < deadline, "P.inbound never appeared");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            for account in &accounts {
+                app.publish_event(&event(
+                    "channels.upserted",
+                    account,
+                    json!({ "channels": [{ "channelId": "wa", "chatType": "whatsapp", "name": "S" }] }),
+                ))
+                .await;
             }
         };
-        let config = switchboard::Config::with_prefix(&prefix);
-        let worker = {
-            let token = tokio_util::sync::CancellationToken::new();
-            let handle = tokio::spawn({
-                let token = token.clone();
-                async move { switchboard::run(config, token).await }
-            });
-            (token, handle)
-        };
-        tokio::time::timeout(Duration::from_secs(40), publisher)
-            .await
-            .expect("the publisher finished");
+        app.launch_worker(app.config());
+        within(Duration::from_secs(40), publisher).await;
         // Every account's event took effect.
-        let mut conn = app.redis.get_multiplexed_async_connection().await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut missing = accounts.clone();
         while !missing.is_empty() && Instant::now() < deadline {
             let mut still = Vec::new();
             for account in &missing {
                 let key = format!("{prefix}:{{{account}}}:config");
-                let n: Option<u64> = redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
+                let n: Option<u64> = app.redis_cmd(redis::cmd("GET").arg(&key)).await;
                 if n != Some(1) {
                     still.push(account.clone());
                 }
@@ -359,11 +275,7 @@ async fn publishers_racing_the_first_worker_lose_nothing_over_twenty_starts() {
         if !missing.is_empty() {
             lost.insert(start, missing);
         }
-        worker.0.cancel();
-        let stopped = tokio::time::timeout(Duration::from_secs(30), worker.1)
-            .await
-            .expect("the worker stopped");
-        assert!(matches!(stopped, Ok(Ok(()))), "{stopped:?}");
+        // The worker stops in time and cleanly.
         app.cleanup().await;
     }
     assert!(lost.is_empty(), "events lost at start-up: {lost:?}");
