@@ -6,10 +6,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde_json::Value;
 use switchboard::Config;
@@ -18,7 +18,7 @@ use switchboard::names::Names;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{AMQP, Prefix, REDIS, SETTLE, account_key, timed};
+use super::{AMQP, Prefix, REDIS, account_key, timed};
 
 /// How long waits for a queue, a set-up or a message last by default.
 const WAIT: Duration = Duration::from_secs(20);
@@ -286,48 +286,6 @@ impl TestApp {
             .user_queue(&Id::parse(account).unwrap(), &Id::parse(user).unwrap())
     }
 
-    /// Takes messages from `queue` until at least `min` arrived (or `timeout`),
-    /// then keeps listening for [`SETTLE`] to catch any extra.
-    pub async fn take(&self, queue: &str, min: usize, timeout: Duration) -> Vec<Got> {
-        self.wait_queue(queue).await;
-        let mut got = Vec::new();
-        let deadline = Instant::now() + timeout;
-        let mut quiet_since = Instant::now();
-        loop {
-            let get = self
-                .channel
-                .basic_get(queue.into(), BasicGetOptions { no_ack: true });
-            match timed("basic.get", get).await.unwrap() {
-                Some(message) => {
-                    got.push(Got::from(message.delivery));
-                    quiet_since = Instant::now();
-                }
-                None => {
-                    let now = Instant::now();
-                    if (got.len() >= min && now - quiet_since >= SETTLE) || now >= deadline {
-                        return got;
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        }
-    }
-
-    /// Notifications of one user.
-    pub async fn notes(&self, account: &str, user: &str, min: usize) -> Vec<Value> {
-        let queue = self.user_queue(account, user);
-        self.take(&queue, min, WAIT)
-            .await
-            .into_iter()
-            .map(|g| g.json)
-            .collect()
-    }
-
-    pub async fn dead(&self, min: usize) -> Vec<Got> {
-        let queue = self.names.dead();
-        self.take(&queue, min, WAIT).await
-    }
-
     /// Waits until `n` account-configuration events of `account` were applied.
     pub async fn wait_config(&self, account: &str, n: u64) {
         let key = format!(
@@ -396,44 +354,5 @@ impl Drop for TestApp {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-    }
-}
-
-/// A message taken from a queue.
-#[derive(Debug, Clone)]
-pub struct Got {
-    pub body: Vec<u8>,
-    pub json: Value,
-    pub properties: BasicProperties,
-    pub routing_key: String,
-}
-
-impl From<lapin::message::Delivery> for Got {
-    fn from(delivery: lapin::message::Delivery) -> Self {
-        Self {
-            json: serde_json::from_slice(&delivery.data).unwrap_or(Value::Null),
-            body: delivery.data,
-            properties: delivery.properties,
-            routing_key: delivery.routing_key.to_string(),
-        }
-    }
-}
-
-impl Got {
-    pub fn header(&self, name: &str) -> Option<String> {
-        let headers = self.properties.headers().as_ref()?;
-        match headers.inner().get(name)? {
-            AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-            AMQPValue::ShortString(s) => Some(s.to_string()),
-            other => Some(format!("{other:?}")),
-        }
-    }
-
-    /// The message's `correlation_id`.
-    pub fn correlation_id(&self) -> Option<String> {
-        self.properties
-            .correlation_id()
-            .as_ref()
-            .map(|c| c.to_string())
     }
 }

@@ -4,7 +4,8 @@
 //! panics. Every request to the broker or Redis is under a timeout
 //! ([`timed`]), so a stalled service fails a test instead of hanging the run.
 //!
-//! - [`app`]: [`TestApp`], its workers, publishing and taking messages;
+//! - [`app`]: [`TestApp`], its workers, publishing, waiting for Redis;
+//! - [`messages`]: taking messages from queues ([`Got`]);
 //! - [`setup`]: builders of an account's set-up and of the events tests publish;
 //! - [`checks`]: what several tests assert the same way;
 //! - [`suitcase`]: asking for a suitcase on a reply queue of the test's own;
@@ -14,6 +15,7 @@
 
 mod app;
 mod checks;
+mod messages;
 pub mod ops;
 mod prefix;
 pub mod process;
@@ -24,8 +26,9 @@ mod suitcase;
 
 use std::time::Duration;
 
-pub use app::{Got, TestApp};
+pub use app::TestApp;
 pub use checks::{by_type, count, ids, kinds};
+pub use messages::Got;
 pub use prefix::Prefix;
 pub use setup::*;
 pub use suitcase::{ask, ask_until, reply_queue};
