@@ -10,14 +10,12 @@ use crate::helpers::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_workers_lose_nothing_and_double_nothing() {
     // The in-process worker only sets the account up; the processes do the work.
-    let mut app = TestApp::spawn(1).await;
-    let crm = app.bind_crm().await;
     let managers = [
         ("m1", "manager", true),
         ("m2", "manager", true),
         ("m3", "manager", true),
     ];
-    setup_account(&app, "acc", &managers, Some("round_robin")).await;
+    let Fixture { app, crm, .. } = Fixture::new(1, &managers, Some("round_robin")).await;
     app.stop_workers().await;
 
     // Killed when dropped, before the app removes the prefix.

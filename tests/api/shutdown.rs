@@ -8,11 +8,8 @@ use crate::helpers::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_stopping_mid_stream_loses_nothing() {
     // No grace: the worker abandons what it holds, which goes back to the queue.
-    let mut app = TestApp::spawn_with(1, |c| c.shutdown_grace_secs = 0).await;
-    let crm = app.bind_crm().await;
-    setup_account(
-        &app,
-        "acc",
+    let Fixture { app, crm, .. } = Fixture::with(
+        TestApp::spawn_with(1, |c| c.shutdown_grace_secs = 0).await,
         &[("m1", "manager", true), ("m2", "manager", true)],
         Some("round_robin"),
     )

@@ -127,15 +127,8 @@ async fn a_removed_manager_gets_nothing_of_a_message_published_right_after() {
 
 /// A chat waits with nobody eligible; a manager added later is offered it.
 async fn waiting_chat_then_a_manager(distribution: &str) {
-    let mut app = TestApp::spawn(2).await;
-    let crm = app.bind_crm().await;
-    setup_account(
-        &app,
-        "acc",
-        &[("s", "supervisor", false)],
-        Some(distribution),
-    )
-    .await;
+    let Fixture { app, crm, .. } =
+        Fixture::new(2, &[("s", "supervisor", false)], Some(distribution)).await;
     app.publish_event(&inbound("acc", "c1", "anyone?")).await;
     app.publish_event(&inbound("acc", "c2", "hello?")).await;
     let s = app.notes("acc", "s", 2).await;

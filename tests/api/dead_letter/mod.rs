@@ -40,20 +40,8 @@ const STAFF: [Staff; 3] = [
     ("q", "quality_control", false),
 ];
 
-struct Fixture {
-    app: TestApp,
-    /// Bound to `P.crm` with `#`.
-    crm: String,
-    /// Bound to `P.outbound` with `#`.
-    outbound: String,
-}
-
 async fn fixture(workers: usize) -> Fixture {
-    let mut app = TestApp::spawn(workers).await;
-    let crm = app.bind_crm().await;
-    let outbound = app.bind_outbound().await;
-    setup_account(&app, ACC, &STAFF, Some("round_robin")).await;
-    Fixture { app, crm, outbound }
+    Fixture::new(workers, &STAFF, Some("round_robin")).await
 }
 
 fn bytes(v: &Value) -> Vec<u8> {

@@ -233,3 +233,25 @@ pub async fn setup_account(
         .apply(app)
         .await;
 }
+
+/// A test's app with queues of its own bound to `P.crm` and `P.outbound`
+/// (with `#`) and account "acc" set up with `staff`: how most tests start.
+pub struct Fixture {
+    pub app: TestApp,
+    pub crm: String,
+    pub outbound: String,
+}
+
+impl Fixture {
+    pub async fn new(workers: usize, staff: &[Staff<'_>], distribution: Option<&str>) -> Self {
+        Self::with(TestApp::spawn(workers).await, staff, distribution).await
+    }
+
+    /// The same on an app started otherwise (a tuned configuration).
+    pub async fn with(mut app: TestApp, staff: &[Staff<'_>], distribution: Option<&str>) -> Self {
+        let crm = app.bind_crm().await;
+        let outbound = app.bind_outbound().await;
+        setup_account(&app, "acc", staff, distribution).await;
+        Self { app, crm, outbound }
+    }
+}

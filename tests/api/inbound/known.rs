@@ -7,15 +7,13 @@ use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_known_contact_reaches_its_responsible_and_the_observers() {
-    let mut app = TestApp::spawn(2).await;
-    let crm = app.bind_crm().await;
     let users = [
         ("m1", "manager", true),
         ("m2", "manager", true),
         ("q", "quality_control", false),
         ("sup", "supervisor", false),
     ];
-    setup_account(&app, "acc", &users, Some("round_robin")).await;
+    let Fixture { app, crm, .. } = Fixture::new(2, &users, Some("round_robin")).await;
     app.apply_account(&contact("acc", "crm-1", "m2", &["ivan"]))
         .await;
     app.publish_event(&inbound("acc", "ivan", "привет")).await;
@@ -48,11 +46,8 @@ async fn a_known_contact_reaches_its_responsible_and_the_observers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_whose_responsible_lost_access_goes_to_the_next_manager() {
-    let mut app = TestApp::spawn(2).await;
-    let crm = app.bind_crm().await;
-    setup_account(
-        &app,
-        "acc",
+    let Fixture { app, crm, .. } = Fixture::new(
+        2,
         &[("m1", "manager", true), ("m2", "manager", true)],
         Some("round_robin"),
     )

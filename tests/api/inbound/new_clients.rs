@@ -7,15 +7,13 @@ use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn round_robin_is_even_over_three_managers_and_two_workers() {
-    let mut app = TestApp::spawn(2).await;
-    let crm = app.bind_crm().await;
     let managers = [
         ("m1", "manager", true),
         ("m2", "manager", true),
         ("m3", "manager", true),
         ("q", "quality_control", false),
     ];
-    setup_account(&app, "acc", &managers, Some("round_robin")).await;
+    let Fixture { app, crm, .. } = Fixture::new(2, &managers, Some("round_robin")).await;
 
     app.new_clients(0..30).await;
 
@@ -59,11 +57,8 @@ async fn round_robin_is_even_over_three_managers_and_two_workers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_first_messages_of_one_client_at_once_make_one_contact_and_one_deal() {
-    let mut app = TestApp::spawn(3).await;
-    let crm = app.bind_crm().await;
-    setup_account(
-        &app,
-        "acc",
+    let Fixture { app, crm, .. } = Fixture::new(
+        3,
         &[
             ("m1", "manager", true),
             ("m2", "manager", true),
@@ -106,15 +101,13 @@ async fn fifty_first_messages_of_one_client_at_once_make_one_contact_and_one_dea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn first_reply_shows_a_new_client_once_to_every_eligible_manager() {
-    let mut app = TestApp::spawn(3).await;
-    let crm = app.bind_crm().await;
     let users = [
         ("m1", "manager", true),
         ("m2", "manager", true),
         ("lazy", "manager", false),
         ("sup", "supervisor", false),
     ];
-    setup_account(&app, "acc", &users, Some("first_reply")).await;
+    let Fixture { app, crm, .. } = Fixture::new(3, &users, Some("first_reply")).await;
 
     let burst = (0..50).map(|i| {
         let app = &app;
@@ -146,11 +139,8 @@ async fn first_reply_shows_a_new_client_once_to_every_eligible_manager() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_no_eligible_manager_supervisors_are_shown_the_new_chat() {
-    let mut app = TestApp::spawn(1).await;
-    let crm = app.bind_crm().await;
-    setup_account(
-        &app,
-        "acc",
+    let Fixture { app, crm, .. } = Fixture::new(
+        1,
         &[
             ("m1", "manager", false),
             ("sup", "supervisor", false),
@@ -172,15 +162,8 @@ async fn with_no_eligible_manager_supervisors_are_shown_the_new_chat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_settings_new_clients_are_handled_as_first_reply() {
-    let mut app = TestApp::spawn(1).await;
-    let crm = app.bind_crm().await;
-    setup_account(
-        &app,
-        "acc",
-        &[("m1", "manager", true), ("m2", "manager", true)],
-        None,
-    )
-    .await;
+    let Fixture { app, crm, .. } =
+        Fixture::new(1, &[("m1", "manager", true), ("m2", "manager", true)], None).await;
     app.publish_event(&inbound("acc", "client", "hello")).await;
     for m in ["m1", "m2"] {
         assert_eq!(

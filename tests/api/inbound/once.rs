@@ -7,11 +7,8 @@ use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_republished_event_creates_nothing_twice_and_keeps_the_turn() {
-    let mut app = TestApp::spawn(2).await;
-    let crm = app.bind_crm().await;
-    setup_account(
-        &app,
-        "acc",
+    let Fixture { app, crm, .. } = Fixture::new(
+        2,
         &[("m1", "manager", true), ("m2", "manager", true)],
         Some("round_robin"),
     )
@@ -58,11 +55,8 @@ async fn a_worker_that_died_after_applying_has_its_outputs_published_by_the_rede
     use switchboard::handlers::{self, Decision};
     use switchboard::store::{Applied, Loaded, Store};
 
-    let mut app = TestApp::spawn(1).await;
-    let crm = app.bind_crm().await;
-    setup_account(
-        &app,
-        "acc",
+    let Fixture { app, crm, .. } = Fixture::new(
+        1,
         &[("m1", "manager", true), ("m2", "manager", true)],
         Some("round_robin"),
     )

@@ -8,14 +8,15 @@ const MANAGERS: [&str; 10] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn first_reply_claim_has_exactly_one_winner_across_three_workers() {
-    let mut app = TestApp::spawn(3).await;
-    let crm_queue = app.bind_crm().await;
-    let outbound_queue = app.bind_outbound().await;
     let acc = "acc";
     let mut users: Vec<(&str, &str, bool)> =
         MANAGERS.iter().map(|m| (*m, "manager", true)).collect();
     users.extend([("q", "quality_control", false), ("s", "supervisor", false)]);
-    setup_account(&app, acc, &users, Some("first_reply")).await;
+    let Fixture {
+        app,
+        crm: crm_queue,
+        outbound: outbound_queue,
+    } = Fixture::new(3, &users, Some("first_reply")).await;
     let everyone: Vec<&str> = users.iter().map(|u| u.0).collect();
 
     // 20 new clients.
@@ -179,9 +180,6 @@ async fn first_reply_claim_has_exactly_one_winner_across_three_workers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_supervisors_answer_claims_the_chat_for_him() {
-    let mut app = TestApp::spawn(3).await;
-    let crm_queue = app.bind_crm().await;
-    let outbound_queue = app.bind_outbound().await;
     let acc = "acc";
     let users = [
         ("m1", "manager", true),
@@ -189,7 +187,11 @@ async fn a_supervisors_answer_claims_the_chat_for_him() {
         ("q", "quality_control", false),
         ("s", "supervisor", false),
     ];
-    setup_account(&app, acc, &users, Some("first_reply")).await;
+    let Fixture {
+        app,
+        crm: crm_queue,
+        outbound: outbound_queue,
+    } = Fixture::new(3, &users, Some("first_reply")).await;
     let everyone = ["m1", "m2", "q", "s"];
 
     show_new_chat(&app, acc, &everyone, "new").await;
@@ -253,16 +255,17 @@ async fn a_supervisors_answer_claims_the_chat_for_him() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_settings_the_claim_creates_the_contact_but_no_deal() {
-    let mut app = TestApp::spawn(3).await;
-    let crm_queue = app.bind_crm().await;
-    let outbound_queue = app.bind_outbound().await;
     let acc = "acc";
     let users = [
         ("m1", "manager", true),
         ("m2", "manager", true),
         ("q", "quality_control", false),
     ];
-    setup_account(&app, acc, &users, None).await;
+    let Fixture {
+        app,
+        crm: crm_queue,
+        outbound: outbound_queue,
+    } = Fixture::new(3, &users, None).await;
     let everyone = ["m1", "m2", "q"];
 
     show_new_chat(&app, acc, &everyone, "new").await;

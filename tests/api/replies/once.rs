@@ -10,16 +10,17 @@ fn distinct(got: &[Got]) -> BTreeSet<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_republished_reply_claims_sends_and_notifies_once() {
-    let mut app = TestApp::spawn(3).await;
-    let crm_queue = app.bind_crm().await;
-    let outbound_queue = app.bind_outbound().await;
     let acc = "acc";
     let users = [
         ("m1", "manager", true),
         ("m2", "manager", true),
         ("q", "quality_control", false),
     ];
-    setup_account(&app, acc, &users, Some("first_reply")).await;
+    let Fixture {
+        app,
+        crm: crm_queue,
+        outbound: outbound_queue,
+    } = Fixture::new(3, &users, Some("first_reply")).await;
     let everyone = ["m1", "m2", "q"];
     show_new_chat(&app, acc, &everyone, "new").await;
 
@@ -139,16 +140,17 @@ async fn a_republished_reply_claims_sends_and_notifies_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_removed_manager_loses_his_replies_and_his_clients() {
-    let mut app = TestApp::spawn(2).await;
-    let crm_queue = app.bind_crm().await;
-    let outbound_queue = app.bind_outbound().await;
     let acc = "acc";
     let users = [
         ("m1", "manager", true),
         ("m2", "manager", true),
         ("q", "quality_control", false),
     ];
-    setup_account(&app, acc, &users, Some("round_robin")).await;
+    let Fixture {
+        app,
+        crm: crm_queue,
+        outbound: outbound_queue,
+    } = Fixture::new(2, &users, Some("round_robin")).await;
     let everyone = ["m1", "m2", "q"];
 
     let hello = inbound(acc, "client", "hello");
