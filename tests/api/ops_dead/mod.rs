@@ -23,6 +23,30 @@ fn unknown_type(n: usize) -> serde_json::Value {
     event("no.such.type", "acc", json!({ "n": n }))
 }
 
+/// An app with account "acc" (m1, first reply) to dead-letter events of.
+async fn app_with_account() -> TestApp {
+    let app = TestApp::spawn(1).await;
+    setup_account(&app, "acc", &[("m1", "manager", true)], Some("first_reply")).await;
+    app
+}
+
+/// Every dead letter of `events` is replayed or still in `P.dead`.
+fn assert_each_replayed_or_left(
+    events: &[serde_json::Value],
+    replayed: &BTreeSet<String>,
+    left: &BTreeSet<String>,
+) {
+    let all: BTreeSet<String> = events
+        .iter()
+        .map(|e| e["eventId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        replayed | left,
+        all,
+        "every dead letter is replayed or still there"
+    );
+}
+
 /// The eventIds of what `peek` finds in `P.dead` now.
 async fn dead_event_ids(app: &TestApp) -> BTreeSet<String> {
     let conn = amqp(&target(app)).await;
@@ -98,9 +122,8 @@ async fn capture_inbound(app: &mut TestApp, max: Option<i64>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_listed_and_shown_and_none_is_taken() {
-    let mut test_app = TestApp::spawn(1).await;
+    let mut test_app = app_with_account().await;
     let app = &mut test_app;
-    setup_account(app, "acc", &[("m1", "manager", true)], Some("first_reply")).await;
     let mut headers = FieldTable::default();
     headers.insert("x-trace".into(), AMQPValue::LongString("42".into()));
     let props = BasicProperties::default()

@@ -5,9 +5,8 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_republishes_each_dead_letter_as_it_came_and_removes_it() {
-    let mut test_app = TestApp::spawn(1).await;
+    let mut test_app = app_with_account().await;
     let app = &mut test_app;
-    setup_account(app, "acc", &[("m1", "manager", true)], Some("first_reply")).await;
     let mut headers = FieldTable::default();
     headers.insert("x-trace".into(), AMQPValue::LongString("42".into()));
     let props = BasicProperties::default()
@@ -52,9 +51,8 @@ async fn a_replay_republishes_each_dead_letter_as_it_came_and_removes_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_the_broker_refuses_mid_way_loses_no_dead_letter() {
-    let mut test_app = TestApp::spawn(1).await;
+    let mut test_app = app_with_account().await;
     let app = &mut test_app;
-    setup_account(app, "acc", &[("m1", "manager", true)], Some("first_reply")).await;
     let events: Vec<_> = (0..6).map(unknown_type).collect();
     send(app, &events).await;
     let queue = app.names.dead();
@@ -85,25 +83,16 @@ async fn a_replay_the_broker_refuses_mid_way_loses_no_dead_letter() {
         .map(|g| g.json["eventId"].as_str().unwrap().to_owned())
         .collect();
     let left = dead_event_ids(app).await;
-    let all: BTreeSet<String> = events
-        .iter()
-        .map(|e| e["eventId"].as_str().unwrap().to_owned())
-        .collect();
     assert_eq!(replayed.len(), 3);
     assert!(replayed.is_disjoint(&left), "a replayed dead letter stayed");
-    assert_eq!(
-        &replayed | &left,
-        all,
-        "every dead letter is replayed or still there"
-    );
+    assert_each_replayed_or_left(&events, &replayed, &left);
     test_app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_whose_connection_is_cut_mid_way_loses_no_dead_letter() {
-    let mut test_app = TestApp::spawn(1).await;
+    let mut test_app = app_with_account().await;
     let app = &mut test_app;
-    setup_account(app, "acc", &[("m1", "manager", true)], Some("first_reply")).await;
     let events: Vec<_> = (0..150).map(unknown_type).collect();
     send(app, &events).await;
     let queue = app.names.dead();
@@ -179,24 +168,15 @@ async fn a_replay_whose_connection_is_cut_mid_way_loses_no_dead_letter() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let left = dead_event_ids(app).await;
-    let all: BTreeSet<String> = events
-        .iter()
-        .map(|e| e["eventId"].as_str().unwrap().to_owned())
-        .collect();
     assert!(!left.is_empty(), "the cut came mid-way");
-    assert_eq!(
-        &replayed | &left,
-        all,
-        "every dead letter is replayed or still there"
-    );
+    assert_each_replayed_or_left(&events, &replayed, &left);
     test_app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_fix_replayed_dead_letters_take_effect_and_the_rest_stay() {
-    let mut test_app = TestApp::spawn(1).await;
+    let mut test_app = app_with_account().await;
     let app = &mut test_app;
-    setup_account(app, "acc", &[("m1", "manager", true)], Some("first_reply")).await;
     // A gateway writes on a channel the CRM has not announced yet.
     let early = json!({ "messageId": "x1", "channelId": "vk1", "chatType": "vk", "chatId": "c1", "text": "early" });
     send(

@@ -181,18 +181,13 @@ async fn first_reply_claim_has_exactly_one_winner_across_three_workers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_supervisors_answer_claims_the_chat_for_him() {
     let acc = "acc";
-    let users = [
-        ("m1", "manager", true),
-        ("m2", "manager", true),
-        ("q", "quality_control", false),
-        ("s", "supervisor", false),
-    ];
+    let users = TEAM_AND_SUPERVISOR;
     let Fixture {
         app,
         crm: crm_queue,
         outbound: outbound_queue,
     } = Fixture::new(3, &users, Some("first_reply")).await;
-    let everyone = ["m1", "m2", "q", "s"];
+    let everyone = TEAM_AND_SUPERVISOR.map(|u| u.0);
 
     show_new_chat(&app, acc, &everyone, "new").await;
 
@@ -256,17 +251,13 @@ async fn a_supervisors_answer_claims_the_chat_for_him() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_settings_the_claim_creates_the_contact_but_no_deal() {
     let acc = "acc";
-    let users = [
-        ("m1", "manager", true),
-        ("m2", "manager", true),
-        ("q", "quality_control", false),
-    ];
+    let users = TEAM;
     let Fixture {
         app,
         crm: crm_queue,
         outbound: outbound_queue,
     } = Fixture::new(3, &users, None).await;
-    let everyone = ["m1", "m2", "q"];
+    let everyone = TEAM.map(|u| u.0);
 
     show_new_chat(&app, acc, &everyone, "new").await;
 

@@ -16,6 +16,16 @@ mod permissions;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Two eligible managers and quality control, on "wa".
+const TEAM: [Staff; 3] = [
+    ("m1", "manager", true),
+    ("m2", "manager", true),
+    ("q", "quality_control", false),
+];
+
+/// The same and a supervisor.
+const TEAM_AND_SUPERVISOR: [Staff; 4] = [TEAM[0], TEAM[1], TEAM[2], ("s", "supervisor", false)];
+
 /// What a user finds in his queue, reduced to what the tests compare:
 /// (user, type, chatId, messageId of the message it is about, reason).
 /// `messageId` is compared only where the notification is about one message

@@ -11,17 +11,13 @@ fn distinct(got: &[Got]) -> BTreeSet<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_republished_reply_claims_sends_and_notifies_once() {
     let acc = "acc";
-    let users = [
-        ("m1", "manager", true),
-        ("m2", "manager", true),
-        ("q", "quality_control", false),
-    ];
+    let users = TEAM;
     let Fixture {
         app,
         crm: crm_queue,
         outbound: outbound_queue,
     } = Fixture::new(3, &users, Some("first_reply")).await;
-    let everyone = ["m1", "m2", "q"];
+    let everyone = TEAM.map(|u| u.0);
     show_new_chat(&app, acc, &everyone, "new").await;
 
     // The claiming reply, three times at once (same eventId), then twice more once it is applied.
@@ -141,17 +137,13 @@ async fn a_republished_reply_claims_sends_and_notifies_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_removed_manager_loses_his_replies_and_his_clients() {
     let acc = "acc";
-    let users = [
-        ("m1", "manager", true),
-        ("m2", "manager", true),
-        ("q", "quality_control", false),
-    ];
+    let users = TEAM;
     let Fixture {
         app,
         crm: crm_queue,
         outbound: outbound_queue,
     } = Fixture::new(2, &users, Some("round_robin")).await;
-    let everyone = ["m1", "m2", "q"];
+    let everyone = TEAM.map(|u| u.0);
 
     let hello = inbound(acc, "client", "hello");
     app.publish_event(&hello).await;
