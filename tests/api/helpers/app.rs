@@ -200,13 +200,17 @@ impl TestApp {
         found
     }
 
-    /// Waits until a queue exists.
-    pub async fn wait_queue(&self, queue: &str) {
+    /// Waits until a queue exists; says whether it had to wait (the queue
+    /// was being declared meanwhile).
+    pub async fn wait_queue(&self, queue: &str) -> bool {
         let deadline = Instant::now() + WAIT;
+        let mut waited = false;
         while !self.queue_exists(queue).await {
             assert!(Instant::now() < deadline, "queue {queue} never appeared");
             tokio::time::sleep(Duration::from_millis(50)).await;
+            waited = true;
         }
+        waited
     }
 
     /// Publishes an event with the contract's routing key: its `accountId`,

@@ -10,6 +10,9 @@ use serde_json::Value;
 
 use super::{SETTLE, TestApp, timed};
 
+/// How long a queue that just appeared is given to start.
+const QUEUE_START: Duration = Duration::from_millis(500);
+
 /// How long to wait for the first messages of a user or of `P.dead`.
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -17,7 +20,12 @@ impl TestApp {
     /// Takes messages from `queue` until at least `min` arrived (or `timeout`),
     /// then keeps listening for [`SETTLE`] to catch any extra.
     pub async fn take(&self, queue: &str, min: usize, timeout: Duration) -> Vec<Got> {
-        self.wait_queue(queue).await;
+        if self.wait_queue(queue).await {
+            // A quorum queue exists (a passive declare finds it) a moment
+            // before it can serve: a basic.get then fails with INTERNAL_ERROR
+            // `noproc`, which closes the test's connection.
+            tokio::time::sleep(QUEUE_START).await;
+        }
         let mut got = Vec::new();
         let deadline = Instant::now() + timeout;
         let mut quiet_since = Instant::now();
