@@ -1,0 +1,29 @@
+//! The integration tests: one binary (one build, one link), one module per
+//! area, all on the one harness in [`helpers`]. Every test runs on its own
+//! random prefix against the real RabbitMQ (127.0.0.1:5672) and Redis
+//! (127.0.0.1:6379), and removes it when it ends, also when it fails.
+
+mod helpers;
+
+mod chaos;
+mod crash;
+mod dead_letter;
+mod dead_letter_exact;
+mod demo;
+mod faults;
+mod foreign_queue;
+mod inbound;
+mod logs;
+mod monitor;
+mod ops_dead;
+mod ops_state;
+mod order;
+mod races;
+mod redis_cluster;
+mod redis_errors;
+mod replies;
+mod shutdown;
+mod startup;
+mod stream;
+mod suitcase;
+mod suitcase_reply_to;

@@ -1,0 +1,197 @@
+//! The store's guarantees under real races. With one active consumer per
+//! partition, the broker no longer hands two events of one chat to two workers
+//! at once, except around a hand-over or a crash; these tests race the
+//! decisions directly against the real Redis, as many workers at once would,
+//! to show that the guarded apply alone keeps one claim winner, one contact
+//! and an even round robin.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::helpers::{Account, Prefix, REDIS, eid, inbound, outbound, timed};
+use serde_json::Value;
+use switchboard::handlers::{self, Decision, ReplyTo};
+use switchboard::output::{Publish, Target};
+use switchboard::store::{Applied, Loaded, Store};
+
+/// Settles one event as a worker's pipeline does (decide, apply, decide again
+/// on conflict) and returns what it would publish.
+async fn settle(store: &Store, body: &Value) -> Vec<Publish> {
+    let event = switchboard::events::parse(body.to_string().as_bytes()).expect("valid event");
+    let env = event.envelope();
+    loop {
+        let decision = if let Some(reads) = handlers::reads(&event) {
+            let read = store.read(&env.account_id, &env.event_id, reads);
+            match timed("Store::read", read).await.unwrap() {
+                Loaded::Applied(record) => return record.outputs,
+                Loaded::Fresh(reads) => handlers::decide_account(&event, &reads),
+            }
+        } else {
+            let query = handlers::chat_query(&event).unwrap();
+            let snapshot = store.snapshot(&env.account_id, &env.event_id, &query);
+            match timed("Store::snapshot", snapshot).await.unwrap() {
+                Loaded::Applied(record) => return record.outputs,
+                Loaded::Fresh(snapshot) => {
+                    handlers::decide_chat(&event, &snapshot, &ReplyTo::default())
+                }
+            }
+        };
+        match decision {
+            Decision::Reject(r) => panic!("rejected: {r}"),
+            Decision::Answer(outputs) => return outputs,
+            Decision::Apply(plan) => match timed(
+                "Store::apply",
+                store.apply(&env.account_id, &env.event_id, &plan),
+            )
+            .await
+            .unwrap()
+            {
+                Applied::Ok => return plan.outputs,
+                Applied::Already(record) => return record.outputs,
+                Applied::Conflict => continue,
+            },
+        }
+    }
+}
+
+fn bodies(outputs: &[Publish], target: Target) -> Vec<Value> {
+    outputs
+        .iter()
+        .filter(|o| o.target == target)
+        .map(|o| serde_json::from_str(&o.body).unwrap())
+        .collect()
+}
+
+/// An account set up in Redis on a prefix of its own, removed when dropped.
+struct Raced {
+    store: Store,
+    _prefix: Prefix,
+}
+
+impl Raced {
+    /// Managers `m0`.. (eligible) and quality control `q` on channel "wa".
+    async fn new(managers: usize, distribution: &str) -> Self {
+        let prefix = Prefix::random();
+        let store = Store::new(REDIS, &prefix.name, 64, Duration::from_secs(600)).unwrap();
+        let mut setup = Account::new("acc").distribution(Some(distribution));
+        for i in 0..managers {
+            setup = setup.user(&format!("m{i}"), &[("wa", "manager", true)]);
+        }
+        for body in &setup
+            .user("q", &[("wa", "quality_control", false)])
+            .events()
+        {
+            settle(&store, body).await;
+        }
+        Self {
+            store,
+            _prefix: prefix,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_simultaneous_answers_make_one_claim() {
+    let account = Raced::new(10, "first_reply").await;
+    for round in 0..20 {
+        let chat = format!("client-{round}");
+        settle(&account.store, &inbound("acc", &chat, "hello")).await;
+        let answers = (0..10).map(|i| {
+            let store = account.store.clone();
+            let body = outbound("acc", &chat, &format!("m{i}"), "mine");
+            tokio::spawn(async move { settle(&store, &body).await })
+        });
+        let outputs: Vec<Vec<Publish>> = futures_util::future::try_join_all(answers).await.unwrap();
+
+        let all: Vec<Publish> = outputs.iter().flatten().cloned().collect();
+        let crm = bodies(&all, Target::Crm);
+        assert_eq!(
+            crm.iter()
+                .filter(|c| c["type"] == "contact.created")
+                .count(),
+            1,
+            "round {round}"
+        );
+        assert_eq!(
+            crm.iter().filter(|c| c["type"] == "deal.created").count(),
+            1,
+            "round {round}"
+        );
+        assert_eq!(bodies(&all, Target::Outbound).len(), 1, "one reply sent");
+        let notes = bodies(&all, Target::Notify);
+        let rejected: Vec<_> = notes
+            .iter()
+            .filter(|n| n["type"] == "message.rejected")
+            .collect();
+        assert_eq!(rejected.len(), 9);
+        assert!(rejected.iter().all(|n| n["reason"] == "claimed_by_other"));
+        let winner = notes.iter().find(|n| n["type"] == "chat.assigned").unwrap()["userId"].clone();
+        let withdrawn: Vec<_> = notes
+            .iter()
+            .filter(|n| n["type"] == "chat.withdrawn")
+            .map(|n| n["userId"].clone())
+            .collect();
+        assert_eq!(withdrawn.len(), 9);
+        assert!(!withdrawn.contains(&winner));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_simultaneous_first_messages_make_one_contact() {
+    let account = Raced::new(3, "round_robin").await;
+    let sends = (0..50).map(|_| {
+        let store = account.store.clone();
+        let body = inbound("acc", "one client", "hi");
+        tokio::spawn(async move { settle(&store, &body).await })
+    });
+    let all: Vec<Publish> = futures_util::future::try_join_all(sends)
+        .await
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
+    let crm = bodies(&all, Target::Crm);
+    assert_eq!(
+        crm.iter()
+            .filter(|c| c["type"] == "contact.created")
+            .count(),
+        1
+    );
+    assert_eq!(
+        crm.iter().filter(|c| c["type"] == "deal.created").count(),
+        1
+    );
+    let new: Vec<_> = bodies(&all, Target::Notify)
+        .into_iter()
+        .filter(|n| n["type"] == "chat.new" && n["userId"] != "q")
+        .collect();
+    assert_eq!(new.len(), 1, "one manager was given the client");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_new_clients_are_spread_evenly() {
+    let account = Raced::new(3, "round_robin").await;
+    let sends = (0..31).map(|i| {
+        let store = account.store.clone();
+        let body = inbound("acc", &format!("client-{i}-{}", eid()), "hi");
+        tokio::spawn(async move { settle(&store, &body).await })
+    });
+    let all: Vec<Publish> = futures_util::future::try_join_all(sends)
+        .await
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut per_manager: BTreeMap<String, usize> = BTreeMap::new();
+    for note in bodies(&all, Target::Notify)
+        .into_iter()
+        .filter(|n| n["type"] == "chat.new" && n["userId"] != "q")
+    {
+        *per_manager
+            .entry(note["userId"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    let mut counts: Vec<usize> = per_manager.values().copied().collect();
+    counts.sort();
+    assert_eq!(counts, vec![10, 10, 11], "{per_manager:?}");
+}
