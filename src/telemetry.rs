@@ -114,7 +114,13 @@ pub fn is_reported_elsewhere(target: &str, message: &str) -> bool {
         // The broker closed a channel or the connection: the pending request
         // fails with the broker's reason (a passive declare of a missing queue
         // is how the operator commands probe, and is not an error).
-        "lapin::channel" => message == "Channel closed" || message == "Connection closed",
+        "lapin::channel" => {
+            message == "Channel closed"
+                || message == "Connection closed"
+                // A broker closing a refused connection can cross lapin's own
+                // close; the caller gets the refusal either way.
+                || message.contains("close-ok received")
+        }
         _ => false,
     }
 }
@@ -123,14 +129,15 @@ pub fn is_reported_elsewhere(target: &str, message: &str) -> bool {
 struct Message(String);
 
 impl Visit for Message {
+    // lapin logs some errors as `error!(%error)`: no message, the error as a field.
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
+        if field.name() == "message" || (field.name() == "error" && self.0.is_empty()) {
             self.0 = format!("{value:?}");
         }
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
+        if field.name() == "message" || (field.name() == "error" && self.0.is_empty()) {
             self.0 = value.to_owned();
         }
     }
@@ -148,6 +155,10 @@ mod tests {
             "Exponential backoff attempts exhausted, aborting recovery"
         ));
         assert!(is_reported_elsewhere("lapin::channel", "Channel closed"));
+        assert!(is_reported_elsewhere(
+            "lapin::channel",
+            "unexpected connection close-ok received on channel 0"
+        ));
         assert!(!is_reported_elsewhere("lapin::channels", "something else"));
         assert!(!is_reported_elsewhere(
             "switchboard::worker",
