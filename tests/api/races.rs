@@ -195,3 +195,44 @@ async fn simultaneous_new_clients_are_spread_evenly() {
     counts.sort();
     assert_eq!(counts, vec![10, 10, 11], "{per_manager:?}");
 }
+
+/// `snapshot.lua` and `channel.lua` build chat and contact keys themselves from
+/// ids: ids that need escaping (spaces, braces, colons, dots, `%`, non-ASCII)
+/// must lead them to the keys the store wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scripts_find_keys_of_ids_that_need_escaping() {
+    let account = Raced::new(0, "first_reply").await;
+    let store = &account.store;
+    // A client waits with nobody to claim him; a manager who arrives is offered him
+    // (channel.lua finds the chat from the waiting index).
+    let waiting = "+7 (900) {x}:*.é%41";
+    settle(store, &inbound("acc", waiting, "anyone?")).await;
+    let added = crate::helpers::event(
+        "users.upserted",
+        "acc",
+        serde_json::json!({ "users": [{ "userId": "m 9.{é}", "name": "M",
+            "access": [{ "channelId": "wa", "role": "manager", "receivesNewClients": true }] }] }),
+    );
+    let offered = bodies(&settle(store, &added).await, Target::Notify);
+    assert_eq!(offered.len(), 1, "{offered:?}");
+    assert_eq!(offered[0]["chatId"], waiting);
+    assert_eq!(offered[0]["type"], "chat.new");
+
+    // A contact the CRM has, with an id that needs escaping: the client's message
+    // reaches its responsible (snapshot.lua finds the contact through the chat).
+    let contact = crate::helpers::event(
+        "contact.upserted",
+        "acc",
+        serde_json::json!({ "contactId": "ct {1}:é.%2E", "name": "Olga", "responsibleUserId": "m 9.{é}",
+            "contactData": [{ "chatType": "whatsapp", "chatId": "olga:{x}" }] }),
+    );
+    settle(store, &contact).await;
+    let notes = bodies(
+        &settle(store, &inbound("acc", "olga:{x}", "hello")).await,
+        Target::Notify,
+    );
+    let to_responsible: Vec<_> = notes.iter().filter(|n| n["userId"] == "m 9.{é}").collect();
+    assert_eq!(to_responsible.len(), 1, "{notes:?}");
+    assert_eq!(to_responsible[0]["type"], "chat.message");
+    assert_eq!(to_responsible[0]["contactId"], "ct {1}:é.%2E");
+}
