@@ -81,3 +81,83 @@ fn a_huge_value_gives_a_short_reason() {
         );
     }
 }
+
+/// Every kind of bad input, one row each: the body and the code it gets.
+#[test]
+fn bad_inputs_table() {
+    let good = inbound("");
+    let with = |from: &str, to: &str| good.replacen(from, to, 1);
+    let rows: Vec<(&str, String, &str)> = vec![
+        ("not JSON", "{nope".into(), "not_json"),
+        (
+            "JSON that is not an object",
+            "[1,2]".into(),
+            "invalid_field",
+        ),
+        (
+            "a missing type",
+            with(r#""type":"message.inbound","#, ""),
+            "invalid_field",
+        ),
+        (
+            "a type that is not a string",
+            with(r#""message.inbound""#, "7"),
+            "invalid_field",
+        ),
+        (
+            "an unknown type",
+            with("message.inbound", "chat.deleted"),
+            "unknown_type",
+        ),
+        (
+            "a missing chatId",
+            with(r#","chatId":"7""#, ""),
+            "invalid_field",
+        ),
+        (
+            "an unknown chat type",
+            with("whatsapp", "icq"),
+            "invalid_field",
+        ),
+        (
+            "an empty id",
+            with(r#""chatId":"7""#, r#""chatId":"""#),
+            "invalid_field",
+        ),
+        (
+            "an id of 129 characters",
+            with(
+                r#""chatId":"7""#,
+                &format!(r#""chatId":"{}""#, "é".repeat(129)),
+            ),
+            "invalid_field",
+        ),
+        (
+            "an id with a control character",
+            with(r#""chatId":"7""#, r#""chatId":"7\u0007""#),
+            "invalid_field",
+        ),
+        (
+            "an id with a zero-width space",
+            with(r#""chatId":"7""#, "\"chatId\":\"7\u{200B}\""),
+            "invalid_field",
+        ),
+        (
+            "occurredAt not RFC 3339",
+            with("2026-01-01T00:00:00Z", "yesterday"),
+            "invalid_field",
+        ),
+    ];
+    for (why, body, code) in rows {
+        let rejection = parse(body.as_bytes()).expect_err(why);
+        assert_eq!(rejection.code(), code, "{why}: {rejection}");
+    }
+    // The edges that pass: 128 characters (256 bytes of UTF-8), printable separators.
+    for id in ["é".repeat(128), "a.b:{c} *#%/é".to_owned()] {
+        let body = with(
+            r#""chatId":"7""#,
+            &format!(r#""chatId":{}"#, serde_json::json!(id)),
+        );
+        assert!(parse(body.as_bytes()).is_ok(), "{id}");
+    }
+}
