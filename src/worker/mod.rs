@@ -6,7 +6,7 @@
 mod consumer;
 pub mod partitions;
 pub mod pipeline;
-mod pools;
+pub mod pools;
 pub mod sequencer;
 mod startup;
 mod tasks;

@@ -1,7 +1,8 @@
 //! The store's guarantees under real races. With one active consumer per
 //! partition, the broker no longer hands two events of one chat to two workers
 //! at once, except around a hand-over or a crash; these tests race the
-//! decisions directly against the real Redis, as many workers at once would,
+//! worker's own decide-and-apply directly against the real Redis, as many
+//! workers at once would,
 //! to show that the guarded apply alone keeps one claim winner, one contact
 //! and an even round robin.
 
@@ -10,47 +11,37 @@ use std::time::Duration;
 
 use crate::helpers::{Account, Prefix, REDIS, eid, inbound, outbound, timed};
 use serde_json::Value;
-use switchboard::handlers::{self, Decision, ReplyTo};
+use switchboard::handlers::ReplyTo;
+use switchboard::ids::Id;
 use switchboard::output::{Publish, Target};
-use switchboard::store::{Applied, Loaded, Store};
+use switchboard::store::Store;
+use switchboard::worker::pipeline::{
+    DeclareQueues, PoolLocks, Settled, Transient, decide_and_apply,
+};
 
-/// Settles one event as a worker's pipeline does (decide, apply, decide again
-/// on conflict) and returns what it would publish.
+/// Decides and applies one event with the worker's own code
+/// ([`decide_and_apply`]: decide, apply, decide again on conflict) and
+/// returns what the worker would publish. No broker here: the users' queues
+/// are not declared.
 async fn settle(store: &Store, body: &Value) -> Vec<Publish> {
-    let event = switchboard::events::parse(body.to_string().as_bytes()).expect("valid event");
-    let env = event.envelope();
-    loop {
-        let decision = if let Some(reads) = handlers::reads(&event) {
-            let read = store.read(&env.account_id, &env.event_id, reads);
-            match timed("Store::read", read).await.unwrap() {
-                Loaded::Applied(record) => return record.outputs,
-                Loaded::Fresh(reads) => handlers::decide_account(&event, &reads),
-            }
-        } else {
-            let query = handlers::chat_query(&event).unwrap();
-            let snapshot = store.snapshot(&env.account_id, &env.event_id, &query);
-            match timed("Store::snapshot", snapshot).await.unwrap() {
-                Loaded::Applied(record) => return record.outputs,
-                Loaded::Fresh(snapshot) => {
-                    handlers::decide_chat(&event, &snapshot, &ReplyTo::default())
-                }
-            }
-        };
-        match decision {
-            Decision::Reject(r) => panic!("rejected: {r}"),
-            Decision::Answer(outputs) => return outputs,
-            Decision::Apply(plan) => match timed(
-                "Store::apply",
-                store.apply(&env.account_id, &env.event_id, &plan),
-            )
-            .await
-            .unwrap()
-            {
-                Applied::Ok => return plan.outputs,
-                Applied::Already(record) => return record.outputs,
-                Applied::Conflict => continue,
-            },
+    struct NoBroker;
+    impl DeclareQueues for NoBroker {
+        async fn declare(&self, _: &Id, _: &[Id]) -> Result<(), Transient> {
+            Ok(())
         }
+    }
+    let event = switchboard::events::parse(body.to_string().as_bytes()).expect("valid event");
+    // Each call is a worker of its own: no turn on a pool is shared.
+    let pools = PoolLocks::default();
+    let reply = ReplyTo::default();
+    let settled = decide_and_apply(store, &pools, &NoBroker, &event, &reply);
+    match timed("decide_and_apply", settled)
+        .await
+        .expect("no passing failure")
+    {
+        Settled::Publish { outputs, .. } => outputs,
+        Settled::Replay(record) => record.outputs,
+        Settled::Reject(r) => panic!("rejected: {r}"),
     }
 }
 

@@ -20,10 +20,10 @@ pub use admit::{Admitted, MAX_DELIVERIES, admit};
 
 use super::retry_backoff;
 
-use super::pools::PoolLocks;
+pub use super::pools::PoolLocks;
 use crate::amqp::{PublishError, Publisher};
 use crate::events::{Event, Rejection};
-use crate::handlers::{self, Decision, Key, Op, Plan, ReplyTo};
+use crate::handlers::{self, Decision, Key, Op, Plan, ReplyTo, Tally};
 use crate::ids::Id;
 use crate::monitor::counters;
 use crate::store::{Applied, Loaded, Record, Store, StoreError};
@@ -213,7 +213,7 @@ impl Pipeline {
             reply_to: properties.reply_to().as_ref().map(|s| s.to_string()),
             correlation_id: properties.correlation_id().as_ref().map(|s| s.to_string()),
         };
-        match self.decide_and_apply(event, &reply).await {
+        match self.decide_apply_publish(event, &reply).await {
             Ok(outcome) => outcome,
             Err(Transient::Store(e)) if !e.is_transient() => {
                 // Redis holds data this worker cannot read: keep the input for an operator.
@@ -223,89 +223,29 @@ impl Pipeline {
         }
     }
 
-    async fn decide_and_apply(&self, event: &Event, reply: &ReplyTo) -> Result<Outcome, Transient> {
-        let envelope = event.envelope();
-        let (account, event_id) = (&envelope.account_id, &envelope.event_id);
+    /// Decides and applies the event, then publishes what that came to.
+    async fn decide_apply_publish(
+        &self,
+        event: &Event,
+        reply: &ReplyTo,
+    ) -> Result<Outcome, Transient> {
+        let account = &event.envelope().account_id;
         let kind = event.type_name();
-        // This worker's turn on a round-robin pool, taken after a lost race (see `pools`).
-        let mut turn = None;
-        for attempt in 0..MAX_CONFLICTS {
-            if attempt > 2 {
-                // Many workers racing for one chat or pool: spread them out a little.
-                tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(20)))).await;
+        match decide_and_apply(&self.store, &self.pools, self, event, reply).await? {
+            Settled::Reject(rejection) => Ok(Outcome::DeadLetter(rejection)),
+            Settled::Publish { outputs, tally } => {
+                self.publisher.publish_all(&outputs).await?;
+                counters::claims(tally.claims_won, tally.claims_lost);
+                counters::round_robin(tally.round_robin);
+                Ok(Outcome::Done {
+                    kind,
+                    replayed: false,
+                })
             }
-            let decision = if let Some(reads) = handlers::reads(event) {
-                match self
-                    .store
-                    .read(account, event_id, reads)
-                    .await
-                    .map_err(Transient::Store)?
-                {
-                    Loaded::Applied(record) => return self.replay(account, kind, record).await,
-                    Loaded::Fresh(reads) => handlers::decide_account(event, &reads),
-                }
-            } else {
-                let query = handlers::chat_query(event).expect("chat events have a chat query");
-                match self
-                    .store
-                    .snapshot(account, event_id, &query)
-                    .await
-                    .map_err(Transient::Store)?
-                {
-                    Loaded::Applied(record) => return self.replay(account, kind, record).await,
-                    Loaded::Fresh(snapshot) => handlers::decide_chat(event, &snapshot, reply),
-                }
-            };
-            match decision {
-                Decision::Reject(rejection) => return Ok(Outcome::DeadLetter(rejection)),
-                Decision::Answer(outputs) => {
-                    self.publisher.publish_all(&outputs).await?;
-                    return Ok(Outcome::Done {
-                        kind,
-                        replayed: false,
-                    });
-                }
-                Decision::Apply(plan) => {
-                    // Queues first: once the users exist in Redis, other events may
-                    // already route notifications to them. Declaring is idempotent.
-                    self.declare_queues(account, &plan.declare_users).await?;
-                    match self
-                        .store
-                        .apply(account, event_id, &plan)
-                        .await
-                        .map_err(Transient::Store)?
-                    {
-                        Applied::Ok => {
-                            drop(turn);
-                            self.publisher.publish_all(&plan.outputs).await?;
-                            counters::claims(plan.tally.claims_won, plan.tally.claims_lost);
-                            counters::round_robin(plan.tally.round_robin);
-                            return Ok(Outcome::Done {
-                                kind,
-                                replayed: false,
-                            });
-                        }
-                        Applied::Already(record) => {
-                            return self.replay(account, kind, record).await;
-                        }
-                        Applied::Conflict => {
-                            counters::retry("conflict");
-                            debug!(event_id = %event_id, attempt, "State moved under the decision; deciding again.");
-                            if turn.is_none()
-                                && let Some(pool) = round_robin_pool(&plan)
-                            {
-                                turn = Some(self.pools.lock(format!("{account}\u{0}{pool}")).await);
-                            }
-                        }
-                    }
-                }
-            }
+            Settled::Replay(record) => self.replay(account, kind, record).await,
         }
-        Err(Transient::Contention)
     }
 
-    /// An event applied before (a redelivery, a republish, or a worker that died
-    /// before its outputs were confirmed): publish exactly what it published.
     async fn replay(
         &self,
         account: &Id,
@@ -332,4 +272,112 @@ impl Pipeline {
         }
         Ok(())
     }
+}
+
+impl DeclareQueues for Pipeline {
+    async fn declare(&self, account: &Id, users: &[Id]) -> Result<(), Transient> {
+        self.declare_queues(account, users).await
+    }
+}
+
+/// The broker side of a plan that must come before its apply: the
+/// notification queues of the users it introduces (once the users exist in
+/// Redis, other events may route notifications to them).
+pub trait DeclareQueues {
+    fn declare(
+        &self,
+        account: &Id,
+        users: &[Id],
+    ) -> impl std::future::Future<Output = Result<(), Transient>> + Send;
+}
+
+/// What deciding and applying an event came to, before anything is published.
+#[derive(Debug)]
+pub enum Settled {
+    /// Publish these: the outputs of a fresh apply, or of an answer that changes nothing.
+    Publish {
+        outputs: Vec<crate::output::Publish>,
+        tally: Tally,
+    },
+    /// Applied before (a redelivery, a republish, a worker that died before its
+    /// confirms): publish exactly what it published, its queues declared first.
+    Replay(Record),
+    /// Input the worker cannot accept.
+    Reject(Rejection),
+}
+
+/// Snapshot, decide (pure), apply (atomic, guarded); on a lost race, decide
+/// again on fresh state, holding this worker's turn on a round-robin pool
+/// after the first loss (see `pools`). The race tests run this same function.
+pub async fn decide_and_apply(
+    store: &Store,
+    pools: &PoolLocks,
+    queues: &impl DeclareQueues,
+    event: &Event,
+    reply: &ReplyTo,
+) -> Result<Settled, Transient> {
+    let envelope = event.envelope();
+    let (account, event_id) = (&envelope.account_id, &envelope.event_id);
+    let mut turn = None;
+    for attempt in 0..MAX_CONFLICTS {
+        if attempt > 2 {
+            // Many workers racing for one chat or pool: spread them out a little.
+            tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(20)))).await;
+        }
+        let decision = if let Some(reads) = handlers::reads(event) {
+            match store
+                .read(account, event_id, reads)
+                .await
+                .map_err(Transient::Store)?
+            {
+                Loaded::Applied(record) => return Ok(Settled::Replay(record)),
+                Loaded::Fresh(reads) => handlers::decide_account(event, &reads),
+            }
+        } else {
+            let query = handlers::chat_query(event).expect("chat events have a chat query");
+            match store
+                .snapshot(account, event_id, &query)
+                .await
+                .map_err(Transient::Store)?
+            {
+                Loaded::Applied(record) => return Ok(Settled::Replay(record)),
+                Loaded::Fresh(snapshot) => handlers::decide_chat(event, &snapshot, reply),
+            }
+        };
+        match decision {
+            Decision::Reject(rejection) => return Ok(Settled::Reject(rejection)),
+            Decision::Answer(outputs) => {
+                return Ok(Settled::Publish {
+                    outputs,
+                    tally: Tally::default(),
+                });
+            }
+            Decision::Apply(plan) => {
+                queues.declare(account, &plan.declare_users).await?;
+                match store
+                    .apply(account, event_id, &plan)
+                    .await
+                    .map_err(Transient::Store)?
+                {
+                    Applied::Ok => {
+                        return Ok(Settled::Publish {
+                            outputs: plan.outputs,
+                            tally: plan.tally,
+                        });
+                    }
+                    Applied::Already(record) => return Ok(Settled::Replay(record)),
+                    Applied::Conflict => {
+                        counters::retry("conflict");
+                        debug!(event_id = %event_id, attempt, "State moved under the decision; deciding again.");
+                        if turn.is_none()
+                            && let Some(pool) = round_robin_pool(&plan)
+                        {
+                            turn = Some(pools.lock(format!("{account}\u{0}{pool}")).await);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Err(Transient::Contention)
 }
