@@ -41,6 +41,9 @@ pub struct TestApp {
     workers: Mutex<Vec<Worker>>,
     /// Queues bound so far.
     bound: usize,
+    /// The connection messages are taken on (see `messages.rs`), opened again
+    /// when the broker closes it.
+    pub(super) getter: tokio::sync::Mutex<Option<(Connection, Channel)>>,
     /// Declared last, dropped last: removes the prefix after the workers stopped.
     guard: Prefix,
 }
@@ -78,6 +81,7 @@ impl TestApp {
             config: config.clone(),
             workers: Mutex::default(),
             bound: 0,
+            getter: tokio::sync::Mutex::default(),
             guard,
         };
         // A cluster's seed list is no one server: such a test points the harness
@@ -147,6 +151,9 @@ impl TestApp {
     /// up all the same, when the app is dropped.
     pub async fn cleanup(self) {
         self.stop_workers().await;
+        if let Some((getter, _)) = self.getter.lock().await.take() {
+            let _ = timed("connection.close", getter.close(200, "done".into())).await;
+        }
         // Its exclusive queues (reply queues) go with it.
         let _ = timed("connection.close", self.conn.close(200, "done".into())).await;
     }

@@ -30,12 +30,9 @@ impl TestApp {
         let deadline = Instant::now() + timeout;
         let mut quiet_since = Instant::now();
         loop {
-            let get = self
-                .channel
-                .basic_get(queue.into(), BasicGetOptions { no_ack: true });
-            match timed("basic.get", get).await.unwrap() {
-                Some(message) => {
-                    got.push(Got::from(message.delivery));
+            match self.get_one(queue).await {
+                Some(delivery) => {
+                    got.push(Got::from(delivery));
                     quiet_since = Instant::now();
                 }
                 None => {
@@ -47,6 +44,48 @@ impl TestApp {
                 }
             }
         }
+    }
+
+    /// One message from `queue`, on a connection of its own: a quorum queue
+    /// that has only just been declared can answer a basic.get with
+    /// INTERNAL_ERROR `noproc`, a hard error that closes the connection; the
+    /// get is then made again, a moment later, on a new one.
+    async fn get_one(&self, queue: &str) -> Option<lapin::message::Delivery> {
+        if queue.starts_with("amq.gen-") {
+            // The test's own exclusive queue: only its declaring connection may read it.
+            let get = self
+                .channel
+                .basic_get(queue.into(), BasicGetOptions { no_ack: true });
+            return timed("basic.get", get).await.unwrap().map(|m| m.delivery);
+        }
+        for _ in 0..10 {
+            let mut slot = self.getter.lock().await;
+            if slot.as_ref().is_none_or(|(_, ch)| !ch.status().connected()) {
+                let conn = timed(
+                    "connecting to RabbitMQ",
+                    lapin::Connection::connect(super::AMQP, Default::default()),
+                )
+                .await
+                .expect("RabbitMQ answers");
+                let channel = timed("channel.open", conn.create_channel()).await.unwrap();
+                *slot = Some((conn, channel));
+            }
+            let channel = slot
+                .as_ref()
+                .map(|(_, ch)| ch.clone())
+                .expect("just opened");
+            let get = channel.basic_get(queue.into(), BasicGetOptions { no_ack: true });
+            match timed("basic.get", get).await {
+                Ok(message) => return message.map(|m| m.delivery),
+                Err(e) if is_internal_error(&e) => {
+                    *slot = None;
+                    drop(slot);
+                    tokio::time::sleep(QUEUE_START).await;
+                }
+                Err(e) => panic!("basic.get on {queue}: {e}"),
+            }
+        }
+        panic!("basic.get on {queue} kept failing with INTERNAL_ERROR");
     }
 
     /// Notifications of one user.
@@ -102,4 +141,9 @@ impl Got {
             .as_ref()
             .map(|c| c.to_string())
     }
+}
+
+/// The broker's INTERNAL_ERROR (541), as a queue that is still starting answers.
+fn is_internal_error(error: &lapin::Error) -> bool {
+    matches!(error.kind(), lapin::ErrorKind::ProtocolError(e) if e.get_id() == 541)
 }
