@@ -125,6 +125,16 @@ impl Pipeline {
                 Ok(event) => self.handle(event, &delivery.properties).await,
                 Err(rejection) => Outcome::DeadLetter(rejection.clone()),
             };
+            // A failure not known to pass is given up after a bound, as a dead letter.
+            let outcome = match outcome {
+                Outcome::Retry(e) if !e.is_passing() && refusals + 1 >= MAX_REFUSALS => {
+                    warn!(error = %e, "Event given up.");
+                    Outcome::DeadLetter(Rejection::Failed(format!(
+                        "still failing after {MAX_REFUSALS} tries: {e}"
+                    )))
+                }
+                other => other,
+            };
             let result = match outcome {
                 Outcome::Done { kind, replayed } => {
                     debug!(kind, replayed, "Event handled.");
@@ -132,22 +142,6 @@ impl Pipeline {
                 }
                 Outcome::DeadLetter(rejection) => {
                     warn!(reason = %rejection.header(), routing_key = %delivery.routing_key, "Input dead-lettered.");
-                    counters::dead_letter(rejection.code());
-                    self.publisher
-                        .dead_letter(
-                            &delivery.data,
-                            &delivery.properties,
-                            delivery.routing_key.as_str(),
-                            &rejection.header(),
-                        )
-                        .await
-                        .map(|()| "dead_lettered")
-                        .map_err(Transient::from)
-                }
-                Outcome::Retry(e) if !e.is_passing() && refusals + 1 >= MAX_REFUSALS => {
-                    let rejection =
-                        Rejection::Failed(format!("still failing after {MAX_REFUSALS} tries: {e}"));
-                    warn!(reason = %rejection.header(), "Event given up.");
                     counters::dead_letter(rejection.code());
                     self.publisher
                         .dead_letter(
