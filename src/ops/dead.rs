@@ -142,34 +142,66 @@ async fn read(
     filter: &Filter,
     max: usize,
 ) -> Result<Peek, OpsError> {
-    let queue = names.dead();
-    let mut total = None;
+    let mut reader = Reader::new(names);
     let mut letters = Vec::new();
-    let mut position = 0;
-    while total.is_none_or(|t| position < t) && letters.len() < max {
-        let got = within(
-            &format!("basic.get on {queue}"),
-            channel.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false }),
-        )
-        .await
-        .map_err(|e| missing_queue(e, &queue))?;
-        let Some(message) = got else { break };
-        position += 1;
-        total.get_or_insert(message.message_count as usize + 1);
-        let letter = DeadLetter {
-            position,
-            properties: message.delivery.properties.clone(),
-            body: message.delivery.data.clone(),
-            delivery_tag: message.delivery.delivery_tag,
+    while letters.len() < max {
+        let Some(letter) = reader.next(channel).await? else {
+            break;
         };
         if filter.matches(&letter) {
             letters.push(letter);
         }
     }
     Ok(Peek {
-        total: total.unwrap_or(0),
+        total: reader.total.unwrap_or(0),
         letters,
     })
+}
+
+/// Takes the dead letters one by one (unacked), only those that were in
+/// `P.dead` when the first was taken: a letter that dies again while a replay
+/// runs goes to the back and is not met twice.
+pub(crate) struct Reader {
+    queue: String,
+    /// How many were there at the first take.
+    pub total: Option<usize>,
+    /// How many were taken so far.
+    pub position: usize,
+}
+
+impl Reader {
+    pub fn new(names: &Names) -> Self {
+        Self {
+            queue: names.dead(),
+            total: None,
+            position: 0,
+        }
+    }
+
+    /// The next dead letter, or `None` when all that were there are taken.
+    pub async fn next(&mut self, channel: &lapin::Channel) -> Result<Option<DeadLetter>, OpsError> {
+        if self.total.is_some_and(|t| self.position >= t) {
+            return Ok(None);
+        }
+        let queue = &self.queue;
+        let got = within(
+            &format!("basic.get on {queue}"),
+            channel.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false }),
+        )
+        .await
+        .map_err(|e| missing_queue(e, queue))?;
+        let Some(message) = got else {
+            return Ok(None);
+        };
+        self.position += 1;
+        self.total.get_or_insert(message.message_count as usize + 1);
+        Ok(Some(DeadLetter {
+            position: self.position,
+            properties: message.delivery.properties.clone(),
+            body: message.delivery.data.clone(),
+            delivery_tag: message.delivery.delivery_tag,
+        }))
+    }
 }
 
 /// A 404 on `P.dead` means no worker ever ran on the prefix.

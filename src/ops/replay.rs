@@ -11,11 +11,11 @@
 //! connection dies between a confirm and its ack, it is replayed a second time,
 //! which the worker ignores (same `eventId`).
 
-use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::{BasicAckOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 
-use super::dead::{DeadLetter, Filter, missing_queue};
+use super::dead::{DeadLetter, Filter, Reader};
 use super::{OpsError, close_channel, within};
 use crate::ids::Id;
 use crate::names::{Names, inbound_key};
@@ -89,26 +89,14 @@ async fn run(
 ) -> Result<Report, OpsError> {
     let queue = names.dead();
     let mut report = Report::default();
-    let mut total = None;
-    let mut position = 0;
+    let mut reader = Reader::new(names);
     let limit = options.limit.unwrap_or(usize::MAX);
     // Only what was there at the start: a replay that dies again must not be met twice.
-    while total.is_none_or(|t| position < t) && report.replayed < limit {
-        let got = within(
-            &format!("basic.get on {queue}"),
-            take.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false }),
-        )
-        .await
-        .map_err(|e| missing_queue(e, &queue))?;
-        let Some(message) = got else { break };
-        position += 1;
-        total.get_or_insert(message.message_count as usize + 1);
-        let letter = DeadLetter {
-            position,
-            properties: message.delivery.properties.clone(),
-            body: message.delivery.data.clone(),
-            delivery_tag: message.delivery.delivery_tag,
+    while report.replayed < limit {
+        let Some(letter) = reader.next(take).await? else {
+            break;
         };
+        let position = letter.position;
         if !options.filter.matches(&letter) {
             report.kept += 1;
             continue;
