@@ -75,6 +75,16 @@ pub struct Access {
     pub receives_new_clients: bool,
 }
 
+impl Access {
+    /// The seat this access gives on its channel.
+    pub fn seat(&self) -> Seat {
+        Seat {
+            role: self.role,
+            receives_new_clients: self.receives_new_clients,
+        }
+    }
+}
+
 /// A CRM employee. A removed user is kept with no access, so his replies are
 /// rejected with `no_access` rather than dead-lettered as unknown.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -6,7 +6,7 @@
 //! readable head plus a digest of the whole, which keeps it unique.
 
 use crate::ids::Id;
-use crate::output::derive_id;
+use crate::output::{Destination, derive_id};
 
 /// The longest AMQP short string.
 const MAX_NAME_BYTES: usize = 255;
@@ -57,6 +57,17 @@ impl Names {
 
     pub fn dead(&self) -> String {
         format!("{}.dead", self.prefix)
+    }
+
+    /// The exchange and routing key of a message of `account` to `to`.
+    pub fn destination(&self, account: &Id, to: &Destination) -> (String, String) {
+        match to {
+            Destination::User(user) => (self.notify(), user_key(account, user)),
+            Destination::Crm(kind) => (self.crm(), crm_key(account, kind)),
+            Destination::Gateway(channel) => (self.outbound(), outbound_key(account, channel)),
+            // The default exchange routes by queue name.
+            Destination::ReplyTo(queue) => (String::new(), queue.clone()),
+        }
     }
 
     /// `P.user.{accountId}.{userId}`.

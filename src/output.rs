@@ -1,5 +1,6 @@
-//! Everything the worker publishes, and the [`Publish`] record that carries it
-//! from a decision through the store (kept for redeliveries) to the broker.
+//! Everything the worker publishes: the messages of the contract, the compact
+//! [`Output`]s a decision makes of them (kept by the store for redeliveries),
+//! and the [`Message`]s they expand into, each with its [`Destination`].
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -187,44 +188,208 @@ pub enum SuitcaseError {
     UnknownChat,
 }
 
-/// Where an output goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Target {
-    /// `P.notify`, routing key `{accountId}.{userId}` (escaped).
-    Notify,
-    /// `P.crm`, routing key `{accountId}.{type}`.
-    Crm,
-    /// `P.outbound`, routing key `{accountId}.{channelId}`.
-    Outbound,
-    /// The default exchange, routing key = the request's `reply_to`.
-    Reply,
+/// Where a message goes, in the domain's terms; the publisher turns it into an
+/// exchange and a routing key (see [`crate::names`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// The user's notification queue, through `P.notify`.
+    User(Id),
+    /// The CRM, through `P.crm`: the event's type.
+    Crm(&'static str),
+    /// The messenger gateway of one channel, through `P.outbound`.
+    Gateway(Id),
+    /// The requester's own queue (a suitcase reply).
+    ReplyTo(String),
 }
 
-impl Target {
+impl Destination {
     /// A label for the metrics.
-    pub fn label(self) -> &'static str {
+    pub fn label(&self) -> &'static str {
         match self {
-            Target::Notify => "notify",
-            Target::Crm => "crm",
-            Target::Outbound => "outbound",
-            Target::Reply => "reply",
+            Destination::User(_) => "notify",
+            Destination::Crm(_) => "crm",
+            Destination::Gateway(_) => "outbound",
+            Destination::ReplyTo(_) => "reply",
         }
     }
 }
 
-/// One message to publish: computed by a decision, stored with the applied
-/// event so a redelivery publishes exactly the same bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Publish {
-    #[serde(rename = "t")]
-    pub target: Target,
-    #[serde(rename = "k")]
-    pub routing_key: String,
-    #[serde(rename = "b")]
+/// One message to publish, expanded from an [`Output`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub to: Destination,
+    /// The JSON body, exactly as the contract has it.
     pub body: String,
-    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+}
+
+/// What the notifications of one event about one chat share: everything but
+/// who gets them, why and their ids. Kept once however many users are told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Template {
+    pub account_id: Id,
+    pub channel_id: Id,
+    pub chat_type: ChatType,
+    pub chat_id: Id,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deal_id: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    pub occurred_at: Timestamp,
+}
+
+/// One user told by a group of notifications.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    #[serde(rename = "u")]
+    pub user: Id,
+    #[serde(rename = "k")]
+    pub kind: NotificationType,
+    /// The notification's id: the same for the same cause (event, user, type).
+    #[serde(rename = "i")]
+    pub id: Id,
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<RejectReason>,
+}
+
+/// Everything a decision publishes, in a compact form: a fan-out keeps its
+/// text once. Stored as is with the applied event, so a redelivery publishes
+/// exactly the same bytes; [`Output::messages`] expands it for the broker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Output {
+    /// Notifications of one template to each recipient, in order.
+    #[serde(rename = "n")]
+    Notify {
+        #[serde(rename = "t")]
+        template: Template,
+        #[serde(rename = "to")]
+        to: Vec<Recipient>,
+    },
+    #[serde(rename = "c")]
+    Crm(CrmEvent),
+    /// An approved reply, to the gateway of its channel.
+    #[serde(rename = "s")]
+    Send(MessageSend),
+    /// The answer to a suitcase request, on its `reply_to`.
+    #[serde(rename = "r")]
+    Reply {
+        #[serde(rename = "q")]
+        reply_to: String,
+        #[serde(rename = "c")]
+        correlation_id: String,
+        #[serde(rename = "b")]
+        reply: SuitcaseReply,
+    },
+}
+
+impl Output {
+    /// The messages this output stands for, with their bodies.
+    pub fn messages(&self) -> Vec<Message> {
+        let one = |to, body| {
+            vec![Message {
+                to,
+                body,
+                correlation_id: None,
+            }]
+        };
+        match self {
+            Output::Notify { template, to } => to
+                .iter()
+                .map(|r| Message {
+                    to: Destination::User(r.user.clone()),
+                    body: json(&template.notification(r)),
+                    correlation_id: None,
+                })
+                .collect(),
+            Output::Crm(event) => one(Destination::Crm(event.type_name()), json(event)),
+            Output::Send(send) => one(Destination::Gateway(send.channel_id.clone()), json(send)),
+            Output::Reply {
+                reply_to,
+                correlation_id,
+                reply,
+            } => vec![Message {
+                to: Destination::ReplyTo(reply_to.clone()),
+                body: json(reply),
+                correlation_id: Some(correlation_id.clone()),
+            }],
+        }
+    }
+}
+
+impl Template {
+    /// The notification `to` gets.
+    pub fn notification(&self, to: &Recipient) -> Notification {
+        Notification {
+            notification_id: to.id.clone(),
+            kind: to.kind,
+            account_id: self.account_id.clone(),
+            user_id: to.user.clone(),
+            channel_id: self.channel_id.clone(),
+            chat_type: self.chat_type,
+            chat_id: self.chat_id.clone(),
+            contact_id: self.contact_id.clone(),
+            deal_id: self.deal_id.clone(),
+            message_id: self.message_id.clone(),
+            text: self.text.clone(),
+            reason: to.reason,
+            occurred_at: self.occurred_at.clone(),
+        }
+    }
+}
+
+/// The outputs of one decision, in order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Outputs(pub Vec<Output>);
+
+impl Outputs {
+    pub fn push(&mut self, output: Output) {
+        self.0.push(output);
+    }
+
+    /// Tells `to` of a chat: joins the group of notifications whose template
+    /// `same` accepts, or starts one with the template `make` builds.
+    pub fn notify(
+        &mut self,
+        same: impl Fn(&Template) -> bool,
+        make: impl FnOnce() -> Template,
+        to: Recipient,
+    ) {
+        let group = self.0.iter_mut().find_map(|o| match o {
+            Output::Notify { template, to } if same(template) => Some(to),
+            _ => None,
+        });
+        match group {
+            Some(group) => group.push(to),
+            None => self.0.push(Output::Notify {
+                template: make(),
+                to: vec![to],
+            }),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Output> {
+        self.0.iter()
+    }
+
+    /// Every message, expanded.
+    pub fn messages(&self) -> Vec<Message> {
+        self.0.iter().flat_map(Output::messages).collect()
+    }
+}
+
+/// JSON of a value the worker itself made; serializing plain data cannot fail.
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data serializes")
 }
 
 /// Namespace of every id Switchboard derives.

@@ -1,62 +1,172 @@
-//! The account's state as the decisions see it: which pieces of it there are
-//! ([`Key`]), what an event reads ([`Read`], [`Reads`], [`ChatSnapshot`],
-//! [`ChannelState`]) and what it changes ([`Plan`]: guards, writes, outputs).
+//! The account's state as the decisions see it: its items ([`Item`]), what an
+//! event reads ([`Read`], [`Reads`], [`ChatSnapshot`], [`ChannelState`]) and
+//! what it changes ([`Plan`]: guards, [`Change`]s, outputs).
 //!
-//! Plain data shared by the pure decisions (`handlers`) and the store (`store`),
-//! which alone turns keys into Redis key names and plans into commands.
+//! Plain domain data shared by the pure decisions (`handlers`) and the store
+//! (`store`), which alone knows Redis: its key names, its commands and the JSON
+//! the values are kept in. A value's [`Version`] is opaque here: a guard hands
+//! it back to the store, which compares it with what Redis holds at apply time.
 
 use std::collections::HashMap;
 
-use serde::de::DeserializeOwned;
-
 use crate::ids::Id;
-use crate::model::{Channel, ChatRef, Contact, Deal, RoundRobin, Seat, Settings, User};
-use crate::output::Publish;
+use crate::model::{
+    Channel, Chat, ChatRef, Contact, Deal, Pipeline, RoundRobin, Seat, Settings, User, WaitingEntry,
+};
+use crate::output::Outputs;
 
-/// A piece of an account's state in Redis; the store turns it into a key.
+/// One item of an account's state that an event may read and a plan may guard.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Key {
-    /// Counter bumped by every change of channels, users, pipelines or settings.
+pub enum Item {
+    /// The account's configuration (channels, users, pipelines, settings) as a
+    /// whole: it changes with each of them.
     Config,
-    /// Hash: channelId -> [`Channel`].
-    Channels,
-    /// Hash: userId -> [`User`].
-    Users,
-    /// Hash of one channel: userId -> [`Seat`].
-    Seats(Id),
-    /// The account's pipelines.
-    Pipelines,
-    /// The account's [`Settings`].
     Settings,
-    /// One chat's [`crate::model::Chat`].
+    Pipelines,
+    Channel(Id),
+    User(Id),
     Chat(ChatRef),
     Contact(Id),
     Deal(Id),
-    /// Set of the deal ids of one contact.
-    ContactDeals(Id),
-    /// The [`RoundRobin`] pool of one channel.
+    /// The round-robin pool of one channel.
     RoundRobin(Id),
-    /// Hash of one channel: the chats waiting there to be claimed,
-    /// [`crate::handlers::waiting::field`] -> [`crate::model::WaitingEntry`].
-    Waiting(Id),
 }
 
-/// A read an account event needs: a whole value, or one field of a hash.
+/// What an account event reads: one item, or one channel's [`ChannelState`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Read {
-    Get(Key),
-    HGet(Key, Id),
-    /// A channel's [`ChannelState`].
-    Channel(Id),
+    Item(Item),
+    ChannelState(Id),
 }
 
-/// The raw values of the reads an account event asked for.
+/// A value of an [`Item`], decoded by the store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemValue {
+    Settings(Settings),
+    Pipelines(Vec<Pipeline>),
+    Channel(Channel),
+    User(User),
+    Chat(Chat),
+    Contact(Contact),
+    Deal(Deal),
+    RoundRobin(RoundRobin),
+}
+
+/// A value as it was read, opaque to the decisions: a [`Guard`] carries it
+/// back to the store, which checks that the item still holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Version(Option<String>);
+
+impl Version {
+    /// For the store: the stored form of the value, `None` for absent.
+    pub fn stored(raw: Option<String>) -> Self {
+        Self(raw)
+    }
+
+    /// For the store: what the guard expects to find.
+    pub fn expected(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+/// A value with the [`Version`] it was read at, for the guard of a later write.
+#[derive(Debug, Clone)]
+pub struct Stored<T> {
+    pub version: Version,
+    pub value: Option<T>,
+}
+
+impl<T> Default for Stored<T> {
+    fn default() -> Self {
+        Self {
+            version: Version::default(),
+            value: None,
+        }
+    }
+}
+
+impl<T> Stored<T> {
+    /// A guard that holds while `item` (the item this was read from) is unchanged.
+    pub fn guard(&self, item: Item) -> Guard {
+        Guard {
+            item,
+            expect: self.version.clone(),
+        }
+    }
+}
+
+/// The values of the reads an account event asked for.
 #[derive(Debug, Default)]
 pub struct Reads {
-    pub config: Option<String>,
-    pub values: HashMap<Read, Option<String>>,
-    /// The channels asked for with [`Read::Channel`].
+    pub config: Version,
+    pub items: HashMap<Item, Stored<ItemValue>>,
+    /// The channels asked for with [`Read::ChannelState`].
     pub channels: HashMap<Id, ChannelState>,
+}
+
+impl Reads {
+    fn value(&self, item: Item) -> Option<&ItemValue> {
+        self.items.get(&item).and_then(|s| s.value.as_ref())
+    }
+
+    pub fn settings(&self) -> Option<&Settings> {
+        match self.value(Item::Settings) {
+            Some(ItemValue::Settings(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn pipelines(&self) -> Option<&[Pipeline]> {
+        match self.value(Item::Pipelines) {
+            Some(ItemValue::Pipelines(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn channel(&self, id: &Id) -> Option<&Channel> {
+        match self.value(Item::Channel(id.clone())) {
+            Some(ItemValue::Channel(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn user(&self, id: &Id) -> Option<&User> {
+        match self.value(Item::User(id.clone())) {
+            Some(ItemValue::User(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn chat(&self, chat: &ChatRef) -> Option<&Chat> {
+        match self.value(Item::Chat(chat.clone())) {
+            Some(ItemValue::Chat(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn deal(&self, id: &Id) -> Option<&Deal> {
+        match self.value(Item::Deal(id.clone())) {
+            Some(ItemValue::Deal(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A guard that holds while `item` still has the value it was read with.
+    pub fn guard(&self, item: Item) -> Guard {
+        let expect = self
+            .items
+            .get(&item)
+            .map(|s| s.version.clone())
+            .unwrap_or_default();
+        Guard { item, expect }
+    }
+
+    pub fn config_guard(&self) -> Guard {
+        Guard {
+            item: Item::Config,
+            expect: self.config.clone(),
+        }
+    }
 }
 
 /// A channel's seats, round-robin pool and the chats waiting on it: what
@@ -73,76 +183,66 @@ pub struct ChannelState {
 /// it has one) as stored.
 #[derive(Debug, Clone)]
 pub struct WaitingChat {
-    pub entry: crate::model::WaitingEntry,
-    pub chat: Stored<crate::model::Chat>,
+    pub entry: WaitingEntry,
+    pub chat: Stored<Chat>,
     pub contact: Stored<Contact>,
 }
 
-impl Reads {
-    pub fn raw(&self, read: &Read) -> Option<&str> {
-        self.values.get(read).and_then(|v| v.as_deref())
-    }
-
-    pub fn parsed<T: DeserializeOwned>(&self, read: &Read) -> Option<T> {
-        self.raw(read)
-            .and_then(|raw| serde_json::from_str(raw).ok())
-    }
-
-    /// A guard that holds while `read` still has the value it had.
-    pub fn guard(&self, read: &Read) -> Guard {
-        let key = match read {
-            Read::Get(k) | Read::HGet(k, _) => k.clone(),
-            Read::Channel(_) => unreachable!("a channel's state is guarded piece by piece"),
-        };
-        match read {
-            Read::Get(_) | Read::Channel(_) => Guard {
-                key,
-                field: None,
-                expect: self.raw(read).map(str::to_owned),
-            },
-            Read::HGet(_, f) => Guard {
-                key,
-                field: Some(f.clone()),
-                expect: self.raw(read).map(str::to_owned),
-            },
-        }
-    }
-
-    pub fn config_guard(&self) -> Guard {
-        Guard {
-            key: Key::Config,
-            field: None,
-            expect: self.config.clone(),
-        }
-    }
-}
-
-/// "This key (or hash field) still holds exactly this value (or is absent)".
+/// "This item still holds exactly the value it was read with (or is absent)".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Guard {
-    pub key: Key,
-    pub field: Option<Id>,
-    pub expect: Option<String>,
+    pub item: Item,
+    pub expect: Version,
 }
 
-/// A write of the plan; members and fields are raw ids.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
-    Set(Key, String),
-    Del(Key),
-    HSet(Key, Id, String),
-    HDel(Key, Id),
-    SAdd(Key, Id),
-    SRem(Key, Id),
-    Incr(Key),
+/// One change of the account's state, in the domain's terms.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Channels, users, pipelines or settings changed: bumps [`Item::Config`].
+    ConfigChanged,
+    SaveSettings(Settings),
+    SavePipelines(Vec<Pipeline>),
+    SaveChannel(Channel),
+    SaveUser(User),
+    SaveSeat {
+        channel: Id,
+        user: Id,
+        seat: Seat,
+    },
+    RemoveSeat {
+        channel: Id,
+        user: Id,
+    },
+    SaveChat(ChatRef, Chat),
+    SaveContact(Contact),
+    SaveDeal(Deal),
+    /// The deal shows in the contact's suitcase.
+    LinkDeal {
+        contact: Id,
+        deal: Id,
+    },
+    UnlinkDeal {
+        contact: Id,
+        deal: Id,
+    },
+    SaveRoundRobin(Id, RoundRobin),
+    /// The chat waits on the channel to be claimed (the channel's waiting index).
+    MarkWaiting {
+        channel: Id,
+        entry: WaitingEntry,
+    },
+    UnmarkWaiting {
+        channel: Id,
+        chat: ChatRef,
+    },
 }
 
 /// State changes and outputs of one event, applied at once or not at all.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub guards: Vec<Guard>,
-    pub ops: Vec<Op>,
-    pub outputs: Vec<Publish>,
+    pub changes: Vec<Change>,
+    pub outputs: Outputs,
     /// Users whose notification queues must exist before the event is acked.
     pub declare_users: Vec<Id>,
     /// What the plan decided, for the metrics.
@@ -160,51 +260,18 @@ pub struct Tally {
 /// Everything a chat event (`message.*`, `suitcase.requested`) may need, read in one step.
 #[derive(Debug, Clone, Default)]
 pub struct ChatSnapshot {
-    pub config: Option<String>,
+    pub config: Version,
     pub settings: Option<Settings>,
     pub channel: Option<Channel>,
     /// The channel's users and their seats, sorted by user id.
     pub seats: Vec<(Id, Seat)>,
     pub round_robin: Stored<RoundRobin>,
-    pub chat: Stored<crate::model::Chat>,
+    pub chat: Stored<Chat>,
     pub contact: Stored<Contact>,
     /// The user named by the event, if any.
     pub user: Option<User>,
     /// The contact's deals (suitcase only).
     pub deals: Vec<Deal>,
-}
-
-/// A value with the raw string it was read from, for the guard of a later write.
-#[derive(Debug, Clone)]
-pub struct Stored<T> {
-    pub raw: Option<String>,
-    pub value: Option<T>,
-}
-
-impl<T> Default for Stored<T> {
-    fn default() -> Self {
-        Self {
-            raw: None,
-            value: None,
-        }
-    }
-}
-
-impl<T: DeserializeOwned> Stored<T> {
-    pub fn from_raw(raw: Option<String>) -> Result<Self, serde_json::Error> {
-        let value = raw.as_deref().map(serde_json::from_str).transpose()?;
-        Ok(Self { raw, value })
-    }
-}
-
-impl<T> Stored<T> {
-    pub fn guard(&self, key: Key) -> Guard {
-        Guard {
-            key,
-            field: None,
-            expect: self.raw.clone(),
-        }
-    }
 }
 
 /// What a chat event needs in its snapshot besides the common parts.

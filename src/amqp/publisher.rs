@@ -20,7 +20,7 @@ use super::user_queues::UserQueues;
 use crate::clip::{MAX_REASON_BYTES, MAX_SHORT_BYTES, clip};
 use crate::ids::Id;
 use crate::names::Names;
-use crate::output::{Publish, Target};
+use crate::output::{Destination, Outputs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -102,29 +102,20 @@ impl Publisher {
         &self.names
     }
 
-    /// Publishes every output and waits until the broker confirmed all of them
-    /// (a suitcase reply the broker refuses or cannot route counts as done).
-    pub async fn publish_all(&self, outputs: &[Publish]) -> Result<(), PublishError> {
-        let confirms = outputs.iter().map(|output| async move {
-            let exchange = match output.target {
-                Target::Notify => self.names.notify(),
-                Target::Crm => self.names.crm(),
-                Target::Outbound => self.names.outbound(),
-                Target::Reply => String::new(),
-            };
+    /// Publishes every message of `outputs` (of `account`) and waits until
+    /// the broker confirmed all of them (a suitcase reply the broker refuses
+    /// or cannot route counts as done).
+    pub async fn publish_all(&self, account: &Id, outputs: &Outputs) -> Result<(), PublishError> {
+        let messages = outputs.messages();
+        let confirms = messages.iter().map(|message| async move {
+            let (exchange, key) = self.names.destination(account, &message.to);
             let mut props = json_props();
-            if let Some(correlation_id) = &output.correlation_id {
+            if let Some(correlation_id) = &message.correlation_id {
                 props = props.with_correlation_id(ShortString::from(correlation_id.as_str()));
             }
-            let reply = output.target == Target::Reply;
+            let reply = matches!(message.to, Destination::ReplyTo(_));
             let delivery = self
-                .confirmed(
-                    &exchange,
-                    &output.routing_key,
-                    output.body.as_bytes(),
-                    props,
-                    reply,
-                )
+                .confirmed(&exchange, &key, message.body.as_bytes(), props, reply)
                 .await?;
             match (delivery, reply) {
                 (Delivery::Confirmed, _) => Ok(()),
@@ -134,18 +125,15 @@ impl Publisher {
                         Delivery::Refused => "refused",
                         _ => "unroutable",
                     };
-                    warn!(reply_to = %clip(&output.routing_key, MAX_SHORT_BYTES), why, dropped_total = dropped, "Suitcase reply dropped.");
+                    warn!(reply_to = %clip(&key, MAX_SHORT_BYTES), why, dropped_total = dropped, "Suitcase reply dropped.");
                     Ok(())
                 }
-                (_, false) => Err(PublishError::Nacked(format!(
-                    "{exchange:?} {:?}",
-                    output.routing_key
-                ))),
+                (_, false) => Err(PublishError::Nacked(format!("{exchange:?} {key:?}"))),
             }
         });
         try_join_all(confirms).await?;
-        for output in outputs {
-            crate::monitor::counters::published(output.target.label(), 1);
+        for message in &messages {
+            crate::monitor::counters::published(message.to.label(), 1);
         }
         Ok(())
     }

@@ -1,20 +1,19 @@
 //! `channels.upserted`: registers or renames channels.
 
-use super::{Decision, Key, Op, Plan, Reads, json};
+use super::{Change, Decision, Plan, Reads};
 use crate::events::ChannelsUpserted;
 
 pub fn decide(e: &ChannelsUpserted, reads: &Reads) -> Decision {
-    let mut plan = Plan {
+    let mut changes: Vec<Change> = e
+        .channels
+        .iter()
+        .cloned()
+        .map(Change::SaveChannel)
+        .collect();
+    changes.push(Change::ConfigChanged);
+    Decision::Apply(Plan {
         guards: vec![reads.config_guard()],
+        changes,
         ..Plan::default()
-    };
-    for channel in &e.channels {
-        plan.ops.push(Op::HSet(
-            Key::Channels,
-            channel.channel_id.clone(),
-            json(channel),
-        ));
-    }
-    plan.ops.push(Op::Incr(Key::Config));
-    Decision::Apply(plan)
+    })
 }

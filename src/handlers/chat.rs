@@ -2,14 +2,12 @@
 //! of the message's chat type, and the plan starts guarded by the account's
 //! configuration, the chat and its contact, the state the decision reads.
 
-use super::{ChatSnapshot, Guard, Key, Plan};
+use super::{ChatSnapshot, Guard, Item, Plan};
 use crate::events::Rejection;
 use crate::ids::Id;
 use crate::model::{Chat, ChatRef, Contact};
 
 pub(super) struct Opened<'s> {
-    /// The chat's key, for the plan's writes.
-    pub key: Key,
     pub plan: Plan,
     /// The chat as stored, or a fresh one.
     pub chat: Chat,
@@ -33,15 +31,13 @@ pub(super) fn open<'s>(
             channel.chat_type.as_str()
         )));
     }
-    let key = Key::Chat(chat_ref);
     let mut plan = Plan {
         guards: vec![
             Guard {
-                key: Key::Config,
-                field: None,
+                item: Item::Config,
                 expect: s.config.clone(),
             },
-            s.chat.guard(key.clone()),
+            s.chat.guard(Item::Chat(chat_ref)),
         ],
         ..Plan::default()
     };
@@ -49,10 +45,9 @@ pub(super) fn open<'s>(
     let contact = chat.contact_id.as_ref().and(s.contact.value.as_ref());
     if let Some(contact) = contact {
         plan.guards
-            .push(s.contact.guard(Key::Contact(contact.contact_id.clone())));
+            .push(s.contact.guard(Item::Contact(contact.contact_id.clone())));
     }
     Ok(Opened {
-        key,
         plan,
         chat,
         contact,

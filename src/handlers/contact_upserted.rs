@@ -3,27 +3,26 @@
 //! by the CRM's choice, and whoever was shown it as new gets `chat.withdrawn`.
 
 use super::routing::About;
-use super::{Decision, Key, Op, Plan, Read, Reads, json};
+use super::{Change, Decision, Item, Plan, Read, Reads};
 use crate::events::{ContactUpserted, Rejection};
-use crate::model::{Chat, Contact, User};
+use crate::model::{Chat, Contact};
 use crate::output::NotificationType;
 
 pub fn reads(e: &ContactUpserted) -> Vec<Read> {
     let mut reads = vec![
-        Read::HGet(Key::Users, e.responsible_user_id.clone()),
-        Read::Get(Key::Contact(e.contact_id.clone())),
+        Read::Item(Item::User(e.responsible_user_id.clone())),
+        Read::Item(Item::Contact(e.contact_id.clone())),
     ];
     reads.extend(
         e.contact_data
             .iter()
-            .map(|c| Read::Get(Key::Chat(c.clone()))),
+            .map(|c| Read::Item(Item::Chat(c.clone()))),
     );
     reads
 }
 
 pub fn decide(e: &ContactUpserted, reads: &Reads) -> Decision {
-    let responsible = Read::HGet(Key::Users, e.responsible_user_id.clone());
-    if reads.parsed::<User>(&responsible).is_none() {
+    if reads.user(&e.responsible_user_id).is_none() {
         return Decision::Reject(Rejection::UnknownUser(e.responsible_user_id.to_string()));
     }
     let contact = Contact {
@@ -32,46 +31,44 @@ pub fn decide(e: &ContactUpserted, reads: &Reads) -> Decision {
         responsible_user_id: e.responsible_user_id.clone(),
         contact_data: e.contact_data.clone(),
     };
-    let contact_read = Read::Get(Key::Contact(e.contact_id.clone()));
     let mut plan = Plan {
-        guards: vec![reads.config_guard(), reads.guard(&contact_read)],
+        guards: vec![
+            reads.config_guard(),
+            reads.guard(Item::Contact(e.contact_id.clone())),
+        ],
         ..Plan::default()
     };
-    plan.ops.push(Op::Set(
-        Key::Contact(contact.contact_id.clone()),
-        json(&contact),
-    ));
     for chat_ref in &e.contact_data {
-        let read = Read::Get(Key::Chat(chat_ref.clone()));
-        plan.guards.push(reads.guard(&read));
-        let mut chat: Chat = reads.parsed(&read).unwrap_or_default();
+        plan.guards.push(reads.guard(Item::Chat(chat_ref.clone())));
+        let mut chat: Chat = reads.chat(chat_ref).cloned().unwrap_or_default();
         if let Some(pending) = chat.pending.take() {
             super::waiting::unmark(&mut plan, chat_ref, Some(&pending));
             if let Some(channel_id) = &pending.channel_id {
-                let about = About {
-                    envelope: &e.envelope,
+                let about = About::new(
+                    &e.envelope,
                     channel_id,
-                    chat_type: chat_ref.chat_type,
-                    chat_id: &chat_ref.chat_id,
-                    contact_id: Some(&contact.contact_id),
-                    deal_id: None,
-                    message_id: None,
-                    text: None,
-                };
+                    chat_ref.chat_type,
+                    &chat_ref.chat_id,
+                    Some(&contact.contact_id),
+                );
                 for user in pending
                     .shown
                     .iter()
                     .filter(|u| **u != contact.responsible_user_id)
                 {
-                    plan.outputs
-                        .push(about.notify(user, NotificationType::ChatWithdrawn, None));
+                    about.notify(
+                        &mut plan.outputs,
+                        user,
+                        NotificationType::ChatWithdrawn,
+                        None,
+                    );
                 }
             }
             chat.shown = pending.shown;
         }
         chat.contact_id = Some(contact.contact_id.clone());
-        plan.ops
-            .push(Op::Set(Key::Chat(chat_ref.clone()), json(&chat)));
+        plan.changes.push(Change::SaveChat(chat_ref.clone(), chat));
     }
+    plan.changes.push(Change::SaveContact(contact));
     Decision::Apply(plan)
 }

@@ -1,26 +1,21 @@
-//! `deal.upserted`: a deal the CRM created or changed. It is indexed under each
-//! of its contacts, so it shows in each contact's suitcase.
+//! `deal.upserted`: a deal the CRM created or changed. It is linked to each of
+//! its contacts, so it shows in each contact's suitcase.
 
-use super::{Decision, Key, Op, Plan, Read, Reads, json};
+use super::{Change, Decision, Item, Plan, Read, Reads};
 use crate::events::{DealUpserted, Rejection};
 use crate::model::Deal;
 
 pub fn reads(e: &DealUpserted) -> Vec<Read> {
     vec![
-        Read::HGet(Key::Users, e.responsible_user_id.clone()),
-        Read::Get(Key::Deal(e.deal_id.clone())),
+        Read::Item(Item::User(e.responsible_user_id.clone())),
+        Read::Item(Item::Deal(e.deal_id.clone())),
     ]
 }
 
 pub fn decide(e: &DealUpserted, reads: &Reads) -> Decision {
-    if reads
-        .raw(&Read::HGet(Key::Users, e.responsible_user_id.clone()))
-        .is_none()
-    {
+    if reads.user(&e.responsible_user_id).is_none() {
         return Decision::Reject(Rejection::UnknownUser(e.responsible_user_id.to_string()));
     }
-    let deal_read = Read::Get(Key::Deal(e.deal_id.clone()));
-    let old: Option<Deal> = reads.parsed(&deal_read);
     let deal = Deal {
         deal_id: e.deal_id.clone(),
         name: e.name.clone(),
@@ -32,24 +27,20 @@ pub fn decide(e: &DealUpserted, reads: &Reads) -> Decision {
         uri: e.uri.clone(),
     };
     let mut plan = Plan {
-        guards: vec![reads.config_guard(), reads.guard(&deal_read)],
+        guards: vec![
+            reads.config_guard(),
+            reads.guard(Item::Deal(e.deal_id.clone())),
+        ],
         ..Plan::default()
     };
-    for gone in old.iter().flat_map(|d| &d.contact_ids) {
+    for gone in reads.deal(&e.deal_id).iter().flat_map(|d| &d.contact_ids) {
         if !deal.contact_ids.contains(gone) {
-            plan.ops.push(Op::SRem(
-                Key::ContactDeals(gone.clone()),
-                deal.deal_id.clone(),
-            ));
+            plan.changes.push(Change::UnlinkDeal {
+                contact: gone.clone(),
+                deal: deal.deal_id.clone(),
+            });
         }
     }
-    for contact in &deal.contact_ids {
-        plan.ops.push(Op::SAdd(
-            Key::ContactDeals(contact.clone()),
-            deal.deal_id.clone(),
-        ));
-    }
-    plan.ops
-        .push(Op::Set(Key::Deal(deal.deal_id.clone()), json(&deal)));
+    super::message_inbound::save_deal(&mut plan, deal);
     Decision::Apply(plan)
 }

@@ -5,15 +5,14 @@
 
 use super::chat::{Opened, open};
 use super::routing::{self, About, Derived, push_unique};
-use super::{ChatSnapshot, Decision, Key, Op, Plan, json};
+use super::{Change, ChatSnapshot, Decision, Item, Plan};
 use crate::events::MessageInbound;
 use crate::ids::Id;
 use crate::model::{Chat, ChatRef, Contact, Deal, Distribution, Pending, Settings};
-use crate::output::{CrmEvent, NotificationType};
+use crate::output::{CrmEvent, NotificationType, Output};
 
 pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
     let Opened {
-        key: chat_key,
         mut plan,
         mut chat,
         contact,
@@ -28,16 +27,14 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
         chat.seen_on.push(e.channel_id.clone());
         NotificationType::ChatNew
     };
-    let mut about = About {
-        envelope: &e.envelope,
-        channel_id: &e.channel_id,
-        chat_type: e.chat_type,
-        chat_id: &e.chat_id,
-        contact_id: contact.map(|c| &c.contact_id),
-        deal_id: None,
-        message_id: Some(&e.message_id),
-        text: e.text.as_deref(),
-    };
+    let mut about = About::new(
+        &e.envelope,
+        &e.channel_id,
+        e.chat_type,
+        &e.chat_id,
+        contact.map(|c| &c.contact_id),
+    )
+    .with_message(&e.message_id, e.text.as_deref());
     let observers = routing::observers(&s.seats);
 
     // The responsible still has access: he gets the message.
@@ -45,14 +42,15 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
         contact.filter(|c| chat.pending.is_none() && has_seat(s, &c.responsible_user_id))
     {
         let mut told = vec![contact.responsible_user_id.clone()];
-        plan.outputs.push(about.notify(
+        about.notify(
+            &mut plan.outputs,
             &contact.responsible_user_id,
             NotificationType::ChatMessage,
             None,
-        ));
+        );
         notify_observers(&mut plan, &about, &observers, observer_kind, &mut told);
         if observer_kind == NotificationType::ChatNew {
-            plan.ops.push(Op::Set(chat_key, json(&chat)));
+            plan.changes.push(Change::SaveChat(e.chat(), chat));
         }
         return answer_or_apply(plan);
     }
@@ -69,10 +67,10 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
             unreachable!("eligible is not empty")
         };
         plan.guards
-            .push(s.round_robin.guard(Key::RoundRobin(e.channel_id.clone())));
-        plan.ops.push(Op::Set(
-            Key::RoundRobin(e.channel_id.clone()),
-            json(&routing::take_turn(&pool, &manager, &eligible)),
+            .push(s.round_robin.guard(Item::RoundRobin(e.channel_id.clone())));
+        plan.changes.push(Change::SaveRoundRobin(
+            e.channel_id.clone(),
+            routing::take_turn(&pool, &manager, &eligible),
         ));
         let derived = Derived {
             envelope: &e.envelope,
@@ -92,19 +90,18 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
         about.contact_id = Some(&contact.contact_id);
         about.deal_id = Some(&deal.deal_id);
         let mut told = vec![manager.clone()];
-        plan.outputs
-            .push(about.notify(&manager, NotificationType::ChatNew, None));
-        let withdrawn = About {
-            message_id: None,
-            text: None,
-            ..about.clone()
-        };
+        about.notify(&mut plan.outputs, &manager, NotificationType::ChatNew, None);
+        let withdrawn = about.without_message();
         for user in shown
             .iter()
             .filter(|u| **u != manager && !observers.contains(u))
         {
-            plan.outputs
-                .push(withdrawn.notify(user, NotificationType::ChatWithdrawn, None));
+            withdrawn.notify(
+                &mut plan.outputs,
+                user,
+                NotificationType::ChatWithdrawn,
+                None,
+            );
             push_unique(&mut told, user);
         }
         notify_observers(&mut plan, &about, &observers, observer_kind, &mut told);
@@ -138,7 +135,7 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
             pending.shown.push(user.clone());
             NotificationType::ChatNew
         };
-        plan.outputs.push(about.notify(user, kind, None));
+        about.notify(&mut plan.outputs, user, kind, None);
         told.push(user.clone());
     }
     notify_observers(&mut plan, &about, &observers, observer_kind, &mut told);
@@ -147,7 +144,7 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
             pending: Some(pending),
             ..chat.clone()
         };
-        plan.ops.push(Op::Set(chat_key, json(&waiting)));
+        plan.changes.push(Change::SaveChat(e.chat(), waiting));
     }
     answer_or_apply(plan)
 }
@@ -157,7 +154,7 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
 /// its time and publishes with the same notification ids. This keeps the bulk
 /// of the traffic at one Redis round trip and out of Redis memory.
 fn answer_or_apply(plan: Plan) -> Decision {
-    if plan.ops.is_empty() {
+    if plan.changes.is_empty() {
         Decision::Answer(plan.outputs)
     } else {
         Decision::Apply(plan)
@@ -178,7 +175,7 @@ pub(super) fn notify_observers(
 ) {
     for user in observers {
         if !told.contains(user) {
-            plan.outputs.push(about.notify(user, kind, None));
+            about.notify(&mut plan.outputs, user, kind, None);
             told.push(user.clone());
         }
     }
@@ -204,7 +201,6 @@ pub(super) fn assign_contact(
     chat: &impl ChatOf,
     pending: Option<&Pending>,
 ) -> Contact {
-    let account = &derived.envelope.account_id;
     let contact = match existing {
         Some(old) => {
             let mut contact = old.clone();
@@ -216,7 +212,7 @@ pub(super) fn assign_contact(
                     responsible_user_id: responsible.clone(),
                     previous_user_id: old.responsible_user_id.clone(),
                 };
-                plan.outputs.push(routing::crm(account, &event));
+                plan.outputs.push(Output::Crm(event));
             }
             contact
         }
@@ -239,14 +235,11 @@ pub(super) fn assign_contact(
                 responsible_user_id: responsible.clone(),
                 contact_data: contact.contact_data.clone(),
             };
-            plan.outputs.push(routing::crm(account, &event));
+            plan.outputs.push(Output::Crm(event));
             contact
         }
     };
-    plan.ops.push(Op::Set(
-        Key::Contact(contact.contact_id.clone()),
-        json(&contact),
-    ));
+    plan.changes.push(Change::SaveContact(contact.clone()));
     contact
 }
 
@@ -269,14 +262,7 @@ pub(super) fn create_deal(
         closed: false,
         uri: None,
     };
-    for contact in &deal.contact_ids {
-        plan.ops.push(Op::SAdd(
-            Key::ContactDeals(contact.clone()),
-            deal.deal_id.clone(),
-        ));
-    }
-    plan.ops
-        .push(Op::Set(Key::Deal(deal.deal_id.clone()), json(&deal)));
+    save_deal(plan, deal.clone());
     let event = CrmEvent::DealCreated {
         envelope: derived.crm_envelope("deal.created"),
         deal_id: deal.deal_id.clone(),
@@ -285,9 +271,19 @@ pub(super) fn create_deal(
         pipeline_id: deal.pipeline_id.clone(),
         stage_id: deal.stage_id.clone(),
     };
-    plan.outputs
-        .push(routing::crm(&derived.envelope.account_id, &event));
+    plan.outputs.push(Output::Crm(event));
     deal
+}
+
+/// Saves `deal` and links it to each of its contacts.
+pub(super) fn save_deal(plan: &mut Plan, deal: Deal) {
+    for contact in &deal.contact_ids {
+        plan.changes.push(Change::LinkDeal {
+            contact: contact.clone(),
+            deal: deal.deal_id.clone(),
+        });
+    }
+    plan.changes.push(Change::SaveDeal(deal));
 }
 
 /// Assigns the chat to its contact: it no longer waits for a claim (nor in its
@@ -311,8 +307,8 @@ pub(super) fn assign_chat(
         shown: shown.clone(),
         seen_on: chat.seen_on.clone(),
     };
-    plan.ops
-        .push(Op::Set(Key::Chat(chat_ref.clone()), json(&settled)));
+    plan.changes
+        .push(Change::SaveChat(chat_ref.clone(), settled));
     shown
 }
 

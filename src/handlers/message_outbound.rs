@@ -6,13 +6,10 @@
 use super::chat::{Opened, open};
 use super::message_inbound::{ChatOf, assign_chat, assign_contact, create_deal, notify_observers};
 use super::routing::{self, About, Derived};
-use super::{ChatSnapshot, Decision, Plan, json};
+use super::{ChatSnapshot, Decision, Plan};
 use crate::events::{MessageOutbound, Rejection};
 use crate::model::{ChatRef, Role};
-use crate::names;
-use crate::output::{
-    MessageSend, MessageSendType, NotificationType, Publish, RejectReason, Target,
-};
+use crate::output::{MessageSend, MessageSendType, NotificationType, Output, RejectReason};
 
 pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
     let opened = match open(s, &e.channel_id, e.chat()) {
@@ -23,30 +20,28 @@ pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
         return Decision::Reject(Rejection::UnknownUser(e.user_id.to_string()));
     }
     let Opened {
-        key: _,
         mut plan,
         chat,
         contact,
     } = opened;
-    let mut about = About {
-        envelope: &e.envelope,
-        channel_id: &e.channel_id,
-        chat_type: e.chat_type,
-        chat_id: &e.chat_id,
-        contact_id: contact.map(|c| &c.contact_id),
-        deal_id: None,
-        message_id: Some(&e.message_id),
-        text: Some(&e.text),
-    };
+    let mut about = About::new(
+        &e.envelope,
+        &e.channel_id,
+        e.chat_type,
+        &e.chat_id,
+        contact.map(|c| &c.contact_id),
+    )
+    .with_message(&e.message_id, Some(&e.text));
     let reject = |mut plan: Plan, reason: RejectReason| {
         if reason == RejectReason::ClaimedByOther {
             plan.tally.claims_lost += 1;
         }
-        plan.outputs.push(about.notify(
+        about.notify(
+            &mut plan.outputs,
             &e.user_id,
             NotificationType::MessageRejected,
             Some(reason),
-        ));
+        );
         Decision::Apply(plan)
     };
     let Some(seat) = routing::seat_of(&s.seats, &e.user_id) else {
@@ -99,20 +94,24 @@ pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
 
             about.contact_id = Some(&contact.contact_id);
             about.deal_id = deal.as_ref().map(|d| &d.deal_id);
-            let assigned = About {
-                message_id: None,
-                text: None,
-                ..about.clone()
-            };
-            plan.outputs
-                .push(assigned.notify(&e.user_id, NotificationType::ChatAssigned, None));
+            let assigned = about.without_message();
+            assigned.notify(
+                &mut plan.outputs,
+                &e.user_id,
+                NotificationType::ChatAssigned,
+                None,
+            );
             // Whoever was shown the chat as new and may no longer write to it loses it.
             for user in shown.iter().filter(|u| **u != e.user_id) {
                 let keeps = routing::seat_of(&s.seats, user)
                     .is_some_and(|seat| seat.role == Role::Supervisor);
                 if !keeps {
-                    plan.outputs
-                        .push(assigned.notify(user, NotificationType::ChatWithdrawn, None));
+                    assigned.notify(
+                        &mut plan.outputs,
+                        user,
+                        NotificationType::ChatWithdrawn,
+                        None,
+                    );
                 }
             }
             send(&mut plan, e, &about, &contact.contact_id, s);
@@ -142,12 +141,7 @@ fn send(
         text: e.text.clone(),
         occurred_at: e.envelope.occurred_at.clone(),
     };
-    plan.outputs.push(Publish {
-        target: Target::Outbound,
-        routing_key: names::outbound_key(&e.envelope.account_id, &e.channel_id),
-        body: json(&message),
-        correlation_id: None,
-    });
+    plan.outputs.push(Output::Send(message));
     let observers = routing::observers(&s.seats);
     let mut told = vec![e.user_id.clone()];
     notify_observers(

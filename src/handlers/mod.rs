@@ -21,13 +21,11 @@ pub mod waiting;
 #[cfg(test)]
 mod tests;
 
-use serde::Serialize;
-
 use crate::events::{Event, Rejection};
-use crate::output::Publish;
+use crate::output::Outputs;
 pub use crate::state::{
-    ChannelState, ChatQuery, ChatSnapshot, Guard, Key, Op, Plan, Read, Reads, Stored, Tally,
-    WaitingChat,
+    Change, ChannelState, ChatQuery, ChatSnapshot, Guard, Item, ItemValue, Plan, Read, Reads,
+    Stored, Tally, Version, WaitingChat,
 };
 
 /// What becomes of an event.
@@ -36,14 +34,9 @@ pub enum Decision {
     /// Apply the plan (if its guards hold), remember it under the event id, publish its outputs.
     Apply(Plan),
     /// A query: publish these and change nothing.
-    Answer(Vec<Publish>),
+    Answer(Outputs),
     /// Input the worker cannot accept: dead-letter it.
     Reject(Rejection),
-}
-
-/// JSON of a value the worker itself made; serializing plain data cannot fail.
-pub(crate) fn json<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("plain data serializes")
 }
 
 /// Which reads an account event needs; `None` for chat events, which use a [`ChatSnapshot`].

@@ -1,6 +1,6 @@
 //! `pipelines.loaded`: replaces the account's pipelines.
 
-use super::{Decision, Key, Op, Plan, Reads, json};
+use super::{Change, Decision, Plan, Reads};
 use crate::events::{PipelinesLoaded, Rejection};
 
 pub fn decide(e: &PipelinesLoaded, reads: &Reads) -> Decision {
@@ -17,9 +17,9 @@ pub fn decide(e: &PipelinesLoaded, reads: &Reads) -> Decision {
     }
     Decision::Apply(Plan {
         guards: vec![reads.config_guard()],
-        ops: vec![
-            Op::Set(Key::Pipelines, json(&e.pipelines)),
-            Op::Incr(Key::Config),
+        changes: vec![
+            Change::SavePipelines(e.pipelines.clone()),
+            Change::ConfigChanged,
         ],
         ..Plan::default()
     })

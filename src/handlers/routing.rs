@@ -1,15 +1,12 @@
 //! Who sees and who gets a chat: roles on a channel, the round-robin choice,
-//! and the builders of the outputs every handler publishes.
+//! and the builders of the notifications and ids every handler makes.
 
 use crate::events::{Envelope, Timestamp};
 use crate::ids::Id;
 use crate::model::{ChatType, RoundRobin, Seat};
-use crate::names;
 use crate::output::{
-    CrmEnvelope, CrmEvent, Notification, NotificationType, Publish, RejectReason, Target, derive_id,
+    CrmEnvelope, NotificationType, Outputs, Recipient, RejectReason, Template, derive_id,
 };
-
-use super::json;
 
 /// The seat of `user` on the channel, if he has one.
 pub fn seat_of(seats: &[(Id, Seat)], user: &Id) -> Option<Seat> {
@@ -79,27 +76,87 @@ pub struct About<'a> {
     pub text: Option<&'a str>,
 }
 
-impl About<'_> {
-    /// A notification to `user`; its id is derived from the event, the user and
-    /// the type, so it repeats exactly on a redelivery.
+impl<'a> About<'a> {
+    /// The chat alone, with no message.
+    pub fn new(
+        envelope: &'a Envelope,
+        channel_id: &'a Id,
+        chat_type: ChatType,
+        chat_id: &'a Id,
+        contact_id: Option<&'a Id>,
+    ) -> Self {
+        About {
+            envelope,
+            channel_id,
+            chat_type,
+            chat_id,
+            contact_id,
+            deal_id: None,
+            message_id: None,
+            text: None,
+        }
+    }
+
+    /// The chat with one of its messages.
+    pub fn with_message(self, message_id: &'a Id, text: Option<&'a str>) -> Self {
+        About {
+            message_id: Some(message_id),
+            text,
+            ..self
+        }
+    }
+
+    /// The chat as this tells of it, without the message.
+    pub fn without_message(&self) -> Self {
+        About {
+            message_id: None,
+            text: None,
+            ..self.clone()
+        }
+    }
+
+    /// Tells `user` of the chat; the notification's id is derived from the
+    /// event, the user and the type, so it repeats exactly on a redelivery.
+    /// Notifications with the same template share it (see [`Outputs::notify`]).
     pub fn notify(
         &self,
+        outputs: &mut Outputs,
         user: &Id,
         kind: NotificationType,
         reason: Option<RejectReason>,
-    ) -> Publish {
+    ) {
         let env = self.envelope;
-        let note = Notification {
-            notification_id: derive_id(&[
+        let to = Recipient {
+            user: user.clone(),
+            kind,
+            id: derive_id(&[
                 "notification",
                 env.account_id.as_str(),
                 env.event_id.as_str(),
                 user.as_str(),
                 kind.as_str(),
             ]),
-            kind,
-            account_id: env.account_id.clone(),
-            user_id: user.clone(),
+            reason,
+        };
+        outputs.notify(|t| self.is(t), || self.template(), to);
+    }
+
+    /// Whether `t` is this chat's template (compared without copying the text).
+    fn is(&self, t: &Template) -> bool {
+        t.account_id == self.envelope.account_id
+            && t.channel_id == *self.channel_id
+            && t.chat_type == self.chat_type
+            && t.chat_id == *self.chat_id
+            && t.contact_id.as_ref() == self.contact_id
+            && t.deal_id.as_ref() == self.deal_id
+            && t.message_id.as_ref() == self.message_id
+            && t.text.as_deref() == self.text
+            && t.occurred_at == self.envelope.occurred_at
+    }
+
+    fn template(&self) -> Template {
+        Template {
+            account_id: self.envelope.account_id.clone(),
             channel_id: self.channel_id.clone(),
             chat_type: self.chat_type,
             chat_id: self.chat_id.clone(),
@@ -107,14 +164,7 @@ impl About<'_> {
             deal_id: self.deal_id.cloned(),
             message_id: self.message_id.cloned(),
             text: self.text.map(str::to_owned),
-            reason,
-            occurred_at: env.occurred_at.clone(),
-        };
-        Publish {
-            target: Target::Notify,
-            routing_key: names::user_key(&env.account_id, user),
-            body: json(&note),
-            correlation_id: None,
+            occurred_at: self.envelope.occurred_at.clone(),
         }
     }
 }
@@ -143,16 +193,6 @@ impl Derived<'_> {
 
     pub fn occurred_at(&self) -> &Timestamp {
         &self.envelope.occurred_at
-    }
-}
-
-/// A CRM event ready to publish.
-pub fn crm(account: &Id, event: &CrmEvent) -> Publish {
-    Publish {
-        target: Target::Crm,
-        routing_key: names::crm_key(account, event.type_name()),
-        body: json(event),
-        correlation_id: None,
     }
 }
 

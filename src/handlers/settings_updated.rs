@@ -1,16 +1,16 @@
 //! `settings.updated`: the new-client rules and CRM links of the account.
 //! The pipeline and stage must be among the loaded pipelines.
 
-use super::{Decision, Key, Op, Plan, Read, Reads, json};
+use super::{Change, Decision, Item, Plan, Read, Reads};
 use crate::events::{Rejection, SettingsUpdated};
-use crate::model::{Pipeline, Settings};
+use crate::model::Settings;
 
 pub fn reads() -> Vec<Read> {
-    vec![Read::Get(Key::Pipelines)]
+    vec![Read::Item(Item::Pipelines)]
 }
 
 pub fn decide(e: &SettingsUpdated, reads: &Reads) -> Decision {
-    let pipelines: Vec<Pipeline> = reads.parsed(&Read::Get(Key::Pipelines)).unwrap_or_default();
+    let pipelines = reads.pipelines().unwrap_or_default();
     let wanted = &e.new_clients;
     let Some(pipeline) = pipelines
         .iter()
@@ -42,14 +42,8 @@ pub fn decide(e: &SettingsUpdated, reads: &Reads) -> Decision {
         links: e.links.clone(),
     };
     Decision::Apply(Plan {
-        guards: vec![
-            reads.config_guard(),
-            reads.guard(&Read::Get(Key::Pipelines)),
-        ],
-        ops: vec![
-            Op::Set(Key::Settings, json(&settings)),
-            Op::Incr(Key::Config),
-        ],
+        guards: vec![reads.config_guard(), reads.guard(Item::Pipelines)],
+        changes: vec![Change::SaveSettings(settings), Change::ConfigChanged],
         ..Plan::default()
     })
 }

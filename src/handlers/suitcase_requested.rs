@@ -4,9 +4,9 @@
 //! requester's own queue (server-named or direct reply-to); anything else is
 //! refused, so a request can never push a reply into another user's queue.
 
-use super::{ChatSnapshot, Decision, ReplyTo, json};
+use super::{ChatSnapshot, Decision, ReplyTo};
 use crate::events::{Rejection, SuitcaseRequested};
-use crate::output::{Publish, SuitcaseDeal, SuitcaseError, SuitcaseReply, Target};
+use crate::output::{Output, Outputs, SuitcaseDeal, SuitcaseError, SuitcaseReply};
 
 pub fn decide(e: &SuitcaseRequested, s: &ChatSnapshot, reply: &ReplyTo) -> Decision {
     let (Some(reply_to), Some(correlation_id)) = (&reply.reply_to, &reply.correlation_id) else {
@@ -19,13 +19,11 @@ pub fn decide(e: &SuitcaseRequested, s: &ChatSnapshot, reply: &ReplyTo) -> Decis
             "reply_to {reply_to:?} is neither a server-named queue (amq.gen-...) nor direct reply-to (amq.rabbitmq.reply-to)"
         )));
     }
-    let body = answer(e, s);
-    Decision::Answer(vec![Publish {
-        target: Target::Reply,
-        routing_key: reply_to.clone(),
-        body: json(&body),
-        correlation_id: Some(correlation_id.clone()),
-    }])
+    Decision::Answer(Outputs(vec![Output::Reply {
+        reply_to: reply_to.clone(),
+        correlation_id: correlation_id.clone(),
+        reply: answer(e, s),
+    }]))
 }
 
 /// Whether a reply may go to `reply_to`: a queue only its declarer's

@@ -3,14 +3,13 @@
 //! someone else at the client's next message (the contract's "responsible
 //! lost access").
 
-use super::{Decision, Key, Op, Plan, Read, Reads, json};
+use super::{Change, Decision, Item, Plan, Read, Reads};
 use crate::events::{Rejection, UsersRemoved};
-use crate::model::User;
 
 pub fn reads(e: &UsersRemoved) -> Vec<Read> {
     e.user_ids
         .iter()
-        .map(|id| Read::HGet(Key::Users, id.clone()))
+        .map(|id| Read::Item(Item::User(id.clone())))
         .collect()
 }
 
@@ -20,17 +19,18 @@ pub fn decide(e: &UsersRemoved, reads: &Reads) -> Decision {
         ..Plan::default()
     };
     for user_id in &e.user_ids {
-        let Some(mut user) = reads.parsed::<User>(&Read::HGet(Key::Users, user_id.clone())) else {
+        let Some(mut user) = reads.user(user_id).cloned() else {
             return Decision::Reject(Rejection::UnknownUser(user_id.to_string()));
         };
         for access in user.access.drain(..) {
-            plan.ops
-                .push(Op::HDel(Key::Seats(access.channel_id), user_id.clone()));
+            plan.changes.push(Change::RemoveSeat {
+                channel: access.channel_id,
+                user: user_id.clone(),
+            });
         }
         user.removed = true;
-        plan.ops
-            .push(Op::HSet(Key::Users, user_id.clone(), json(&user)));
+        plan.changes.push(Change::SaveUser(user));
     }
-    plan.ops.push(Op::Incr(Key::Config));
+    plan.changes.push(Change::ConfigChanged);
     Decision::Apply(plan)
 }

@@ -5,20 +5,20 @@
 
 use std::collections::BTreeSet;
 
-use super::{Decision, Key, Op, Plan, Read, Reads, json, routing, waiting};
+use super::{Change, Decision, Item, Plan, Read, Reads, routing, waiting};
 use crate::events::{Rejection, UsersUpserted};
 use crate::ids::Id;
-use crate::model::{Role, Seat, Settings, User};
+use crate::model::{Role, User};
 
 pub fn reads(e: &UsersUpserted) -> Vec<Read> {
-    let mut reads = vec![Read::Get(Key::Settings)];
+    let mut reads = vec![Read::Item(Item::Settings)];
     for user in &e.users {
-        reads.push(Read::HGet(Key::Users, user.user_id.clone()));
+        reads.push(Read::Item(Item::User(user.user_id.clone())));
         for access in &user.access {
-            reads.push(Read::HGet(Key::Channels, access.channel_id.clone()));
+            reads.push(Read::Item(Item::Channel(access.channel_id.clone())));
         }
     }
-    reads.extend(granted(e).into_iter().map(Read::Channel));
+    reads.extend(granted(e).into_iter().map(Read::ChannelState));
     reads
 }
 
@@ -37,34 +37,29 @@ pub fn decide(e: &UsersUpserted, reads: &Reads) -> Decision {
     };
     for upsert in &e.users {
         for access in &upsert.access {
-            let channel = Read::HGet(Key::Channels, access.channel_id.clone());
-            if reads.raw(&channel).is_none() {
+            if reads.channel(&access.channel_id).is_none() {
                 return Decision::Reject(Rejection::UnknownChannel(access.channel_id.to_string()));
             }
         }
-        let old: Option<User> = reads.parsed(&Read::HGet(Key::Users, upsert.user_id.clone()));
+        let old = reads.user(&upsert.user_id);
         for gone in old.iter().flat_map(|u| &u.access) {
             if !upsert
                 .access
                 .iter()
                 .any(|a| a.channel_id == gone.channel_id)
             {
-                plan.ops.push(Op::HDel(
-                    Key::Seats(gone.channel_id.clone()),
-                    upsert.user_id.clone(),
-                ));
+                plan.changes.push(Change::RemoveSeat {
+                    channel: gone.channel_id.clone(),
+                    user: upsert.user_id.clone(),
+                });
             }
         }
         for access in &upsert.access {
-            let seat = Seat {
-                role: access.role,
-                receives_new_clients: access.receives_new_clients,
-            };
-            plan.ops.push(Op::HSet(
-                Key::Seats(access.channel_id.clone()),
-                upsert.user_id.clone(),
-                json(&seat),
-            ));
+            plan.changes.push(Change::SaveSeat {
+                channel: access.channel_id.clone(),
+                user: upsert.user_id.clone(),
+                seat: access.seat(),
+            });
         }
         let user = User {
             user_id: upsert.user_id.clone(),
@@ -72,13 +67,12 @@ pub fn decide(e: &UsersUpserted, reads: &Reads) -> Decision {
             access: upsert.access.clone(),
             removed: false,
         };
-        plan.ops
-            .push(Op::HSet(Key::Users, upsert.user_id.clone(), json(&user)));
+        plan.changes.push(Change::SaveUser(user));
         plan.declare_users.push(upsert.user_id.clone());
     }
-    plan.ops.push(Op::Incr(Key::Config));
+    plan.changes.push(Change::ConfigChanged);
 
-    let settings: Option<Settings> = reads.parsed(&Read::Get(Key::Settings));
+    let settings = reads.settings();
     for channel in granted(e) {
         let Some(state) = reads.channels.get(&channel) else {
             continue;
@@ -97,11 +91,7 @@ pub fn decide(e: &UsersUpserted, reads: &Reads) -> Decision {
         let mut newcomers = Vec::new();
         for upsert in &e.users {
             for access in upsert.access.iter().filter(|a| a.channel_id == channel) {
-                let seat = Seat {
-                    role: access.role,
-                    receives_new_clients: access.receives_new_clients,
-                };
-                seats.push((upsert.user_id.clone(), seat));
+                seats.push((upsert.user_id.clone(), access.seat()));
                 if !could_claim(&upsert.user_id) {
                     newcomers.push(upsert.user_id.clone());
                 }
@@ -115,7 +105,7 @@ pub fn decide(e: &UsersUpserted, reads: &Reads) -> Decision {
             state,
             &seats,
             &newcomers,
-            settings.as_ref(),
+            settings,
         );
     }
     Decision::Apply(plan)

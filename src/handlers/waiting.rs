@@ -1,6 +1,6 @@
 //! Chats waiting to be claimed, and offering them to users who come later.
 //!
-//! Each channel keeps an index of the chats waiting on it (`Key::Waiting`),
+//! Each channel keeps an index of the chats waiting on it ([`Change::MarkWaiting`]),
 //! written by the same plans that make a chat wait or settle it. When a
 //! `users.upserted` gives someone access to a channel, its waiting chats are
 //! offered at once: under round robin with an eligible manager they are
@@ -10,16 +10,11 @@
 
 use super::message_inbound::{ChatOf, assign_chat, assign_contact, create_deal};
 use super::routing::{self, About, Derived};
-use super::{ChannelState, Key, Op, Plan, WaitingChat, json};
+use super::{Change, ChannelState, Item, Plan, WaitingChat};
 use crate::events::Envelope;
 use crate::ids::Id;
 use crate::model::{ChatRef, Distribution, Pending, Role, Seat, Settings, WaitingEntry};
 use crate::output::{NotificationType, derive_id};
-
-/// The field of a chat in its channel's waiting index.
-pub fn field(chat: &ChatRef) -> Id {
-    derive_id(&["waiting", chat.chat_type.as_str(), chat.chat_id.as_str()])
-}
 
 /// Keeps the index true for a chat that now waits on `pending.channel_id`
 /// (`before` is what it waited on until now, if anything).
@@ -41,19 +36,20 @@ pub(super) fn mark(
             chat_id: chat.chat_id.clone(),
             since: since.to_owned(),
         };
-        plan.ops.push(Op::HSet(
-            Key::Waiting(channel.clone()),
-            field(chat),
-            json(&entry),
-        ));
+        plan.changes.push(Change::MarkWaiting {
+            channel: channel.clone(),
+            entry,
+        });
     }
 }
 
 /// Takes a chat that no longer waits out of the index.
 pub(super) fn unmark(plan: &mut Plan, chat: &ChatRef, before: Option<&Pending>) {
     if let Some(channel) = before.and_then(|p| p.channel_id.as_ref()) {
-        plan.ops
-            .push(Op::HDel(Key::Waiting(channel.clone()), field(chat)));
+        plan.changes.push(Change::UnmarkWaiting {
+            channel: channel.clone(),
+            chat: chat.clone(),
+        });
     }
 }
 
@@ -101,8 +97,10 @@ pub(super) fn offer(
             .filter(|p| p.channel_id.as_ref() == Some(channel))
         else {
             // A stale entry: the chat no longer waits here.
-            plan.ops
-                .push(Op::HDel(Key::Waiting(channel.clone()), field(&chat_ref)));
+            plan.changes.push(Change::UnmarkWaiting {
+                channel: channel.clone(),
+                chat: chat_ref,
+            });
             continue;
         };
         // Every offer has ids of its own, derived from the event and the chat.
@@ -115,28 +113,25 @@ pub(super) fn offer(
             ]),
             ..envelope.clone()
         };
-        let mut about = About {
-            envelope: &offer_envelope,
-            channel_id: channel,
-            chat_type: chat_ref.chat_type,
-            chat_id: &chat_ref.chat_id,
-            contact_id: chat.contact_id.as_ref(),
-            deal_id: None,
-            message_id: None,
-            text: None,
-        };
-        let chat_key = Key::Chat(chat_ref.clone());
+        let mut about = About::new(
+            &offer_envelope,
+            channel,
+            chat_ref.chat_type,
+            &chat_ref.chat_id,
+            chat.contact_id.as_ref(),
+        );
+        let chat_item = Item::Chat(chat_ref.clone());
 
         if let Some(settings) = round_robin {
             let Some(manager) = routing::next_in_turn(&eligible, &pool) else {
                 break;
             };
             pool = routing::take_turn(&pool, &manager, &eligible);
-            plan.guards.push(w.chat.guard(chat_key));
+            plan.guards.push(w.chat.guard(chat_item));
             let existing = chat.contact_id.as_ref().and(w.contact.value.as_ref());
             if let Some(contact) = existing {
                 plan.guards
-                    .push(w.contact.guard(Key::Contact(contact.contact_id.clone())));
+                    .push(w.contact.guard(Item::Contact(contact.contact_id.clone())));
             }
             let derived = Derived {
                 envelope: &offer_envelope,
@@ -155,22 +150,24 @@ pub(super) fn offer(
             plan.tally.round_robin += 1;
             about.contact_id = Some(&contact.contact_id);
             about.deal_id = Some(&deal.deal_id);
-            plan.outputs
-                .push(about.notify(&manager, NotificationType::ChatNew, None));
+            about.notify(&mut plan.outputs, &manager, NotificationType::ChatNew, None);
             for user in shown
                 .iter()
                 .filter(|u| **u != manager && !observers.contains(u))
             {
-                plan.outputs
-                    .push(about.notify(user, NotificationType::ChatWithdrawn, None));
+                about.notify(
+                    &mut plan.outputs,
+                    user,
+                    NotificationType::ChatWithdrawn,
+                    None,
+                );
             }
             // Supervisors who arrive with this event have not seen the chat yet.
             for user in newcomers
                 .iter()
                 .filter(|u| **u != manager && supervisor(u) && !shown.contains(u))
             {
-                plan.outputs
-                    .push(about.notify(user, NotificationType::ChatNew, None));
+                about.notify(&mut plan.outputs, user, NotificationType::ChatNew, None);
             }
             continue;
         }
@@ -186,17 +183,16 @@ pub(super) fn offer(
         let shown = &mut offered.pending.get_or_insert_with(Pending::default).shown;
         for user in fresh {
             shown.push(user.clone());
-            plan.outputs
-                .push(about.notify(user, NotificationType::ChatNew, None));
+            about.notify(&mut plan.outputs, user, NotificationType::ChatNew, None);
         }
-        plan.guards.push(w.chat.guard(chat_key.clone()));
-        plan.ops.push(Op::Set(chat_key, json(&offered)));
+        plan.guards.push(w.chat.guard(chat_item));
+        plan.changes.push(Change::SaveChat(chat_ref, offered));
     }
     if pool != pool_before {
         plan.guards
-            .push(state.round_robin.guard(Key::RoundRobin(channel.clone())));
-        plan.ops
-            .push(Op::Set(Key::RoundRobin(channel.clone()), json(&pool)));
+            .push(state.round_robin.guard(Item::RoundRobin(channel.clone())));
+        plan.changes
+            .push(Change::SaveRoundRobin(channel.clone(), pool));
     }
 }
 

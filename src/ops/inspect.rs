@@ -18,8 +18,8 @@ use crate::ids::Id;
 use crate::model::{
     Channel, Chat, ChatRef, ChatType, Contact, Deal, Pipeline, RoundRobin, Seat, Settings, User,
 };
-use crate::state::Key;
-use crate::store::AccountKeys;
+
+use crate::store::{AccountKeys, Key};
 
 /// A chat: its contact, the contact's deals and the chat's claim state.
 #[derive(Debug, Serialize)]

@@ -1,4 +1,5 @@
-//! The Redis key layout.
+//! The Redis key layout: where each [`Item`] of the state lives, and the keys
+//! only the store knows (a channel's seats and waiting index, a contact's deals).
 //!
 //! Every key of an account is `{prefix}:{{account}}:...`: the escaped account id
 //! inside braces is the Redis Cluster hash tag, so all keys of one account share
@@ -7,7 +8,59 @@
 //! key. `lua/snapshot.lua` builds contact and deal keys the same way.
 
 use crate::ids::Id;
-use crate::state::Key;
+use crate::model::ChatRef;
+use crate::output::derive_id;
+use crate::state::Item;
+
+/// One Redis key of an account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// Counter bumped by every change of channels, users, pipelines or settings.
+    Config,
+    /// Hash: channelId -> [`crate::model::Channel`].
+    Channels,
+    /// Hash: userId -> [`crate::model::User`].
+    Users,
+    /// Hash of one channel: userId -> [`crate::model::Seat`].
+    Seats(Id),
+    /// The account's pipelines.
+    Pipelines,
+    /// The account's [`crate::model::Settings`].
+    Settings,
+    /// One chat's [`crate::model::Chat`].
+    Chat(ChatRef),
+    Contact(Id),
+    Deal(Id),
+    /// Set of the deal ids of one contact.
+    ContactDeals(Id),
+    /// The [`crate::model::RoundRobin`] pool of one channel.
+    RoundRobin(Id),
+    /// Hash of one channel: the chats waiting there to be claimed,
+    /// [`waiting_field`] -> [`crate::model::WaitingEntry`].
+    Waiting(Id),
+}
+
+impl Key {
+    /// Where `item` lives: its key, and its field when the key is a hash.
+    pub fn of(item: &Item) -> (Key, Option<&Id>) {
+        match item {
+            Item::Config => (Key::Config, None),
+            Item::Settings => (Key::Settings, None),
+            Item::Pipelines => (Key::Pipelines, None),
+            Item::Channel(id) => (Key::Channels, Some(id)),
+            Item::User(id) => (Key::Users, Some(id)),
+            Item::Chat(chat) => (Key::Chat(chat.clone()), None),
+            Item::Contact(id) => (Key::Contact(id.clone()), None),
+            Item::Deal(id) => (Key::Deal(id.clone()), None),
+            Item::RoundRobin(id) => (Key::RoundRobin(id.clone()), None),
+        }
+    }
+}
+
+/// The field of a chat in its channel's waiting index.
+pub fn waiting_field(chat: &ChatRef) -> Id {
+    derive_id(&["waiting", chat.chat_type.as_str(), chat.chat_id.as_str()])
+}
 
 /// Keys of one account.
 #[derive(Debug, Clone)]

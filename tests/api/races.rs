@@ -13,7 +13,7 @@ use crate::helpers::{Account, Prefix, REDIS, eid, inbound, outbound, timed};
 use serde_json::Value;
 use switchboard::handlers::ReplyTo;
 use switchboard::ids::Id;
-use switchboard::output::{Publish, Target};
+use switchboard::output::Message;
 use switchboard::store::Store;
 use switchboard::worker::pipeline::{
     DeclareQueues, PoolLocks, Settled, Transient, decide_and_apply,
@@ -23,7 +23,7 @@ use switchboard::worker::pipeline::{
 /// ([`decide_and_apply`]: decide, apply, decide again on conflict) and
 /// returns what the worker would publish. No broker here: the users' queues
 /// are not declared.
-async fn settle(store: &Store, body: &Value) -> Vec<Publish> {
+async fn settle(store: &Store, body: &Value) -> Vec<Message> {
     struct NoBroker;
     impl DeclareQueues for NoBroker {
         async fn declare(&self, _: &Id, _: &[Id]) -> Result<(), Transient> {
@@ -39,17 +39,18 @@ async fn settle(store: &Store, body: &Value) -> Vec<Publish> {
         .await
         .expect("no passing failure")
     {
-        Settled::Publish { outputs, .. } => outputs,
-        Settled::Replay(record) => record.outputs,
+        Settled::Publish { outputs, .. } => outputs.messages(),
+        Settled::Replay(record) => record.outputs.messages(),
         Settled::Reject(r) => panic!("rejected: {r}"),
     }
 }
 
-fn bodies(outputs: &[Publish], target: Target) -> Vec<Value> {
-    outputs
+/// The bodies of the messages to one kind of destination (its metrics label).
+fn bodies(messages: &[Message], label: &str) -> Vec<Value> {
+    messages
         .iter()
-        .filter(|o| o.target == target)
-        .map(|o| serde_json::from_str(&o.body).unwrap())
+        .filter(|m| m.to.label() == label)
+        .map(|m| serde_json::from_str(&m.body).unwrap())
         .collect()
 }
 
@@ -92,10 +93,10 @@ async fn ten_simultaneous_answers_make_one_claim() {
             let body = outbound("acc", &chat, &format!("m{i}"), "mine");
             tokio::spawn(async move { settle(&store, &body).await })
         });
-        let outputs: Vec<Vec<Publish>> = futures_util::future::try_join_all(answers).await.unwrap();
+        let outputs: Vec<Vec<Message>> = futures_util::future::try_join_all(answers).await.unwrap();
 
-        let all: Vec<Publish> = outputs.iter().flatten().cloned().collect();
-        let crm = bodies(&all, Target::Crm);
+        let all: Vec<Message> = outputs.iter().flatten().cloned().collect();
+        let crm = bodies(&all, "crm");
         assert_eq!(
             crm.iter()
                 .filter(|c| c["type"] == "contact.created")
@@ -108,8 +109,8 @@ async fn ten_simultaneous_answers_make_one_claim() {
             1,
             "round {round}"
         );
-        assert_eq!(bodies(&all, Target::Outbound).len(), 1, "one reply sent");
-        let notes = bodies(&all, Target::Notify);
+        assert_eq!(bodies(&all, "outbound").len(), 1, "one reply sent");
+        let notes = bodies(&all, "notify");
         let rejected: Vec<_> = notes
             .iter()
             .filter(|n| n["type"] == "message.rejected")
@@ -135,13 +136,13 @@ async fn fifty_simultaneous_first_messages_make_one_contact() {
         let body = inbound("acc", "one client", "hi");
         tokio::spawn(async move { settle(&store, &body).await })
     });
-    let all: Vec<Publish> = futures_util::future::try_join_all(sends)
+    let all: Vec<Message> = futures_util::future::try_join_all(sends)
         .await
         .unwrap()
         .into_iter()
         .flatten()
         .collect();
-    let crm = bodies(&all, Target::Crm);
+    let crm = bodies(&all, "crm");
     assert_eq!(
         crm.iter()
             .filter(|c| c["type"] == "contact.created")
@@ -152,7 +153,7 @@ async fn fifty_simultaneous_first_messages_make_one_contact() {
         crm.iter().filter(|c| c["type"] == "deal.created").count(),
         1
     );
-    let new: Vec<_> = bodies(&all, Target::Notify)
+    let new: Vec<_> = bodies(&all, "notify")
         .into_iter()
         .filter(|n| n["type"] == "chat.new" && n["userId"] != "q")
         .collect();
@@ -167,14 +168,14 @@ async fn simultaneous_new_clients_are_spread_evenly() {
         let body = inbound("acc", &format!("client-{i}-{}", eid()), "hi");
         tokio::spawn(async move { settle(&store, &body).await })
     });
-    let all: Vec<Publish> = futures_util::future::try_join_all(sends)
+    let all: Vec<Message> = futures_util::future::try_join_all(sends)
         .await
         .unwrap()
         .into_iter()
         .flatten()
         .collect();
     let mut per_manager: BTreeMap<String, usize> = BTreeMap::new();
-    for note in bodies(&all, Target::Notify)
+    for note in bodies(&all, "notify")
         .into_iter()
         .filter(|n| n["type"] == "chat.new" && n["userId"] != "q")
     {
@@ -204,7 +205,7 @@ async fn the_scripts_find_keys_of_ids_that_need_escaping() {
         serde_json::json!({ "users": [{ "userId": "m 9.{é}", "name": "M",
             "access": [{ "channelId": "wa", "role": "manager", "receivesNewClients": true }] }] }),
     );
-    let offered = bodies(&settle(store, &added).await, Target::Notify);
+    let offered = bodies(&settle(store, &added).await, "notify");
     assert_eq!(offered.len(), 1, "{offered:?}");
     assert_eq!(offered[0]["chatId"], waiting);
     assert_eq!(offered[0]["type"], "chat.new");
@@ -220,7 +221,7 @@ async fn the_scripts_find_keys_of_ids_that_need_escaping() {
     settle(store, &contact).await;
     let notes = bodies(
         &settle(store, &inbound("acc", "olga:{x}", "hello")).await,
-        Target::Notify,
+        "notify",
     );
     let to_responsible: Vec<_> = notes.iter().filter(|n| n["userId"] == "m 9.{é}").collect();
     assert_eq!(to_responsible.len(), 1, "{notes:?}");

@@ -10,9 +10,9 @@ use futures_util::stream::FuturesUnordered;
 use lapin::Channel;
 use redis::aio::MultiplexedConnection;
 use serde_json::{Value, json};
-use switchboard::handlers::Key;
 use switchboard::ids::Id;
 use switchboard::store::AccountKeys;
+use switchboard::store::Key;
 
 use crate::amqp;
 use crate::limit::within;

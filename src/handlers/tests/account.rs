@@ -39,7 +39,7 @@ fn settings_updated_table() {
     };
     let loaded = || {
         ReadsBuilder::new()
-            .with(Read::Get(Key::Pipelines), &pipelines())
+            .with(Item::Pipelines, ItemValue::Pipelines(pipelines()))
             .build()
     };
     let table: Vec<(&str, Event, Reads, Result<(), &str>)> = vec![
@@ -70,9 +70,7 @@ fn settings_updated_table() {
         (
             "no pipelines loaded",
             settings_updated(PIPELINE, STAGE, links()),
-            ReadsBuilder::new()
-                .absent(Read::Get(Key::Pipelines))
-                .build(),
+            ReadsBuilder::new().absent(Item::Pipelines).build(),
             Err("invalid"),
         ),
         (
@@ -108,12 +106,12 @@ fn settings_updated_table() {
                 let Event::SettingsUpdated(e) = &event else {
                     unreachable!()
                 };
-                let settings: Settings = written(&p, &Key::Settings).expect(case);
+                let settings: Settings = written(&p, &Item::Settings).expect(case);
                 assert_eq!(settings.new_clients, e.new_clients, "{case}");
                 assert_eq!(settings.links, e.links, "{case}");
-                assert!(p.ops.contains(&Op::Incr(Key::Config)), "{case}");
+                assert!(p.changes.contains(&Change::ConfigChanged), "{case}");
                 assert!(
-                    has_guard_on(&p, &Key::Pipelines),
+                    has_guard_on(&p, &Item::Pipelines),
                     "{case}: the pipelines must not change under it"
                 );
             }
@@ -155,26 +153,38 @@ fn deal_upserted_moves_the_deal_between_contacts() {
     let e = deal_upserted(&["c2", "c3"], "m1");
     let reads = ReadsBuilder::new()
         .user("m1", &[("wa1", Role::Manager, true)])
-        .with(Read::Get(Key::Deal(id("d1"))), &old_deal(&["c1", "c2"]))
+        .with(
+            Item::Deal(id("d1")),
+            ItemValue::Deal(old_deal(&["c1", "c2"])),
+        )
         .build();
     let p = plan(decide_account(&e, &reads));
-    let index: Vec<&Op> = p
-        .ops
+    let index: Vec<&Change> = p
+        .changes
         .iter()
-        .filter(|op| matches!(op, Op::SAdd(..) | Op::SRem(..)))
+        .filter(|op| matches!(op, Change::LinkDeal { .. } | Change::UnlinkDeal { .. }))
         .collect();
     assert_eq!(
         index,
         vec![
-            &Op::SRem(Key::ContactDeals(id("c1")), id("d1")),
-            &Op::SAdd(Key::ContactDeals(id("c2")), id("d1")),
-            &Op::SAdd(Key::ContactDeals(id("c3")), id("d1")),
+            &Change::UnlinkDeal {
+                contact: id("c1"),
+                deal: id("d1")
+            },
+            &Change::LinkDeal {
+                contact: id("c2"),
+                deal: id("d1")
+            },
+            &Change::LinkDeal {
+                contact: id("c3"),
+                deal: id("d1")
+            },
         ]
     );
-    let deal: Deal = written(&p, &Key::Deal(id("d1"))).unwrap();
+    let deal: Deal = written(&p, &Item::Deal(id("d1"))).unwrap();
     assert_eq!(deal.contact_ids, ids(&["c2", "c3"]));
     assert_eq!(deal.uri.as_deref(), Some("https://crm.example/x/d1"));
-    assert!(has_guard_on(&p, &Key::Deal(id("d1"))));
+    assert!(has_guard_on(&p, &Item::Deal(id("d1"))));
 }
 
 #[test]
@@ -182,19 +192,21 @@ fn deal_upserted_new_deal_and_unknown_responsible() {
     let e = deal_upserted(&["c1"], "m1");
     let reads = ReadsBuilder::new()
         .user("m1", &[("wa1", Role::Manager, true)])
-        .absent(Read::Get(Key::Deal(id("d1"))))
+        .absent(Item::Deal(id("d1")))
         .build();
     let p = plan(decide_account(&e, &reads));
-    assert!(!p.ops.iter().any(|op| matches!(op, Op::SRem(..))));
     assert!(
-        p.ops
-            .contains(&Op::SAdd(Key::ContactDeals(id("c1")), id("d1")))
+        !p.changes
+            .iter()
+            .any(|op| matches!(op, Change::UnlinkDeal { .. }))
     );
+    assert!(p.changes.contains(&Change::LinkDeal {
+        contact: id("c1"),
+        deal: id("d1")
+    }));
 
     let e = deal_upserted(&["c1"], "ghost");
-    let reads = ReadsBuilder::new()
-        .absent(Read::HGet(Key::Users, id("ghost")))
-        .build();
+    let reads = ReadsBuilder::new().absent(Item::User(id("ghost"))).build();
     assert_eq!(rejection(decide_account(&e, &reads)).code(), "unknown_user");
 }
 
@@ -212,21 +224,22 @@ fn contact_upserted(responsible: &str) -> Event {
 fn contact_upserted_settles_a_waiting_chat_and_withdraws_it() {
     let reads = ReadsBuilder::new()
         .user("m2", &[("wa1", Role::Manager, true)])
-        .absent(Read::Get(Key::Contact(id("c7"))))
-        .with(Read::Get(Key::Chat(chat_ref())), &pending(&["m1", "m2"]))
+        .absent(Item::Contact(id("c7")))
+        .with(
+            Item::Chat(chat_ref()),
+            ItemValue::Chat(pending(&["m1", "m2"])),
+        )
         .build();
     let p = plan(decide_account(&contact_upserted("m2"), &reads));
     assert_eq!(told(&p), pairs(&[("m1", "chat.withdrawn")]));
-    let chat: Chat = written(&p, &Key::Chat(chat_ref())).unwrap();
+    let chat: Chat = written(&p, &Item::Chat(chat_ref())).unwrap();
     assert_eq!(chat.contact_id, Some(id("c7")));
     assert!(chat.pending.is_none());
-    let contact: Contact = written(&p, &Key::Contact(id("c7"))).unwrap();
+    let contact: Contact = written(&p, &Item::Contact(id("c7"))).unwrap();
     assert_eq!(contact.responsible_user_id, id("m2"));
-    assert!(has_guard_on(&p, &Key::Chat(chat_ref())));
+    assert!(has_guard_on(&p, &Item::Chat(chat_ref())));
 
-    let reads = ReadsBuilder::new()
-        .absent(Read::HGet(Key::Users, id("ghost")))
-        .build();
+    let reads = ReadsBuilder::new().absent(Item::User(id("ghost"))).build();
     assert_eq!(
         rejection(decide_account(&contact_upserted("ghost"), &reads)).code(),
         "unknown_user"
@@ -252,9 +265,9 @@ fn channels_and_pipelines() {
     });
     assert_eq!(super::super::reads(&e), Some(vec![]));
     let p = plan(decide_account(&e, &Reads::default()));
-    assert!(matches!(&p.ops[0], Op::HSet(Key::Channels, c, _) if *c == id("wa1")));
-    assert!(matches!(&p.ops[1], Op::HSet(Key::Channels, c, _) if *c == id("ig1")));
-    assert_eq!(p.ops[2], Op::Incr(Key::Config));
+    assert!(matches!(&p.changes[0], Change::SaveChannel(c) if c.channel_id == id("wa1")));
+    assert!(matches!(&p.changes[1], Change::SaveChannel(c) if c.channel_id == id("ig1")));
+    assert_eq!(p.changes[2], Change::ConfigChanged);
 
     let loaded = |stages: &[&str]| {
         Event::PipelinesLoaded(PipelinesLoaded {
@@ -273,7 +286,7 @@ fn channels_and_pipelines() {
         })
     };
     let p = plan(decide_account(&loaded(&["a", "b"]), &Reads::default()));
-    let stored: Vec<Pipeline> = written(&p, &Key::Pipelines).unwrap();
+    let stored: Vec<Pipeline> = written(&p, &Item::Pipelines).unwrap();
     assert_eq!(stored[0].stages.len(), 2);
     assert_eq!(
         rejection(decide_account(&loaded(&["a", "a"]), &Reads::default())).code(),

@@ -30,6 +30,15 @@ pub(super) fn rejection(d: Decision) -> Rejection {
     }
 }
 
+/// Where a message goes, by exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Target {
+    Notify,
+    Crm,
+    Outbound,
+    Reply,
+}
+
 /// One output as its receiver sees it: where it goes, to whom (the user for a
 /// notification, else the routing key), its type and the rejection reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,52 +49,69 @@ pub(super) struct Out {
     pub(super) reason: Option<RejectReason>,
 }
 
+/// Every message with its exchange (by target) and routing key.
+pub(super) fn messages(outputs: &Outputs) -> Vec<(Target, String, Message)> {
+    let names = Names::new("t");
+    outputs
+        .messages()
+        .into_iter()
+        .map(|m| {
+            let (exchange, key) = names.destination(&id(ACC), &m.to);
+            let target = match exchange.as_str() {
+                "t.notify" => Target::Notify,
+                "t.crm" => Target::Crm,
+                "t.outbound" => Target::Outbound,
+                "" => Target::Reply,
+                other => panic!("unknown exchange {other}"),
+            };
+            (target, key, m)
+        })
+        .collect()
+}
+
 /// Decodes every output; checks on the way that each is valid JSON of its
 /// message and routed where the contract says.
-pub(super) fn outs(outputs: &[Publish]) -> Vec<Out> {
-    outputs
-        .iter()
-        .map(|p| match p.target {
+pub(super) fn outs(outputs: &Outputs) -> Vec<Out> {
+    messages(outputs)
+        .into_iter()
+        .map(|(target, key, m)| match target {
             Target::Notify => {
-                let n: Notification = serde_json::from_str(&p.body).expect("a notification");
-                assert_eq!(p.routing_key, names::user_key(&n.account_id, &n.user_id));
+                let n: Notification = serde_json::from_str(&m.body).expect("a notification");
+                assert_eq!(key, names::user_key(&n.account_id, &n.user_id));
                 assert_eq!(n.account_id.as_str(), ACC);
                 Out {
-                    target: Target::Notify,
+                    target,
                     to: n.user_id.to_string(),
                     kind: n.kind.as_str().into(),
                     reason: n.reason,
                 }
             }
             Target::Crm => {
-                let v: Value = serde_json::from_str(&p.body).expect("a CRM event");
+                let v: Value = serde_json::from_str(&m.body).expect("a CRM event");
                 let kind = v["type"].as_str().expect("a type").to_owned();
-                assert_eq!(p.routing_key, format!("{ACC}.{kind}"));
+                assert_eq!(key, format!("{ACC}.{kind}"));
                 assert_eq!(v["accountId"], ACC);
                 Out {
-                    target: Target::Crm,
-                    to: p.routing_key.clone(),
+                    target,
+                    to: key,
                     kind,
                     reason: None,
                 }
             }
             Target::Outbound => {
-                let v: Value = serde_json::from_str(&p.body).expect("a message.send");
+                let v: Value = serde_json::from_str(&m.body).expect("a message.send");
                 let kind = v["type"].as_str().expect("a type").to_owned();
-                assert_eq!(
-                    p.routing_key,
-                    format!("{ACC}.{}", v["channelId"].as_str().unwrap())
-                );
+                assert_eq!(key, format!("{ACC}.{}", v["channelId"].as_str().unwrap()));
                 Out {
-                    target: Target::Outbound,
-                    to: p.routing_key.clone(),
+                    target,
+                    to: key,
                     kind,
                     reason: None,
                 }
             }
             Target::Reply => Out {
-                target: Target::Reply,
-                to: p.routing_key.clone(),
+                target,
+                to: key,
                 kind: "reply".into(),
                 reason: None,
             },
@@ -116,19 +142,19 @@ pub(super) fn told(plan: &Plan) -> Vec<(String, String)> {
 }
 
 pub(super) fn notifications(plan: &Plan) -> Vec<Notification> {
-    plan.outputs
-        .iter()
-        .filter(|p| p.target == Target::Notify)
-        .map(|p| serde_json::from_str(&p.body).unwrap())
+    messages(&plan.outputs)
+        .into_iter()
+        .filter(|(t, _, _)| *t == Target::Notify)
+        .map(|(_, _, m)| serde_json::from_str(&m.body).unwrap())
         .collect()
 }
 
 /// The bodies of one target's outputs, as JSON.
 pub(super) fn bodies(plan: &Plan, target: Target) -> Vec<Value> {
-    plan.outputs
-        .iter()
-        .filter(|p| p.target == target)
-        .map(|p| serde_json::from_str(&p.body).unwrap())
+    messages(&plan.outputs)
+        .into_iter()
+        .filter(|(t, _, _)| *t == target)
+        .map(|(_, _, m)| serde_json::from_str(&m.body).unwrap())
         .collect()
 }
 
@@ -160,16 +186,32 @@ pub(super) fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     v
 }
 
-/// The value the plan writes to `key`, parsed.
-pub(super) fn written<T: serde::de::DeserializeOwned>(plan: &Plan, key: &Key) -> Option<T> {
-    plan.ops.iter().find_map(|op| match op {
-        Op::Set(k, v) if k == key => Some(serde_json::from_str(v).unwrap()),
-        _ => None,
+/// The value the plan saves as `item`.
+pub(super) fn written<T: serde::de::DeserializeOwned>(plan: &Plan, item: &Item) -> Option<T> {
+    plan.changes.iter().find_map(|change| {
+        let (saved, value) = match change {
+            Change::SaveSettings(v) => (Item::Settings, serde_json::to_value(v)),
+            Change::SavePipelines(v) => (Item::Pipelines, serde_json::to_value(v)),
+            Change::SaveChannel(v) => {
+                (Item::Channel(v.channel_id.clone()), serde_json::to_value(v))
+            }
+            Change::SaveUser(v) => (Item::User(v.user_id.clone()), serde_json::to_value(v)),
+            Change::SaveChat(chat, v) => (Item::Chat(chat.clone()), serde_json::to_value(v)),
+            Change::SaveContact(v) => {
+                (Item::Contact(v.contact_id.clone()), serde_json::to_value(v))
+            }
+            Change::SaveDeal(v) => (Item::Deal(v.deal_id.clone()), serde_json::to_value(v)),
+            Change::SaveRoundRobin(channel, v) => {
+                (Item::RoundRobin(channel.clone()), serde_json::to_value(v))
+            }
+            _ => return None,
+        };
+        (saved == *item).then(|| serde_json::from_value(value.unwrap()).unwrap())
     })
 }
 
-pub(super) fn has_guard_on(plan: &Plan, key: &Key) -> bool {
-    plan.guards.iter().any(|g: &Guard| &g.key == key)
+pub(super) fn has_guard_on(plan: &Plan, item: &Item) -> bool {
+    plan.guards.iter().any(|g: &Guard| &g.item == item)
 }
 
 /// Every id a plan makes up: notification ids, created contact/deal ids, CRM event ids.

@@ -20,9 +20,9 @@ fn inbound_known_contact_goes_to_his_responsible_and_the_observers() {
     );
     assert!(crm_types(&p).is_empty(), "nothing for the CRM");
     assert!(
-        p.ops.is_empty(),
+        p.changes.is_empty(),
         "a known chat changes nothing: {:?}",
-        p.ops
+        p.changes
     );
     for n in notifications(&p) {
         assert_eq!(n.contact_id, Some(id("c1")));
@@ -114,15 +114,15 @@ fn inbound_round_robin_new_client_is_assigned_and_announced() {
     );
 
     // The turn is taken in the pool, guarded together with the chat.
-    let pool: RoundRobin = written(&p, &Key::RoundRobin(id(WA1))).expect("pool written");
+    let pool: RoundRobin = written(&p, &Item::RoundRobin(id(WA1))).expect("pool written");
     assert_eq!(pool.turn, 1);
     assert_eq!(pool.last.get(&id("m1")), Some(&1));
-    assert!(has_guard_on(&p, &Key::Chat(chat_ref())));
-    assert!(has_guard_on(&p, &Key::RoundRobin(id(WA1))));
-    assert!(has_guard_on(&p, &Key::Config));
+    assert!(has_guard_on(&p, &Item::Chat(chat_ref())));
+    assert!(has_guard_on(&p, &Item::RoundRobin(id(WA1))));
+    assert!(has_guard_on(&p, &Item::Config));
 
     // The chat, contact and deal are stored.
-    let chat: Chat = written(&p, &Key::Chat(chat_ref())).expect("chat written");
+    let chat: Chat = written(&p, &Item::Chat(chat_ref())).expect("chat written");
     assert_eq!(
         chat.contact_id.as_ref().map(Id::as_str),
         contact["contactId"].as_str()
@@ -130,14 +130,14 @@ fn inbound_round_robin_new_client_is_assigned_and_announced() {
     assert!(chat.pending.is_none());
     let contact_id = chat.contact_id.unwrap();
     let stored_contact: Contact =
-        written(&p, &Key::Contact(contact_id.clone())).expect("contact written");
+        written(&p, &Item::Contact(contact_id.clone())).expect("contact written");
     assert_eq!(stored_contact.responsible_user_id, id("m1"));
     let deal_id = id(deal["dealId"].as_str().unwrap());
-    assert!(
-        p.ops
-            .contains(&Op::SAdd(Key::ContactDeals(contact_id), deal_id.clone()))
-    );
-    let stored_deal: Deal = written(&p, &Key::Deal(deal_id)).expect("deal written");
+    assert!(p.changes.contains(&Change::LinkDeal {
+        contact: contact_id,
+        deal: deal_id.clone()
+    }));
+    let stored_deal: Deal = written(&p, &Item::Deal(deal_id)).expect("deal written");
     assert!(!stored_deal.closed);
 }
 
@@ -153,7 +153,7 @@ fn inbound_round_robin_takes_turns() {
     let p = plan(decide_in(&inbound("ev-2"), &snap));
     assert_eq!(who(&p, "chat.new"), s(&["m2", "q1", "s1"]));
     assert_eq!(crm_of(&p, "deal.created")[0]["responsibleUserId"], "m2");
-    let pool: RoundRobin = written(&p, &Key::RoundRobin(id(WA1))).unwrap();
+    let pool: RoundRobin = written(&p, &Item::RoundRobin(id(WA1))).unwrap();
     assert_eq!(pool.turn, 2);
     assert_eq!(pool.last.get(&id("m2")), Some(&2));
 }
@@ -185,11 +185,11 @@ fn inbound_first_reply_shows_the_chat_to_every_eligible_manager() {
         ])
     );
     assert!(crm_types(&p).is_empty(), "nothing is created yet");
-    assert!(!p.ops.iter().any(|op| matches!(
+    assert!(!p.changes.iter().any(|op| matches!(
         op,
-        Op::Set(Key::Contact(_) | Key::Deal(_) | Key::RoundRobin(_), _)
+        Change::SaveContact(_) | Change::SaveDeal(_) | Change::SaveRoundRobin(..)
     )));
-    let chat: Chat = written(&p, &Key::Chat(chat_ref())).expect("chat written as pending");
+    let chat: Chat = written(&p, &Item::Chat(chat_ref())).expect("chat written as pending");
     let pending = chat.pending.expect("pending");
     assert_eq!(pending.shown, ids(&["m1", "m2"]));
     assert_eq!(pending.channel_id, Some(id(WA1)));
@@ -218,7 +218,11 @@ fn inbound_later_messages_of_a_pending_chat_are_chat_message() {
         ])
     );
     assert!(crm_types(&p).is_empty());
-    assert!(p.ops.is_empty(), "nothing new to remember: {:?}", p.ops);
+    assert!(
+        p.changes.is_empty(),
+        "nothing new to remember: {:?}",
+        p.changes
+    );
 }
 
 #[test]
@@ -230,7 +234,7 @@ fn inbound_pending_chat_is_shown_to_a_manager_who_became_eligible_since() {
     let p = plan(decide_in(&inbound("ev-2"), &snap));
     assert_eq!(who(&p, "chat.new"), s(&["m2"]));
     assert_eq!(who(&p, "chat.message"), s(&["m1", "q1", "s1"]));
-    let chat: Chat = written(&p, &Key::Chat(chat_ref())).unwrap();
+    let chat: Chat = written(&p, &Item::Chat(chat_ref())).unwrap();
     assert_eq!(chat.pending.unwrap().shown, ids(&["m1", "m2"]));
 }
 
@@ -242,7 +246,7 @@ fn inbound_without_settings_is_handled_as_first_reply() {
     ));
     let without = plan(decide_in(&inbound("ev-1"), &Snap::team().build()));
     assert_eq!(told(&without), told(&with));
-    assert_eq!(without.ops, with.ops);
+    assert_eq!(without.changes, with.changes);
     assert!(crm_types(&without).is_empty());
 }
 
@@ -271,7 +275,7 @@ fn inbound_with_no_eligible_manager_goes_to_the_supervisors() {
             crm_types(&p).is_empty(),
             "{settings:?}: the chat waits unclaimed"
         );
-        let chat: Chat = written(&p, &Key::Chat(chat_ref())).unwrap();
+        let chat: Chat = written(&p, &Item::Chat(chat_ref())).unwrap();
         assert_eq!(
             chat.pending.unwrap().shown,
             ids(&["s1", "s2"]),
@@ -306,9 +310,9 @@ fn inbound_responsible_lost_access_round_robin_hands_the_contact_over() {
     );
     // The chat existed, so the observers see one more message of it.
     assert_eq!(who(&p, "chat.message"), s(&["q1", "s1"]));
-    let contact: Contact = written(&p, &Key::Contact(id("c1"))).unwrap();
+    let contact: Contact = written(&p, &Item::Contact(id("c1"))).unwrap();
     assert_eq!(contact.responsible_user_id, id("m1"));
-    assert!(has_guard_on(&p, &Key::Contact(id("c1"))));
+    assert!(has_guard_on(&p, &Item::Contact(id("c1"))));
 }
 
 #[test]
@@ -321,7 +325,7 @@ fn inbound_responsible_lost_access_first_reply_waits_for_a_claim() {
     let p = plan(decide_in(&inbound("ev-1"), &snap));
     assert!(crm_types(&p).is_empty());
     assert_eq!(who(&p, "chat.new"), s(&["m1", "m2"]));
-    let chat: Chat = written(&p, &Key::Chat(chat_ref())).unwrap();
+    let chat: Chat = written(&p, &Item::Chat(chat_ref())).unwrap();
     assert_eq!(chat.contact_id, Some(id("c1")), "the contact stays");
     assert_eq!(chat.pending.unwrap().shown, ids(&["m1", "m2"]));
 }

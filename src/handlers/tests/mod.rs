@@ -7,12 +7,11 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
 use serde_json::Value;
 
 use super::{
-    ChatSnapshot, Decision, Guard, Key, Op, Plan, Read, Reads, ReplyTo, Stored, decide_account,
-    decide_chat, json,
+    Change, ChatSnapshot, Decision, Guard, Item, ItemValue, Plan, Read, Reads, ReplyTo, Stored,
+    Version, decide_account, decide_chat,
 };
 use crate::events::{
     ChannelsUpserted, ClientProfile, ContactUpserted, DealUpserted, Envelope, Event,
@@ -24,11 +23,12 @@ use crate::model::{
     Access, Channel, Chat, ChatRef, ChatType, Contact, Deal, Distribution, Links, NewClients,
     Pending, Pipeline, Role, RoundRobin, Seat, Settings, Stage, User,
 };
-use crate::names;
-use crate::output::{Notification, Publish, RejectReason, Target};
+use crate::names::{self, Names};
+use crate::output::{Message, Notification, Output, Outputs, RejectReason};
 
 mod account;
 mod decode;
+mod fan_out;
 mod inbound;
 mod outbound;
 mod reads;
@@ -69,11 +69,16 @@ fn env(event: &str) -> Envelope {
     }
 }
 
-fn stored<T: Serialize>(value: T) -> Stored<T> {
+/// A value as the store would give it; its version is opaque, any text does.
+fn stored<T: std::fmt::Debug>(value: T) -> Stored<T> {
     Stored {
-        raw: Some(json(&value)),
+        version: version_of(&value),
         value: Some(value),
     }
+}
+
+fn version_of(value: &impl std::fmt::Debug) -> Version {
+    Version::stored(Some(format!("{value:?}")))
 }
 
 fn chat_ref() -> ChatRef {
@@ -138,7 +143,7 @@ struct Snap(ChatSnapshot);
 impl Snap {
     fn on(channel: &str, chat_type: ChatType) -> Self {
         Snap(ChatSnapshot {
-            config: Some("7".into()),
+            config: Version::stored(Some("7".into())),
             channel: Some(Channel {
                 channel_id: id(channel),
                 chat_type,

@@ -86,7 +86,10 @@ fn outbound_permission_table() {
                     reason: Some(reason),
                 }];
                 assert_eq!(outs(&p.outputs), expected, "{case}");
-                assert!(p.ops.is_empty(), "{case}: a refused reply changes nothing");
+                assert!(
+                    p.changes.is_empty(),
+                    "{case}: a refused reply changes nothing"
+                );
                 let note = &notifications(&p)[0];
                 assert_eq!(note.message_id, Some(id("msg-out-1")), "{case}");
             }
@@ -104,14 +107,14 @@ fn outbound_permission_table() {
                 let assigned = who(&p, "chat.assigned");
                 if expect == Claims {
                     assert_eq!(assigned, s(&[author]), "{case}");
-                    let chat: Chat = written(&p, &Key::Chat(chat_ref())).expect(case);
+                    let chat: Chat = written(&p, &Item::Chat(chat_ref())).expect(case);
                     assert!(chat.pending.is_none(), "{case}");
                     let contact: Contact =
-                        written(&p, &Key::Contact(chat.contact_id.unwrap())).expect(case);
+                        written(&p, &Item::Contact(chat.contact_id.unwrap())).expect(case);
                     assert_eq!(contact.responsible_user_id.as_str(), author, "{case}");
                 } else {
                     assert!(assigned.is_empty(), "{case}");
-                    assert!(p.ops.is_empty(), "{case}: {:?}", p.ops);
+                    assert!(p.changes.is_empty(), "{case}: {:?}", p.changes);
                     assert!(crm_types(&p).is_empty(), "{case}");
                 }
             }
@@ -240,8 +243,8 @@ fn outbound_claim_by_a_manager_creates_assigns_and_withdraws() {
     assert_eq!(send["userId"], "m1");
 
     // The claim is a guarded write of the chat, remembering who was shown it.
-    assert!(has_guard_on(&p, &Key::Chat(chat_ref())));
-    let chat: Chat = written(&p, &Key::Chat(chat_ref())).unwrap();
+    assert!(has_guard_on(&p, &Item::Chat(chat_ref())));
+    let chat: Chat = written(&p, &Item::Chat(chat_ref())).unwrap();
     assert!(chat.pending.is_none());
     assert_eq!(chat.shown, ids(&["m1", "m2", "s1"]));
 }
@@ -254,10 +257,11 @@ fn outbound_claim_without_settings_creates_the_contact_but_no_deal() {
         .build();
     let p = plan(decide_out(&outbound("ev-o1", "m2"), &snap));
     assert_eq!(crm_types(&p), s(&["contact.created"]));
-    assert!(!p.ops.iter().any(|op| matches!(
-        op,
-        Op::Set(Key::Deal(_), _) | Op::SAdd(Key::ContactDeals(_), _)
-    )));
+    assert!(
+        !p.changes
+            .iter()
+            .any(|op| matches!(op, Change::SaveDeal(_) | Change::LinkDeal { .. }))
+    );
     assert_eq!(who(&p, "chat.assigned"), s(&["m2"]));
     assert_eq!(who(&p, "chat.withdrawn"), s(&["m1"]));
     let assigned = notifications(&p)

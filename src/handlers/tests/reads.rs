@@ -8,18 +8,22 @@ pub(super) struct ReadsBuilder(pub(super) Reads);
 impl ReadsBuilder {
     pub(super) fn new() -> Self {
         ReadsBuilder(Reads {
-            config: Some("3".into()),
+            config: Version::stored(Some("3".into())),
             ..Reads::default()
         })
     }
 
-    pub(super) fn with<T: Serialize>(mut self, read: Read, value: &T) -> Self {
-        self.0.values.insert(read, Some(json(value)));
+    pub(super) fn with(mut self, item: Item, value: ItemValue) -> Self {
+        let stored = Stored {
+            version: version_of(&value),
+            value: Some(value),
+        };
+        self.0.items.insert(item, stored);
         self
     }
 
-    pub(super) fn absent(mut self, read: Read) -> Self {
-        self.0.values.insert(read, None);
+    pub(super) fn absent(mut self, item: Item) -> Self {
+        self.0.items.insert(item, Stored::default());
         self
     }
 
@@ -29,7 +33,7 @@ impl ReadsBuilder {
             chat_type: ChatType::Whatsapp,
             name: channel.into(),
         };
-        self.with(Read::HGet(Key::Channels, id(channel)), &c)
+        self.with(Item::Channel(id(channel)), ItemValue::Channel(c))
     }
 
     pub(super) fn user(self, user: &str, access: &[(&str, Role, bool)]) -> Self {
@@ -46,7 +50,7 @@ impl ReadsBuilder {
                 .collect(),
             removed: false,
         };
-        self.with(Read::HGet(Key::Users, id(user)), &u)
+        self.with(Item::User(id(user)), ItemValue::User(u))
     }
 
     pub(super) fn build(self) -> Reads {
@@ -54,11 +58,11 @@ impl ReadsBuilder {
     }
 }
 
-pub(super) fn seat_json(role: Role, receives_new_clients: bool) -> String {
-    json(&Seat {
+pub(super) fn seat(role: Role, receives_new_clients: bool) -> Seat {
+    Seat {
         role,
         receives_new_clients,
-    })
+    }
 }
 
 pub(super) fn users_upserted(users: Vec<UserUpsert>) -> Event {

@@ -6,13 +6,14 @@ use super::*;
 fn suitcase_answer(snap: &ChatSnapshot, user: &str) -> Value {
     let reply = reply_to();
     match decide_chat(&Event::SuitcaseRequested(suitcase(user)), snap, &reply) {
-        Decision::Answer(publishes) => {
-            assert_eq!(publishes.len(), 1);
-            let p = &publishes[0];
-            assert_eq!(p.target, Target::Reply);
-            assert_eq!(Some(&p.routing_key), reply.reply_to.as_ref());
-            assert_eq!(p.correlation_id, reply.correlation_id);
-            serde_json::from_str(&p.body).unwrap()
+        Decision::Answer(outputs) => {
+            let mut all = messages(&outputs);
+            assert_eq!(all.len(), 1);
+            let (target, key, m) = all.remove(0);
+            assert_eq!(target, Target::Reply);
+            assert_eq!(Some(&key), reply.reply_to.as_ref());
+            assert_eq!(m.correlation_id, reply.correlation_id);
+            serde_json::from_str(&m.body).unwrap()
         }
         other => panic!("expected Answer, got {other:?}"),
     }

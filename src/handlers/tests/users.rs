@@ -14,12 +14,12 @@ fn users_upserted_asks_for_the_user_and_his_channels() {
     assert_eq!(
         super::super::reads(&e),
         Some(vec![
-            Read::Get(Key::Settings),
-            Read::HGet(Key::Users, id("u1")),
-            Read::HGet(Key::Channels, id("wa1")),
-            Read::HGet(Key::Channels, id("wa2")),
-            Read::Channel(id("wa1")),
-            Read::Channel(id("wa2")),
+            Read::Item(Item::Settings),
+            Read::Item(Item::User(id("u1"))),
+            Read::Item(Item::Channel(id("wa1"))),
+            Read::Item(Item::Channel(id("wa2"))),
+            Read::ChannelState(id("wa1")),
+            Read::ChannelState(id("wa2")),
         ])
     );
 }
@@ -32,7 +32,7 @@ fn users_upserted_with_an_unknown_channel_is_rejected() {
     )]);
     let reads = ReadsBuilder::new()
         .channel("wa1")
-        .absent(Read::HGet(Key::Channels, id("wa9")))
+        .absent(Item::Channel(id("wa9")))
         .build();
     let r = rejection(decide_account(&e, &reads));
     assert_eq!(r.code(), "unknown_channel");
@@ -44,23 +44,23 @@ fn users_upserted_creates_a_new_user_and_declares_his_queue() {
     let e = users_upserted(vec![upsert("u1", &[("wa1", Role::Manager, true)])]);
     let reads = ReadsBuilder::new()
         .channel("wa1")
-        .absent(Read::HGet(Key::Users, id("u1")))
+        .absent(Item::User(id("u1")))
         .build();
     let p = plan(decide_account(&e, &reads));
     assert_eq!(
-        p.ops[0],
-        Op::HSet(
-            Key::Seats(id("wa1")),
-            id("u1"),
-            seat_json(Role::Manager, true)
-        )
+        p.changes[0],
+        Change::SaveSeat {
+            channel: id("wa1"),
+            user: id("u1"),
+            seat: seat(Role::Manager, true)
+        }
     );
-    assert!(matches!(&p.ops[1], Op::HSet(Key::Users, u, _) if *u == id("u1")));
-    assert_eq!(p.ops.last(), Some(&Op::Incr(Key::Config)));
-    assert_eq!(p.ops.len(), 3);
+    assert!(matches!(&p.changes[1], Change::SaveUser(u) if u.user_id == id("u1")));
+    assert_eq!(p.changes.last(), Some(&Change::ConfigChanged));
+    assert_eq!(p.changes.len(), 3);
     assert_eq!(p.declare_users, ids(&["u1"]));
     assert!(p.outputs.is_empty());
-    assert!(has_guard_on(&p, &Key::Config));
+    assert!(has_guard_on(&p, &Item::Config));
 }
 
 #[test]
@@ -85,34 +85,35 @@ fn users_upserted_replaces_the_access_list_whole() {
         )
         .build();
     let p = plan(decide_account(&e, &reads));
-    let seat_ops: Vec<&Op> = p
-        .ops
+    let seat_ops: Vec<&Change> = p
+        .changes
         .iter()
-        .filter(|op| matches!(op, Op::HSet(Key::Seats(_), ..) | Op::HDel(..)))
+        .filter(|op| matches!(op, Change::SaveSeat { .. } | Change::RemoveSeat { .. }))
         .collect();
     assert_eq!(
         seat_ops,
         vec![
-            &Op::HDel(Key::Seats(id("wa1")), id("u1")),
-            &Op::HSet(
-                Key::Seats(id("wa2")),
-                id("u1"),
-                seat_json(Role::Supervisor, false)
-            ),
-            &Op::HSet(
-                Key::Seats(id("wa3")),
-                id("u1"),
-                seat_json(Role::Manager, false)
-            ),
+            &Change::RemoveSeat {
+                channel: id("wa1"),
+                user: id("u1")
+            },
+            &Change::SaveSeat {
+                channel: id("wa2"),
+                user: id("u1"),
+                seat: seat(Role::Supervisor, false)
+            },
+            &Change::SaveSeat {
+                channel: id("wa3"),
+                user: id("u1"),
+                seat: seat(Role::Manager, false)
+            },
         ]
     );
     let user = p
-        .ops
+        .changes
         .iter()
         .find_map(|op| match op {
-            Op::HSet(Key::Users, u, v) if *u == id("u1") => {
-                Some(serde_json::from_str::<User>(v).unwrap())
-            }
+            Change::SaveUser(u) if u.user_id == id("u1") => Some(u.clone()),
             _ => None,
         })
         .unwrap();
@@ -140,12 +141,18 @@ fn users_upserted_with_an_empty_access_list_removes_every_seat() {
         )
         .build();
     let p = plan(decide_account(&e, &reads));
-    assert!(p.ops.contains(&Op::HDel(Key::Seats(id("wa1")), id("u1"))));
-    assert!(p.ops.contains(&Op::HDel(Key::Seats(id("wa2")), id("u1"))));
+    assert!(p.changes.contains(&Change::RemoveSeat {
+        channel: id("wa1"),
+        user: id("u1")
+    }));
+    assert!(p.changes.contains(&Change::RemoveSeat {
+        channel: id("wa2"),
+        user: id("u1")
+    }));
     assert!(
-        !p.ops
+        !p.changes
             .iter()
-            .any(|op| matches!(op, Op::HSet(Key::Seats(_), ..)))
+            .any(|op| matches!(op, Change::SaveSeat { .. }))
     );
 }
 
@@ -157,7 +164,7 @@ fn users_removed() {
     });
     let reads = ReadsBuilder::new()
         .user("u1", &[("wa1", Role::Manager, true)])
-        .absent(Read::HGet(Key::Users, id("ghost")))
+        .absent(Item::User(id("ghost")))
         .build();
     let r = rejection(decide_account(&unknown, &reads));
     assert_eq!(r.code(), "unknown_user");
@@ -177,12 +184,23 @@ fn users_removed() {
         )
         .build();
     let p = plan(decide_account(&known, &reads));
-    assert_eq!(p.ops[0], Op::HDel(Key::Seats(id("wa1")), id("u1")));
-    assert_eq!(p.ops[1], Op::HDel(Key::Seats(id("wa2")), id("u1")));
-    let Op::HSet(Key::Users, _, raw) = &p.ops[2] else {
-        panic!("user kept: {:?}", p.ops)
+    assert_eq!(
+        p.changes[0],
+        Change::RemoveSeat {
+            channel: id("wa1"),
+            user: id("u1")
+        }
+    );
+    assert_eq!(
+        p.changes[1],
+        Change::RemoveSeat {
+            channel: id("wa2"),
+            user: id("u1")
+        }
+    );
+    let Change::SaveUser(user) = &p.changes[2] else {
+        panic!("user kept: {:?}", p.changes)
     };
-    let user: User = serde_json::from_str(raw).unwrap();
     assert!(user.removed && user.access.is_empty());
-    assert_eq!(p.ops[3], Op::Incr(Key::Config));
+    assert_eq!(p.changes[3], Change::ConfigChanged);
 }

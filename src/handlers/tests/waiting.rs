@@ -1,7 +1,6 @@
 //! Waiting chats offered to users who gain access to their channel.
 
 use super::*;
-use crate::handlers::waiting::field;
 use crate::handlers::{ChannelState, WaitingChat};
 use crate::model::WaitingEntry;
 
@@ -14,7 +13,7 @@ fn reads_with(
 ) -> Reads {
     let mut b = ReadsBuilder::new().channel(WA1);
     if let Some(d) = distribution {
-        b = b.with(Read::Get(Key::Settings), &settings(d));
+        b = b.with(Item::Settings, ItemValue::Settings(settings(d)));
     }
     let mut reads = b.build();
     let waiting = chats
@@ -77,17 +76,17 @@ fn round_robin_hands_waiting_chats_out_to_a_manager_who_became_eligible() {
             chat_type: ChatType::Whatsapp,
             chat_id: id(chat),
         };
-        assert!(
-            p.ops
-                .contains(&Op::HDel(Key::Waiting(id(WA1)), field(&chat_ref)))
-        );
-        let settled: Chat = written(&p, &Key::Chat(chat_ref.clone())).unwrap();
+        assert!(p.changes.contains(&Change::UnmarkWaiting {
+            channel: id(WA1),
+            chat: chat_ref.clone()
+        }));
+        let settled: Chat = written(&p, &Item::Chat(chat_ref.clone())).unwrap();
         assert!(settled.pending.is_none() && settled.contact_id.is_some());
-        assert!(has_guard_on(&p, &Key::Chat(chat_ref)));
+        assert!(has_guard_on(&p, &Item::Chat(chat_ref)));
     }
-    let pool: RoundRobin = written(&p, &Key::RoundRobin(id(WA1))).unwrap();
+    let pool: RoundRobin = written(&p, &Item::RoundRobin(id(WA1))).unwrap();
     assert_eq!(pool.turn, 2);
-    assert!(has_guard_on(&p, &Key::RoundRobin(id(WA1))));
+    assert!(has_guard_on(&p, &Item::RoundRobin(id(WA1))));
     // Each chat has ids of its own.
     let contacts: BTreeSet<_> = crm_of(&p, "contact.created")
         .iter()
@@ -110,7 +109,7 @@ fn first_reply_shows_waiting_chats_to_a_new_manager_without_creating_anything() 
         chat_type: ChatType::Whatsapp,
         chat_id: id("c1"),
     };
-    let offered: Chat = written(&p, &Key::Chat(chat_ref)).unwrap();
+    let offered: Chat = written(&p, &Item::Chat(chat_ref)).unwrap();
     assert_eq!(offered.pending.unwrap().shown, ids(&["s1", "m9"]));
 }
 
@@ -161,22 +160,18 @@ fn a_stale_index_entry_is_dropped() {
         chat_type: ChatType::Whatsapp,
         chat_id: id("c1"),
     };
-    assert!(
-        p.ops
-            .contains(&Op::HDel(Key::Waiting(id(WA1)), field(&chat_ref)))
-    );
+    assert!(p.changes.contains(&Change::UnmarkWaiting {
+        channel: id(WA1),
+        chat: chat_ref.clone()
+    }));
 }
 
 #[test]
 fn a_chat_enters_its_channels_index_when_it_starts_waiting_and_leaves_it_when_claimed() {
     let snap = Snap::team().settings(Distribution::FirstReply).build();
     let p = plan(decide_in(&inbound("ev-1"), &snap));
-    let entry = p.ops.iter().find_map(|op| match op {
-        Op::HSet(Key::Waiting(channel), f, v)
-            if *channel == id(WA1) && *f == field(&chat_ref()) =>
-        {
-            Some(serde_json::from_str::<WaitingEntry>(v).unwrap())
-        }
+    let entry = p.changes.iter().find_map(|op| match op {
+        Change::MarkWaiting { channel, entry } if *channel == id(WA1) => Some(entry.clone()),
         _ => None,
     });
     let entry = entry.expect("indexed as waiting");
@@ -188,8 +183,8 @@ fn a_chat_enters_its_channels_index_when_it_starts_waiting_and_leaves_it_when_cl
         .asker("m1")
         .build();
     let p = plan(decide_out(&outbound("ev-2", "m1"), &snap));
-    assert!(
-        p.ops
-            .contains(&Op::HDel(Key::Waiting(id(WA1)), field(&chat_ref())))
-    );
+    assert!(p.changes.contains(&Change::UnmarkWaiting {
+        channel: id(WA1),
+        chat: chat_ref()
+    }));
 }

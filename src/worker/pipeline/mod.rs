@@ -23,7 +23,7 @@ use super::retry_backoff;
 pub use super::pools::PoolLocks;
 use crate::amqp::{PublishError, Publisher};
 use crate::events::{Event, Rejection};
-use crate::handlers::{self, Decision, Key, Op, Plan, ReplyTo, Tally};
+use crate::handlers::{self, Change, Decision, Plan, ReplyTo, Tally};
 use crate::ids::Id;
 use crate::monitor::counters;
 use crate::store::{Applied, Loaded, Record, Store, StoreError};
@@ -89,8 +89,8 @@ impl Transient {
 
 /// The round-robin pool (channel) a plan takes a turn of, if any.
 fn round_robin_pool(plan: &Plan) -> Option<&Id> {
-    plan.ops.iter().find_map(|op| match op {
-        Op::Set(Key::RoundRobin(channel), _) => Some(channel),
+    plan.changes.iter().find_map(|change| match change {
+        Change::SaveRoundRobin(channel, _) => Some(channel),
         _ => None,
     })
 }
@@ -228,7 +228,7 @@ impl Pipeline {
         match decide_and_apply(&self.store, &self.pools, self, event, reply).await? {
             Settled::Reject(rejection) => Ok(Outcome::DeadLetter(rejection)),
             Settled::Publish { outputs, tally } => {
-                self.publisher.publish_all(&outputs).await?;
+                self.publisher.publish_all(account, &outputs).await?;
                 counters::claims(tally.claims_won, tally.claims_lost);
                 counters::round_robin(tally.round_robin);
                 Ok(Outcome::Done {
@@ -256,7 +256,7 @@ impl Pipeline {
     /// Declares the queues the event introduced, then publishes its outputs, confirmed.
     async fn publish(&self, account: &Id, record: &Record) -> Result<(), Transient> {
         self.declare_queues(account, &record.declare_users).await?;
-        self.publisher.publish_all(&record.outputs).await?;
+        self.publisher.publish_all(account, &record.outputs).await?;
         Ok(())
     }
 
@@ -290,7 +290,7 @@ pub trait DeclareQueues {
 pub enum Settled {
     /// Publish these: the outputs of a fresh apply, or of an answer that changes nothing.
     Publish {
-        outputs: Vec<crate::output::Publish>,
+        outputs: crate::output::Outputs,
         tally: Tally,
     },
     /// Applied before (a redelivery, a republish, a worker that died before its

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::helpers::*;
+use switchboard::output::Destination;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_republished_event_creates_nothing_twice_and_keeps_the_turn() {
@@ -85,22 +86,21 @@ async fn a_worker_that_died_after_applying_has_its_outputs_published_by_the_rede
     // The broker redelivers it to a live worker.
     app.publish_event(&body).await;
     let crm = app.take(&crm, 2, Duration::from_secs(10)).await;
-    let expected: BTreeSet<Vec<u8>> = plan
-        .outputs
+    let messages = plan.outputs.messages();
+    let expected: BTreeSet<Vec<u8>> = messages
         .iter()
-        .filter(|o| o.target == switchboard::output::Target::Crm)
-        .map(|o| o.body.as_bytes().to_vec())
+        .filter(|m| matches!(m.to, Destination::Crm(_)))
+        .map(|m| m.body.as_bytes().to_vec())
         .collect();
     let got: BTreeSet<Vec<u8>> = crm.iter().map(|m| m.body.clone()).collect();
     assert_eq!(
         got, expected,
         "the redelivery published exactly the outputs of the applied plan"
     );
-    let manager = plan
-        .outputs
+    let manager = messages
         .iter()
-        .find(|o| o.target == switchboard::output::Target::Notify)
-        .map(|o| serde_json::from_str::<serde_json::Value>(&o.body).unwrap())
+        .find(|m| matches!(m.to, Destination::User(_)))
+        .map(|m| serde_json::from_str::<serde_json::Value>(&m.body).unwrap())
         .unwrap();
     let notes = app
         .notes("acc", manager["userId"].as_str().unwrap(), 1)

@@ -1,0 +1,220 @@
+//! The write: `apply.lua` applies a plan's changes only if its guards still
+//! hold, and records the event with its outputs. Here a plan's domain
+//! [`Change`]s become Redis commands on the account's keys, with their JSON.
+
+use std::collections::HashMap;
+
+use redis::Value as Reply;
+use serde::{Deserialize, Serialize};
+
+use super::keys::{AccountKeys, Key, waiting_field};
+use super::{Store, StoreError, corrupt, parse, within};
+use crate::ids::Id;
+use crate::output::Outputs;
+use crate::state::{Change, Plan};
+
+/// What an applied event leaves behind: enough to repeat its effects on the
+/// broker. Its outputs are compact (a fan-out keeps its text once), so the
+/// record grows with the text plus a few ids per recipient.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    #[serde(rename = "o")]
+    pub outputs: Outputs,
+    #[serde(rename = "q", default, skip_serializing_if = "Vec::is_empty")]
+    pub declare_users: Vec<Id>,
+}
+
+impl Record {
+    pub fn of(plan: &Plan) -> Self {
+        Self {
+            outputs: plan.outputs.clone(),
+            declare_users: plan.declare_users.clone(),
+        }
+    }
+
+    /// The record as stored.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("plain data serializes")
+    }
+}
+
+/// Result of [`Store::apply`].
+pub enum Applied {
+    /// Written now.
+    Ok,
+    /// Another delivery of the same event was applied first: here is its record.
+    Already(Record),
+    /// The state moved since the snapshot; decide again.
+    Conflict,
+}
+
+/// One Redis command of a plan; members and fields are ids.
+enum Command {
+    Set(Key, String),
+    HSet(Key, Id, String),
+    HDel(Key, Id),
+    SAdd(Key, Id),
+    SRem(Key, Id),
+    Incr(Key),
+}
+
+impl Command {
+    fn of(change: &Change) -> Command {
+        match change {
+            Change::ConfigChanged => Command::Incr(Key::Config),
+            Change::SaveSettings(s) => Command::Set(Key::Settings, json(s)),
+            Change::SavePipelines(p) => Command::Set(Key::Pipelines, json(p)),
+            Change::SaveChannel(c) => Command::HSet(Key::Channels, c.channel_id.clone(), json(c)),
+            Change::SaveUser(u) => Command::HSet(Key::Users, u.user_id.clone(), json(u)),
+            Change::SaveSeat {
+                channel,
+                user,
+                seat,
+            } => Command::HSet(Key::Seats(channel.clone()), user.clone(), json(seat)),
+            Change::RemoveSeat { channel, user } => {
+                Command::HDel(Key::Seats(channel.clone()), user.clone())
+            }
+            Change::SaveChat(chat, value) => Command::Set(Key::Chat(chat.clone()), json(value)),
+            Change::SaveContact(c) => Command::Set(Key::Contact(c.contact_id.clone()), json(c)),
+            Change::SaveDeal(d) => Command::Set(Key::Deal(d.deal_id.clone()), json(d)),
+            Change::LinkDeal { contact, deal } => {
+                Command::SAdd(Key::ContactDeals(contact.clone()), deal.clone())
+            }
+            Change::UnlinkDeal { contact, deal } => {
+                Command::SRem(Key::ContactDeals(contact.clone()), deal.clone())
+            }
+            Change::SaveRoundRobin(channel, pool) => {
+                Command::Set(Key::RoundRobin(channel.clone()), json(pool))
+            }
+            Change::MarkWaiting { channel, entry } => Command::HSet(
+                Key::Waiting(channel.clone()),
+                waiting_field(&entry.chat()),
+                json(entry),
+            ),
+            Change::UnmarkWaiting { channel, chat } => {
+                Command::HDel(Key::Waiting(channel.clone()), waiting_field(chat))
+            }
+        }
+    }
+
+    /// The command as `apply.lua` reads it, its key given by `slot`.
+    fn to_json(&self, slot: &mut impl FnMut(&Key) -> usize) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Command::Set(k, v) => json!(["set", slot(k), v]),
+            Command::HSet(k, f, v) => json!(["hset", slot(k), f.as_str(), v]),
+            Command::HDel(k, f) => json!(["hdel", slot(k), f.as_str()]),
+            Command::SAdd(k, m) => json!(["sadd", slot(k), m.as_str()]),
+            Command::SRem(k, m) => json!(["srem", slot(k), m.as_str()]),
+            Command::Incr(k) => json!(["incr", slot(k)]),
+        }
+    }
+}
+
+/// The JSON a value is kept in.
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data serializes")
+}
+
+/// The argument of `apply.lua` for `plan`, and the key names it touches
+/// (the event's record first).
+fn script_input(keys: &AccountKeys, event_id: &Id, plan: &Plan, ttl: u64) -> (Vec<String>, String) {
+    let mut index: HashMap<Key, usize> = HashMap::new();
+    let mut names = vec![keys.event(event_id)];
+    let mut slot = |key: &Key| -> usize {
+        *index.entry(key.clone()).or_insert_with(|| {
+            names.push(keys.key(key));
+            names.len()
+        })
+    };
+    let guards: Vec<serde_json::Value> = plan
+        .guards
+        .iter()
+        .map(|guard| {
+            let (key, field) = Key::of(&guard.item);
+            let mut g = serde_json::json!({ "k": slot(&key) });
+            if let Some(f) = field {
+                g["f"] = f.as_str().into();
+            }
+            if let Some(e) = guard.expect.expected() {
+                g["e"] = e.into();
+            }
+            g
+        })
+        .collect();
+    let ops: Vec<serde_json::Value> = plan
+        .changes
+        .iter()
+        .map(|change| Command::of(change).to_json(&mut slot))
+        .collect();
+    let arg = serde_json::json!({
+        "ttl": ttl,
+        "record": Record::of(plan).to_json(),
+        "guards": guards,
+        "ops": ops,
+    });
+    (names, arg.to_string())
+}
+
+impl Store {
+    /// Applies `plan` for the event if its guards hold, recording its outputs.
+    pub async fn apply(
+        &self,
+        account: &Id,
+        event_id: &Id,
+        plan: &Plan,
+    ) -> Result<Applied, StoreError> {
+        within(self.apply_now(account, event_id, plan)).await
+    }
+
+    async fn apply_now(
+        &self,
+        account: &Id,
+        event_id: &Id,
+        plan: &Plan,
+    ) -> Result<Applied, StoreError> {
+        let keys = self.keys(account);
+        let ttl = self.event_ttl.as_secs().max(1);
+        let (names, arg) = script_input(&keys, event_id, plan, ttl);
+        let mut invocation = self.apply.prepare_invoke();
+        for name in &names {
+            invocation.key(name);
+        }
+        invocation.arg(arg);
+        let mut conn = self.backend.get().await?;
+        let value: Reply = invocation.invoke_async(&mut conn).await?;
+        let mut items = array(value)?.into_iter();
+        match string(items.next())?.as_deref() {
+            Some("ok") => {
+                self.backend.replicate(&names[0]).await?;
+                Ok(Applied::Ok)
+            }
+            Some("conflict") => Ok(Applied::Conflict),
+            Some("applied") => Ok(Applied::Already(parse(
+                &string(items.next())?.unwrap_or_default(),
+            )?)),
+            other => Err(StoreError::Corrupt(format!("apply.lua answered {other:?}"))),
+        }
+    }
+}
+
+fn array(value: Reply) -> Result<Vec<Reply>, StoreError> {
+    match value {
+        Reply::Array(items) => Ok(items),
+        Reply::Nil => Ok(Vec::new()),
+        other => Err(StoreError::Corrupt(format!(
+            "expected an array, got {other:?}"
+        ))),
+    }
+}
+
+fn string(value: Option<Reply>) -> Result<Option<String>, StoreError> {
+    match value {
+        None | Some(Reply::Nil) => Ok(None),
+        Some(Reply::BulkString(bytes)) => String::from_utf8(bytes).map(Some).map_err(corrupt),
+        Some(Reply::SimpleString(s)) => Ok(Some(s)),
+        Some(other) => Err(StoreError::Corrupt(format!(
+            "expected a string, got {other:?}"
+        ))),
+    }
+}

@@ -1,0 +1,242 @@
+//! The reads: an account event's items (one MULTI/EXEC pipeline), a channel's
+//! state (`channel.lua`) and a chat event's snapshot (`snapshot.lua`), each at
+//! one instant, each decoded from Redis's JSON into the domain's values. The
+//! scripts answer one JSON object, decoded here by name.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::backend::Conn;
+use super::keys::{AccountKeys, Key};
+use super::{Loaded, Store, StoreError, corrupt, parse, within};
+use crate::ids::Id;
+use crate::model::Seat;
+use crate::state::{
+    ChannelState, ChatQuery, ChatSnapshot, Item, ItemValue, Read, Reads, Stored, Version,
+    WaitingChat,
+};
+
+impl Store {
+    /// The reads of an account event, plus whether it was applied, at one instant.
+    pub async fn read(
+        &self,
+        account: &Id,
+        event_id: &Id,
+        reads: Vec<Read>,
+    ) -> Result<Loaded<Reads>, StoreError> {
+        within(self.read_now(account, event_id, reads)).await
+    }
+
+    async fn read_now(
+        &self,
+        account: &Id,
+        event_id: &Id,
+        reads: Vec<Read>,
+    ) -> Result<Loaded<Reads>, StoreError> {
+        let keys = self.keys(account);
+        let mut items = Vec::new();
+        let mut channels = Vec::new();
+        for read in reads {
+            match read {
+                Read::Item(item) => items.push(item),
+                Read::ChannelState(channel) => channels.push(channel),
+            }
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .get(keys.event(event_id))
+            .get(keys.key(&Key::Config));
+        for item in &items {
+            match Key::of(item) {
+                (key, None) => pipe.get(keys.key(&key)),
+                (key, Some(field)) => pipe.hget(keys.key(&key), field.as_str()),
+            };
+        }
+        let mut conn = self.backend.get().await?;
+        let mut values: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        if values.len() != items.len() + 2 {
+            return Err(StoreError::Corrupt(
+                "pipeline answered the wrong number of values".into(),
+            ));
+        }
+        let rest = values.split_off(2);
+        if let Some(record) = &values[0] {
+            return Ok(Loaded::Applied(parse(record)?));
+        }
+        let mut loaded = Reads {
+            config: Version::stored(values[1].take()),
+            ..Reads::default()
+        };
+        for (item, raw) in items.into_iter().zip(rest) {
+            let value = raw.as_deref().map(|raw| decode(&item, raw)).transpose()?;
+            let version = Version::stored(raw);
+            loaded.items.insert(item, Stored { version, value });
+        }
+        // Each channel is read at one instant of its own; the plan guards what
+        // it relies on (config, chats, contacts, pool), so a change in between
+        // makes the apply answer `conflict` and the event is decided again.
+        for channel in channels {
+            let state = self.channel_state(&keys, &channel, &mut conn).await?;
+            loaded.channels.insert(channel, state);
+        }
+        Ok(Loaded::Fresh(loaded))
+    }
+
+    /// A channel's seats, pool and waiting chats (`channel.lua`).
+    async fn channel_state(
+        &self,
+        keys: &AccountKeys,
+        channel: &Id,
+        conn: &mut Conn,
+    ) -> Result<ChannelState, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            entry: String,
+            chat: Option<String>,
+            contact: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Reply {
+            #[serde(default)]
+            seats: HashMap<String, String>,
+            pool: Option<String>,
+            #[serde(default)]
+            waiting: Vec<Row>,
+        }
+        let mut invocation = self.channel.prepare_invoke();
+        invocation
+            .key(keys.key(&Key::Seats(channel.clone())))
+            .key(keys.key(&Key::RoundRobin(channel.clone())))
+            .key(keys.key(&Key::Waiting(channel.clone())))
+            .arg(keys.base());
+        let raw: String = invocation.invoke_async(conn).await?;
+        let reply: Reply = parse(&raw)?;
+        let mut waiting = Vec::with_capacity(reply.waiting.len());
+        for row in reply.waiting {
+            waiting.push(WaitingChat {
+                entry: parse(&row.entry)?,
+                chat: stored(row.chat)?,
+                contact: stored(row.contact)?,
+            });
+        }
+        Ok(ChannelState {
+            seats: seats(reply.seats)?,
+            round_robin: stored(reply.pool)?,
+            waiting,
+        })
+    }
+
+    /// The snapshot of a chat event, or the record of its earlier application.
+    pub async fn snapshot(
+        &self,
+        account: &Id,
+        event_id: &Id,
+        q: &ChatQuery,
+    ) -> Result<Loaded<ChatSnapshot>, StoreError> {
+        within(self.snapshot_now(account, event_id, q)).await
+    }
+
+    async fn snapshot_now(
+        &self,
+        account: &Id,
+        event_id: &Id,
+        q: &ChatQuery,
+    ) -> Result<Loaded<ChatSnapshot>, StoreError> {
+        let keys = self.keys(account);
+        let channel = q
+            .channel_id
+            .clone()
+            .unwrap_or_else(|| Id::parse("-").expect("valid"));
+        let mut invocation = self.snapshot.prepare_invoke();
+        invocation
+            .key(keys.event(event_id))
+            .key(keys.key(&Key::Config))
+            .key(keys.key(&Key::Settings))
+            .key(keys.key(&Key::Channels))
+            .key(keys.key(&Key::Seats(channel.clone())))
+            .key(keys.key(&Key::RoundRobin(channel)))
+            .key(keys.key(&Key::Chat(q.chat.clone())))
+            .key(keys.key(&Key::Users))
+            .arg(q.channel_id.as_ref().map_or("", Id::as_str))
+            .arg(q.user_id.as_ref().map_or("", Id::as_str))
+            .arg(keys.base())
+            .arg(if q.with_deals { "1" } else { "0" });
+        #[derive(Deserialize)]
+        struct Reply {
+            applied: Option<String>,
+            config: Option<String>,
+            settings: Option<String>,
+            channel: Option<String>,
+            #[serde(default)]
+            seats: HashMap<String, String>,
+            pool: Option<String>,
+            chat: Option<String>,
+            contact: Option<String>,
+            user: Option<String>,
+            #[serde(default)]
+            deals: Vec<String>,
+        }
+        let mut conn = self.backend.get().await?;
+        let raw: String = invocation.invoke_async(&mut conn).await?;
+        let reply: Reply = parse(&raw)?;
+        if let Some(record) = reply.applied {
+            return Ok(Loaded::Applied(parse(&record)?));
+        }
+        let deals = reply
+            .deals
+            .iter()
+            .map(|d| parse(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Loaded::Fresh(ChatSnapshot {
+            config: Version::stored(reply.config),
+            settings: reply.settings.as_deref().map(parse).transpose()?,
+            channel: reply.channel.as_deref().map(parse).transpose()?,
+            seats: seats(reply.seats)?,
+            round_robin: stored(reply.pool)?,
+            chat: stored(reply.chat)?,
+            contact: stored(reply.contact)?,
+            user: reply.user.as_deref().map(parse).transpose()?,
+            deals,
+        }))
+    }
+}
+
+/// A value as stored, with its version for a later guard.
+fn stored<T: DeserializeOwned>(raw: Option<String>) -> Result<Stored<T>, StoreError> {
+    let value = raw.as_deref().map(parse).transpose()?;
+    Ok(Stored {
+        version: Version::stored(raw),
+        value,
+    })
+}
+
+/// A channel's seats hash, sorted by user id.
+fn seats(raw: HashMap<String, String>) -> Result<Vec<(Id, Seat)>, StoreError> {
+    let mut seats = Vec::with_capacity(raw.len());
+    for (user, seat) in raw {
+        seats.push((Id::parse(user).map_err(corrupt)?, parse::<Seat>(&seat)?));
+    }
+    seats.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(seats)
+}
+
+/// The value of `item` from its stored JSON.
+fn decode(item: &Item, raw: &str) -> Result<ItemValue, StoreError> {
+    Ok(match item {
+        Item::Config => {
+            return Err(StoreError::Corrupt(
+                "the config counter is read on its own".into(),
+            ));
+        }
+        Item::Settings => ItemValue::Settings(parse(raw)?),
+        Item::Pipelines => ItemValue::Pipelines(parse(raw)?),
+        Item::Channel(_) => ItemValue::Channel(parse(raw)?),
+        Item::User(_) => ItemValue::User(parse(raw)?),
+        Item::Chat(_) => ItemValue::Chat(parse(raw)?),
+        Item::Contact(_) => ItemValue::Contact(parse(raw)?),
+        Item::Deal(_) => ItemValue::Deal(parse(raw)?),
+        Item::RoundRobin(_) => ItemValue::RoundRobin(parse(raw)?),
+    })
+}
