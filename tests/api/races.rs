@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use crate::helpers::{Account, Prefix, REDIS, eid, inbound, outbound, timed};
 use serde_json::Value;
-use switchboard::handlers::ReplyTo;
+use switchboard::handlers::{ChatQuery, ReplyTo};
 use switchboard::ids::Id;
+use switchboard::model::{ChatRef, ChatType};
 use switchboard::output::Message;
-use switchboard::store::Store;
+use switchboard::store::{Loaded, Store};
 use switchboard::worker::pipeline::{
     DeclareQueues, PoolLocks, Settled, Transient, decide_and_apply,
 };
@@ -188,8 +189,8 @@ async fn simultaneous_new_clients_are_spread_evenly() {
     assert_eq!(counts, vec![10, 10, 11], "{per_manager:?}");
 }
 
-/// `snapshot.lua` and `channel.lua` build chat and contact keys themselves from
-/// ids: ids that need escaping (spaces, braces, colons, dots, `%`, non-ASCII)
+/// `snapshot.lua` and `channel.lua` build chat, contact and deal keys themselves
+/// from ids: ids that need escaping (spaces, braces, colons, dots, `%`, non-ASCII)
 /// must lead them to the keys the store wrote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scripts_find_keys_of_ids_that_need_escaping() {
@@ -227,4 +228,30 @@ async fn the_scripts_find_keys_of_ids_that_need_escaping() {
     assert_eq!(to_responsible.len(), 1, "{notes:?}");
     assert_eq!(to_responsible[0]["type"], "chat.message");
     assert_eq!(to_responsible[0]["contactId"], "ct {1}:é.%2E");
+
+    // Its deal, with such an id too, is found through the contact's deals
+    // (snapshot.lua builds the contact-deals and deal keys).
+    let deal = crate::helpers::event(
+        "deal.upserted",
+        "acc",
+        serde_json::json!({ "dealId": "d {2}:%é.", "name": "Sofa", "contactIds": ["ct {1}:é.%2E"],
+            "responsibleUserId": "m 9.{é}", "pipelineId": "p", "stageId": "s1", "closed": false }),
+    );
+    settle(store, &deal).await;
+    let query = ChatQuery {
+        channel_id: None,
+        chat: ChatRef {
+            chat_type: ChatType::Whatsapp,
+            chat_id: Id::parse("olga:{x}").unwrap(),
+        },
+        user_id: None,
+        with_deals: true,
+    };
+    let (account, event) = (Id::parse("acc").unwrap(), Id::parse(eid()).unwrap());
+    let snapshot = timed("Store::snapshot", store.snapshot(&account, &event, &query));
+    let Loaded::Fresh(snapshot) = snapshot.await.unwrap() else {
+        panic!("a fresh event")
+    };
+    let deals: Vec<&str> = snapshot.deals.iter().map(|d| d.deal_id.as_str()).collect();
+    assert_eq!(deals, ["d {2}:%é."]);
 }
