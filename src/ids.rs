@@ -91,7 +91,8 @@ impl Id {
     /// The id escaped for a Redis key or an AMQP name: every byte outside
     /// `[A-Za-z0-9_-]` becomes `%XX`, so `:`, `.`, `{`, `}`, `*`, spaces and
     /// non-ASCII can neither split a key, open a Cluster hash tag nor act as a
-    /// routing-key word separator. `store/lua/keys.lua` escapes the same way.
+    /// routing-key word separator. `store/lua/snapshot.lua` and `channel.lua` escape
+    /// the same way (tested with such ids in `tests/api/races.rs`).
     pub fn key_part(&self) -> String {
         escape(&self.0)
     }

@@ -5,7 +5,8 @@
 //! inside braces is the Redis Cluster hash tag, so all keys of one account share
 //! one slot and each script runs unchanged on a cluster. Ids are escaped (see
 //! [`Id::key_part`]), so no `{`, `}` or `:` in an id can move the tag or split a
-//! key. `lua/snapshot.lua` builds contact and deal keys the same way.
+//! key. `lua/snapshot.lua` and `lua/channel.lua` build chat, contact and deal
+//! keys the same way.
 
 use crate::ids::Id;
 use crate::model::ChatRef;

@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::pipeline::{Admitted, Pipeline, admit};
+use super::pipeline::{Admitted, Processor, admit};
 use super::sequencer::Sequencer;
 use super::tasks::{Summary, Tasks};
 use super::{bounded, partitions};
@@ -96,7 +96,7 @@ enum Incoming {
 pub struct Consumer<'a> {
     pub config: &'a Config,
     pub names: &'a Names,
-    pub pipeline: Pipeline,
+    pub pipeline: Processor,
     pub conn: &'a Connection,
     pub worker_id: &'a str,
     pub health: &'a crate::monitor::Health,

@@ -24,7 +24,7 @@ use crate::config::{Config, redact};
 use crate::monitor::{self, Health};
 use crate::names::Names;
 use crate::store::Store;
-use pipeline::Pipeline;
+use pipeline::Processor;
 
 /// How long closing a channel or connection may take: a broker that stopped
 /// answering must not keep a worker from reconnecting or stopping.
@@ -161,7 +161,7 @@ async fn session(
     shutdown: &CancellationToken,
 ) -> Result<(), consumer::Broken> {
     let publisher = bounded(Publisher::open(conn, names.clone())).await?;
-    let pipeline = Pipeline {
+    let pipeline = Processor {
         store: store.clone(),
         publisher: publisher.clone(),
         pools: Default::default(),

@@ -6,7 +6,7 @@
 //! owner among the live workers by rendezvous hashing (the worker with the
 //! highest hash of `(partition, worker)`), which moves only about `1/N` of the
 //! partitions when a worker joins or leaves. A worker active on a partition it
-//! does not own hands it over (see `lanes`).
+//! does not own hands it over (see `consumer`).
 
 /// The owner of each partition among `workers` (ids), or `None` if there are none.
 pub fn owners(partitions: u16, workers: &[String]) -> Vec<Option<&str>> {

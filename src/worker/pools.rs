@@ -1,8 +1,8 @@
 //! Worker-local turns for the round-robin pools.
 //!
 //! Every new client of a channel rewrites that channel's pool, guarded by its
-//! old value, so lanes handing out new clients at once keep invalidating each
-//! other's decisions. After a lane loses such a race once, it decides again
+//! old value, so events handing out new clients at once keep invalidating each
+//! other's decisions. After an event loses such a race once, it is decided again
 //! holding this worker's lock for the pool: within a worker the retries then
 //! queue instead of colliding, and only other workers can still interfere.
 //! The lock is a throughput aid only; the guarded apply keeps correctness.

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span};
 
 use super::consumer::Work;
-use super::pipeline::Pipeline;
+use super::pipeline::Processor;
 use super::sequencer::Scope;
 use crate::ids::Id;
 
@@ -78,7 +78,7 @@ impl Summary {
 pub(super) struct Tasks {
     pub set: JoinSet<Finished>,
     pub permits: Arc<Semaphore>,
-    pub pipeline: Pipeline,
+    pub pipeline: Processor,
     pub session: CancellationToken,
     pub broken: CancellationToken,
 }

@@ -17,14 +17,14 @@ use switchboard::model::{ChatRef, ChatType};
 use switchboard::output::Message;
 use switchboard::store::{Loaded, Store};
 use switchboard::worker::pipeline::{
-    DeclareQueues, PoolLocks, Settled, Transient, decide_and_apply,
+    Decided, DeclareQueues, PoolLocks, Transient, decide_and_apply,
 };
 
 /// Decides and applies one event with the worker's own code
 /// ([`decide_and_apply`]: decide, apply, decide again on conflict) and
 /// returns what the worker would publish. No broker here: the users' queues
 /// are not declared.
-async fn settle(store: &Store, body: &Value) -> Vec<Message> {
+async fn run_event(store: &Store, body: &Value) -> Vec<Message> {
     struct NoBroker;
     impl DeclareQueues for NoBroker {
         async fn declare(&self, _: &Id, _: &[Id]) -> Result<(), Transient> {
@@ -35,14 +35,14 @@ async fn settle(store: &Store, body: &Value) -> Vec<Message> {
     // Each call is a worker of its own: no turn on a pool is shared.
     let pools = PoolLocks::default();
     let reply = ReplyTo::default();
-    let settled = decide_and_apply(store, &pools, &NoBroker, &event, &reply);
-    match timed("decide_and_apply", settled)
+    let decided = decide_and_apply(store, &pools, &NoBroker, &event, &reply);
+    match timed("decide_and_apply", decided)
         .await
         .expect("no passing failure")
     {
-        Settled::Publish { outputs, .. } => outputs.messages(),
-        Settled::Replay(record) => record.outputs.messages(),
-        Settled::Reject(r) => panic!("rejected: {r}"),
+        Decided::Publish { outputs, .. } => outputs.messages(),
+        Decided::Replay(record) => record.outputs.messages(),
+        Decided::Reject(r) => panic!("rejected: {r}"),
     }
 }
 
@@ -74,7 +74,7 @@ impl Raced {
             .user("q", &[("wa", "quality_control", false)])
             .events()
         {
-            settle(&store, body).await;
+            run_event(&store, body).await;
         }
         Self {
             store,
@@ -88,11 +88,11 @@ async fn ten_simultaneous_answers_make_one_claim() {
     let account = Raced::new(10, "first_reply").await;
     for round in 0..20 {
         let chat = format!("client-{round}");
-        settle(&account.store, &inbound("acc", &chat, "hello")).await;
+        run_event(&account.store, &inbound("acc", &chat, "hello")).await;
         let answers = (0..10).map(|i| {
             let store = account.store.clone();
             let body = outbound("acc", &chat, &format!("m{i}"), "mine");
-            tokio::spawn(async move { settle(&store, &body).await })
+            tokio::spawn(async move { run_event(&store, &body).await })
         });
         let outputs: Vec<Vec<Message>> = futures_util::future::try_join_all(answers).await.unwrap();
 
@@ -135,7 +135,7 @@ async fn fifty_simultaneous_first_messages_make_one_contact() {
     let sends = (0..50).map(|_| {
         let store = account.store.clone();
         let body = inbound("acc", "one client", "hi");
-        tokio::spawn(async move { settle(&store, &body).await })
+        tokio::spawn(async move { run_event(&store, &body).await })
     });
     let all: Vec<Message> = futures_util::future::try_join_all(sends)
         .await
@@ -167,7 +167,7 @@ async fn simultaneous_new_clients_are_spread_evenly() {
     let sends = (0..31).map(|i| {
         let store = account.store.clone();
         let body = inbound("acc", &format!("client-{i}-{}", eid()), "hi");
-        tokio::spawn(async move { settle(&store, &body).await })
+        tokio::spawn(async move { run_event(&store, &body).await })
     });
     let all: Vec<Message> = futures_util::future::try_join_all(sends)
         .await
@@ -199,14 +199,14 @@ async fn the_scripts_find_keys_of_ids_that_need_escaping() {
     // A client waits with nobody to claim him; a manager who arrives is offered him
     // (channel.lua finds the chat from the waiting index).
     let waiting = "+7 (900) {x}:*.é%41";
-    settle(store, &inbound("acc", waiting, "anyone?")).await;
+    run_event(store, &inbound("acc", waiting, "anyone?")).await;
     let added = crate::helpers::event(
         "users.upserted",
         "acc",
         serde_json::json!({ "users": [{ "userId": "m 9.{é}", "name": "M",
             "access": [{ "channelId": "wa", "role": "manager", "receivesNewClients": true }] }] }),
     );
-    let offered = bodies(&settle(store, &added).await, "notify");
+    let offered = bodies(&run_event(store, &added).await, "notify");
     assert_eq!(offered.len(), 1, "{offered:?}");
     assert_eq!(offered[0]["chatId"], waiting);
     assert_eq!(offered[0]["type"], "chat.new");
@@ -219,9 +219,9 @@ async fn the_scripts_find_keys_of_ids_that_need_escaping() {
         serde_json::json!({ "contactId": "ct {1}:é.%2E", "name": "Olga", "responsibleUserId": "m 9.{é}",
             "contactData": [{ "chatType": "whatsapp", "chatId": "olga:{x}" }] }),
     );
-    settle(store, &contact).await;
+    run_event(store, &contact).await;
     let notes = bodies(
-        &settle(store, &inbound("acc", "olga:{x}", "hello")).await,
+        &run_event(store, &inbound("acc", "olga:{x}", "hello")).await,
         "notify",
     );
     let to_responsible: Vec<_> = notes.iter().filter(|n| n["userId"] == "m 9.{é}").collect();
@@ -237,7 +237,7 @@ async fn the_scripts_find_keys_of_ids_that_need_escaping() {
         serde_json::json!({ "dealId": "d {2}:%é.", "name": "Sofa", "contactIds": ["ct {1}:é.%2E"],
             "responsibleUserId": "m 9.{é}", "pipelineId": "p", "stageId": "s1", "closed": false }),
     );
-    settle(store, &deal).await;
+    run_event(store, &deal).await;
     let query = ChatQuery {
         channel_id: None,
         chat: ChatRef {

@@ -1,5 +1,5 @@
 //! Table-style tests of the pure decisions, written against the contract
-//! (`contract.md`): what each user, the CRM and the gateway would receive.
+//! (`../shared/contract.md`): what each user, the CRM and the gateway would receive.
 //!
 //! The standard cast of channel `wa1` (WhatsApp), see [`Snap::team`]:
 //! `m1`, `m2` eligible managers, `m3` a manager without new clients,

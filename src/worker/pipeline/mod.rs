@@ -4,7 +4,7 @@
 //! decides the ack.
 //!
 //! [`admit`] is the edge: it runs as a delivery arrives and tells the consumer
-//! what the event may not overtake ([`Scope`]); [`Pipeline::process`] is the
+//! what the event may not overtake ([`Scope`]); [`Processor::process`] is the
 //! rest, up to the ack.
 
 use std::time::Duration;
@@ -95,15 +95,16 @@ fn round_robin_pool(plan: &Plan) -> Option<&Id> {
     })
 }
 
-/// Shared by every event a session handles.
+/// What takes an admitted event the rest of its way; shared by every event a
+/// session handles.
 #[derive(Clone)]
-pub struct Pipeline {
+pub struct Processor {
     pub store: Store,
     pub publisher: Publisher,
     pub pools: std::sync::Arc<PoolLocks>,
 }
 
-impl Pipeline {
+impl Processor {
     /// Handles one admitted delivery until it can be acked, retrying passing
     /// failures with backoff. Returns what became of it (`done`, `replayed`,
     /// `dead_lettered`), or `None` if the session ended first (the broker then
@@ -226,8 +227,8 @@ impl Pipeline {
         let account = &event.envelope().account_id;
         let kind = event.type_name();
         match decide_and_apply(&self.store, &self.pools, self, event, reply).await? {
-            Settled::Reject(rejection) => Ok(Outcome::DeadLetter(rejection)),
-            Settled::Publish { outputs, tally } => {
+            Decided::Reject(rejection) => Ok(Outcome::DeadLetter(rejection)),
+            Decided::Publish { outputs, tally } => {
                 self.publisher.publish_all(account, &outputs).await?;
                 counters::claims(tally.claims_won, tally.claims_lost);
                 counters::round_robin(tally.round_robin);
@@ -236,7 +237,7 @@ impl Pipeline {
                     replayed: false,
                 })
             }
-            Settled::Replay(record) => self.replay(account, kind, record).await,
+            Decided::Replay(record) => self.replay(account, kind, record).await,
         }
     }
 
@@ -268,7 +269,7 @@ impl Pipeline {
     }
 }
 
-impl DeclareQueues for Pipeline {
+impl DeclareQueues for Processor {
     async fn declare(&self, account: &Id, users: &[Id]) -> Result<(), Transient> {
         self.declare_queues(account, users).await
     }
@@ -287,7 +288,7 @@ pub trait DeclareQueues {
 
 /// What deciding and applying an event came to, before anything is published.
 #[derive(Debug)]
-pub enum Settled {
+pub enum Decided {
     /// Publish these: the outputs of a fresh apply, or of an answer that changes nothing.
     Publish {
         outputs: crate::output::Outputs,
@@ -309,7 +310,7 @@ pub async fn decide_and_apply(
     queues: &impl DeclareQueues,
     event: &Event,
     reply: &ReplyTo,
-) -> Result<Settled, Transient> {
+) -> Result<Decided, Transient> {
     let envelope = event.envelope();
     let (account, event_id) = (&envelope.account_id, &envelope.event_id);
     let mut turn = None;
@@ -324,7 +325,7 @@ pub async fn decide_and_apply(
                 .await
                 .map_err(Transient::Store)?
             {
-                Loaded::Applied(record) => return Ok(Settled::Replay(record)),
+                Loaded::Applied(record) => return Ok(Decided::Replay(record)),
                 Loaded::Fresh(reads) => handlers::decide_account(event, &reads),
             }
         } else {
@@ -334,14 +335,14 @@ pub async fn decide_and_apply(
                 .await
                 .map_err(Transient::Store)?
             {
-                Loaded::Applied(record) => return Ok(Settled::Replay(record)),
+                Loaded::Applied(record) => return Ok(Decided::Replay(record)),
                 Loaded::Fresh(snapshot) => handlers::decide_chat(event, &snapshot, reply),
             }
         };
         match decision {
-            Decision::Reject(rejection) => return Ok(Settled::Reject(rejection)),
+            Decision::Reject(rejection) => return Ok(Decided::Reject(rejection)),
             Decision::Answer(outputs) => {
-                return Ok(Settled::Publish {
+                return Ok(Decided::Publish {
                     outputs,
                     tally: Tally::default(),
                 });
@@ -354,12 +355,12 @@ pub async fn decide_and_apply(
                     .map_err(Transient::Store)?
                 {
                     Applied::Ok => {
-                        return Ok(Settled::Publish {
+                        return Ok(Decided::Publish {
                             outputs: plan.outputs,
                             tally: plan.tally,
                         });
                     }
-                    Applied::Already(record) => return Ok(Settled::Replay(record)),
+                    Applied::Already(record) => return Ok(Decided::Replay(record)),
                     Applied::Conflict => {
                         counters::retry("conflict");
                         debug!(event_id = %event_id, attempt, "State moved under the decision; deciding again.");
