@@ -223,26 +223,6 @@ pub struct Message {
     pub correlation_id: Option<String>,
 }
 
-/// What the notifications of one event about one chat share: everything but
-/// who gets them, why and their ids. Kept once however many users are told.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Template {
-    pub account_id: Id,
-    pub channel_id: Id,
-    pub chat_type: ChatType,
-    pub chat_id: Id,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub contact_id: Option<Id>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deal_id: Option<Id>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<Id>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-    pub occurred_at: Timestamp,
-}
-
 /// One user told by a group of notifications.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
@@ -262,11 +242,13 @@ pub struct Recipient {
 /// exactly the same bytes; [`Output::messages`] expands it for the broker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Output {
-    /// Notifications of one template to each recipient, in order.
+    /// Notifications of one template to each recipient, in order. The
+    /// template is the notification as its first recipient gets it; the others
+    /// differ only in what a [`Recipient`] says.
     #[serde(rename = "n")]
     Notify {
         #[serde(rename = "t")]
-        template: Template,
+        template: Notification,
         #[serde(rename = "to")]
         to: Vec<Recipient>,
     },
@@ -302,7 +284,7 @@ impl Output {
                 .iter()
                 .map(|r| Message {
                     to: Destination::User(r.user.clone()),
-                    body: json(&template.notification(r)),
+                    body: json(&template.to(r)),
                     correlation_id: None,
                 })
                 .collect(),
@@ -321,23 +303,15 @@ impl Output {
     }
 }
 
-impl Template {
-    /// The notification `to` gets.
-    pub fn notification(&self, to: &Recipient) -> Notification {
+impl Notification {
+    /// This notification as `to` gets it.
+    pub fn to(&self, to: &Recipient) -> Notification {
         Notification {
             notification_id: to.id.clone(),
             kind: to.kind,
-            account_id: self.account_id.clone(),
             user_id: to.user.clone(),
-            channel_id: self.channel_id.clone(),
-            chat_type: self.chat_type,
-            chat_id: self.chat_id.clone(),
-            contact_id: self.contact_id.clone(),
-            deal_id: self.deal_id.clone(),
-            message_id: self.message_id.clone(),
-            text: self.text.clone(),
             reason: to.reason,
-            occurred_at: self.occurred_at.clone(),
+            ..self.clone()
         }
     }
 }
@@ -353,11 +327,11 @@ impl Outputs {
     }
 
     /// Tells `to` of a chat: joins the group of notifications whose template
-    /// `same` accepts, or starts one with the template `make` builds.
+    /// `same` accepts, or starts one with the template `make` builds for `to`.
     pub fn notify(
         &mut self,
-        same: impl Fn(&Template) -> bool,
-        make: impl FnOnce() -> Template,
+        same: impl Fn(&Notification) -> bool,
+        make: impl FnOnce(&Recipient) -> Notification,
         to: Recipient,
     ) {
         let group = self.0.iter_mut().find_map(|o| match o {
@@ -367,7 +341,7 @@ impl Outputs {
         match group {
             Some(group) => group.push(to),
             None => self.0.push(Output::Notify {
-                template: make(),
+                template: make(&to),
                 to: vec![to],
             }),
         }

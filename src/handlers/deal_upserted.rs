@@ -41,6 +41,6 @@ pub fn decide(e: &DealUpserted, reads: &Reads) -> Decision {
             });
         }
     }
-    super::message_inbound::save_deal(&mut plan, deal);
+    super::assign::save_deal(&mut plan, deal);
     Decision::Apply(plan)
 }

@@ -3,13 +3,14 @@
 //! round robin or shown to every eligible manager until one claims them.
 //! Quality control and supervisors see every message.
 
+use super::assign::{Assigned, Handover, assign};
 use super::chat::{Opened, open};
-use super::routing::{self, About, Derived, push_unique};
+use super::routing::{self, About, push_unique};
 use super::{Change, ChatSnapshot, Decision, Item, Plan};
 use crate::events::MessageInbound;
 use crate::ids::Id;
-use crate::model::{Chat, ChatRef, Contact, Deal, Distribution, Pending, Settings};
-use crate::output::{CrmEvent, NotificationType, Output};
+use crate::model::{Chat, Distribution};
+use crate::output::NotificationType;
 
 pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
     let Opened {
@@ -72,23 +73,23 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
             e.channel_id.clone(),
             routing::take_turn(&pool, &manager, &eligible),
         ));
-        let derived = Derived {
+        let chat_ref = e.chat();
+        let handover = Handover {
             envelope: &e.envelope,
-        };
-        let contact = assign_contact(
-            &mut plan,
-            &derived,
+            chat_ref: &chat_ref,
+            chat: &chat,
             contact,
-            &manager,
-            e,
-            chat.pending.as_ref(),
-        );
-        let deal = create_deal(&mut plan, &derived, &contact, &manager, settings);
-        let shown = assign_chat(&mut plan, &e.chat(), &chat, &contact.contact_id);
+            client_name: client_name(e),
+        };
+        let Assigned {
+            contact,
+            deal,
+            shown,
+        } = assign(&mut plan, handover, &manager, Some(settings));
         plan.tally.round_robin += 1;
 
         about.contact_id = Some(&contact.contact_id);
-        about.deal_id = Some(&deal.deal_id);
+        about.deal_id = deal.as_ref().map(|d| &d.deal_id);
         let mut told = vec![manager.clone()];
         about.notify(&mut plan.outputs, &manager, NotificationType::ChatNew, None);
         let withdrawn = about.without_message();
@@ -189,140 +190,4 @@ fn client_name(e: &MessageInbound) -> Option<String> {
         .clone()
         .or_else(|| profile.phone.clone())
         .or_else(|| profile.username.clone())
-}
-
-/// Makes `responsible` the contact's responsible: creates the contact for a new
-/// client, or hands an existing one over. Publishes the matching CRM event.
-pub(super) fn assign_contact(
-    plan: &mut Plan,
-    derived: &Derived<'_>,
-    existing: Option<&Contact>,
-    responsible: &Id,
-    chat: &impl ChatOf,
-    pending: Option<&Pending>,
-) -> Contact {
-    let contact = match existing {
-        Some(old) => {
-            let mut contact = old.clone();
-            if old.responsible_user_id != *responsible {
-                contact.responsible_user_id = responsible.clone();
-                let event = CrmEvent::ContactResponsibleChanged {
-                    envelope: derived.crm_envelope("contact.responsibleChanged"),
-                    contact_id: contact.contact_id.clone(),
-                    responsible_user_id: responsible.clone(),
-                    previous_user_id: old.responsible_user_id.clone(),
-                };
-                plan.outputs.push(Output::Crm(event));
-            }
-            contact
-        }
-        None => {
-            let chat_ref = chat.chat_ref();
-            let name = chat
-                .client_name()
-                .or_else(|| pending.and_then(|p| p.name.clone()))
-                .unwrap_or_else(|| chat_ref.chat_id.to_string());
-            let contact = Contact {
-                contact_id: derived.id("contact"),
-                name,
-                responsible_user_id: responsible.clone(),
-                contact_data: vec![chat_ref],
-            };
-            let event = CrmEvent::ContactCreated {
-                envelope: derived.crm_envelope("contact.created"),
-                contact_id: contact.contact_id.clone(),
-                name: contact.name.clone(),
-                responsible_user_id: responsible.clone(),
-                contact_data: contact.contact_data.clone(),
-            };
-            plan.outputs.push(Output::Crm(event));
-            contact
-        }
-    };
-    plan.changes.push(Change::SaveContact(contact.clone()));
-    contact
-}
-
-/// Creates the contact's deal in the configured pipeline and stage, with
-/// `responsible`: stores it, indexes it under the contact and announces it.
-pub(super) fn create_deal(
-    plan: &mut Plan,
-    derived: &Derived<'_>,
-    contact: &Contact,
-    responsible: &Id,
-    settings: &Settings,
-) -> Deal {
-    let deal = Deal {
-        deal_id: derived.id("deal"),
-        name: contact.name.clone(),
-        contact_ids: vec![contact.contact_id.clone()],
-        responsible_user_id: responsible.clone(),
-        pipeline_id: settings.new_clients.pipeline_id.clone(),
-        stage_id: settings.new_clients.stage_id.clone(),
-        closed: false,
-        uri: None,
-    };
-    save_deal(plan, deal.clone());
-    let event = CrmEvent::DealCreated {
-        envelope: derived.crm_envelope("deal.created"),
-        deal_id: deal.deal_id.clone(),
-        contact_ids: deal.contact_ids.clone(),
-        responsible_user_id: deal.responsible_user_id.clone(),
-        pipeline_id: deal.pipeline_id.clone(),
-        stage_id: deal.stage_id.clone(),
-    };
-    plan.outputs.push(Output::Crm(event));
-    deal
-}
-
-/// Saves `deal` and links it to each of its contacts.
-pub(super) fn save_deal(plan: &mut Plan, deal: Deal) {
-    for contact in &deal.contact_ids {
-        plan.changes.push(Change::LinkDeal {
-            contact: contact.clone(),
-            deal: deal.deal_id.clone(),
-        });
-    }
-    plan.changes.push(Change::SaveDeal(deal));
-}
-
-/// Assigns the chat to its contact: it no longer waits for a claim (nor in its
-/// channel's waiting index). Who was shown it as new is kept (for
-/// `claimed_by_other`) and returned.
-pub(super) fn assign_chat(
-    plan: &mut Plan,
-    chat_ref: &ChatRef,
-    chat: &Chat,
-    contact_id: &Id,
-) -> Vec<Id> {
-    super::waiting::unmark(plan, chat_ref, chat.pending.as_ref());
-    let shown = chat
-        .pending
-        .as_ref()
-        .map(|p| p.shown.clone())
-        .unwrap_or_default();
-    let settled = Chat {
-        contact_id: Some(contact_id.clone()),
-        pending: None,
-        shown: shown.clone(),
-        seen_on: chat.seen_on.clone(),
-    };
-    plan.changes
-        .push(Change::SaveChat(chat_ref.clone(), settled));
-    shown
-}
-
-/// The chat an event is about, and the client's name if the event knows it.
-pub(super) trait ChatOf {
-    fn chat_ref(&self) -> crate::model::ChatRef;
-    fn client_name(&self) -> Option<String>;
-}
-
-impl ChatOf for MessageInbound {
-    fn chat_ref(&self) -> crate::model::ChatRef {
-        self.chat()
-    }
-    fn client_name(&self) -> Option<String> {
-        client_name(self)
-    }
 }

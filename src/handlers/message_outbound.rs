@@ -3,12 +3,13 @@
 //! a guarded write of the chat, so of simultaneous answers exactly one applies;
 //! the others are decided again on the new state and rejected.
 
+use super::assign::{Assigned, Handover, assign};
 use super::chat::{Opened, open};
-use super::message_inbound::{ChatOf, assign_chat, assign_contact, create_deal, notify_observers};
-use super::routing::{self, About, Derived};
+use super::message_inbound::notify_observers;
+use super::routing::{self, About};
 use super::{ChatSnapshot, Decision, Plan};
 use crate::events::{MessageOutbound, Rejection};
-use crate::model::{ChatRef, Role};
+use crate::model::Role;
 use crate::output::{MessageSend, MessageSendType, NotificationType, Output, RejectReason};
 
 pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
@@ -75,22 +76,19 @@ pub fn decide(e: &MessageOutbound, s: &ChatSnapshot) -> Decision {
             }
             // The claim: this user becomes responsible.
             plan.tally.claims_won += 1;
-            let derived = Derived {
+            let chat_ref = e.chat();
+            let handover = Handover {
                 envelope: &e.envelope,
-            };
-            let contact = assign_contact(
-                &mut plan,
-                &derived,
+                chat_ref: &chat_ref,
+                chat: &chat,
                 contact,
-                &e.user_id,
-                e,
-                chat.pending.as_ref(),
-            );
-            let deal = s
-                .settings
-                .as_ref()
-                .map(|settings| create_deal(&mut plan, &derived, &contact, &e.user_id, settings));
-            let shown = assign_chat(&mut plan, &e.chat(), &chat, &contact.contact_id);
+                client_name: None,
+            };
+            let Assigned {
+                contact,
+                deal,
+                shown,
+            } = assign(&mut plan, handover, &e.user_id, s.settings.as_ref());
 
             about.contact_id = Some(&contact.contact_id);
             about.deal_id = deal.as_ref().map(|d| &d.deal_id);
@@ -151,13 +149,4 @@ fn send(
         NotificationType::ChatMessage,
         &mut told,
     );
-}
-
-impl ChatOf for MessageOutbound {
-    fn chat_ref(&self) -> ChatRef {
-        self.chat()
-    }
-    fn client_name(&self) -> Option<String> {
-        None
-    }
 }

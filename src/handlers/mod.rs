@@ -3,6 +3,7 @@
 //! the worker loads the snapshot, and the store applies the plan atomically,
 //! if the state it was decided on still holds.
 
+mod assign;
 mod channels_upserted;
 mod chat;
 mod contact_upserted;

@@ -5,7 +5,7 @@ use crate::events::{Envelope, Timestamp};
 use crate::ids::Id;
 use crate::model::{ChatType, RoundRobin, Seat};
 use crate::output::{
-    CrmEnvelope, NotificationType, Outputs, Recipient, RejectReason, Template, derive_id,
+    CrmEnvelope, Notification, NotificationType, Outputs, Recipient, RejectReason, derive_id,
 };
 
 /// The seat of `user` on the channel, if he has one.
@@ -138,11 +138,11 @@ impl<'a> About<'a> {
             ]),
             reason,
         };
-        outputs.notify(|t| self.is(t), || self.template(), to);
+        outputs.notify(|t| self.is(t), |to| self.notification(to), to);
     }
 
     /// Whether `t` is this chat's template (compared without copying the text).
-    fn is(&self, t: &Template) -> bool {
+    fn is(&self, t: &Notification) -> bool {
         t.account_id == self.envelope.account_id
             && t.channel_id == *self.channel_id
             && t.chat_type == self.chat_type
@@ -154,8 +154,12 @@ impl<'a> About<'a> {
             && t.occurred_at == self.envelope.occurred_at
     }
 
-    fn template(&self) -> Template {
-        Template {
+    fn notification(&self, to: &Recipient) -> Notification {
+        Notification {
+            notification_id: to.id.clone(),
+            kind: to.kind,
+            user_id: to.user.clone(),
+            reason: to.reason,
             account_id: self.envelope.account_id.clone(),
             channel_id: self.channel_id.clone(),
             chat_type: self.chat_type,

@@ -8,8 +8,8 @@
 //! otherwise every newcomer who may claim them (an eligible manager or a
 //! supervisor) is shown them as new.
 
-use super::message_inbound::{ChatOf, assign_chat, assign_contact, create_deal};
-use super::routing::{self, About, Derived};
+use super::assign::{Assigned, Handover, assign};
+use super::routing::{self, About};
 use super::{Change, ChannelState, Item, Plan, WaitingChat};
 use crate::events::Envelope;
 use crate::ids::Id;
@@ -133,23 +133,21 @@ pub(super) fn offer(
                 plan.guards
                     .push(w.contact.guard(Item::Contact(contact.contact_id.clone())));
             }
-            let derived = Derived {
+            let handover = Handover {
                 envelope: &offer_envelope,
+                chat_ref: &chat_ref,
+                chat,
+                contact: existing,
+                client_name: None,
             };
-            let waiting_chat = Waiting(chat_ref.clone());
-            let contact = assign_contact(
-                plan,
-                &derived,
-                existing,
-                &manager,
-                &waiting_chat,
-                Some(pending),
-            );
-            let deal = create_deal(plan, &derived, &contact, &manager, settings);
-            let shown = assign_chat(plan, &chat_ref, chat, &contact.contact_id);
+            let Assigned {
+                contact,
+                deal,
+                shown,
+            } = assign(plan, handover, &manager, Some(settings));
             plan.tally.round_robin += 1;
             about.contact_id = Some(&contact.contact_id);
-            about.deal_id = Some(&deal.deal_id);
+            about.deal_id = deal.as_ref().map(|d| &d.deal_id);
             about.notify(&mut plan.outputs, &manager, NotificationType::ChatNew, None);
             for user in shown
                 .iter()
@@ -201,17 +199,4 @@ fn since_key(since: &str) -> (i64, u32) {
     chrono::DateTime::parse_from_rfc3339(since)
         .map(|t| (t.timestamp(), t.timestamp_subsec_nanos()))
         .unwrap_or((i64::MAX, 0))
-}
-
-/// A waiting chat handed out by an offer: the client's name comes from what
-/// the chat's first messages said (kept in its pending state).
-struct Waiting(ChatRef);
-
-impl ChatOf for Waiting {
-    fn chat_ref(&self) -> ChatRef {
-        self.0.clone()
-    }
-    fn client_name(&self) -> Option<String> {
-        None
-    }
 }

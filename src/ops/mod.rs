@@ -27,30 +27,41 @@ use std::time::Duration;
 use clap::Args;
 use lapin::{Channel, Connection, ConnectionProperties};
 
-use crate::config::{Config, parse_prefix, redact};
+use crate::config::{Config, redact};
 use crate::names::Names;
 
 /// How long any one request to the broker or Redis may take.
 pub const WAIT: Duration = Duration::from_secs(15);
 
-/// Where the commands work: the same services and prefix as `switchboard run`.
-#[derive(Debug, Clone, Args)]
+/// Where the commands work: the services and prefix of `switchboard run`.
+/// A command takes the worker's own flags and environment ([`Config`], one
+/// definition for both) and uses these three.
+#[derive(Debug, Clone)]
 pub struct Target {
-    /// RabbitMQ URL.
-    #[arg(
-        long,
-        env = "AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
-    )]
     pub amqp_url: String,
-
-    /// Redis URL.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
     pub redis_url: String,
-
-    /// Prefix of every exchange, queue and Redis key (`P` in the contract).
-    #[arg(long, env = "SWITCHBOARD_PREFIX", default_value = "switchboard", value_parser = parse_prefix)]
     pub prefix: String,
+}
+
+impl clap::FromArgMatches for Target {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Config::from_arg_matches(matches).map(|config| Target::from(&config))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for Target {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        Config::augment_args(cmd)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Config::augment_args_for_update(cmd)
+    }
 }
 
 impl Target {

@@ -184,21 +184,12 @@ async fn exchange_exists(conn: &Connection, exchange: &str) -> Result<bool, OpsE
     }
 }
 
+/// Every key matching `pattern`.
 async fn scan(redis: &mut MultiplexedConnection, pattern: &str) -> Result<Vec<String>, OpsError> {
     let mut cursor: u64 = 0;
     let mut keys = Vec::new();
     loop {
-        let (next, batch): (u64, Vec<String>) = within(
-            "SCAN",
-            redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(redis),
-        )
-        .await?;
+        let (next, batch) = super::scan(redis, cursor, pattern).await?;
         keys.extend(batch);
         if next == 0 {
             return Ok(keys);

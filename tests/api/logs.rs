@@ -34,7 +34,7 @@ fn start_and_stop(prefix: &str, format: &str) -> (i32, Vec<String>, String) {
             break;
         }
     }
-    // Let it settle into consuming, then stop it as an orchestrator would.
+    // Let it start consuming, then stop it as an orchestrator would.
     std::thread::sleep(Duration::from_millis(500));
     child.sigterm();
     let out = read_to_end(&mut child);
