@@ -40,14 +40,7 @@ impl ReadsBuilder {
         let u = User {
             user_id: id(user),
             name: user.into(),
-            access: access
-                .iter()
-                .map(|(c, role, rnc)| Access {
-                    channel_id: id(c),
-                    role: *role,
-                    receives_new_clients: *rnc,
-                })
-                .collect(),
+            access: access_list(access),
             removed: false,
         };
         self.with(Item::User(id(user)), ItemValue::User(u))
@@ -56,6 +49,17 @@ impl ReadsBuilder {
     pub(super) fn build(self) -> Reads {
         self.0
     }
+}
+
+/// Access lists from `(channel, role, receives new clients)`.
+fn access_list(list: &[(&str, Role, bool)]) -> Vec<Access> {
+    list.iter()
+        .map(|(c, role, rnc)| Access {
+            channel_id: id(c),
+            role: *role,
+            receives_new_clients: *rnc,
+        })
+        .collect()
 }
 
 pub(super) fn seat(role: Role, receives_new_clients: bool) -> Seat {
@@ -76,13 +80,6 @@ pub(super) fn upsert(user: &str, access: &[(&str, Role, bool)]) -> UserUpsert {
     UserUpsert {
         user_id: id(user),
         name: user.to_uppercase(),
-        access: access
-            .iter()
-            .map(|(c, role, rnc)| Access {
-                channel_id: id(c),
-                role: *role,
-                receives_new_clients: *rnc,
-            })
-            .collect(),
+        access: access_list(access),
     }
 }
