@@ -95,6 +95,19 @@ impl<T> Stored<T> {
     }
 }
 
+/// Typed accessors of [`Reads`]: `name(key) -> type = Kind` reads the value
+/// of `Item::Kind(key)` (an item without a key takes none).
+macro_rules! read_as {
+    ($($name:ident($($key:ident: $key_ty:ty)?) -> $ty:ty = $kind:ident;)*) => {$(
+        pub fn $name(&self $(, $key: &$key_ty)?) -> Option<&$ty> {
+            match self.value(Item::$kind$(($key.clone()))?) {
+                Some(ItemValue::$kind(v)) => Some(v),
+                _ => None,
+            }
+        }
+    )*};
+}
+
 /// The values of the reads an account event asked for.
 #[derive(Debug, Default)]
 pub struct Reads {
@@ -109,46 +122,13 @@ impl Reads {
         self.items.get(&item).and_then(|s| s.value.as_ref())
     }
 
-    pub fn settings(&self) -> Option<&Settings> {
-        match self.value(Item::Settings) {
-            Some(ItemValue::Settings(v)) => Some(v),
-            _ => None,
-        }
-    }
-
-    pub fn pipelines(&self) -> Option<&[Pipeline]> {
-        match self.value(Item::Pipelines) {
-            Some(ItemValue::Pipelines(v)) => Some(v),
-            _ => None,
-        }
-    }
-
-    pub fn channel(&self, id: &Id) -> Option<&Channel> {
-        match self.value(Item::Channel(id.clone())) {
-            Some(ItemValue::Channel(v)) => Some(v),
-            _ => None,
-        }
-    }
-
-    pub fn user(&self, id: &Id) -> Option<&User> {
-        match self.value(Item::User(id.clone())) {
-            Some(ItemValue::User(v)) => Some(v),
-            _ => None,
-        }
-    }
-
-    pub fn chat(&self, chat: &ChatRef) -> Option<&Chat> {
-        match self.value(Item::Chat(chat.clone())) {
-            Some(ItemValue::Chat(v)) => Some(v),
-            _ => None,
-        }
-    }
-
-    pub fn deal(&self, id: &Id) -> Option<&Deal> {
-        match self.value(Item::Deal(id.clone())) {
-            Some(ItemValue::Deal(v)) => Some(v),
-            _ => None,
-        }
+    read_as! {
+        settings() -> Settings = Settings;
+        pipelines() -> Vec<Pipeline> = Pipelines;
+        channel(id: Id) -> Channel = Channel;
+        user(id: Id) -> User = User;
+        chat(chat: ChatRef) -> Chat = Chat;
+        deal(id: Id) -> Deal = Deal;
     }
 
     /// A guard that holds while `item` still has the value it was read with.

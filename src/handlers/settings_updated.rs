@@ -10,7 +10,7 @@ pub fn reads() -> Vec<Read> {
 }
 
 pub fn decide(e: &SettingsUpdated, reads: &Reads) -> Decision {
-    let pipelines = reads.pipelines().unwrap_or_default();
+    let pipelines = reads.pipelines().map(Vec::as_slice).unwrap_or_default();
     let wanted = &e.new_clients;
     let Some(pipeline) = pipelines
         .iter()
