@@ -7,6 +7,7 @@
 //! apply -> confirmed publishes -> ack. [`worker::run`] is the whole worker.
 
 pub mod amqp;
+pub mod bulk;
 pub mod clip;
 pub mod config;
 pub mod diagnose;

@@ -28,8 +28,10 @@ mod ceiling;
 mod cleanup;
 mod collect;
 mod cpu;
+mod fleet;
 mod limit;
 mod load;
+mod preload;
 mod redis_stats;
 mod report;
 mod session;
@@ -55,8 +57,9 @@ async fn main() -> std::process::ExitCode {
     let outcome = tokio::select! {
         r = bench.run(&args) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+        _ = terminated() => Err(anyhow!("terminated")),
     };
-    if let Err(e) = bench.cleanup().await {
+    if let Err(e) = bench.cleanup(outcome.is_err()).await {
         eprintln!("switchboard-bench: cleanup incomplete: {e:#}");
     }
     match outcome {
@@ -65,5 +68,15 @@ async fn main() -> std::process::ExitCode {
             eprintln!("switchboard-bench: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Resolves on SIGTERM, so that a `kill` cleans up like Ctrl-C; never when it cannot be watched.
+async fn terminated() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(_) => std::future::pending().await,
     }
 }
