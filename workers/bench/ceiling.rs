@@ -9,8 +9,10 @@
 //! and confirmed, wherever the worker publishes for that event
 //! ([`Shape::outputs`]: through `P.notify` to each user told, to `P.crm` for
 //! new contacts and deals, to `P.outbound` for a reply), then ack once all
-//! are confirmed. Where to publish rides in a header, so the relay needs
-//! neither Redis nor JSON. The client side reads the same queues.
+//! are confirmed. Where to publish rides in a header, with the size to pad
+//! the body to (the average the worker published to that exchange in the
+//! same run; JSON allows trailing spaces), so the relay needs neither Redis
+//! nor JSON. The client side reads the same queues.
 
 use std::sync::Arc;
 
@@ -32,15 +34,16 @@ use crate::account::event_body;
 use crate::amqp;
 use crate::args::Args;
 use crate::cleanup::Topology;
-use crate::collect::Collector;
+use crate::collect::{Collector, Outputs};
 use crate::limit::within;
 use crate::load::{MEASURED, Outgoing, Probes, mark, measure};
 use crate::report::PhaseResult;
 use crate::session::Bench;
 use crate::shape::{Exchange, Shape, Target};
 
-/// The header listing where an event is relayed: `n:`, `c:` or `o:` (for
-/// `P.notify`, `P.crm`, `P.outbound`) and the routing key, space-separated.
+/// The header listing where an event is relayed, space-separated: `n:`, `c:`
+/// or `o:` (for `P.notify`, `P.crm`, `P.outbound`), the routing key, `:` and
+/// the size in bytes to pad the body to.
 const OUTPUTS_HEADER: &str = "x-bench-outputs";
 
 impl Bench {
@@ -49,7 +52,9 @@ impl Bench {
         args: &Args,
         shape: &Shape,
         rconn: &mut MultiplexedConnection,
+        sizes: Option<Sizes>,
     ) -> Result<PhaseResult> {
+        let sizes = sizes.unwrap_or_default();
         let names = Names::new(&format!("{}.ceiling", self.prefix()));
         let mut users = Vec::new();
         for (account, user, _) in shape.users() {
@@ -108,7 +113,9 @@ impl Bench {
                 let mark = mark(MEASURED, seq, sent_us, shape.measured_at(&target));
                 let mut out =
                     Outgoing::event(&inbound, &target.account.key, event_body(&target, &mark));
-                out.props = out.props.with_headers(outputs_header(shape, &target));
+                out.props = out
+                    .props
+                    .with_headers(outputs_header(shape, &target, &sizes));
                 out
             },
         )
@@ -131,18 +138,37 @@ impl Bench {
     }
 }
 
+/// The average size of what the worker published, by exchange, bytes (0: no padding).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sizes {
+    notify: u64,
+    crm: u64,
+    outbound: u64,
+}
+
+impl Sizes {
+    pub fn of(outputs: &Outputs) -> Self {
+        let avg = |(n, bytes): (u64, u64)| bytes.checked_div(n).unwrap_or(0);
+        Self {
+            notify: avg(outputs.notifications),
+            crm: avg(outputs.crm),
+            outbound: avg(outputs.outbound),
+        }
+    }
+}
+
 /// Where the worker publishes for `target`, as the relay's header.
-fn outputs_header(shape: &Shape, target: &Target<'_>) -> FieldTable {
+fn outputs_header(shape: &Shape, target: &Target<'_>, sizes: &Sizes) -> FieldTable {
     let entries: Vec<String> = shape
         .outputs(target)
         .into_iter()
         .map(|(exchange, key)| {
-            let tag = match exchange {
-                Exchange::Notify => 'n',
-                Exchange::Crm => 'c',
-                Exchange::Outbound => 'o',
+            let (tag, size) = match exchange {
+                Exchange::Notify => ('n', sizes.notify),
+                Exchange::Crm => ('c', sizes.crm),
+                Exchange::Outbound => ('o', sizes.outbound),
             };
-            format!("{tag}:{key}")
+            format!("{tag}:{key}:{size}")
         })
         .collect();
     let mut headers = FieldTable::default();
@@ -161,8 +187,8 @@ struct Exchanges {
 }
 
 impl Exchanges {
-    /// `(exchange, routing key)` of each output the header lists.
-    fn read(&self, props: &BasicProperties) -> Vec<(String, String)> {
+    /// `(exchange, routing key, size)` of each output the header lists.
+    fn read(&self, props: &BasicProperties) -> Vec<(String, String, usize)> {
         let Some(AMQPValue::LongString(entries)) = props
             .headers()
             .as_ref()
@@ -173,14 +199,15 @@ impl Exchanges {
         String::from_utf8_lossy(entries.as_bytes())
             .split(' ')
             .filter_map(|entry| {
-                let (tag, key) = entry.split_once(':')?;
+                let (tag, rest) = entry.split_once(':')?;
+                let (key, size) = rest.rsplit_once(':')?;
                 let exchange = match tag {
                     "n" => &self.notify,
                     "c" => &self.crm,
                     "o" => &self.outbound,
                     _ => return None,
                 };
-                Some((exchange.clone(), key.to_owned()))
+                Some((exchange.clone(), key.to_owned(), size.parse().ok()?))
             })
             .collect()
     }
@@ -255,8 +282,12 @@ async fn relay(
             return;
         };
         let mut publishes = Vec::new();
-        for (exchange, key) in exchanges.read(&delivery.properties) {
-            let (publish, body) = (publish.clone(), delivery.data.clone());
+        for (exchange, key, size) in exchanges.read(&delivery.properties) {
+            let publish = publish.clone();
+            let mut body = delivery.data.clone();
+            if body.len() < size {
+                body.resize(size, b' ');
+            }
             let mut sent = Box::pin(maybe_done(async move {
                 amqp::publish(&publish, &exchange, &key, &body).await
             }));

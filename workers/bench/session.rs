@@ -1,5 +1,6 @@
 //! One bench session: connects to RabbitMQ and Redis, prints the settings and
-//! what already keeps the machine busy, runs the phases and the report, and
+//! what already keeps the machine busy, runs the phases (Switchboard, then the
+//! ceiling at the sizes the worker published) and the report, and
 //! records everything it creates so that cleanup can remove it whatever happens.
 
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::Args;
+use crate::ceiling::Sizes;
 use crate::cleanup::Topology;
 use crate::collect::{Collector, Who};
 use crate::cpu::Cpu;
@@ -96,15 +98,20 @@ impl Bench {
         report::background(&background, clients);
 
         let shape = Shape::new(args);
-        let ceiling = if args.skip_ceiling {
-            None
-        } else {
-            Some(self.ceiling(args, &shape, &mut rconn).await?)
-        };
+        // Switchboard first: the ceiling pads what it relays to the sizes the
+        // worker published. Its workers stop before the ceiling runs.
         let sb = if args.ceiling_only {
             None
         } else {
-            Some(self.switchboard(args, &shape, &mut rconn).await?)
+            let sb = self.switchboard(args, &shape, &mut rconn).await?;
+            self.stop_workers(false).await;
+            Some(sb)
+        };
+        let ceiling = if args.skip_ceiling {
+            None
+        } else {
+            let sizes = sb.as_ref().map(|sb| Sizes::of(&sb.outputs));
+            Some(self.ceiling(args, &shape, &mut rconn, sizes).await?)
         };
         report::report(args, ceiling.as_ref(), sb.as_ref());
         Ok(())
