@@ -191,3 +191,26 @@ pub async fn measure(
         dead: 0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mark_comes_back_from_a_padded_notification() {
+        for to in [None, Some("manager-3"), Some("@gateway")] {
+            let text = mark(MEASURED, 42, 1234, to);
+            let mut body = serde_json::json!({ "accountId": "a", "chatId": "c", "text": text })
+                .to_string()
+                .into_bytes();
+            body.resize(body.len() + 50, b' ');
+            let read = read_mark(&body).expect("marked");
+            assert_eq!(
+                (read.phase, read.seq, read.sent_us, read.chat.as_str()),
+                (MEASURED, 42, 1234, "a c")
+            );
+            assert_eq!(read.to.as_deref(), to);
+        }
+        assert!(read_mark(br#"{"text": "hello"}"#).is_none());
+    }
+}

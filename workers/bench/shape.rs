@@ -214,3 +214,72 @@ pub fn describe(accounts: usize, chats: usize) -> String {
     let plural = if accounts == 1 { "" } else { "s" };
     format!("{accounts} account{plural} x {per} chats")
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn shape(scenario: &str) -> Shape {
+        let args = Args::parse_from([
+            "switchboard-bench",
+            "--scenario",
+            scenario,
+            "--managers",
+            "3",
+            "--users",
+            "5",
+        ]);
+        Shape::new(&args)
+    }
+
+    fn count(outputs: &[(Exchange, String)], exchange: Exchange) -> usize {
+        outputs.iter().filter(|(e, _)| *e == exchange).count()
+    }
+
+    #[test]
+    fn the_ceiling_relays_what_the_worker_publishes_for_each_step() {
+        use Exchange::{Crm, Notify, Outbound};
+        let known = shape("known");
+        let out = known.outputs(&known.event(0));
+        assert_eq!(
+            [count(&out, Notify), count(&out, Crm), count(&out, Outbound)],
+            [2, 0, 0],
+            "the responsible and quality control"
+        );
+        let new = shape("new");
+        let out = new.outputs(&new.event(0));
+        assert_eq!(
+            [count(&out, Notify), count(&out, Crm), count(&out, Outbound)],
+            [2, 2, 0]
+        );
+        let first = shape("first-reply");
+        let (offer, claim) = (first.event(4), first.event(5));
+        assert_eq!((offer.step, claim.step), (Step::Offer, Step::Claim));
+        assert_eq!(offer.chat, claim.chat, "the claim is of the offered chat");
+        let out = first.outputs(&offer);
+        assert_eq!(
+            [count(&out, Notify), count(&out, Crm), count(&out, Outbound)],
+            [4, 0, 0],
+            "every manager and quality control, never the idle users"
+        );
+        let out = first.outputs(&claim);
+        assert_eq!(
+            [count(&out, Notify), count(&out, Crm), count(&out, Outbound)],
+            [4, 2, 1],
+            "assigned, withdrawn twice, quality control; contact and deal; the reply"
+        );
+        assert_eq!(first.measured_at(&claim), Some(TO_GATEWAY));
+        assert_eq!(first.measured_at(&offer), Some(offer.responsible));
+    }
+
+    #[test]
+    fn mixed_is_one_new_client_in_ten() {
+        let mixed = shape("mixed");
+        let new = (0..100)
+            .filter(|seq| mixed.event(*seq).step == Step::RoundRobin)
+            .count();
+        assert_eq!(new, 10);
+    }
+}
