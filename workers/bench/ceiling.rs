@@ -148,11 +148,10 @@ pub struct Sizes {
 
 impl Sizes {
     pub fn of(outputs: &Outputs) -> Self {
-        let avg = |(n, bytes): (u64, u64)| bytes.checked_div(n).unwrap_or(0);
         Self {
-            notify: avg(outputs.notifications),
-            crm: avg(outputs.crm),
-            outbound: avg(outputs.outbound),
+            notify: Outputs::average(outputs.notifications),
+            crm: Outputs::average(outputs.crm),
+            outbound: Outputs::average(outputs.outbound),
         }
     }
 }

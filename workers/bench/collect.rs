@@ -54,6 +54,11 @@ pub struct Outputs {
 }
 
 impl Outputs {
+    /// The average size of `(messages, bytes)`, 0 when there were none.
+    pub fn average(kind: (u64, u64)) -> u64 {
+        kind.1.checked_div(kind.0).unwrap_or(0)
+    }
+
     pub fn since(&self, before: &Outputs) -> Outputs {
         let d = |a: (u64, u64), b: (u64, u64)| (a.0 - b.0, a.1 - b.1);
         Outputs {

@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use crate::args::Args;
 use crate::session::Bench;
 
-/// How long in-process workers get to finish after their token is cancelled.
-const STOP_LIMIT: Duration = Duration::from_secs(15);
+/// How long workers get to finish after SIGTERM or their token is cancelled.
+const STOP_LIMIT: Duration = Duration::from_secs(30);
 
 /// One worker process and where its output goes.
 pub struct ChildWorker {
@@ -101,11 +101,23 @@ impl Bench {
         Ok(())
     }
 
-    /// Stops every worker: processes are killed (the bench deletes their
-    /// queues and keys next, so nothing of theirs needs a graceful end), and
-    /// their logs removed when the run went well, else listed.
+    /// Stops every worker: processes get SIGTERM and [`STOP_LIMIT`] to end
+    /// (so that a profiler wrapping the worker writes its output), then
+    /// SIGKILL; their logs are removed when the run went well, else listed.
     pub async fn stop_workers(&mut self, keep_logs: bool) {
+        for worker in &self.children {
+            let _ = Command::new("kill")
+                .args(["-TERM", &worker.child.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let deadline = tokio::time::Instant::now() + STOP_LIMIT;
         for mut worker in self.children.drain(..) {
+            while matches!(worker.child.try_wait(), Ok(None))
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             let _ = worker.child.kill();
             let _ = worker.child.wait();
             if keep_logs {

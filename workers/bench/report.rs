@@ -154,9 +154,7 @@ impl PhaseResult {
         );
         let o = &self.outputs;
         let per = |x: u64| x as f64 / n as f64;
-        let size = |(count, bytes): (u64, u64)| {
-            if count == 0 { 0 } else { bytes / count }
-        };
+        let size = Outputs::average;
         println!(
             "  outputs per event            notifications {:.2} (avg {} B), to the gateway {:.2} (avg {} B), CRM {:.2} (avg {} B); duplicates {}, dead letters {}, nacks {}",
             per(o.notifications.0),

@@ -134,7 +134,7 @@ impl Shape {
     /// first reply, event `2k` is chat `k`'s first message and `2k + 1` its claim.
     pub fn new_client(&self, tag: &str, seq: u64) -> Target<'_> {
         match self.scenario {
-            Scenario::FirstReply if seq % 2 == 0 => self.fresh(tag, seq / 2, Step::Offer),
+            Scenario::FirstReply if seq.is_multiple_of(2) => self.fresh(tag, seq / 2, Step::Offer),
             Scenario::FirstReply => self.fresh(tag, seq / 2, Step::Claim),
             _ => self.fresh(tag, seq, Step::RoundRobin),
         }
