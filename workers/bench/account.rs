@@ -16,6 +16,7 @@ use switchboard::store::AccountKeys;
 
 use crate::amqp;
 use crate::limit::within;
+use crate::load::{Outgoing, mark};
 use crate::shape::{Account, Shape, Step, Target};
 
 pub const CHANNEL: &str = "wa";
@@ -45,6 +46,18 @@ pub fn event_body(target: &Target<'_>, mark: &str) -> Vec<u8> {
         )
     };
     body.to_string().into_bytes()
+}
+
+/// Event `seq` of `phase`, of `target`, marked and ready to publish to `inbound`.
+pub fn outgoing(
+    inbound: &str,
+    shape: &Shape,
+    target: &Target<'_>,
+    phase: u8,
+    (seq, sent_us): (u64, u64),
+) -> Outgoing {
+    let mark = mark(phase, seq, sent_us, shape.measured_at(target));
+    Outgoing::event(inbound, &target.account.key, event_body(target, &mark))
 }
 
 pub fn event(account: &Account, kind: &str, fields: Value) -> Value {

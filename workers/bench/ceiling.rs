@@ -30,13 +30,13 @@ use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::account::event_body;
+use crate::account::outgoing;
 use crate::amqp;
 use crate::args::Args;
 use crate::cleanup::Topology;
 use crate::collect::{Collector, Outputs};
 use crate::limit::within;
-use crate::load::{MEASURED, Outgoing, Probes, mark, measure};
+use crate::load::{MEASURED, Probes, measure};
 use crate::report::PhaseResult;
 use crate::session::Bench;
 use crate::shape::{Exchange, Shape, Target};
@@ -108,11 +108,9 @@ impl Bench {
             args,
             self.base,
             probes,
-            |seq, sent_us| {
+            |seq, at| {
                 let target = shape.event(seq);
-                let mark = mark(MEASURED, seq, sent_us, shape.measured_at(&target));
-                let mut out =
-                    Outgoing::event(&inbound, &target.account.key, event_body(&target, &mark));
+                let mut out = outgoing(&inbound, shape, &target, MEASURED, (seq, at));
                 out.props = out
                     .props
                     .with_headers(outputs_header(shape, &target, &sizes));

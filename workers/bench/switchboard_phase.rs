@@ -8,12 +8,12 @@ use anyhow::{Result, anyhow, bail};
 use redis::aio::MultiplexedConnection;
 use switchboard::ids::Id;
 
-use crate::account::{self, event_body};
+use crate::account::{self, outgoing};
 use crate::amqp;
 use crate::args::{Args, Pace};
 use crate::cleanup::Topology;
 use crate::collect::Collector;
-use crate::load::{MEASURED, Outgoing, Probes, WARMUP, mark, measure, publish_events};
+use crate::load::{MEASURED, Probes, WARMUP, measure, publish_events};
 use crate::preload;
 use crate::report::{self, PhaseResult};
 use crate::session::Bench;
@@ -77,14 +77,13 @@ impl Bench {
                 rate: 0,
                 ..args.pace()
             };
-            publish_events(&publisher, pace, self.base, warm, |seq, sent_us| {
+            publish_events(&publisher, pace, self.base, warm, |seq, at| {
                 let target = if seq < warm_known {
                     shape.known(seq as usize)
                 } else {
                     shape.new_client("warm", seq - warm_known)
                 };
-                let mark = mark(WARMUP, seq, sent_us, shape.measured_at(&target));
-                Outgoing::event(&inbound, &target.account.key, event_body(&target, &mark))
+                outgoing(&inbound, shape, &target, WARMUP, (seq, at))
             })
             .await?;
             let got = collector.collect(WARMUP, warm, args.stall()).await;
@@ -106,11 +105,7 @@ impl Bench {
             args,
             self.base,
             probes,
-            |seq, sent_us| {
-                let target = shape.event(seq);
-                let mark = mark(MEASURED, seq, sent_us, shape.measured_at(&target));
-                Outgoing::event(&inbound, &target.account.key, event_body(&target, &mark))
-            },
+            |seq, at| outgoing(&inbound, shape, &shape.event(seq), MEASURED, (seq, at)),
         )
         .await?;
         self.check_workers()?;
