@@ -49,7 +49,7 @@ pub enum Applied {
 }
 
 /// One Redis command of a plan; members and fields are ids.
-enum Command {
+pub(super) enum Command {
     Set(Key, String),
     HSet(Key, Id, String),
     HDel(Key, Id),
@@ -59,7 +59,7 @@ enum Command {
 }
 
 impl Command {
-    fn of(change: &Change) -> Command {
+    pub(super) fn of(change: &Change) -> Command {
         match change {
             Change::ConfigChanged => Command::Incr(Key::Config),
             Change::SaveSettings(s) => Command::Set(Key::Settings, json(s)),
@@ -95,6 +95,19 @@ impl Command {
                 Command::HDel(Key::Waiting(channel.clone()), waiting_field(chat))
             }
         }
+    }
+
+    /// The command on a pipeline, as `apply.lua` would run it (for bulk loads).
+    pub(super) fn add_to(&self, pipe: &mut redis::Pipeline, keys: &AccountKeys) {
+        match self {
+            Command::Set(k, v) => pipe.set(keys.key(k), v),
+            Command::HSet(k, f, v) => pipe.hset(keys.key(k), f.as_str(), v),
+            Command::HDel(k, f) => pipe.hdel(keys.key(k), f.as_str()),
+            Command::SAdd(k, m) => pipe.sadd(keys.key(k), m.as_str()),
+            Command::SRem(k, m) => pipe.srem(keys.key(k), m.as_str()),
+            Command::Incr(k) => pipe.incr(keys.key(k), 1),
+        }
+        .ignore();
     }
 
     /// The command as `apply.lua` reads it, its key given by `slot`.

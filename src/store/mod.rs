@@ -7,6 +7,7 @@
 
 mod apply;
 mod backend;
+pub mod bulk;
 mod error;
 mod keys;
 mod read;

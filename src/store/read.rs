@@ -223,7 +223,7 @@ fn seats(raw: HashMap<String, String>) -> Result<Vec<(Id, Seat)>, StoreError> {
 }
 
 /// The value of `item` from its stored JSON.
-fn decode(item: &Item, raw: &str) -> Result<ItemValue, StoreError> {
+pub(super) fn decode(item: &Item, raw: &str) -> Result<ItemValue, StoreError> {
     Ok(match item {
         Item::Config => {
             return Err(StoreError::Corrupt(

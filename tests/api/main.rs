@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod bulk;
 mod chaos;
 mod crash;
 mod dead_letter;

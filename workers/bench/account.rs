@@ -16,26 +16,51 @@ use switchboard::store::Key;
 
 use crate::amqp;
 use crate::limit::within;
-use crate::shape::{Account, Shape, Target};
+use crate::load::{Outgoing, mark};
+use crate::shape::{Account, Shape, Step, Target};
 
-const CHANNEL: &str = "wa";
+pub const CHANNEL: &str = "wa";
+/// Users per `users.upserted`, so that a thousand idle users stay far below the body limit.
+const USERS_PER_EVENT: usize = 200;
 const OCCURRED_AT: &str = "2026-01-01T00:00:00Z";
 
-/// A client's message to `target`; `mark` ("{phase}:{seq}:{publish µs}") rides
-/// in `text` and comes back in the notification.
-pub fn inbound_body(target: &Target<'_>, mark: &str) -> Vec<u8> {
+/// The event of `target`: a client's message, or for a claim the claimer's
+/// reply; `mark` ("{phase}:{seq}:{publish µs}[:{measured at}]") rides in
+/// `text` and comes back in the notifications (and the reply to send).
+pub fn event_body(target: &Target<'_>, mark: &str) -> Vec<u8> {
     let chat = &target.chat;
-    event(
-        target.account,
-        "message.inbound",
-        json!({ "messageId": uuid::Uuid::new_v4().to_string(), "channelId": CHANNEL, "chatType": "whatsapp",
-                "chatId": chat, "text": mark, "contact": { "name": format!("Client {chat}") } }),
-    )
-    .to_string()
-    .into_bytes()
+    let message_id = uuid::Uuid::new_v4().to_string();
+    let body = if target.step == Step::Claim {
+        event(
+            target.account,
+            "message.outbound",
+            json!({ "messageId": message_id, "channelId": CHANNEL, "chatType": "whatsapp",
+                    "chatId": chat, "userId": target.responsible, "text": mark }),
+        )
+    } else {
+        event(
+            target.account,
+            "message.inbound",
+            json!({ "messageId": message_id, "channelId": CHANNEL, "chatType": "whatsapp",
+                    "chatId": chat, "text": mark, "contact": { "name": format!("Client {chat}") } }),
+        )
+    };
+    body.to_string().into_bytes()
 }
 
-fn event(account: &Account, kind: &str, fields: Value) -> Value {
+/// Event `seq` of `phase`, of `target`, marked and ready to publish to `inbound`.
+pub fn outgoing(
+    inbound: &str,
+    shape: &Shape,
+    target: &Target<'_>,
+    phase: u8,
+    (seq, sent_us): (u64, u64),
+) -> Outgoing {
+    let mark = mark(phase, seq, sent_us, shape.measured_at(target));
+    Outgoing::event(inbound, &target.account.key, event_body(target, &mark))
+}
+
+pub fn event(account: &Account, kind: &str, fields: Value) -> Value {
     let mut body = json!({ "eventId": uuid::Uuid::new_v4().to_string(), "type": kind, "accountId": account.name, "occurredAt": OCCURRED_AT });
     for (k, v) in fields.as_object().expect("fields are an object") {
         body[k] = v.clone();
@@ -43,8 +68,9 @@ fn event(account: &Account, kind: &str, fields: Value) -> Value {
     body
 }
 
-/// The account as a CRM sets it up: one WhatsApp channel, `managers` with
-/// round robin for new clients, quality control on every chat.
+/// The account as a CRM sets it up: one WhatsApp channel, `managers` taking
+/// new clients (by round robin, or first reply for that scenario), quality
+/// control on every chat, idle managers who take no new clients.
 pub async fn set_up(
     publisher: &Channel,
     inbound: &str,
@@ -59,18 +85,26 @@ pub async fn set_up(
         .iter()
         .map(|u| (u, "manager", true))
         .chain(shape.qcs.iter().map(|u| (u, "quality_control", false)))
+        .chain(shape.idle.iter().map(|u| (u, "manager", false)))
         .map(|(u, role, rnc)| {
             json!({ "userId": u, "name": format!("User {u}"),
                     "access": [{ "channelId": CHANNEL, "role": role, "receivesNewClients": rnc }] })
         })
         .collect();
-    let setup = [
-        event(
-            account,
-            "channels.upserted",
-            json!({ "channels": [{ "channelId": CHANNEL, "chatType": "whatsapp", "name": "Support" }] }),
-        ),
-        event(account, "users.upserted", json!({ "users": users })),
+    let distribution = if shape.first_reply() {
+        "first_reply"
+    } else {
+        "round_robin"
+    };
+    let mut setup = vec![event(
+        account,
+        "channels.upserted",
+        json!({ "channels": [{ "channelId": CHANNEL, "chatType": "whatsapp", "name": "Support" }] }),
+    )];
+    for chunk in users.chunks(USERS_PER_EVENT) {
+        setup.push(event(account, "users.upserted", json!({ "users": chunk })));
+    }
+    setup.extend([
         event(
             account,
             "pipelines.loaded",
@@ -79,10 +113,10 @@ pub async fn set_up(
         event(
             account,
             "settings.updated",
-            json!({ "newClients": { "pipelineId": "p", "stageId": "s1", "distribution": "round_robin" },
+            json!({ "newClients": { "pipelineId": "p", "stageId": "s1", "distribution": distribution },
                     "links": { "deal": "https://crm.example/deals/{dealId}", "newDeal": "https://crm.example/deals/new?contact={contactId}" } }),
         ),
-    ];
+    ]);
     let config_key = keys.key(&Key::Config);
     for (n, body) in setup.iter().enumerate() {
         // One at a time: account events share a partition, but the next one
@@ -97,7 +131,8 @@ pub async fn set_up(
         if !amqp::confirmed(confirm).await? {
             bail!("the broker refused a set-up event of {}", account.name);
         }
-        wait_counter(rconn, &config_key, n as u64 + 1, Duration::from_secs(30)).await?;
+        // A thousand users means a thousand queues declared before the ack.
+        wait_counter(rconn, &config_key, n as u64 + 1, Duration::from_secs(300)).await?;
     }
     Ok(())
 }

@@ -15,16 +15,21 @@ pub enum Scenario {
     New,
     /// 90% known, 10% new.
     Mixed,
+    /// New clients under `first_reply`: each new chat is offered to every
+    /// manager, and one manager's reply (`message.outbound`, published right
+    /// after the client's message) claims it. Two events per chat.
+    FirstReply,
 }
 
 impl Scenario {
-    /// Whether measured event `seq` comes from a new client rather than a known chat.
-    pub fn is_new(self, seq: u64) -> bool {
-        match self {
-            Scenario::Known => false,
-            Scenario::New => true,
-            Scenario::Mixed => seq % 10 == 9,
-        }
+    /// Whether any event is of a known (pre-created) chat.
+    pub fn uses_known(self) -> bool {
+        matches!(self, Scenario::Known | Scenario::Mixed)
+    }
+
+    /// Whether any event is of a new client.
+    pub fn uses_new(self) -> bool {
+        self != Scenario::Known
     }
 }
 
@@ -78,6 +83,21 @@ pub struct Args {
     /// concurrency). Defaults to --concurrency, like the worker's lanes.
     #[arg(long)]
     pub ceiling_in_flight: Option<usize>,
+    /// Users with a seat on the channel who are never notified (managers who
+    /// take no new clients), added to every account: Redis work per event must
+    /// not grow with them.
+    #[arg(long, default_value_t = 0)]
+    pub users: usize,
+    /// Extra contacts, each with one deal, written into the accounts (contact
+    /// `c` in account `c % accounts`) before the run, straight into Redis; the
+    /// report gives Redis memory per contact. Not messaged during the run.
+    #[arg(long, default_value_t = 0)]
+    pub contacts: u64,
+    /// Run the workers as child processes of this `switchboard` binary (e.g.
+    /// target/release/switchboard), so that their CPU and peak RSS are measured
+    /// apart from the bench's own; without it they run inside the bench process.
+    #[arg(long)]
+    pub worker_bin: Option<std::path::PathBuf>,
     /// Skip the broker-ceiling run.
     #[arg(long, conflicts_with = "ceiling_only")]
     pub skip_ceiling: bool,
@@ -118,8 +138,19 @@ impl Args {
                 "--events, --workers, --managers, --window, --partitions and --accounts must be at least 1, --concurrency 1 to 1000"
             );
         }
-        if self.scenario != Scenario::New && self.chats < self.accounts {
+        if self.scenario.uses_known() && self.chats < self.accounts {
             bail!("--chats must be at least --accounts: every account needs a known chat");
+        }
+        if self.scenario == Scenario::FirstReply && self.events % 2 == 1 {
+            bail!("--events must be even for first-reply: each chat is a message and its claim");
+        }
+        if let Some(bin) = &self.worker_bin
+            && !bin.is_file()
+        {
+            bail!(
+                "--worker-bin {}: no such file (cargo build --release --bins)",
+                bin.display()
+            );
         }
         Ok(())
     }

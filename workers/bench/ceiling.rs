@@ -6,10 +6,13 @@
 //! each account's stream on the same number of partitions as for Switchboard.
 //! Stand-in consumers (one connection each, the worker's prefetch, single
 //! active consumer per partition) take each event and publish it, persistent
-//! and confirmed, through `P.notify` to every user the scenario notifies (the
-//! responsible manager and each quality control of the account), then ack
-//! once all are confirmed. Whom to notify rides in a header, so the relay
-//! needs neither Redis nor JSON. The client side reads the same user queues.
+//! and confirmed, wherever the worker publishes for that event
+//! ([`Shape::outputs`]: through `P.notify` to each user told, to `P.crm` for
+//! new contacts and deals, to `P.outbound` for a reply), then ack once all
+//! are confirmed. Where to publish rides in a header, with the size to pad
+//! the body to (the average the worker published to that exchange in the
+//! same run; JSON allows trailing spaces), so the relay needs neither Redis
+//! nor JSON. The client side reads the same queues.
 
 use std::sync::Arc;
 
@@ -20,28 +23,38 @@ use futures_util::stream::{SelectAll, select_all};
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection, Consumer};
+use redis::aio::MultiplexedConnection;
 use switchboard::ids::Id;
-use switchboard::names::{Names, user_key};
+use switchboard::names::Names;
 use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::account::inbound_body;
+use crate::account::outgoing;
 use crate::amqp;
 use crate::args::Args;
 use crate::cleanup::Topology;
-use crate::collect::Collector;
+use crate::collect::{Collector, Outputs};
 use crate::limit::within;
-use crate::load::{Outgoing, measure};
+use crate::load::{MEASURED, Probes, measure};
 use crate::report::PhaseResult;
 use crate::session::Bench;
-use crate::shape::{Shape, Target};
+use crate::shape::{Exchange, Shape, Target};
 
-/// The header listing the `P.notify` routing keys of an event's recipients.
-const NOTIFY_HEADER: &str = "x-bench-notify";
+/// The header listing where an event is relayed, space-separated: `n:`, `c:`
+/// or `o:` (for `P.notify`, `P.crm`, `P.outbound`), the routing key, `:` and
+/// the size in bytes to pad the body to.
+const OUTPUTS_HEADER: &str = "x-bench-outputs";
 
 impl Bench {
-    pub async fn ceiling(&mut self, args: &Args, shape: &Shape) -> Result<PhaseResult> {
+    pub async fn ceiling(
+        &mut self,
+        args: &Args,
+        shape: &Shape,
+        rconn: &mut MultiplexedConnection,
+        sizes: Option<Sizes>,
+    ) -> Result<PhaseResult> {
+        let sizes = sizes.unwrap_or_default();
         let names = Names::new(&format!("{}.ceiling", self.prefix()));
         let mut users = Vec::new();
         for (account, user, _) in shape.users() {
@@ -75,7 +88,7 @@ impl Bench {
         .await;
 
         let mut collector = Collector::new(self.base);
-        let mut tasks = self.watch_users(&mut collector, &names, shape).await?;
+        let mut tasks = self.watch_all(&mut collector, &names, shape).await?;
         let session = CancellationToken::new();
         for w in 0..args.workers {
             let conn = amqp::connect(&args.amqp_url, "switchboard-bench ceiling").await?;
@@ -85,13 +98,25 @@ impl Bench {
 
         let publisher = amqp::confirm_channel(self.conn()).await?;
         let inbound = names.inbound();
-        let result = measure(&publisher, &mut collector, args, self.base, |seq, mark| {
-            let target = shape.event(seq);
-            let mut out =
-                Outgoing::event(&inbound, &target.account.key, inbound_body(&target, mark));
-            out.props = out.props.with_headers(recipients(shape, &target));
-            out
-        })
+        let probes = Probes {
+            rconn,
+            workers: Vec::new(),
+        };
+        let result = measure(
+            &publisher,
+            &mut collector,
+            args,
+            self.base,
+            probes,
+            |seq, at| {
+                let target = shape.event(seq);
+                let mut out = outgoing(&inbound, shape, &target, MEASURED, (seq, at));
+                out.props = out
+                    .props
+                    .with_headers(outputs_header(shape, &target, &sizes));
+                out
+            },
+        )
         .await;
 
         session.cancel();
@@ -111,35 +136,78 @@ impl Bench {
     }
 }
 
-/// Whom a worker would notify of `target`: its responsible and each quality
-/// control of its account, as `P.notify` routing keys.
-fn recipients(shape: &Shape, target: &Target<'_>) -> FieldTable {
-    let account = &target.account.id;
-    let key = |user: &str| user_key(account, &Id::parse(user).expect("valid id"));
-    let keys: Vec<String> = std::iter::once(key(target.responsible))
-        .chain(shape.qcs.iter().map(|u| key(u)))
+/// The average size of what the worker published, by exchange, bytes (0: no padding).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sizes {
+    notify: u64,
+    crm: u64,
+    outbound: u64,
+}
+
+impl Sizes {
+    pub fn of(outputs: &Outputs) -> Self {
+        Self {
+            notify: Outputs::average(outputs.notifications),
+            crm: Outputs::average(outputs.crm),
+            outbound: Outputs::average(outputs.outbound),
+        }
+    }
+}
+
+/// Where the worker publishes for `target`, as the relay's header.
+fn outputs_header(shape: &Shape, target: &Target<'_>, sizes: &Sizes) -> FieldTable {
+    let entries: Vec<String> = shape
+        .outputs(target)
+        .into_iter()
+        .map(|(exchange, key)| {
+            let (tag, size) = match exchange {
+                Exchange::Notify => ('n', sizes.notify),
+                Exchange::Crm => ('c', sizes.crm),
+                Exchange::Outbound => ('o', sizes.outbound),
+            };
+            format!("{tag}:{key}:{size}")
+        })
         .collect();
     let mut headers = FieldTable::default();
     headers.insert(
-        NOTIFY_HEADER.into(),
-        AMQPValue::LongString(LongString::from(keys.join(" "))),
+        OUTPUTS_HEADER.into(),
+        AMQPValue::LongString(LongString::from(entries.join(" "))),
     );
     headers
 }
 
-/// The routing keys [`recipients`] put on a message.
-fn read_recipients(props: &BasicProperties) -> Vec<String> {
-    let Some(AMQPValue::LongString(keys)) = props
-        .headers()
-        .as_ref()
-        .and_then(|h| h.inner().get(NOTIFY_HEADER))
-    else {
-        return Vec::new();
-    };
-    String::from_utf8_lossy(keys.as_bytes())
-        .split(' ')
-        .map(str::to_owned)
-        .collect()
+/// The exchanges of the ceiling's topology, by the tags of [`outputs_header`].
+struct Exchanges {
+    notify: String,
+    crm: String,
+    outbound: String,
+}
+
+impl Exchanges {
+    /// `(exchange, routing key, size)` of each output the header lists.
+    fn read(&self, props: &BasicProperties) -> Vec<(String, String, usize)> {
+        let Some(AMQPValue::LongString(entries)) = props
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get(OUTPUTS_HEADER))
+        else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(entries.as_bytes())
+            .split(' ')
+            .filter_map(|entry| {
+                let (tag, rest) = entry.split_once(':')?;
+                let (key, size) = rest.rsplit_once(':')?;
+                let exchange = match tag {
+                    "n" => &self.notify,
+                    "c" => &self.crm,
+                    "o" => &self.outbound,
+                    _ => return None,
+                };
+                Some((exchange.clone(), key.to_owned(), size.parse().ok()?))
+            })
+            .collect()
+    }
 }
 
 /// Stand-in worker `w` on its own connection: a channel per partition with
@@ -173,24 +241,29 @@ async fn stand_in(
     let slots = Arc::new(Semaphore::new(
         args.ceiling_slots().unwrap_or(Semaphore::MAX_PERMITS),
     ));
+    let exchanges = Exchanges {
+        notify: names.notify(),
+        crm: names.crm(),
+        outbound: names.outbound(),
+    };
     Ok(tokio::spawn(relay(
         select_all(consumers),
         publish,
-        names.notify(),
+        exchanges,
         slots,
         session,
     )))
 }
 
-/// For each delivery, one persistent confirmed publish to each recipient,
-/// then the ack; up to `slots` deliveries at once. Publishes go on the wire in
+/// For each delivery, one persistent confirmed publish to each output its
+/// header lists, then the ack; up to `slots` deliveries at once. Publishes go on the wire in
 /// delivery order, so each chat's messages reach every user in the order they
 /// were published, as the worker must keep it; the writes and the waits for
 /// confirms overlap.
 async fn relay(
     mut deliveries: SelectAll<Consumer>,
     publish: Channel,
-    notify: String,
+    exchanges: Exchanges,
     slots: Arc<Semaphore>,
     session: CancellationToken,
 ) {
@@ -206,10 +279,14 @@ async fn relay(
             return;
         };
         let mut publishes = Vec::new();
-        for key in read_recipients(&delivery.properties) {
-            let (publish, notify, body) = (publish.clone(), notify.clone(), delivery.data.clone());
+        for (exchange, key, size) in exchanges.read(&delivery.properties) {
+            let publish = publish.clone();
+            let mut body = delivery.data.clone();
+            if body.len() < size {
+                body.resize(size, b' ');
+            }
             let mut sent = Box::pin(maybe_done(async move {
-                amqp::publish(&publish, &notify, &key, &body).await
+                amqp::publish(&publish, &exchange, &key, &body).await
             }));
             // lapin queues a publish's frames on its first poll and then waits
             // for them to be written; polling here fixes the order, without

@@ -1,8 +1,7 @@
 //! Removing what the bench created, whatever happened before: the workers are
 //! stopped, then every queue and exchange of the prefix and every Redis key
-//! under it goes, so nothing of a run outlives it (also after Ctrl-C).
-
-use std::time::Duration;
+//! under it (the preloaded contacts too) goes, so nothing of a run outlives
+//! it (also after Ctrl-C or a failed phase).
 
 use anyhow::Result;
 use switchboard::names::Names;
@@ -39,19 +38,10 @@ impl Topology {
 }
 
 impl Bench {
-    /// Stops the workers and removes every queue, exchange and Redis key of the prefix.
-    pub async fn cleanup(&mut self) -> Result<()> {
-        for (token, _) in &self.workers {
-            token.cancel();
-        }
-        for (_, handle) in self.workers.drain(..) {
-            if tokio::time::timeout(Duration::from_secs(15), handle)
-                .await
-                .is_err()
-            {
-                eprintln!("switchboard-bench: a worker did not stop in time");
-            }
-        }
+    /// Stops the workers and removes every queue, exchange and Redis key of
+    /// the prefix; the worker processes' logs are kept when the run `failed`.
+    pub async fn cleanup(&mut self, failed: bool) -> Result<()> {
+        self.stop_workers(failed).await;
         for conn in self.side_connections.drain(..) {
             amqp::close_connection(&conn).await;
         }

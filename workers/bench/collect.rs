@@ -1,7 +1,9 @@
-//! The client side of a phase: consumers of the queues a client would read,
-//! forwarding each message's mark to one collector that counts distinct
-//! arrivals, records publish -> received latency and checks that every
-//! queue received each chat's messages in the order they were published.
+//! The client side of a phase: consumers of the queues a client would read
+//! (users, the gateway's, the CRM's), counting every message and its bytes by
+//! kind and forwarding each message's mark to one collector that counts
+//! distinct arrivals of the measured copy, records publish -> received
+//! latency and checks that every queue received each chat's messages in the
+//! order they were published.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,35 +18,77 @@ use tokio::task::JoinHandle;
 
 use crate::amqp;
 use crate::load::{Mark, micros, read_mark};
+use crate::shape::TO_GATEWAY;
 
-#[derive(Debug, Clone, Copy)]
+/// Whose queue a consumer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Who {
-    /// The responsible manager: what latency is measured on.
-    Primary,
-    /// Quality control: counted only.
+    /// A manager: the copy measured on, unless the mark names someone else.
+    Manager,
+    /// Quality control: never measured on.
     Observer,
+    /// The gateway's queue on `P.outbound`: measured on for a claim.
+    Gateway,
+}
+
+/// Messages and bytes that reached one kind of queue.
+#[derive(Debug, Default)]
+pub struct Tally {
+    messages: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Tally {
+    fn add(&self, bytes: usize) {
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+/// Messages and bytes received so far, by kind: (messages, bytes).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Outputs {
+    pub notifications: (u64, u64),
+    pub outbound: (u64, u64),
+    pub crm: (u64, u64),
+}
+
+impl Outputs {
+    /// The average size of `(messages, bytes)`, 0 when there were none.
+    pub fn average(kind: (u64, u64)) -> u64 {
+        kind.1.checked_div(kind.0).unwrap_or(0)
+    }
+
+    pub fn since(&self, before: &Outputs) -> Outputs {
+        let d = |a: (u64, u64), b: (u64, u64)| (a.0 - b.0, a.1 - b.1);
+        Outputs {
+            notifications: d(self.notifications, before.notifications),
+            outbound: d(self.outbound, before.outbound),
+            crm: d(self.crm, before.crm),
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Sample {
     mark: Mark,
     recv_us: u64,
-    who: Who,
+    /// Whether this is the copy of the event that is measured.
+    measured: bool,
     /// Which watched queue it came from.
     queue: usize,
 }
 
 #[derive(Debug, Default)]
 pub struct Collected {
-    /// Distinct primaries of the phase (a redelivery can repeat one).
+    /// Distinct measured copies of the phase (a redelivery can repeat one).
     pub primaries: u64,
     pub duplicates: u64,
-    pub observers: u64,
-    /// Responsible's notifications that arrived after one of a later-published
-    /// event of the same chat: the contract's per-chat order, broken.
+    /// Measured copies that arrived after one of a later-published event of
+    /// the same chat on the same queue: the contract's per-chat order, broken.
     pub out_of_order: u64,
-    /// The same for quality control's copies.
-    pub out_of_order_observers: u64,
+    /// The same for every other marked copy (quality control, other managers).
+    pub out_of_order_others: u64,
     pub last_us: u64,
     /// Publish -> received, µs, of each distinct primary.
     pub latencies: Vec<u64>,
@@ -91,22 +135,20 @@ impl Collected {
             return;
         }
         let overtaken = order.overtaken(s.queue, &s.mark.chat, s.mark.seq, seen.len() as u64);
-        match s.who {
-            Who::Observer => {
-                self.observers += 1;
-                self.out_of_order_observers += u64::from(overtaken == Some(true));
+        if !s.measured {
+            self.out_of_order_others += u64::from(overtaken == Some(true));
+            return;
+        }
+        match seen.get_mut(s.mark.seq as usize) {
+            Some(seen) if !*seen => {
+                *seen = true;
+                self.primaries += 1;
+                self.out_of_order += u64::from(overtaken == Some(true));
+                self.latencies
+                    .push(s.recv_us.saturating_sub(s.mark.sent_us));
+                self.last_us = self.last_us.max(s.recv_us);
             }
-            Who::Primary => match seen.get_mut(s.mark.seq as usize) {
-                Some(seen) if !*seen => {
-                    *seen = true;
-                    self.primaries += 1;
-                    self.out_of_order += u64::from(overtaken == Some(true));
-                    self.latencies
-                        .push(s.recv_us.saturating_sub(s.mark.sent_us));
-                    self.last_us = self.last_us.max(s.recv_us);
-                }
-                _ => self.duplicates += 1,
-            },
+            _ => self.duplicates += 1,
         }
     }
 }
@@ -117,6 +159,9 @@ pub struct Collector {
     tx: mpsc::UnboundedSender<Sample>,
     rx: mpsc::UnboundedReceiver<Sample>,
     watched: usize,
+    notifications: Arc<Tally>,
+    outbound: Arc<Tally>,
+    crm: Arc<Tally>,
 }
 
 impl Collector {
@@ -127,27 +172,64 @@ impl Collector {
             tx,
             rx,
             watched: 0,
+            notifications: Arc::default(),
+            outbound: Arc::default(),
+            crm: Arc::default(),
         }
     }
 
-    /// Consumes `queue` and forwards each marked message as `who`; the task
-    /// runs until its consumer ends or is aborted. One consumer per queue, so
-    /// the samples of a queue reach the collector in the order they arrived.
+    /// Consumes `queue`, `user`'s (or the gateway's), counting its messages
+    /// and forwarding each marked one; the task runs until its consumer ends
+    /// or is aborted. One consumer per queue, so the samples of a queue reach
+    /// the collector in the order they arrived.
     pub async fn watch(
         &mut self,
         conn: &Connection,
         queue: &str,
         who: Who,
+        user: &str,
     ) -> Result<JoinHandle<()>> {
         let consumer = amqp::consume(conn, queue).await?;
         self.watched += 1;
-        Ok(tokio::spawn(forward(
-            consumer,
-            self.base,
-            self.tx.clone(),
+        let tally = match who {
+            Who::Gateway => self.outbound.clone(),
+            Who::Manager | Who::Observer => self.notifications.clone(),
+        };
+        let forward = Forward {
+            base: self.base,
+            tx: self.tx.clone(),
             who,
-            self.watched,
-        )))
+            user: user.to_owned(),
+            queue: self.watched,
+            tally,
+        };
+        Ok(tokio::spawn(forward.run(consumer)))
+    }
+
+    /// Counts the messages of `queue` (the CRM's), marked or not.
+    pub async fn count_crm(&self, conn: &Connection, queue: &str) -> Result<JoinHandle<()>> {
+        let mut consumer = amqp::consume(conn, queue).await?;
+        let tally = self.crm.clone();
+        Ok(tokio::spawn(async move {
+            while let Some(Ok(delivery)) = consumer.next().await {
+                tally.add(delivery.data.len());
+            }
+        }))
+    }
+
+    /// Every message received so far, by kind.
+    pub fn outputs(&self) -> Outputs {
+        let read = |t: &Tally| {
+            (
+                t.messages.load(Ordering::Relaxed),
+                t.bytes.load(Ordering::Relaxed),
+            )
+        };
+        Outputs {
+            notifications: read(&self.notifications),
+            outbound: read(&self.outbound),
+            crm: read(&self.crm),
+        }
     }
 
     /// Gathers the samples of `phase` (events `0..n`) until `n` distinct
@@ -178,58 +260,57 @@ impl Collector {
     }
 }
 
-async fn forward(
-    mut consumer: Consumer,
+/// One watched queue's consumer loop.
+struct Forward {
     base: Instant,
     tx: mpsc::UnboundedSender<Sample>,
     who: Who,
+    user: String,
     queue: usize,
-) {
-    while let Some(Ok(delivery)) = consumer.next().await {
-        let recv_us = micros(base);
-        if let Some(mark) = read_mark(&delivery.data)
-            && tx
-                .send(Sample {
-                    mark,
-                    recv_us,
-                    who,
-                    queue,
-                })
-                .is_err()
-        {
-            return;
-        }
-    }
+    tally: Arc<Tally>,
 }
 
-/// Counts the messages of `queue` (the CRM's), marked or not.
-pub async fn count(
-    conn: &Connection,
-    queue: &str,
-    counter: Arc<AtomicU64>,
-) -> Result<JoinHandle<()>> {
-    let mut consumer = amqp::consume(conn, queue).await?;
-    Ok(tokio::spawn(async move {
-        while let Some(Ok(_)) = consumer.next().await {
-            counter.fetch_add(1, Ordering::Relaxed);
+impl Forward {
+    async fn run(self, mut consumer: Consumer) {
+        while let Some(Ok(delivery)) = consumer.next().await {
+            let recv_us = micros(self.base);
+            self.tally.add(delivery.data.len());
+            let Some(mark) = read_mark(&delivery.data) else {
+                continue;
+            };
+            let measured = match mark.to.as_deref() {
+                None => self.who == Who::Manager,
+                Some(TO_GATEWAY) => self.who == Who::Gateway,
+                Some(user) => self.who == Who::Manager && user == self.user,
+            };
+            let sample = Sample {
+                mark,
+                recv_us,
+                measured,
+                queue: self.queue,
+            };
+            if self.tx.send(sample).is_err() {
+                return;
+            }
         }
-    }))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sample(queue: usize, chat: &str, seq: u64, who: Who) -> Sample {
+    fn sample(queue: usize, chat: &str, seq: u64, measured: bool) -> Sample {
         Sample {
             mark: Mark {
                 phase: b'm',
                 seq,
                 sent_us: 0,
                 chat: chat.into(),
+                to: None,
             },
             recv_us: 1,
-            who,
+            measured,
             queue,
         }
     }
@@ -245,23 +326,13 @@ mod tests {
             (1, "a", 1),
             (1, "a", 2),
         ] {
-            c.take(
-                sample(queue, chat, seq, Who::Primary),
-                b'm',
-                &mut seen,
-                &mut order,
-            );
+            c.take(sample(queue, chat, seq, true), b'm', &mut seen, &mut order);
         }
         // QC sees the same events on its own queue, in order there.
         for seq in [0, 1, 2] {
-            c.take(
-                sample(2, "a", seq, Who::Observer),
-                b'm',
-                &mut seen,
-                &mut order,
-            );
+            c.take(sample(2, "a", seq, false), b'm', &mut seen, &mut order);
         }
         assert_eq!((c.primaries, c.duplicates), (4, 1));
-        assert_eq!((c.out_of_order, c.out_of_order_observers), (1, 0));
+        assert_eq!((c.out_of_order, c.out_of_order_others), (1, 0));
     }
 }

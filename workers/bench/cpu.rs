@@ -1,12 +1,14 @@
-//! CPU time from `/proc`: this process, RabbitMQ (`beam.smp`), `redis-server`
-//! and the whole machine, so a phase can say what each of them spent and how
-//! much went to anything else running here.
+//! CPU time from `/proc`: this process, the worker processes it started,
+//! RabbitMQ (`beam.smp`), `redis-server` and the whole machine, so a phase
+//! can say what each of them spent and how much went to anything else running
+//! here; and a worker's peak memory.
 
-/// CPU ticks (1/100 s) of this process, RabbitMQ (beam.smp) and redis-server,
-/// and of the whole machine.
+/// CPU ticks (1/100 s) of this process, its worker processes, RabbitMQ
+/// (beam.smp) and redis-server, and of the whole machine.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Cpu {
     bench: u64,
+    workers: u64,
     rabbit: u64,
     redis: u64,
     busy: u64,
@@ -18,6 +20,7 @@ pub struct Cpu {
 pub struct CpuDelta {
     /// CPU seconds.
     pub bench: f64,
+    pub workers: f64,
     pub rabbit: f64,
     pub redis: f64,
     /// Share of the machine's CPU time that was busy.
@@ -27,9 +30,14 @@ pub struct CpuDelta {
 }
 
 impl Cpu {
-    pub fn sample() -> Self {
+    /// The CPU spent so far; `workers` are the pids of the worker processes.
+    pub fn sample(workers: &[u32]) -> Self {
         let mut cpu = Cpu {
             bench: ticks("self").unwrap_or(0),
+            workers: workers
+                .iter()
+                .filter_map(|pid| ticks(&pid.to_string()))
+                .sum(),
             ..Cpu::default()
         };
         if let Ok(dir) = std::fs::read_dir("/proc") {
@@ -64,12 +72,14 @@ impl Cpu {
 
     pub fn since(&self, before: &Cpu) -> CpuDelta {
         let ours = self.bench.saturating_sub(before.bench)
+            + self.workers.saturating_sub(before.workers)
             + self.rabbit.saturating_sub(before.rabbit)
             + self.redis.saturating_sub(before.redis);
         let total = self.total.saturating_sub(before.total).max(1) as f64;
         let busy = self.busy.saturating_sub(before.busy);
         CpuDelta {
             bench: (self.bench.saturating_sub(before.bench)) as f64 / 100.0,
+            workers: (self.workers.saturating_sub(before.workers)) as f64 / 100.0,
             rabbit: (self.rabbit.saturating_sub(before.rabbit)) as f64 / 100.0,
             redis: (self.redis.saturating_sub(before.redis)) as f64 / 100.0,
             busy: busy as f64 / total,
@@ -85,4 +95,17 @@ fn ticks(pid: &str) -> Option<u64> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After "pid (comm) ": state is field 3, utime 14, stime 15.
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The peak resident memory (`VmHWM`) of process `pid`, KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        l.strip_prefix("VmHWM:")?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })
 }

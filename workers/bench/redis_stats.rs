@@ -1,6 +1,6 @@
-//! What Redis reports about itself: `INFO` fields (version, clients) and the
-//! per-command counters of `INFO commandstats`, turned into the calls and
-//! server time of one measured run.
+//! What Redis reports about itself: `INFO` fields (version, clients, memory,
+//! CPU) and the per-command counters of `INFO commandstats`, turned into the
+//! calls, server time and CPU of one measured run.
 
 use std::collections::HashMap;
 
@@ -29,7 +29,7 @@ pub async fn info_field(
 }
 
 /// `INFO commandstats`, parsed.
-pub async fn commandstats(conn: &mut MultiplexedConnection) -> Result<CommandStats> {
+async fn commandstats(conn: &mut MultiplexedConnection) -> Result<CommandStats> {
     let mut cmd = redis::cmd("INFO");
     cmd.arg("commandstats");
     let info: String = within("Redis INFO commandstats", cmd.query_async(conn)).await?;
@@ -53,7 +53,43 @@ pub async fn commandstats(conn: &mut MultiplexedConnection) -> Result<CommandSta
     Ok(stats)
 }
 
-/// Redis work between two `commandstats` snapshots.
+/// The used memory Redis reports, bytes.
+pub async fn used_memory(conn: &mut MultiplexedConnection) -> Result<u64> {
+    info_field(conn, "memory", "used_memory")
+        .await
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("Redis INFO memory has no used_memory"))
+}
+
+/// Redis's counters at one instant: per command, and its CPU seconds.
+pub struct RedisSample {
+    stats: CommandStats,
+    cpu: Option<f64>,
+}
+
+impl RedisSample {
+    pub async fn take(conn: &mut MultiplexedConnection) -> Result<Self> {
+        let stats = commandstats(conn).await?;
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("cpu");
+        let info: String = within("Redis INFO cpu", cmd.query_async(conn)).await?;
+        let field = |name: &str| {
+            info.lines().find_map(|l| {
+                l.strip_prefix(name)?
+                    .strip_prefix(':')?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+        };
+        let cpu = field("used_cpu_user")
+            .zip(field("used_cpu_sys"))
+            .map(|(u, s)| u + s);
+        Ok(Self { stats, cpu })
+    }
+}
+
+/// Redis work between two samples.
 #[derive(Debug)]
 pub struct RedisDelta {
     pub evalsha: u64,
@@ -63,11 +99,15 @@ pub struct RedisDelta {
     pub all_calls: u64,
     /// Server time spent in the round-trip commands (EVALSHA/EVAL/EXEC), µs.
     pub round_trip_usec: u64,
+    /// CPU seconds of the server (`INFO cpu`, user + system).
+    pub cpu_secs: Option<f64>,
     pub failed_note: Option<String>,
 }
 
 impl RedisDelta {
-    pub fn between(before: &CommandStats, after: &CommandStats) -> Self {
+    pub fn between(before: &RedisSample, after: &RedisSample) -> Self {
+        let cpu_secs = after.cpu.zip(before.cpu).map(|(a, b)| a - b);
+        let (before, after) = (&before.stats, &after.stats);
         let delta = |name: &str| {
             let (c1, u1) = after.get(name).copied().unwrap_or_default();
             let (c0, u0) = before.get(name).copied().unwrap_or_default();
@@ -89,6 +129,7 @@ impl RedisDelta {
             exec,
             all_calls,
             round_trip_usec: u1 + u2 + u3,
+            cpu_secs,
             failed_note,
         }
     }

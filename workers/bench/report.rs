@@ -2,10 +2,11 @@
 //! already busy before the start, and per phase the rates, latency
 //! percentiles, outputs per event, Redis work and CPU.
 
-use crate::args::Args;
-use crate::collect::Collected;
+use crate::args::{Args, Scenario};
+use crate::collect::{Collected, Outputs};
 use crate::cpu::CpuDelta;
 use crate::load::Published;
+use crate::preload::Preloaded;
 use crate::redis_stats::RedisDelta;
 use crate::shape::describe;
 
@@ -13,10 +14,13 @@ use crate::shape::describe;
 pub struct PhaseResult {
     pub published: Published,
     pub got: Collected,
+    /// Every message the client side received during the run, by kind.
+    pub outputs: Outputs,
     pub cpu: CpuDelta,
-    pub redis: Option<RedisDelta>,
+    pub redis: RedisDelta,
+    /// The largest peak RSS of the worker processes (none in-process).
+    pub worker_peak_rss_kib: Option<u64>,
     pub dead: u64,
-    pub crm: u64,
 }
 
 /// The settings of the run and what it runs on.
@@ -27,16 +31,21 @@ pub fn header(args: &Args, rabbit_version: &str, redis_version: &str, prefix: &s
         format!("{}/s", args.rate)
     };
     println!(
-        "switchboard-bench  scenario={:?} accounts={} events={} workers={} concurrency={} partitions={} managers={} quality_control={} chats={} window={} rate={}",
+        "switchboard-bench  scenario={:?} accounts={} events={} workers={} ({}) concurrency={} partitions={} managers={} quality_control={} idle users={} chats={} contacts={} window={} rate={}",
         args.scenario,
         args.accounts,
         args.events,
         args.workers,
+        args.worker_bin
+            .as_ref()
+            .map_or("in-process".to_owned(), |b| b.display().to_string()),
         args.concurrency,
         args.partitions,
         args.managers,
         args.quality_control,
+        args.users,
         args.chats,
+        args.contacts,
         args.window,
         rate
     );
@@ -62,6 +71,17 @@ pub fn background(cpu: &CpuDelta, redis_clients: Option<u64>) {
         cpu.rabbit * 100.0,
         cpu.redis * 100.0,
         redis_clients.map_or("?".into(), |c| c.saturating_sub(1).to_string())
+    );
+}
+
+/// What loading `--contacts` took.
+pub fn preloaded(p: &Preloaded) {
+    println!(
+        "preloaded {} contacts with one deal each in {:.1} s; Redis used_memory {:+} bytes = {:.0} bytes per contact (server-wide: other clients count too)",
+        p.contacts,
+        p.secs,
+        p.memory_bytes,
+        p.memory_bytes as f64 / p.contacts.max(1) as f64
     );
 }
 
@@ -100,35 +120,100 @@ impl PhaseResult {
         )
     }
 
-    /// What reached the client per event, and the per-chat order check.
-    fn outputs_line(&self, n: u64, crm: Option<u64>) {
-        let per = |x: u64| x as f64 / n as f64;
+    /// Rate, latency, outputs and order: what both phases print alike.
+    fn common(&self, n: u64, args: &Args, ratio: Option<f64>) {
+        let per_chat = if args.scenario == Scenario::FirstReply {
+            format!(
+                "; {:.0} chats/s (a message and its claim each)",
+                self.rate() / 2.0
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "  outputs per event            responsible {:.2}, quality control {:.2}{}; duplicates {}, dead letters {}, nacks {}",
-            per(self.got.primaries),
-            per(self.got.observers),
-            crm.map(|c| format!(", CRM {:.2}", per(c)))
-                .unwrap_or_default(),
+            "  events/s end to end          {:>9.0}   ({} of {n} measured outputs arrived{}){}{per_chat}",
+            self.rate(),
+            self.got.primaries,
+            if self.got.stalled { ", STALLED" } else { "" },
+            ratio
+                .map(|r| format!(" = {r:.0}% of the broker ceiling"))
+                .unwrap_or_default()
+        );
+        println!(
+            "  publish with confirms, /s    {:>9.0}",
+            self.publish_rate(n)
+        );
+        println!(
+            "  latency ms p50/p90/p99/max   {}   (publish -> {})",
+            self.percentiles(),
+            match args.scenario {
+                Scenario::FirstReply =>
+                    "the claimer's chat.new; for a claim, the reply at the gateway",
+                _ => "the responsible's notification",
+            }
+        );
+        let o = &self.outputs;
+        let per = |x: u64| x as f64 / n as f64;
+        let size = Outputs::average;
+        println!(
+            "  outputs per event            notifications {:.2} (avg {} B), to the gateway {:.2} (avg {} B), CRM {:.2} (avg {} B); duplicates {}, dead letters {}, nacks {}",
+            per(o.notifications.0),
+            size(o.notifications),
+            per(o.outbound.0),
+            size(o.outbound),
+            per(o.crm.0),
+            size(o.crm),
             self.got.duplicates,
             self.dead,
             self.published.nacked
         );
         println!(
-            "  out-of-order per chat: {}   (responsible's notifications received after a later-published event's of the same chat; must be 0; quality control: {})",
-            self.got.out_of_order, self.got.out_of_order_observers
+            "  out-of-order per chat: {}   (measured copies received after a later-published event's of the same chat on the same queue; must be 0; other copies: {})",
+            self.got.out_of_order, self.got.out_of_order_others
         );
     }
 
-    fn cpu_line(&self, n: u64) -> String {
+    fn redis_lines(&self, n: u64) {
+        let r = &self.redis;
+        let per = |x: u64| x as f64 / n as f64;
+        println!(
+            "  Redis round trips per event  {:.2}   (EVALSHA {:.2} + EVAL {:.2} + EXEC {:.2}); commands per event incl. those inside scripts {:.2}; server time {:.0} µs/event{}",
+            per(r.evalsha + r.eval + r.exec),
+            per(r.evalsha),
+            per(r.eval),
+            per(r.exec),
+            per(r.all_calls),
+            r.round_trip_usec as f64 / n as f64,
+            r.failed_note
+                .as_ref()
+                .map(|s| format!("; {s}"))
+                .unwrap_or_default()
+        );
+    }
+
+    /// CPU per 1000 events of each party; `bench_is` says what the bench process held.
+    fn cpu_line(&self, n: u64, bench_is: &str) {
         let per_k = |s: f64| s * 1000.0 / n.max(1) as f64 * 1000.0;
-        format!(
-            "CPU ms per 1000: bench process {:.0}, RabbitMQ {:.0}, Redis {:.0}; machine {:.0}% busy, of which other processes {:.0}%",
+        let workers = if self.worker_peak_rss_kib.is_some() {
+            format!("workers {:.0}, ", per_k(self.cpu.workers))
+        } else {
+            String::new()
+        };
+        let redis = self.redis.cpu_secs.unwrap_or(self.cpu.redis);
+        println!(
+            "  CPU ms per 1000 events       {workers}bench process {:.0} ({bench_is}), RabbitMQ {:.0}, Redis {:.0}; machine {:.0}% busy, of which other processes {:.0}%",
             per_k(self.cpu.bench),
             per_k(self.cpu.rabbit),
-            per_k(self.cpu.redis),
+            per_k(redis),
             self.cpu.busy * 100.0,
             self.cpu.others * 100.0
-        )
+        );
+        if let Some(kib) = self.worker_peak_rss_kib {
+            println!(
+                "  worker peak RSS              {:>9.1} MiB   (VmHWM, the largest of the worker processes)",
+                kib as f64 / 1024.0
+            );
+        }
     }
 }
 
@@ -143,9 +228,9 @@ pub fn report(args: &Args, ceiling: Option<&PhaseResult>, sb: Option<&PhaseResul
     }
     println!();
     println!(
-        "notes: Redis figures come from the server's INFO commandstats, so any other client of this Redis during the run is counted too.\n       \
+        "notes: Redis figures come from the server's INFO commandstats and INFO cpu, so any other client of this Redis during the run is counted too.\n       \
          Flat-out publishing measures throughput; its latency is mostly time queued. Use --rate below the ceiling for the path's own latency.\n       \
-         The bench process holds the load generator, the client consumers and the workers; all share this machine with RabbitMQ and Redis."
+         The ceiling relays the event's own body to every place the worker publishes to for that event; compare the output sizes above."
     );
 }
 
@@ -153,23 +238,14 @@ fn report_ceiling(args: &Args, c: &PhaseResult) {
     let n = args.events;
     let slots = args.ceiling_slots();
     println!(
-        "broker ceiling: the worker's topology, {} -> {} partitions -> {} relay connection(s), prefetch {}, {} relayed at once each; per event {} confirmed persistent publish(es) via P.notify (responsible + {} quality control), then the ack",
+        "broker ceiling: the worker's topology, {} -> {} partitions -> {} relay connection(s), prefetch {}, {} relayed at once each; per event one confirmed persistent publish to each place the worker publishes to for it, then the ack",
         describe(args.accounts, args.chats),
         args.partitions,
         args.workers,
         args.concurrency,
         slots.map_or("prefetch-bound".to_owned(), |s| s.to_string()),
-        1 + args.quality_control,
-        args.quality_control,
     );
-    println!(
-        "  events/s end to end          {:>9.0}   ({} of {n} relayed{})",
-        c.rate(),
-        c.got.primaries,
-        stalled(&c.got)
-    );
-    println!("  publish with confirms, /s    {:>9.0}", c.publish_rate(n));
-    println!("  latency ms p50/p90/p99/max   {}", c.percentiles());
+    c.common(n, args, None);
     if let Some(slots) = slots {
         println!(
             "  time per event in a slot     {:>9.2} ms   ({} slots kept busy / rate)",
@@ -177,14 +253,19 @@ fn report_ceiling(args: &Args, c: &PhaseResult) {
             slots * args.workers
         );
     }
-    c.outputs_line(n, None);
-    println!("  {}", c.cpu_line(n));
+    c.redis_lines(n);
+    c.cpu_line(n, "load generator, consumers and the relay");
 }
 
 fn report_switchboard(args: &Args, ceiling: Option<&PhaseResult>, sb: &PhaseResult) {
     let n = args.events;
+    let (where_, bench_is) = if args.worker_bin.is_some() {
+        ("as processes", "load generator and consumers")
+    } else {
+        ("in-process", "load generator, consumers and the workers")
+    };
     println!(
-        "switchboard: {} worker(s) in-process, concurrency {}, {} partitions, scenario {:?}, {}",
+        "switchboard: {} worker(s) {where_}, concurrency {}, {} partitions, scenario {:?}, {}",
         args.workers,
         args.concurrency,
         args.partitions,
@@ -192,45 +273,12 @@ fn report_switchboard(args: &Args, ceiling: Option<&PhaseResult>, sb: &PhaseResu
         describe(args.accounts, args.chats)
     );
     let ratio = ceiling.map(|c| sb.rate() / c.rate().max(f64::MIN_POSITIVE) * 100.0);
-    println!(
-        "  events/s end to end          {:>9.0}   ({} of {n} delivered{}){}",
-        sb.rate(),
-        sb.got.primaries,
-        stalled(&sb.got),
-        ratio
-            .map(|r| format!(" = {r:.0}% of the broker ceiling"))
-            .unwrap_or_default()
-    );
-    println!("  publish with confirms, /s    {:>9.0}", sb.publish_rate(n));
-    println!(
-        "  latency ms p50/p90/p99/max   {}   (publish -> the responsible's notification)",
-        sb.percentiles()
-    );
+    sb.common(n, args, ratio);
     let lanes = usize::from(args.concurrency) * args.workers;
     println!(
         "  time per event in a lane     {:>9.2} ms   ({lanes} lanes kept busy / rate; meaningful when publishing flat out)",
         lanes as f64 * 1000.0 / sb.rate().max(f64::MIN_POSITIVE)
     );
-    let per = |x: u64| x as f64 / n as f64;
-    sb.outputs_line(n, Some(sb.crm));
-    if let Some(r) = &sb.redis {
-        println!(
-            "  Redis round trips per event  {:.2}   (EVALSHA {:.2} + EVAL {:.2} + EXEC {:.2}); commands incl. those inside scripts {:.2}; server time {:.0} µs/event{}",
-            per(r.evalsha + r.eval + r.exec),
-            per(r.evalsha),
-            per(r.eval),
-            per(r.exec),
-            per(r.all_calls),
-            r.round_trip_usec as f64 / n as f64,
-            r.failed_note
-                .as_ref()
-                .map(|s| format!("; {s}"))
-                .unwrap_or_default()
-        );
-    }
-    println!("  {}", sb.cpu_line(n));
-}
-
-fn stalled(c: &Collected) -> &'static str {
-    if c.stalled { ", STALLED" } else { "" }
+    sb.redis_lines(n);
+    sb.cpu_line(n, bench_is);
 }
