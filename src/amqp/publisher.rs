@@ -18,6 +18,7 @@ use tracing::warn;
 
 use super::user_queues::UserQueues;
 use crate::clip::{MAX_REASON_BYTES, MAX_SHORT_BYTES, clip};
+use crate::config::UserQueueType;
 use crate::ids::Id;
 use crate::names::Names;
 use crate::output::{Publish, Target};
@@ -71,9 +72,17 @@ impl Publisher {
         })
     }
 
-    /// Declares a user's notification queue (see [`UserQueues`]).
-    pub async fn declare_user_queue(&self, account: &Id, user: &Id) -> Result<(), lapin::Error> {
-        self.user_queues.declare(account, user).await
+    /// The same publisher, declaring user queues of type `kind`.
+    pub fn with_user_queue_type(self, kind: UserQueueType) -> Self {
+        Self {
+            user_queues: self.user_queues.of_type(kind),
+            ..self
+        }
+    }
+
+    /// Declares the notification queues of `users` (see [`UserQueues::declare_all`]).
+    pub async fn declare_user_queues(&self, account: &Id, users: &[Id]) -> Result<(), lapin::Error> {
+        self.user_queues.declare_all(account, users).await
     }
 
     /// Suitcase replies dropped since this publisher opened (refused or unroutable).
