@@ -35,6 +35,8 @@ pub struct TestApp {
     pub conn: Connection,
     pub channel: Channel,
     pub redis: redis::Client,
+    /// The broker node the test itself talks to (publishes, takes, cleans up).
+    pub(super) broker: String,
     config: Config,
     /// Behind a lock (never held across an await), so that workers can join
     /// while the test publishes.
@@ -56,15 +58,22 @@ impl TestApp {
 
     /// As [`TestApp::spawn`], with the workers' configuration changed by `tune`.
     pub async fn spawn_with(workers: usize, tune: impl FnOnce(&mut Config)) -> Self {
-        let guard = Prefix::random();
+        Self::spawn_on(AMQP, workers, tune).await
+    }
+
+    /// As [`TestApp::spawn_with`], the test itself talking to the broker at
+    /// `broker` (a node of a cluster the workers reach through their own list).
+    pub async fn spawn_on(broker: &str, workers: usize, tune: impl FnOnce(&mut Config)) -> Self {
+        let mut guard = Prefix::random();
+        guard.use_amqp(broker);
         let mut config = Config::with_prefix(&guard.name);
         tune(&mut config);
         let conn = timed(
-            "connecting to RabbitMQ at 127.0.0.1:5672",
-            Connection::connect(AMQP, ConnectionProperties::default()),
+            &format!("connecting to RabbitMQ at {broker}"),
+            Connection::connect(broker, ConnectionProperties::default()),
         )
         .await
-        .expect("RabbitMQ at 127.0.0.1:5672");
+        .expect("RabbitMQ answers");
         let channel = timed("channel.open", conn.create_channel()).await.unwrap();
         timed(
             "confirm.select",
@@ -78,6 +87,7 @@ impl TestApp {
             conn,
             channel,
             redis: redis::Client::open(REDIS).unwrap(),
+            broker: broker.to_owned(),
             config: config.clone(),
             workers: Mutex::default(),
             bound: 0,
