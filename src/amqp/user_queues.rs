@@ -103,7 +103,11 @@ impl UserQueues {
     /// Makes sure the user's queue exists and is bound to `P.notify`.
     pub async fn declare(&self, account: &Id, user: &Id) -> Result<(), lapin::Error> {
         let queue = self.names.user_queue(account, user);
-        let _turn = self.turns.acquire().await.expect("the pool is never closed");
+        let _turn = self
+            .turns
+            .acquire()
+            .await
+            .expect("the pool is never closed");
         let idle = lock(&self.idle).pop();
         let channel = self.open(idle).await?;
         let result = self.declare_on(channel, &queue, account, user).await;
