@@ -28,3 +28,4 @@ mod startup;
 mod stream;
 mod suitcase;
 mod suitcase_reply_to;
+mod user_queues;
