@@ -313,3 +313,17 @@ fn check_notes(account: &str, user: &str, notes: &[Value]) -> usize {
     }
     first.len()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_starts_on_the_next_node_when_the_first_does_not_answer() {
+    // Nothing listens on port 1: the worker goes on to the shared broker.
+    let list = format!("amqp://guest:guest@127.0.0.1:1/%2f,{AMQP}");
+    let app = TestApp::spawn_with(1, |c| c.amqp_url = list).await;
+    within(Duration::from_secs(60), async {
+        setup_account(&app, "acc", &[("m1", "manager", true)], Some("round_robin")).await;
+        app.publish_event(&inbound("acc", "c1", "hello")).await;
+        assert_eq!(kinds(&app.notes("acc", "m1", 1).await), ["chat.new"]);
+    })
+    .await;
+    app.cleanup().await;
+}

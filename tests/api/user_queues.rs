@@ -49,16 +49,16 @@ async fn classic_user_queues_are_declared_classic_and_a_clients_quorum_queue_is_
     within(Duration::from_secs(120), async {
         // m2's client came first and declared his queue quorum.
         assert!(declare_accepted(&app, &early, typed("quorum")).await);
-        let staff = [
-            ("m1", "manager", true),
-            ("m2", "quality_control", false),
-        ];
+        let staff = [("m1", "manager", true), ("m2", "quality_control", false)];
         setup_account(&app, "acc", &staff, Some("round_robin")).await;
 
         let m1 = app.user_queue("acc", "m1");
         assert!(declare_accepted(&app, &m1, typed("classic")).await);
         assert!(!declare_accepted(&app, &m1, typed("quorum")).await);
-        assert!(declare_accepted(&app, &early, typed("quorum")).await, "m2's queue kept as it was");
+        assert!(
+            declare_accepted(&app, &early, typed("quorum")).await,
+            "m2's queue kept as it was"
+        );
 
         app.publish_event(&inbound("acc", "c1", "hello")).await;
         assert_eq!(kinds(&app.notes("acc", "m1", 1).await), ["chat.new"]);
@@ -107,7 +107,10 @@ async fn a_large_users_upserted_does_not_hold_up_another_account() {
         let applied = format!("{}:{{big}}:event:{}", app.prefix, event_id.key_part());
         let exists = redis::cmd("EXISTS").arg(&applied).clone();
         let big_done: bool = app.redis_cmd(&exists).await;
-        assert!(!big_done, "account small waited for account big's {USERS} queues");
+        assert!(
+            !big_done,
+            "account small waited for account big's {USERS} queues"
+        );
         let note: serde_json::Value = serde_json::from_slice(&note.data).unwrap();
         assert_eq!(note["type"], "chat.new");
 
@@ -116,7 +119,10 @@ async fn a_large_users_upserted_does_not_hold_up_another_account() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         for user in ["u0000", "u0999", "u1999"] {
-            assert!(app.queue_exists(&app.user_queue("big", user)).await, "{user}");
+            assert!(
+                app.queue_exists(&app.user_queue("big", user)).await,
+                "{user}"
+            );
         }
     })
     .await;
