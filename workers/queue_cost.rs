@@ -143,13 +143,7 @@ async fn main() -> Result<()> {
                 let options = QueueDeleteOptions::default();
                 within(queue, channel.queue_delete(queue.as_str().into(), options)).await?;
             }
-            for exchange in [
-                names.inbound(),
-                names.inbound_hash(),
-                names.notify(),
-                names.crm(),
-                names.outbound(),
-            ] {
+            for exchange in names.exchanges() {
                 let options = ExchangeDeleteOptions::default();
                 within(
                     &exchange,

@@ -181,24 +181,36 @@ impl TestApp {
             .expect("the Redis command succeeds")
     }
 
-    /// Whether a queue exists (checked on a throwaway channel, since a failed
-    /// passive declare closes its channel).
+    /// Whether a queue exists (a passive declare, see [`TestApp::declare_accepted`]).
     pub async fn queue_exists(&self, queue: &str) -> bool {
-        let probe = timed("channel.open", self.conn.create_channel())
-            .await
-            .unwrap();
         let passive = QueueDeclareOptions {
             passive: true,
             ..Default::default()
         };
-        let found = timed(
-            "queue.declare (passive)",
-            probe.queue_declare(queue.into(), passive, FieldTable::default()),
+        self.declare_accepted(queue, passive, FieldTable::default())
+            .await
+    }
+
+    /// Whether the broker accepts declaring `queue` so (it refuses arguments
+    /// other than an existing queue's), checked on a throwaway channel, since
+    /// a refused declare closes its channel.
+    pub async fn declare_accepted(
+        &self,
+        queue: &str,
+        options: QueueDeclareOptions,
+        args: FieldTable,
+    ) -> bool {
+        let probe = timed("channel.open", self.conn.create_channel())
+            .await
+            .unwrap();
+        let accepted = timed(
+            "queue.declare",
+            probe.queue_declare(queue.into(), options, args),
         )
         .await
         .is_ok();
         let _ = timed("channel.close", probe.close(200, "probe".into())).await;
-        found
+        accepted
     }
 
     /// Whether an exchange exists (probed as [`TestApp::queue_exists`] probes).

@@ -153,13 +153,7 @@ async fn remove(prefix: &str, amqp_url: &str, redis_url: &str, mut queues: Vec<S
             let options = QueueDeleteOptions::default();
             quietly(queue, channel.queue_delete(queue.as_str().into(), options)).await;
         }
-        for exchange in [
-            names.inbound(),
-            names.inbound_hash(),
-            names.notify(),
-            names.crm(),
-            names.outbound(),
-        ] {
+        for exchange in names.exchanges() {
             let options = ExchangeDeleteOptions::default();
             quietly(
                 &exchange,
