@@ -262,10 +262,7 @@ impl Processor {
     }
 
     async fn declare_queues(&self, account: &Id, users: &[Id]) -> Result<(), Transient> {
-        for user in users {
-            self.publisher.declare_user_queue(account, user).await?;
-        }
-        Ok(())
+        Ok(self.publisher.declare_user_queues(account, users).await?)
     }
 }
 
