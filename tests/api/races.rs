@@ -16,9 +16,7 @@ use switchboard::ids::Id;
 use switchboard::model::{ChatRef, ChatType};
 use switchboard::output::Message;
 use switchboard::store::{Loaded, Store};
-use switchboard::worker::pipeline::{
-    Decided, DeclareQueues, PoolLocks, Transient, decide_and_apply,
-};
+use switchboard::worker::pipeline::{Decided, DeclareQueues, Transient, decide_and_apply};
 
 /// Decides and applies one event with the worker's own code
 /// ([`decide_and_apply`]: decide, apply, decide again on conflict) and
@@ -32,10 +30,8 @@ async fn run_event(store: &Store, body: &Value) -> Vec<Message> {
         }
     }
     let event = switchboard::events::parse(body.to_string().as_bytes()).expect("valid event");
-    // Each call is a worker of its own: no turn on a pool is shared.
-    let pools = PoolLocks::default();
     let reply = ReplyTo::default();
-    let decided = decide_and_apply(store, &pools, &NoBroker, &event, &reply);
+    let decided = decide_and_apply(store, &NoBroker, &event, &reply);
     match timed("decide_and_apply", decided)
         .await
         .expect("no passing failure")
