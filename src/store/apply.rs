@@ -360,3 +360,6 @@ fn string(value: Option<Reply>) -> Result<Option<String>, StoreError> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests;
