@@ -72,14 +72,7 @@ async fn new_clients_offers_and_claims_take_at_most_two_round_trips() {
 
     // 30 new clients at once, handed out by round robin.
     let start = tally(&addrs).await;
-    let burst = (0..30).map(|i| {
-        let app = &app;
-        async move {
-            app.publish_event(&inbound("acc", &format!("rr-{i}"), "hi"))
-                .await
-        }
-    });
-    futures_util::future::join_all(burst).await;
+    app.new_clients(0..30).await;
     assert_eq!(app.take(&crm, 60, Duration::from_secs(30)).await.len(), 60);
     let _ = app.notes("acc", "q", 30).await;
     let handed_out = tally(&addrs).await;

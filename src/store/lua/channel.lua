@@ -20,14 +20,6 @@
 
 ensure_layout(ARGV[1])
 
-local function hash(flat)
-  local map = {}
-  for i = 1, #flat, 2 do
-    map[flat[i]] = flat[i + 1]
-  end
-  return map
-end
-
 local reply = {seats = hash(redis.call('HGETALL', KEYS[1])), pool = hash(redis.call('HGETALL', KEYS[2]))}
 reply.turn = redis.call('GET', KEYS[3]) or nil
 

@@ -1,6 +1,6 @@
 -- layout.lua: the start of snapshot.lua and channel.lua (the store puts it in
--- front of each): key escaping, and the channel indexes of accounts written
--- before they existed.
+-- front of each): key escaping, a hash as a table, and the channel indexes of
+-- accounts written before they existed.
 --
 -- Every channel has, besides its seats (hash userId -> seat), the observers
 -- index (hash userId -> seat of its quality control and supervisors), the
@@ -14,6 +14,15 @@
 -- An id as a key part: every byte outside A-Z a-z 0-9 _ - as %XX (Id::key_part).
 local function esc(s)
   return (string.gsub(s, '[^%w_%-]', function(c) return string.format('%%%02X', string.byte(c)) end))
+end
+
+-- A hash's HGETALL reply as a table: field -> value.
+local function hash(flat)
+  local map = {}
+  for i = 1, #flat, 2 do
+    map[flat[i]] = flat[i + 1]
+  end
+  return map
 end
 
 -- Builds the channel indexes of the account at `base` unless it has them.

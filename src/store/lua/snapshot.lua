@@ -35,14 +35,6 @@ if applied then
 end
 ensure_layout(ARGV[3])
 
-local function hash(flat)
-  local map = {}
-  for i = 1, #flat, 2 do
-    map[flat[i]] = flat[i + 1]
-  end
-  return map
-end
-
 local reply = {}
 if ARGV[1] ~= '' then
   reply.channel = redis.call('HGET', KEYS[4], ARGV[1]) or nil
