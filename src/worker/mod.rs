@@ -6,7 +6,6 @@
 mod consumer;
 pub mod partitions;
 pub mod pipeline;
-pub mod pools;
 pub mod sequencer;
 mod startup;
 mod tasks;
@@ -166,7 +165,6 @@ async fn session(
     let pipeline = Processor {
         store: store.clone(),
         publisher: publisher.clone(),
-        pools: Default::default(),
     };
     let consumer = consumer::Consumer {
         config,

@@ -24,6 +24,7 @@ mod races;
 mod redis_cluster;
 mod redis_errors;
 mod replies;
+mod round_trips;
 mod shutdown;
 mod startup;
 mod stream;
