@@ -10,7 +10,9 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
 use serde_json::Value;
 use switchboard::Config;
 use switchboard::ids::Id;
@@ -22,6 +24,9 @@ use super::{AMQP, Prefix, REDIS, account_key, timed};
 
 /// How long waits for a queue, a set-up or a message last by default.
 const WAIT: Duration = Duration::from_secs(20);
+
+/// How many times a gateway publish the broker refuses is made before the test fails.
+const PUBLISH_TRIES: usize = 20;
 
 /// How long a worker may take to stop when a test ends by a panic.
 const STOP: Duration = Duration::from_secs(15);
@@ -258,24 +263,33 @@ impl TestApp {
         .await;
     }
 
-    /// Publishes bytes to `P.inbound` as a gateway would, and waits for the confirm.
+    /// Publishes bytes to `P.inbound` as a gateway would, and waits for the
+    /// confirm; a message the broker refuses (a nack, e.g. from a quorum queue
+    /// electing a leader after a node died) is published again, as a gateway
+    /// must, a bounded number of times.
     pub async fn publish_raw(&self, routing_key: &str, body: &[u8], props: BasicProperties) {
         let props = props
             .with_content_type("application/json".into())
             .with_delivery_mode(2);
-        let publish = async {
-            self.channel
-                .basic_publish(
-                    self.names.inbound().into(),
-                    routing_key.into(),
-                    BasicPublishOptions::default(),
-                    body,
-                    props,
-                )
-                .await?
-                .await
-        };
-        timed("basic.publish to P.inbound", publish).await.unwrap();
+        for _ in 0..PUBLISH_TRIES {
+            let publish = async {
+                self.channel
+                    .basic_publish(
+                        self.names.inbound().into(),
+                        routing_key.into(),
+                        BasicPublishOptions::default(),
+                        body,
+                        props.clone(),
+                    )
+                    .await?
+                    .await
+            };
+            match timed("basic.publish to P.inbound", publish).await.unwrap() {
+                Confirmation::Nack(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                _ => return,
+            }
+        }
+        panic!("the broker refused a publish to P.inbound {PUBLISH_TRIES} times");
     }
 
     /// Publishes an account event and waits until it is applied.
