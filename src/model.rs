@@ -162,6 +162,22 @@ pub struct Settings {
     pub links: Links,
 }
 
+/// Gives each listed type, which has `chat_type` and `chat_id` fields, a
+/// `chat()` that returns them as one [`ChatRef`].
+macro_rules! chat_of {
+    ($($holder:ty),+ $(,)?) => {$(
+        impl $holder {
+            pub fn chat(&self) -> $crate::model::ChatRef {
+                $crate::model::ChatRef {
+                    chat_type: self.chat_type,
+                    chat_id: self.chat_id.clone(),
+                }
+            }
+        }
+    )+};
+}
+pub(crate) use chat_of;
+
 /// A messenger identity of a contact.
 #[derive(
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
@@ -181,6 +197,7 @@ pub struct Contact {
     pub contact_data: Vec<ChatRef>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Deal {
@@ -191,7 +208,8 @@ pub struct Deal {
     pub pipeline_id: Id,
     pub stage_id: Id,
     pub closed: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The deal's page in the CRM: an `http` or `https` URL.
+    #[schemars(extend("pattern" = crate::web_url::WEB_URL_PATTERN))]
     pub uri: Option<String>,
 }
 
@@ -202,12 +220,11 @@ pub struct Deal {
 /// manager, or a responsible who lost access); it lists who was shown the chat
 /// as new, so the claim can withdraw it from them and later answers of theirs
 /// are told `claimed_by_other`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Chat {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_id: Option<Id>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<Pending>,
     /// Who was shown the chat as new before its last claim (for `claimed_by_other`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -218,16 +235,17 @@ pub struct Chat {
     pub seen_on: Vec<Id>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Pending {
     /// The channel the waiting client wrote to.
+    #[serialize_always]
     pub channel_id: Option<Id>,
     /// Everyone who may claim the chat and got `chat.new` for it, in the order
     /// they were told.
     pub shown: Vec<Id>,
     /// The client's name as the gateway gave it, for the contact the claim creates.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
@@ -241,14 +259,7 @@ pub struct WaitingEntry {
     pub since: String,
 }
 
-impl WaitingEntry {
-    pub fn chat(&self) -> ChatRef {
-        ChatRef {
-            chat_type: self.chat_type,
-            chat_id: self.chat_id.clone(),
-        }
-    }
-}
+chat_of!(WaitingEntry);
 
 /// The round-robin pool of one channel: for each manager, the turn number of his
 /// last new client. The manager with the oldest turn (never = 0, ties by id)

@@ -48,6 +48,7 @@ pub enum RejectReason {
 }
 
 /// A message on `P.user.{accountId}.{userId}`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
@@ -60,15 +61,10 @@ pub struct Notification {
     pub channel_id: Id,
     pub chat_type: ChatType,
     pub chat_id: Id,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_id: Option<Id>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deal_id: Option<Id>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<Id>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<RejectReason>,
     #[schemars(extend("format" = "date-time"))]
     pub occurred_at: Timestamp,

@@ -30,7 +30,7 @@ pub fn check(event: &Event) -> Result<(), Rejection> {
             ("links.deal", e.links.deal.as_str()),
             ("links.newDeal", e.links.new_deal.as_str()),
         ],
-        Event::DealUpserted(e) => e.uri.iter().map(|uri| ("uri", uri.as_str())).collect(),
+        Event::DealUpserted(e) => e.deal.uri.iter().map(|uri| ("uri", uri.as_str())).collect(),
         _ => Vec::new(),
     };
     match links.into_iter().find(|(_, link)| !is_web_url(link)) {

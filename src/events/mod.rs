@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::clip::{MAX_REASON_BYTES, clip, clip_quoted};
 use crate::ids::Id;
-use crate::model::{Access, Channel, ChatRef, ChatType, Links, NewClients, Pipeline};
+use crate::model::{
+    Access, Channel, ChatType, Contact, Deal, Links, NewClients, Pipeline, chat_of,
+};
 
 /// The largest body the worker accepts.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -168,47 +170,35 @@ pub struct SettingsUpdated {
     pub links: Links,
 }
 
+/// A contact as the CRM has it now: stored as is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
 pub struct ContactUpserted {
     #[serde(flatten)]
     pub envelope: Envelope,
-    pub contact_id: Id,
-    pub name: String,
-    pub responsible_user_id: Id,
-    pub contact_data: Vec<ChatRef>,
+    #[serde(flatten)]
+    pub contact: Contact,
 }
 
+/// A deal as the CRM has it now: stored as is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
 pub struct DealUpserted {
     #[serde(flatten)]
     pub envelope: Envelope,
-    pub deal_id: Id,
-    pub name: String,
-    pub contact_ids: Vec<Id>,
-    pub responsible_user_id: Id,
-    pub pipeline_id: Id,
-    pub stage_id: Id,
-    pub closed: bool,
-    /// The deal's page in the CRM: an `http` or `https` URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("pattern" = crate::web_url::WEB_URL_PATTERN))]
-    pub uri: Option<String>,
+    #[serde(flatten)]
+    pub deal: Deal,
 }
 
 /// What the gateway knows of the client's profile.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientProfile {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageInbound {
@@ -218,21 +208,9 @@ pub struct MessageInbound {
     pub channel_id: Id,
     pub chat_type: ChatType,
     pub chat_id: Id,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_uri: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<ClientProfile>,
-}
-
-impl MessageInbound {
-    pub fn chat(&self) -> ChatRef {
-        ChatRef {
-            chat_type: self.chat_type,
-            chat_id: self.chat_id.clone(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -248,15 +226,6 @@ pub struct MessageOutbound {
     pub text: String,
 }
 
-impl MessageOutbound {
-    pub fn chat(&self) -> ChatRef {
-        ChatRef {
-            chat_type: self.chat_type,
-            chat_id: self.chat_id.clone(),
-        }
-    }
-}
-
 /// Asks for the suitcase; the answer goes to the AMQP `reply_to` with the same `correlation_id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -268,14 +237,7 @@ pub struct SuitcaseRequested {
     pub chat_id: Id,
 }
 
-impl SuitcaseRequested {
-    pub fn chat(&self) -> ChatRef {
-        ChatRef {
-            chat_type: self.chat_type,
-            chat_id: self.chat_id.clone(),
-        }
-    }
-}
+chat_of!(MessageInbound, MessageOutbound, SuitcaseRequested);
 
 /// Why an input goes to `P.dead`; `code()` is the stable first word of the
 /// `x-switchboard-error` header.

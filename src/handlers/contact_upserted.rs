@@ -5,16 +5,18 @@
 use super::routing::About;
 use super::{Change, Decision, Item, Plan, Read, Reads};
 use crate::events::{ContactUpserted, Rejection};
-use crate::model::{Chat, Contact};
+use crate::model::Chat;
 use crate::output::NotificationType;
 
 pub fn reads(e: &ContactUpserted) -> Vec<Read> {
+    let contact = &e.contact;
     let mut reads = vec![
-        Read::Item(Item::User(e.responsible_user_id.clone())),
-        Read::Item(Item::Contact(e.contact_id.clone())),
+        Read::Item(Item::User(contact.responsible_user_id.clone())),
+        Read::Item(Item::Contact(contact.contact_id.clone())),
     ];
     reads.extend(
-        e.contact_data
+        contact
+            .contact_data
             .iter()
             .map(|c| Read::Item(Item::Chat(c.clone()))),
     );
@@ -22,23 +24,20 @@ pub fn reads(e: &ContactUpserted) -> Vec<Read> {
 }
 
 pub fn decide(e: &ContactUpserted, reads: &Reads) -> Decision {
-    if reads.user(&e.responsible_user_id).is_none() {
-        return Decision::Reject(Rejection::UnknownUser(e.responsible_user_id.to_string()));
+    let contact = &e.contact;
+    if reads.user(&contact.responsible_user_id).is_none() {
+        return Decision::Reject(Rejection::UnknownUser(
+            contact.responsible_user_id.to_string(),
+        ));
     }
-    let contact = Contact {
-        contact_id: e.contact_id.clone(),
-        name: e.name.clone(),
-        responsible_user_id: e.responsible_user_id.clone(),
-        contact_data: e.contact_data.clone(),
-    };
     let mut plan = Plan {
         guards: vec![
             reads.config_guard(),
-            reads.guard(Item::Contact(e.contact_id.clone())),
+            reads.guard(Item::Contact(contact.contact_id.clone())),
         ],
         ..Plan::default()
     };
-    for chat_ref in &e.contact_data {
+    for chat_ref in &contact.contact_data {
         plan.guards.push(reads.guard(Item::Chat(chat_ref.clone())));
         let mut chat: Chat = reads.chat(chat_ref).cloned().unwrap_or_default();
         if let Some(pending) = chat.pending.take() {
@@ -69,6 +68,6 @@ pub fn decide(e: &ContactUpserted, reads: &Reads) -> Decision {
         chat.contact_id = Some(contact.contact_id.clone());
         plan.changes.push(Change::SaveChat(chat_ref.clone(), chat));
     }
-    plan.changes.push(Change::SaveContact(contact));
+    plan.changes.push(Change::SaveContact(contact.clone()));
     Decision::Apply(plan)
 }

@@ -3,37 +3,31 @@
 
 use super::{Change, Decision, Item, Plan, Read, Reads};
 use crate::events::{DealUpserted, Rejection};
-use crate::model::Deal;
 
 pub fn reads(e: &DealUpserted) -> Vec<Read> {
     vec![
-        Read::Item(Item::User(e.responsible_user_id.clone())),
-        Read::Item(Item::Deal(e.deal_id.clone())),
+        Read::Item(Item::User(e.deal.responsible_user_id.clone())),
+        Read::Item(Item::Deal(e.deal.deal_id.clone())),
     ]
 }
 
 pub fn decide(e: &DealUpserted, reads: &Reads) -> Decision {
-    if reads.user(&e.responsible_user_id).is_none() {
-        return Decision::Reject(Rejection::UnknownUser(e.responsible_user_id.to_string()));
+    let deal = &e.deal;
+    if reads.user(&deal.responsible_user_id).is_none() {
+        return Decision::Reject(Rejection::UnknownUser(deal.responsible_user_id.to_string()));
     }
-    let deal = Deal {
-        deal_id: e.deal_id.clone(),
-        name: e.name.clone(),
-        contact_ids: e.contact_ids.clone(),
-        responsible_user_id: e.responsible_user_id.clone(),
-        pipeline_id: e.pipeline_id.clone(),
-        stage_id: e.stage_id.clone(),
-        closed: e.closed,
-        uri: e.uri.clone(),
-    };
     let mut plan = Plan {
         guards: vec![
             reads.config_guard(),
-            reads.guard(Item::Deal(e.deal_id.clone())),
+            reads.guard(Item::Deal(deal.deal_id.clone())),
         ],
         ..Plan::default()
     };
-    for gone in reads.deal(&e.deal_id).iter().flat_map(|d| &d.contact_ids) {
+    for gone in reads
+        .deal(&deal.deal_id)
+        .iter()
+        .flat_map(|d| &d.contact_ids)
+    {
         if !deal.contact_ids.contains(gone) {
             plan.changes.push(Change::UnlinkDeal {
                 contact: gone.clone(),
@@ -41,6 +35,6 @@ pub fn decide(e: &DealUpserted, reads: &Reads) -> Decision {
             });
         }
     }
-    super::assign::save_deal(&mut plan, deal);
+    super::assign::save_deal(&mut plan, deal.clone());
     Decision::Apply(plan)
 }

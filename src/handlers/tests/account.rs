@@ -124,14 +124,16 @@ fn settings_updated_table() {
 fn deal_upserted(contacts: &[&str], responsible: &str) -> Event {
     Event::DealUpserted(DealUpserted {
         envelope: env("ev-a4"),
-        deal_id: id("d1"),
-        name: "Doors".into(),
-        contact_ids: ids(contacts),
-        responsible_user_id: id(responsible),
-        pipeline_id: id(PIPELINE),
-        stage_id: id(STAGE),
-        closed: false,
-        uri: Some("https://crm.example/x/d1".into()),
+        deal: Deal {
+            deal_id: id("d1"),
+            name: "Doors".into(),
+            contact_ids: ids(contacts),
+            responsible_user_id: id(responsible),
+            pipeline_id: id(PIPELINE),
+            stage_id: id(STAGE),
+            closed: false,
+            uri: Some("https://crm.example/x/d1".into()),
+        },
     })
 }
 
@@ -213,10 +215,12 @@ fn deal_upserted_new_deal_and_unknown_responsible() {
 fn contact_upserted(responsible: &str) -> Event {
     Event::ContactUpserted(ContactUpserted {
         envelope: env("ev-a5"),
-        contact_id: id("c7"),
-        name: "Ivan".into(),
-        responsible_user_id: id(responsible),
-        contact_data: vec![chat_ref()],
+        contact: Contact {
+            contact_id: id("c7"),
+            name: "Ivan".into(),
+            responsible_user_id: id(responsible),
+            contact_data: vec![chat_ref()],
+        },
     })
 }
 
