@@ -155,11 +155,19 @@ pub(super) fn told(plan: &Plan) -> Vec<(String, String)> {
 }
 
 pub(super) fn notifications(plan: &Plan) -> Vec<Notification> {
-    messages(&plan.outputs)
+    bodies(plan, Target::Notify)
         .into_iter()
-        .filter(|(t, _, _)| *t == Target::Notify)
-        .map(|(_, _, m)| serde_json::from_str(&m.body).unwrap())
+        .map(|v| serde_json::from_value(v).unwrap())
         .collect()
+}
+
+/// The first notification of `kind`.
+#[track_caller]
+pub(super) fn first_of(plan: &Plan, kind: &str) -> Notification {
+    let found = notifications(plan)
+        .into_iter()
+        .find(|n| n.kind.as_str() == kind);
+    found.unwrap_or_else(|| panic!("no {kind} in {:?}", told(plan)))
 }
 
 /// The bodies of one target's outputs, as JSON.
@@ -221,6 +229,26 @@ pub(super) fn written<T: serde::de::DeserializeOwned>(plan: &Plan, item: &Item) 
         };
         (saved == *item).then(|| serde_json::from_value(value.unwrap()).unwrap())
     })
+}
+
+/// `n` names the contact and the deal that these `contact.created` and
+/// `deal.created` bodies announce.
+#[track_caller]
+pub(super) fn assert_names_created(n: &Notification, contact: &Value, deal: &Value) {
+    let named = (json(&n.contact_id), json(&n.deal_id));
+    assert_eq!(
+        named,
+        (contact["contactId"].clone(), deal["dealId"].clone())
+    );
+}
+
+fn json(value: &impl serde::Serialize) -> Value {
+    serde_json::to_value(value).unwrap()
+}
+
+/// The plan's changes that `keep` accepts, in order.
+pub(super) fn changes_where(plan: &Plan, keep: impl Fn(&Change) -> bool) -> Vec<&Change> {
+    plan.changes.iter().filter(|op| keep(op)).collect()
 }
 
 pub(super) fn has_guard_on(plan: &Plan, item: &Item) -> bool {

@@ -4,12 +4,7 @@ use super::*;
 
 #[test]
 fn inbound_known_contact_goes_to_his_responsible_and_the_observers() {
-    let snap = Snap::team()
-        .settings(Distribution::RoundRobin)
-        .chat(known("c1"))
-        .contact("c1", "m2")
-        .build();
-    let p = answer(decide_in(&inbound("ev-1"), &snap));
+    let p = answer(Snap::round_robin().known_to("m2").client_writes());
     assert_eq!(
         told(&p),
         pairs(&[
@@ -70,8 +65,7 @@ fn inbound_rejects_what_cannot_be_routed() {
 
 #[test]
 fn inbound_round_robin_new_client_is_assigned_and_announced() {
-    let snap = Snap::team().settings(Distribution::RoundRobin).build();
-    let p = plan(decide_in(&inbound("ev-1"), &snap));
+    let p = plan(Snap::round_robin().client_writes());
 
     // The CRM gets the contact and its deal, in the configured pipeline and stage.
     assert_eq!(crm_types(&p), s(&["contact.created", "deal.created"]));
@@ -104,14 +98,7 @@ fn inbound_round_robin_new_client_is_assigned_and_announced() {
         .into_iter()
         .find(|n| n.user_id.as_str() == "m1")
         .unwrap();
-    assert_eq!(
-        to_m1.contact_id.as_ref().map(Id::as_str),
-        contact["contactId"].as_str()
-    );
-    assert_eq!(
-        to_m1.deal_id.as_ref().map(Id::as_str),
-        deal["dealId"].as_str()
-    );
+    assert_names_created(&to_m1, contact, deal);
 
     // The turn is taken as the plan is applied: no guard on the pool, only
     // on the chat and the configuration.
@@ -182,8 +169,7 @@ fn inbound_a_manager_without_new_clients_is_not_eligible() {
 
 #[test]
 fn inbound_first_reply_shows_the_chat_to_every_eligible_manager() {
-    let snap = Snap::team().settings(Distribution::FirstReply).build();
-    let p = plan(decide_in(&inbound("ev-1"), &snap));
+    let p = plan(Snap::first_reply().client_writes());
     assert_eq!(
         told(&p),
         pairs(&[
@@ -212,11 +198,7 @@ fn inbound_first_reply_shows_the_chat_to_every_eligible_manager() {
 
 #[test]
 fn inbound_later_messages_of_a_pending_chat_are_chat_message() {
-    let snap = Snap::team()
-        .settings(Distribution::FirstReply)
-        .chat(pending(&["m1", "m2"]))
-        .build();
-    let p = answer(decide_in(&inbound("ev-2"), &snap));
+    let p = answer(Snap::first_reply().waiting().client_writes());
     assert_eq!(
         told(&p),
         pairs(&[
@@ -236,11 +218,7 @@ fn inbound_later_messages_of_a_pending_chat_are_chat_message() {
 
 #[test]
 fn inbound_pending_chat_is_shown_to_a_manager_who_became_eligible_since() {
-    let snap = Snap::team()
-        .settings(Distribution::FirstReply)
-        .chat(pending(&["m1"]))
-        .build();
-    let p = plan(decide_in(&inbound("ev-2"), &snap));
+    let p = plan(Snap::first_reply().chat(pending(&["m1"])).client_writes());
     assert_eq!(who(&p, "chat.new"), s(&["m2"]));
     assert_eq!(who(&p, "chat.message"), s(&["m1", "q1", "s1"]));
     let chat: Chat = written(&p, &Item::Chat(chat_ref())).unwrap();
@@ -249,10 +227,7 @@ fn inbound_pending_chat_is_shown_to_a_manager_who_became_eligible_since() {
 
 #[test]
 fn inbound_without_settings_is_handled_as_first_reply() {
-    let with = plan(decide_in(
-        &inbound("ev-1"),
-        &Snap::team().settings(Distribution::FirstReply).build(),
-    ));
+    let with = plan(decide_in(&inbound("ev-1"), &Snap::first_reply().build()));
     let without = plan(decide_in(&inbound("ev-1"), &Snap::team().build()));
     assert_eq!(told(&without), told(&with));
     assert_eq!(without.changes, with.changes);
@@ -295,12 +270,7 @@ fn inbound_with_no_eligible_manager_goes_to_the_supervisors() {
 
 #[test]
 fn inbound_responsible_lost_access_round_robin_hands_the_contact_over() {
-    let snap = Snap::team()
-        .settings(Distribution::RoundRobin)
-        .chat(known("c1"))
-        .contact("c1", "gone")
-        .build();
-    let p = plan(decide_in(&inbound("ev-1"), &snap));
+    let p = plan(Snap::round_robin().known_to("gone").client_writes());
     assert_eq!(
         crm_types(&p),
         s(&["contact.responsibleChanged", "deal.created"])
@@ -326,12 +296,7 @@ fn inbound_responsible_lost_access_round_robin_hands_the_contact_over() {
 
 #[test]
 fn inbound_responsible_lost_access_first_reply_waits_for_a_claim() {
-    let snap = Snap::team()
-        .settings(Distribution::FirstReply)
-        .chat(known("c1"))
-        .contact("c1", "gone")
-        .build();
-    let p = plan(decide_in(&inbound("ev-1"), &snap));
+    let p = plan(Snap::first_reply().known_to("gone").client_writes());
     assert!(crm_types(&p).is_empty());
     assert_eq!(who(&p, "chat.new"), s(&["m1", "m2"]));
     let chat: Chat = written(&p, &Item::Chat(chat_ref())).unwrap();
@@ -341,11 +306,7 @@ fn inbound_responsible_lost_access_first_reply_waits_for_a_claim() {
 
 #[test]
 fn inbound_round_robin_withdraws_a_chat_shown_before_under_first_reply() {
-    let snap = Snap::team()
-        .settings(Distribution::RoundRobin)
-        .chat(pending(&["m1", "m2"]))
-        .build();
-    let p = plan(decide_in(&inbound("ev-3"), &snap));
+    let p = plan(Snap::round_robin().waiting().client_writes());
     assert_eq!(who(&p, "chat.new"), s(&["m1"]));
     assert_eq!(who(&p, "chat.withdrawn"), s(&["m2"]));
     assert_eq!(crm_types(&p), s(&["contact.created", "deal.created"]));
@@ -353,7 +314,7 @@ fn inbound_round_robin_withdraws_a_chat_shown_before_under_first_reply() {
 
 #[test]
 fn inbound_ids_repeat_for_the_same_event_and_differ_for_another() {
-    let snap = Snap::team().settings(Distribution::RoundRobin).build();
+    let snap = Snap::round_robin().build();
     let once = decide_in(&inbound("ev-1"), &snap);
     let twice = decide_in(&inbound("ev-1"), &snap);
     assert_eq!(
@@ -376,7 +337,7 @@ fn inbound_ids_repeat_for_the_same_event_and_differ_for_another() {
 
 #[test]
 fn inbound_notification_ids_repeat_for_first_reply_too() {
-    let snap = Snap::team().settings(Distribution::FirstReply).build();
+    let snap = Snap::first_reply().build();
     let a = made_up_ids(&plan(decide_in(&inbound("ev-1"), &snap)));
     let b = made_up_ids(&plan(decide_in(&inbound("ev-1"), &snap)));
     assert_eq!(a, b);

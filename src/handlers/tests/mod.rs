@@ -81,10 +81,30 @@ fn version_of(value: &impl std::fmt::Debug) -> Version {
     Version::stored(Some(format!("{value:?}")))
 }
 
-fn chat_ref() -> ChatRef {
+/// The WhatsApp chat `chat_id`.
+fn whatsapp(chat_id: &str) -> ChatRef {
     ChatRef {
         chat_type: ChatType::Whatsapp,
-        chat_id: id(CHAT),
+        chat_id: id(chat_id),
+    }
+}
+
+/// The client's chat of every test.
+fn chat_ref() -> ChatRef {
+    whatsapp(CHAT)
+}
+
+/// Deal `deal` in the new clients' stage, open, without a uri of its own.
+fn deal(deal: &str, contacts: &[&str], responsible: &str) -> Deal {
+    Deal {
+        deal_id: id(deal),
+        name: "Doors".into(),
+        contact_ids: ids(contacts),
+        responsible_user_id: id(responsible),
+        pipeline_id: id(PIPELINE),
+        stage_id: id(STAGE),
+        closed: false,
+        uri: None,
     }
 }
 
@@ -168,6 +188,16 @@ impl Snap {
             .seat("s1", Role::Supervisor, false)
     }
 
+    /// The standard cast, new clients handed out by round robin.
+    fn round_robin() -> Self {
+        Self::team().settings(Distribution::RoundRobin)
+    }
+
+    /// The standard cast, new clients handed out to the first who replies.
+    fn first_reply() -> Self {
+        Self::team().settings(Distribution::FirstReply)
+    }
+
     fn seat(mut self, user: &str, role: Role, receives_new_clients: bool) -> Self {
         self.0.seats.retain(|(u, _)| u.as_str() != user);
         self.0.seats.push((
@@ -204,6 +234,27 @@ impl Snap {
             contact_data: vec![chat_ref()],
         });
         self
+    }
+
+    /// The chat settled on contact `c1`, whose responsible is `responsible`.
+    fn known_to(self, responsible: &str) -> Self {
+        self.chat(known("c1")).contact("c1", responsible)
+    }
+
+    /// The chat waits to be claimed, shown as new to `m1` and `m2`.
+    fn waiting(self) -> Self {
+        self.chat(pending(&["m1", "m2"]))
+    }
+
+    /// The chat of contact `c1`, whose responsible is `responsible`, waits to
+    /// be claimed (as after its responsible lost access), shown as new to `m1`
+    /// and `m2`.
+    fn waiting_on_contact(self, responsible: &str) -> Self {
+        let chat = Chat {
+            contact_id: Some(id("c1")),
+            ..pending(&["m1", "m2"])
+        };
+        self.chat(chat).contact("c1", responsible)
     }
 
     fn user(mut self, user: &str, access: &[(&str, Role)]) -> Self {
@@ -263,20 +314,27 @@ impl Snap {
         uri: Option<&str>,
     ) -> Self {
         self.0.deals.push(Deal {
-            deal_id: id(deal),
             name: name.into(),
-            contact_ids: vec![id("c1")],
-            responsible_user_id: id(responsible),
-            pipeline_id: id(PIPELINE),
-            stage_id: id(STAGE),
             closed,
             uri: uri.map(str::to_owned),
+            ..self::deal(deal, &["c1"], responsible)
         });
         self
     }
 
     fn build(self) -> ChatSnapshot {
         self.0
+    }
+
+    /// What is decided when the client writes (`inbound("ev-1")`) into this state.
+    fn client_writes(self) -> Decision {
+        decide_in(&inbound("ev-1"), &self.build())
+    }
+
+    /// What is decided when `author` replies (`outbound("ev-o1", author)`) in
+    /// this state, `author` loaded as the asker.
+    fn reply_of(self, author: &str) -> Decision {
+        decide_out(&outbound("ev-o1", author), &self.asker(author).build())
     }
 }
 

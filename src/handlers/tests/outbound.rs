@@ -19,9 +19,9 @@ enum Expect {
 fn outbound_permission_table() {
     use Expect::*;
     use RejectReason::*;
-    let team = Snap::team().settings(Distribution::FirstReply);
-    let own = team.clone().chat(known("c1")).contact("c1", "m1");
-    let waiting = team.clone().chat(pending(&["m1", "m2"]));
+    let team = Snap::first_reply();
+    let own = team.clone().known_to("m1");
+    let waiting = team.clone().waiting();
     let nobody_eligible = Snap::wa1()
         .seat("m3", Role::Manager, false)
         .seat("s1", Role::Supervisor, false)
@@ -35,13 +35,11 @@ fn outbound_permission_table() {
     let both = [("wa1", Role::Manager), ("wa2", Role::QualityControl)];
     let u_on_wa1 = Snap::wa1()
         .seat("u", Role::Manager, true)
-        .chat(known("c1"))
-        .contact("c1", "u")
+        .known_to("u")
         .user("u", &both);
     let u_on_wa2 = Snap::on("wa2", ChatType::Whatsapp)
         .seat("u", Role::QualityControl, false)
-        .chat(known("c1"))
-        .contact("c1", "u")
+        .known_to("u")
         .user("u", &both);
 
     #[rustfmt::skip]
@@ -124,11 +122,7 @@ fn outbound_permission_table() {
 
 #[test]
 fn outbound_rejects_a_chat_type_of_another_messenger() {
-    let snap = Snap::team()
-        .chat(known("c1"))
-        .contact("c1", "m1")
-        .asker("m1")
-        .build();
+    let snap = Snap::team().known_to("m1").asker("m1").build();
     let e = MessageOutbound {
         chat_type: ChatType::Telegram,
         ..outbound("ev-o1", "m1")
@@ -138,11 +132,7 @@ fn outbound_rejects_a_chat_type_of_another_messenger() {
 
 #[test]
 fn outbound_sent_reply_carries_the_request_and_the_contact() {
-    let snap = Snap::team()
-        .chat(known("c1"))
-        .contact("c1", "m1")
-        .asker("m1")
-        .build();
+    let snap = Snap::team().known_to("m1").asker("m1").build();
     let p = plan(decide_out(&outbound("ev-o1", "m1"), &snap));
     let send = &bodies(&p, Target::Outbound)[0];
     assert_eq!(
@@ -174,13 +164,12 @@ fn outbound_sent_reply_carries_the_request_and_the_contact() {
 
 #[test]
 fn outbound_supervisor_reply_is_seen_by_the_other_observers_only() {
-    let snap = Snap::team()
-        .seat("s2", Role::Supervisor, false)
-        .chat(known("c1"))
-        .contact("c1", "m1")
-        .asker("s1")
-        .build();
-    let p = plan(decide_out(&outbound("ev-o1", "s1"), &snap));
+    let p = plan(
+        Snap::team()
+            .seat("s2", Role::Supervisor, false)
+            .known_to("m1")
+            .reply_of("s1"),
+    );
     assert_eq!(bodies(&p, Target::Outbound)[0]["userId"], "s1");
     assert_eq!(
         told(&p),
@@ -191,12 +180,11 @@ fn outbound_supervisor_reply_is_seen_by_the_other_observers_only() {
 #[test]
 fn outbound_claim_by_a_manager_creates_assigns_and_withdraws() {
     // s1 was shown the chat too (say, when nobody was eligible): he keeps it.
-    let snap = Snap::team()
-        .settings(Distribution::FirstReply)
-        .chat(pending(&["m1", "m2", "s1"]))
-        .asker("m1")
-        .build();
-    let p = plan(decide_out(&outbound("ev-o1", "m1"), &snap));
+    let p = plan(
+        Snap::first_reply()
+            .chat(pending(&["m1", "m2", "s1"]))
+            .reply_of("m1"),
+    );
 
     assert_eq!(crm_types(&p), s(&["contact.created", "deal.created"]));
     let contact = &crm_of(&p, "contact.created")[0];
@@ -225,18 +213,7 @@ fn outbound_claim_by_a_manager_creates_assigns_and_withdraws() {
     assert_eq!(who(&p, "chat.message"), s(&["q1", "s1"]));
     assert!(who(&p, "chat.new").is_empty());
 
-    let assigned = notifications(&p)
-        .into_iter()
-        .find(|n| n.kind.as_str() == "chat.assigned")
-        .unwrap();
-    assert_eq!(
-        assigned.contact_id.as_ref().map(Id::as_str),
-        contact["contactId"].as_str()
-    );
-    assert_eq!(
-        assigned.deal_id.as_ref().map(Id::as_str),
-        deal["dealId"].as_str()
-    );
+    assert_names_created(&first_of(&p, "chat.assigned"), contact, deal);
 
     let send = &bodies(&p, Target::Outbound)[0];
     assert_eq!(send["contactId"], contact["contactId"]);
@@ -251,11 +228,7 @@ fn outbound_claim_by_a_manager_creates_assigns_and_withdraws() {
 
 #[test]
 fn outbound_claim_without_settings_creates_the_contact_but_no_deal() {
-    let snap = Snap::team()
-        .chat(pending(&["m1", "m2"]))
-        .asker("m2")
-        .build();
-    let p = plan(decide_out(&outbound("ev-o1", "m2"), &snap));
+    let p = plan(Snap::team().waiting().reply_of("m2"));
     assert_eq!(crm_types(&p), s(&["contact.created"]));
     assert!(
         !p.changes
@@ -264,21 +237,13 @@ fn outbound_claim_without_settings_creates_the_contact_but_no_deal() {
     );
     assert_eq!(who(&p, "chat.assigned"), s(&["m2"]));
     assert_eq!(who(&p, "chat.withdrawn"), s(&["m1"]));
-    let assigned = notifications(&p)
-        .into_iter()
-        .find(|n| n.kind.as_str() == "chat.assigned")
-        .unwrap();
+    let assigned = first_of(&p, "chat.assigned");
     assert_eq!(assigned.deal_id, None);
 }
 
 #[test]
 fn outbound_claim_by_a_supervisor_withdraws_from_the_managers() {
-    let snap = Snap::team()
-        .settings(Distribution::FirstReply)
-        .chat(pending(&["m1", "m2"]))
-        .asker("s1")
-        .build();
-    let p = plan(decide_out(&outbound("ev-o1", "s1"), &snap));
+    let p = plan(Snap::first_reply().waiting().reply_of("s1"));
     assert_eq!(who(&p, "chat.assigned"), s(&["s1"]));
     assert_eq!(who(&p, "chat.withdrawn"), s(&["m1", "m2"]));
     assert_eq!(crm_of(&p, "contact.created")[0]["responsibleUserId"], "s1");
@@ -288,15 +253,11 @@ fn outbound_claim_by_a_supervisor_withdraws_from_the_managers() {
 
 #[test]
 fn outbound_claim_of_a_contact_whose_responsible_lost_access_hands_it_over() {
-    let mut chat = pending(&["m1", "m2"]);
-    chat.contact_id = Some(id("c1"));
-    let snap = Snap::team()
-        .settings(Distribution::FirstReply)
-        .chat(chat)
-        .contact("c1", "gone")
-        .asker("m2")
-        .build();
-    let p = plan(decide_out(&outbound("ev-o1", "m2"), &snap));
+    let p = plan(
+        Snap::first_reply()
+            .waiting_on_contact("gone")
+            .reply_of("m2"),
+    );
     assert_eq!(
         crm_types(&p),
         s(&["contact.responsibleChanged", "deal.created"])
@@ -314,11 +275,7 @@ fn outbound_claim_of_a_contact_whose_responsible_lost_access_hands_it_over() {
 
 #[test]
 fn outbound_claim_ids_repeat_for_the_same_event() {
-    let snap = Snap::team()
-        .settings(Distribution::FirstReply)
-        .chat(pending(&["m1", "m2"]))
-        .asker("m1")
-        .build();
+    let snap = Snap::first_reply().waiting().asker("m1").build();
     let a = decide_out(&outbound("ev-o1", "m1"), &snap);
     let b = decide_out(&outbound("ev-o1", "m1"), &snap);
     assert_eq!(a, b);
@@ -333,15 +290,7 @@ fn outbound_responsible_manager_may_write_to_his_contact_while_it_waits() {
     // c1's responsible m3 lost access, the client wrote (the chat now waits under
     // first_reply), then m3 got his seat back without new clients. The contact
     // still names him responsible, so his reply should go out.
-    let mut chat = pending(&["m1", "m2"]);
-    chat.contact_id = Some(id("c1"));
-    let snap = Snap::team()
-        .settings(Distribution::FirstReply)
-        .chat(chat)
-        .contact("c1", "m3")
-        .asker("m3")
-        .build();
-    let p = plan(decide_out(&outbound("ev-o1", "m3"), &snap));
+    let p = plan(Snap::first_reply().waiting_on_contact("m3").reply_of("m3"));
     assert!(
         who(&p, "message.rejected").is_empty(),
         "{:?}",

@@ -21,11 +21,7 @@ fn suitcase_answer(snap: &ChatSnapshot, user: &str) -> Value {
 
 #[test]
 fn suitcase_needs_reply_to_and_correlation_id() {
-    let snap = Snap::team()
-        .chat(known("c1"))
-        .contact("c1", "m1")
-        .asker("m1")
-        .build();
+    let snap = Snap::team().known_to("m1").asker("m1").build();
     let event = Event::SuitcaseRequested(suitcase("m1"));
     let no_reply_to = ReplyTo {
         reply_to: None,
@@ -46,10 +42,7 @@ fn suitcase_needs_reply_to_and_correlation_id() {
 
 #[test]
 fn suitcase_errors() {
-    let chat = Snap::team()
-        .settings(Distribution::FirstReply)
-        .chat(known("c1"))
-        .contact("c1", "m1");
+    let chat = Snap::first_reply().known_to("m1");
     let table: Vec<(&str, ChatSnapshot, &str, Value)> = vec![
         (
             "unknown user",
@@ -89,10 +82,8 @@ fn suitcase_errors() {
 
 #[test]
 fn suitcase_lists_the_askers_deals_open_first_with_links() {
-    let snap = Snap::team()
-        .settings(Distribution::FirstReply)
-        .chat(known("c1"))
-        .contact("c1", "m1")
+    let snap = Snap::first_reply()
+        .known_to("m1")
         .deal("d1", "A doors", "m1", true, None)
         .deal("d2", "B floors", "m2", false, None)
         .deal(
@@ -144,10 +135,8 @@ fn suitcase_lists_the_askers_deals_open_first_with_links() {
 
 #[test]
 fn suitcase_of_another_user_and_of_a_user_without_deals() {
-    let base = Snap::team()
-        .settings(Distribution::FirstReply)
-        .chat(known("c1"))
-        .contact("c1", "m1")
+    let base = Snap::first_reply()
+        .known_to("m1")
         .deal("d1", "A doors", "m1", false, None)
         .deal("d2", "B floors", "m2", false, None);
     let m2 = suitcase_answer(&base.clone().asker("m2").build(), "m2");

@@ -2,15 +2,43 @@
 
 use super::*;
 
+/// `u1` loses his seat on `channel`.
+fn unseated(channel: &str) -> Change {
+    Change::RemoveSeat {
+        channel: id(channel),
+        user: id("u1"),
+    }
+}
+
+/// `u1` gets this seat on `channel`.
+fn seated(channel: &str, role: Role, receives_new_clients: bool) -> Change {
+    Change::SaveSeat {
+        channel: id(channel),
+        user: id("u1"),
+        seat: seat(role, receives_new_clients),
+    }
+}
+
+fn seat_changes(plan: &Plan) -> Vec<&Change> {
+    changes_where(plan, |op| {
+        matches!(op, Change::SaveSeat { .. } | Change::RemoveSeat { .. })
+    })
+}
+
+/// Manager on `wa1` and supervisor on `wa2`.
+const TWO_SEATS: [(&str, Role, bool); 2] = [
+    ("wa1", Role::Manager, true),
+    ("wa2", Role::Supervisor, false),
+];
+
+/// Reads in which `u1` has [`TWO_SEATS`].
+fn u1_on_two_channels() -> Reads {
+    ReadsBuilder::new().user("u1", &TWO_SEATS).build()
+}
+
 #[test]
 fn users_upserted_asks_for_the_user_and_his_channels() {
-    let e = users_upserted(vec![upsert(
-        "u1",
-        &[
-            ("wa1", Role::Manager, true),
-            ("wa2", Role::Supervisor, false),
-        ],
-    )]);
+    let e = users_upserted(vec![upsert("u1", &TWO_SEATS)]);
     assert_eq!(
         super::super::reads(&e),
         Some(vec![
@@ -47,14 +75,7 @@ fn users_upserted_creates_a_new_user_and_declares_his_queue() {
         .absent(Item::User(id("u1")))
         .build();
     let p = plan(decide_account(&e, &reads));
-    assert_eq!(
-        p.changes[0],
-        Change::SaveSeat {
-            channel: id("wa1"),
-            user: id("u1"),
-            seat: seat(Role::Manager, true)
-        }
-    );
+    assert_eq!(p.changes[0], seated("wa1", Role::Manager, true));
     assert!(matches!(&p.changes[1], Change::SaveUser(u) if u.user_id == id("u1")));
     assert_eq!(p.changes.last(), Some(&Change::ConfigChanged));
     assert_eq!(p.changes.len(), 3);
@@ -85,28 +106,12 @@ fn users_upserted_replaces_the_access_list_whole() {
         )
         .build();
     let p = plan(decide_account(&e, &reads));
-    let seat_ops: Vec<&Change> = p
-        .changes
-        .iter()
-        .filter(|op| matches!(op, Change::SaveSeat { .. } | Change::RemoveSeat { .. }))
-        .collect();
     assert_eq!(
-        seat_ops,
+        seat_changes(&p),
         vec![
-            &Change::RemoveSeat {
-                channel: id("wa1"),
-                user: id("u1")
-            },
-            &Change::SaveSeat {
-                channel: id("wa2"),
-                user: id("u1"),
-                seat: seat(Role::Supervisor, false)
-            },
-            &Change::SaveSeat {
-                channel: id("wa3"),
-                user: id("u1"),
-                seat: seat(Role::Manager, false)
-            },
+            &unseated("wa1"),
+            &seated("wa2", Role::Supervisor, false),
+            &seated("wa3", Role::Manager, false),
         ]
     );
     let user = p
@@ -131,29 +136,8 @@ fn users_upserted_replaces_the_access_list_whole() {
 #[test]
 fn users_upserted_with_an_empty_access_list_removes_every_seat() {
     let e = users_upserted(vec![upsert("u1", &[])]);
-    let reads = ReadsBuilder::new()
-        .user(
-            "u1",
-            &[
-                ("wa1", Role::Manager, true),
-                ("wa2", Role::Supervisor, false),
-            ],
-        )
-        .build();
-    let p = plan(decide_account(&e, &reads));
-    assert!(p.changes.contains(&Change::RemoveSeat {
-        channel: id("wa1"),
-        user: id("u1")
-    }));
-    assert!(p.changes.contains(&Change::RemoveSeat {
-        channel: id("wa2"),
-        user: id("u1")
-    }));
-    assert!(
-        !p.changes
-            .iter()
-            .any(|op| matches!(op, Change::SaveSeat { .. }))
-    );
+    let p = plan(decide_account(&e, &u1_on_two_channels()));
+    assert_eq!(seat_changes(&p), vec![&unseated("wa1"), &unseated("wa2")]);
 }
 
 #[test]
@@ -174,30 +158,8 @@ fn users_removed() {
         envelope: env("ev-a2"),
         user_ids: ids(&["u1"]),
     });
-    let reads = ReadsBuilder::new()
-        .user(
-            "u1",
-            &[
-                ("wa1", Role::Manager, true),
-                ("wa2", Role::Supervisor, false),
-            ],
-        )
-        .build();
-    let p = plan(decide_account(&known, &reads));
-    assert_eq!(
-        p.changes[0],
-        Change::RemoveSeat {
-            channel: id("wa1"),
-            user: id("u1")
-        }
-    );
-    assert_eq!(
-        p.changes[1],
-        Change::RemoveSeat {
-            channel: id("wa2"),
-            user: id("u1")
-        }
-    );
+    let p = plan(decide_account(&known, &u1_on_two_channels()));
+    assert_eq!(p.changes[..2], [unseated("wa1"), unseated("wa2")]);
     let Change::SaveUser(user) = &p.changes[2] else {
         panic!("user kept: {:?}", p.changes)
     };

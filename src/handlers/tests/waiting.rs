@@ -49,6 +49,13 @@ fn reads_with(
     reads
 }
 
+/// Reads of `wa1` under first reply: one user with `seat`, and chat `c1`
+/// waiting, shown to him as new.
+fn one_waiting(seat: (&str, Role, bool)) -> Reads {
+    let chats = vec![("c1", pending(&[seat.0]))];
+    reads_with(&[seat], chats, Some(Distribution::FirstReply))
+}
+
 fn manager_added() -> Event {
     users_upserted(vec![upsert("m9", &[(WA1, Role::Manager, true)])])
 }
@@ -72,10 +79,7 @@ fn round_robin_hands_waiting_chats_out_to_a_manager_who_became_eligible() {
     // Supervisors keep the chat: nothing withdrawn.
     assert!(who(&p, "chat.withdrawn").is_empty());
     for chat in ["c1", "c2"] {
-        let chat_ref = ChatRef {
-            chat_type: ChatType::Whatsapp,
-            chat_id: id(chat),
-        };
+        let chat_ref = whatsapp(chat);
         assert!(p.changes.contains(&Change::UnmarkWaiting {
             channel: id(WA1),
             chat: chat_ref.clone()
@@ -97,29 +101,17 @@ fn round_robin_hands_waiting_chats_out_to_a_manager_who_became_eligible() {
 
 #[test]
 fn first_reply_shows_waiting_chats_to_a_new_manager_without_creating_anything() {
-    let reads = reads_with(
-        &[("s1", Role::Supervisor, false)],
-        vec![("c1", pending(&["s1"]))],
-        Some(Distribution::FirstReply),
-    );
+    let reads = one_waiting(("s1", Role::Supervisor, false));
     let p = plan(decide_account(&manager_added(), &reads));
     assert_eq!(who(&p, "chat.new"), s(&["m9"]));
     assert!(crm_types(&p).is_empty());
-    let chat_ref = ChatRef {
-        chat_type: ChatType::Whatsapp,
-        chat_id: id("c1"),
-    };
-    let offered: Chat = written(&p, &Item::Chat(chat_ref)).unwrap();
+    let offered: Chat = written(&p, &Item::Chat(whatsapp("c1"))).unwrap();
     assert_eq!(offered.pending.unwrap().shown, ids(&["s1", "m9"]));
 }
 
 #[test]
 fn a_supervisor_added_later_is_shown_waiting_chats() {
-    let reads = reads_with(
-        &[("m1", Role::Manager, true)],
-        vec![("c1", pending(&["m1"]))],
-        Some(Distribution::FirstReply),
-    );
+    let reads = one_waiting(("m1", Role::Manager, true));
     let e = users_upserted(vec![upsert("s9", &[(WA1, Role::Supervisor, false)])]);
     let p = plan(decide_account(&e, &reads));
     assert_eq!(who(&p, "chat.new"), s(&["s9"]));
@@ -138,11 +130,7 @@ fn nothing_is_offered_to_quality_control_or_managers_without_new_clients() {
 
 #[test]
 fn a_user_who_could_claim_already_is_not_offered_again() {
-    let reads = reads_with(
-        &[("m9", Role::Manager, true)],
-        vec![("c1", pending(&["m9"]))],
-        Some(Distribution::FirstReply),
-    );
+    let reads = one_waiting(("m9", Role::Manager, true));
     let p = plan(decide_account(&manager_added(), &reads));
     assert!(p.outputs.is_empty(), "{:?}", told(&p));
 }
@@ -156,20 +144,15 @@ fn a_stale_index_entry_is_dropped() {
     );
     let p = plan(decide_account(&manager_added(), &reads));
     assert!(p.outputs.is_empty());
-    let chat_ref = ChatRef {
-        chat_type: ChatType::Whatsapp,
-        chat_id: id("c1"),
-    };
     assert!(p.changes.contains(&Change::UnmarkWaiting {
         channel: id(WA1),
-        chat: chat_ref.clone()
+        chat: whatsapp("c1")
     }));
 }
 
 #[test]
 fn a_chat_enters_its_channels_index_when_it_starts_waiting_and_leaves_it_when_claimed() {
-    let snap = Snap::team().settings(Distribution::FirstReply).build();
-    let p = plan(decide_in(&inbound("ev-1"), &snap));
+    let p = plan(Snap::first_reply().client_writes());
     let entry = p.changes.iter().find_map(|op| match op {
         Change::MarkWaiting { channel, entry } if *channel == id(WA1) => Some(entry.clone()),
         _ => None,
@@ -177,11 +160,7 @@ fn a_chat_enters_its_channels_index_when_it_starts_waiting_and_leaves_it_when_cl
     let entry = entry.expect("indexed as waiting");
     assert_eq!(entry.chat(), chat_ref());
 
-    let snap = Snap::team()
-        .settings(Distribution::FirstReply)
-        .chat(pending(&["m1", "m2"]))
-        .asker("m1")
-        .build();
+    let snap = Snap::first_reply().waiting().asker("m1").build();
     let p = plan(decide_out(&outbound("ev-2", "m1"), &snap));
     assert!(p.changes.contains(&Change::UnmarkWaiting {
         channel: id(WA1),
