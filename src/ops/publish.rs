@@ -119,35 +119,23 @@ async fn send(
             let props = BasicProperties::default()
                 .with_content_type("application/json".into())
                 .with_delivery_mode(2);
-            let publish = channel.basic_publish(
-                exchange.as_str().into(),
-                event.routing_key.as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                &event.body,
-                props,
-            );
-            pending.push(
-                within("basic.publish", publish)
-                    .await
-                    .map_err(|e| no_exchange(e, &exchange))?,
-            );
+            let publish =
+                publish_mandatory(channel, &exchange, &event.routing_key, &event.body, props);
+            pending.push(publish.await.map_err(|e| no_exchange(e, &exchange))?);
         }
         for confirm in pending {
             let n = confirmed + 1;
-            match within("a publisher confirm", confirm)
+            let confirmation = within("a publisher confirm", confirm)
                 .await
-                .map_err(|e| no_exchange(e, &exchange))?
-            {
-                Confirmation::Ack(None) | Confirmation::NotRequested => confirmed += 1,
-                Confirmation::Ack(Some(_)) => {
+                .map_err(|e| no_exchange(e, &exchange))?;
+            match taken(confirmation) {
+                Ok(()) => confirmed += 1,
+                Err(Unsent::Unroutable) => {
                     return Err(OpsError::Refused(format!(
                         "event {n}: {exchange} routed it nowhere (no partition queue bound); start a worker with this --prefix first ({confirmed} sent before it)"
                     )));
                 }
-                Confirmation::Nack(_) => {
+                Err(Unsent::Refused) => {
                     return Err(OpsError::Refused(format!(
                         "event {n}: the broker refused it ({confirmed} sent before it)"
                     )));
@@ -156,6 +144,40 @@ async fn send(
         }
     }
     Ok(confirmed)
+}
+
+/// Publishes `body` to `exchange` as `mandatory`, so that a message no queue
+/// takes comes back instead of vanishing; the confirm is the caller's to await.
+pub(super) async fn publish_mandatory(
+    channel: &lapin::Channel,
+    exchange: &str,
+    key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> Result<PublisherConfirm, OpsError> {
+    let options = BasicPublishOptions {
+        mandatory: true,
+        ..BasicPublishOptions::default()
+    };
+    let publish = channel.basic_publish(exchange.into(), key.into(), options, body, properties);
+    within("basic.publish", publish).await
+}
+
+/// Why the broker did not take a mandatory message.
+pub(super) enum Unsent {
+    /// No queue is bound for its routing key: it came back.
+    Unroutable,
+    /// The broker nacked it.
+    Refused,
+}
+
+/// Whether the broker took a mandatory message, from its confirm.
+pub(super) fn taken(confirmation: Confirmation) -> Result<(), Unsent> {
+    match confirmation {
+        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+        Confirmation::Ack(Some(_)) => Err(Unsent::Unroutable),
+        Confirmation::Nack(_) => Err(Unsent::Refused),
+    }
 }
 
 fn no_exchange(error: OpsError, exchange: &str) -> OpsError {

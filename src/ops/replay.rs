@@ -11,11 +11,12 @@
 //! connection dies between a confirm and its ack, it is replayed a second time,
 //! which the worker ignores (same `eventId`).
 
-use lapin::options::{BasicAckOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::{BasicAckOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use lapin::{BasicProperties, Channel, Connection};
 
 use super::dead::{DeadLetter, Filter, Reader};
+use super::publish::{Unsent, publish_mandatory, taken};
 use super::{OpsError, close_channel, within};
 use crate::ids::Id;
 use crate::names::{Names, inbound_key};
@@ -146,45 +147,29 @@ fn routing_key(letter: &DeadLetter, rekey: bool) -> Option<String> {
 pub fn original_properties(letter: &DeadLetter) -> BasicProperties {
     let p = &letter.properties;
     let mut out = BasicProperties::default();
-    if let Some(v) = p.content_type() {
-        out = out.with_content_type(v.clone());
+    // Each property the publisher set, copied as is: `getter => setter`.
+    macro_rules! copy_set {
+        ($($get:ident => $set:ident),+ $(,)?) => {$(
+            if let Some(v) = p.$get() {
+                out = out.$set(v.clone());
+            }
+        )+};
     }
-    if let Some(v) = p.content_encoding() {
-        out = out.with_content_encoding(v.clone());
-    }
-    if let Some(v) = p.delivery_mode() {
-        out = out.with_delivery_mode(*v);
-    }
-    if let Some(v) = p.priority() {
-        out = out.with_priority(*v);
-    }
-    if let Some(v) = p.correlation_id() {
-        out = out.with_correlation_id(v.clone());
-    }
-    if let Some(v) = p.reply_to() {
-        out = out.with_reply_to(v.clone());
-    }
-    if let Some(v) = p.expiration() {
-        out = out.with_expiration(v.clone());
-    }
-    if let Some(v) = p.message_id() {
-        out = out.with_message_id(v.clone());
-    }
-    if let Some(v) = p.timestamp() {
-        out = out.with_timestamp(*v);
-    }
-    if let Some(v) = p.kind() {
-        out = out.with_type(v.clone());
-    }
-    if let Some(v) = p.user_id() {
-        out = out.with_user_id(v.clone());
-    }
-    if let Some(v) = p.app_id() {
-        out = out.with_app_id(v.clone());
-    }
-    if let Some(v) = p.cluster_id() {
-        out = out.with_cluster_id(v.clone());
-    }
+    copy_set!(
+        content_type => with_content_type,
+        content_encoding => with_content_encoding,
+        delivery_mode => with_delivery_mode,
+        priority => with_priority,
+        correlation_id => with_correlation_id,
+        reply_to => with_reply_to,
+        expiration => with_expiration,
+        message_id => with_message_id,
+        timestamp => with_timestamp,
+        kind => with_type,
+        user_id => with_user_id,
+        app_id => with_app_id,
+        cluster_id => with_cluster_id,
+    );
     if let Some(headers) = p.headers() {
         let mut kept = FieldTable::default();
         for (name, value) in headers.inner() {
@@ -207,27 +192,14 @@ async fn republish(
     letter: &DeadLetter,
 ) -> Result<(), OpsError> {
     let exchange = names.inbound();
-    let options = BasicPublishOptions {
-        mandatory: true,
-        ..BasicPublishOptions::default()
-    };
-    let confirm = within(
-        "basic.publish",
-        channel.basic_publish(
-            exchange.as_str().into(),
-            key.into(),
-            options,
-            &letter.body,
-            original_properties(letter),
-        ),
-    )
-    .await?;
-    match within("the publisher confirm", confirm).await? {
-        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-        Confirmation::Ack(Some(_)) => Err(OpsError::Refused(format!(
+    let properties = original_properties(letter);
+    let confirm = publish_mandatory(channel, &exchange, key, &letter.body, properties).await?;
+    match taken(within("the publisher confirm", confirm).await?) {
+        Ok(()) => Ok(()),
+        Err(Unsent::Unroutable) => Err(OpsError::Refused(format!(
             "{exchange} routed it nowhere (no queue bound): is a worker running with this --prefix?"
         ))),
-        Confirmation::Nack(_) => Err(OpsError::Refused(format!(
+        Err(Unsent::Refused) => Err(OpsError::Refused(format!(
             "the broker refused it ({exchange})"
         ))),
     }
