@@ -16,6 +16,7 @@ mod demo_text;
 pub mod inspect;
 mod inspect_text;
 pub mod ping;
+mod probe;
 pub mod publish;
 pub mod replay;
 pub mod teardown;

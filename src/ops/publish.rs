@@ -8,9 +8,8 @@
 //! keeps that order. The worker validates the rest: an event it cannot accept
 //! lands in `P.dead` (see `switchboard dead list`).
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Confirmation, Connection, ExchangeKind, PublisherConfirm};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Confirmation, Connection, PublisherConfirm};
 use serde_json::Value;
 
 use super::{OpsError, close_channel, within};
@@ -78,23 +77,9 @@ pub async fn publish(
     // A missing exchange is told before anything is sent (a publish to it
     // would close the channel under the publishes that follow).
     let exchange = names.inbound();
-    let probe = within("opening a channel", conn.create_channel()).await?;
-    let passive = ExchangeDeclareOptions {
-        passive: true,
-        ..ExchangeDeclareOptions::default()
-    };
-    let found = within(
-        "exchange.declare",
-        probe.exchange_declare(
-            exchange.as_str().into(),
-            ExchangeKind::Fanout,
-            passive,
-            FieldTable::default(),
-        ),
-    )
-    .await;
-    close_channel(&probe).await;
-    found.map_err(|e| no_exchange(e, &exchange))?;
+    if !super::probe::exchange(conn, &exchange, "exchange.declare").await? {
+        return Err(missing_exchange(&exchange));
+    }
     let channel = within("opening a channel", conn.create_channel()).await?;
     let result = send(&channel, names, events).await;
     close_channel(&channel).await;
@@ -182,11 +167,15 @@ pub(super) fn taken(confirmation: Confirmation) -> Result<(), Unsent> {
 
 fn no_exchange(error: OpsError, exchange: &str) -> OpsError {
     match error {
-        e if e.is_not_found() => OpsError::NotFound(format!(
-            "exchange {exchange} does not exist: start a worker with this --prefix first (it declares the topology)"
-        )),
+        e if e.is_not_found() => missing_exchange(exchange),
         other => other,
     }
+}
+
+fn missing_exchange(exchange: &str) -> OpsError {
+    OpsError::NotFound(format!(
+        "exchange {exchange} does not exist: start a worker with this --prefix first (it declares the topology)"
+    ))
 }
 
 #[cfg(test)]

@@ -10,9 +10,8 @@
 //! only lose their bindings. It refuses while workers still consume (they
 //! would declare it all again), and the default prefix without `yes`.
 
-use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions, QueueDeleteOptions};
-use lapin::types::FieldTable;
-use lapin::{Connection, ExchangeKind};
+use lapin::options::QueueDeleteOptions;
+use lapin::Connection;
 use redis::aio::MultiplexedConnection;
 
 use super::{OpsError, close_channel, unescape_key_part, within};
@@ -59,7 +58,9 @@ pub async fn teardown(
     let mut found = Vec::new();
     let mut consumers = 0;
     for queue in candidates {
-        if let Some((messages, consumer_count)) = probe_queue(conn, &queue).await? {
+        if let Some((messages, consumer_count)) =
+            super::probe::queue(conn, &queue, &format!("queue.declare {queue}")).await?
+        {
             consumers += consumer_count;
             found.push((queue, messages));
         }
@@ -96,7 +97,7 @@ async fn delete(
         report.queues.push((queue, messages));
     }
     for exchange in names.exchanges() {
-        if exchange_exists(conn, &exchange).await? {
+        if super::probe::exchange(conn, &exchange, &format!("exchange.declare {exchange}")).await? {
             within(
                 &format!("exchange.delete {exchange}"),
                 channel.exchange_delete(exchange.as_str().into(), Default::default()),
@@ -131,51 +132,6 @@ async fn user_queues(
         }
     }
     Ok(queues)
-}
-
-/// `(messages, consumers)` of a queue, or `None` when it does not exist. A
-/// passive declare of a missing queue closes its channel, so each probe has its own.
-async fn probe_queue(conn: &Connection, queue: &str) -> Result<Option<(u32, u32)>, OpsError> {
-    let channel = within("opening a channel", conn.create_channel()).await?;
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..QueueDeclareOptions::default()
-    };
-    let result = within(
-        &format!("queue.declare {queue}"),
-        channel.queue_declare(queue.into(), passive, FieldTable::default()),
-    )
-    .await;
-    close_channel(&channel).await;
-    match result {
-        Ok(q) => Ok(Some((q.message_count(), q.consumer_count()))),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-async fn exchange_exists(conn: &Connection, exchange: &str) -> Result<bool, OpsError> {
-    let channel = within("opening a channel", conn.create_channel()).await?;
-    let passive = ExchangeDeclareOptions {
-        passive: true,
-        ..ExchangeDeclareOptions::default()
-    };
-    let result = within(
-        &format!("exchange.declare {exchange}"),
-        channel.exchange_declare(
-            exchange.into(),
-            ExchangeKind::Direct,
-            passive,
-            FieldTable::default(),
-        ),
-    )
-    .await;
-    close_channel(&channel).await;
-    match result {
-        Ok(()) => Ok(true),
-        Err(e) if e.is_not_found() => Ok(false),
-        Err(e) => Err(e),
-    }
 }
 
 /// Every key matching `pattern`.
