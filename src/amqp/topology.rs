@@ -3,7 +3,7 @@
 //! `P.inbound` leads to a consistent-hash exchange over `P.inbound.{n}` quorum
 //! queues with a single active consumer: an event's routing key (its
 //! `{accountId}`) always picks the same partition, so all events of one
-//! //! account stay in one queue, in order, and are handled by one worker at a
+//! account stay in one queue, in order, and are handled by one worker at a
 //! time. Quorum queues because they are replicated, and with publisher
 //! confirms faster than classic durable queues on this broker.
 

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Change, Decision, Item, Plan, Read, Reads, routing, waiting};
+use super::{Change, Decision, Item, Plan, Read, Reads, routing, users_removed, waiting};
 use crate::events::{Rejection, UsersUpserted};
 use crate::ids::Id;
 use crate::model::{Role, User};
@@ -31,28 +31,17 @@ fn granted(e: &UsersUpserted) -> BTreeSet<Id> {
 }
 
 pub fn decide(e: &UsersUpserted, reads: &Reads) -> Decision {
+    let mut access = e.users.iter().flat_map(|u| &u.access);
+    if let Some(unknown) = access.find(|a| reads.channel(&a.channel_id).is_none()) {
+        return Decision::Reject(Rejection::UnknownChannel(unknown.channel_id.to_string()));
+    }
     let mut plan = Plan {
         guards: vec![reads.config_guard()],
         ..Plan::default()
     };
     for upsert in &e.users {
-        for access in &upsert.access {
-            if reads.channel(&access.channel_id).is_none() {
-                return Decision::Reject(Rejection::UnknownChannel(access.channel_id.to_string()));
-            }
-        }
-        let old = reads.user(&upsert.user_id);
-        for gone in old.iter().flat_map(|u| &u.access) {
-            if !upsert
-                .access
-                .iter()
-                .any(|a| a.channel_id == gone.channel_id)
-            {
-                plan.changes.push(Change::RemoveSeat {
-                    channel: gone.channel_id.clone(),
-                    user: upsert.user_id.clone(),
-                });
-            }
+        if let Some(old) = reads.user(&upsert.user_id) {
+            users_removed::unseat(&mut plan, old, &upsert.access);
         }
         for access in &upsert.access {
             plan.changes.push(Change::SaveSeat {

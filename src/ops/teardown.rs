@@ -10,8 +10,8 @@
 //! only lose their bindings. It refuses while workers still consume (they
 //! would declare it all again), and the default prefix without `yes`.
 
-use lapin::options::QueueDeleteOptions;
 use lapin::Connection;
+use lapin::options::QueueDeleteOptions;
 use redis::aio::MultiplexedConnection;
 
 use super::{OpsError, close_channel, unescape_key_part, within};
