@@ -38,6 +38,12 @@ impl Names {
         format!("{}.inbound.hash", self.prefix)
     }
 
+    /// The consistent-hash exchange that carries the routing of `P.inbound`
+    /// while `switchboard partitions` changes the count (see `ops::partitions`).
+    pub fn inbound_next(&self) -> String {
+        format!("{}.inbound.next", self.prefix)
+    }
+
     /// Partition `n` of the inbound stream.
     pub fn inbound_partition(&self, n: u16) -> String {
         format!("{}.inbound.{n}", self.prefix)

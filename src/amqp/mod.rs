@@ -7,7 +7,7 @@ mod topology;
 mod user_queues;
 
 pub use publisher::{PublishError, Publisher};
-pub use topology::declare;
+pub use topology::{bind_partition, declare, declare_partition, declare_with};
 pub use user_queues::UserQueues;
 
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};

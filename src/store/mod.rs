@@ -8,6 +8,7 @@
 mod backend;
 mod error;
 mod keys;
+mod partitioning;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -148,6 +148,7 @@ async fn remove(prefix: &str, redis_url: &str, mut queues: Vec<String>) {
         for exchange in [
             names.inbound(),
             names.inbound_hash(),
+            names.inbound_next(),
             names.notify(),
             names.crm(),
             names.outbound(),
