@@ -20,7 +20,7 @@
 //! in line; finally it subscribes again, at the back of the line.
 //!
 //! A change of the partition count ([`crate::partitioning`]) reaches the
-//! session on the same tick: fence markers are settled in [`fence`], and when
+//! session on the same tick: fence markers are settled in `fence.rs`, and when
 //! the recorded count differs from the session's, the session ends like a
 //! shutdown (in-flight events finish, held ones go back to their queues) and
 //! the worker consumes the new set of partitions.

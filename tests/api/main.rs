@@ -18,6 +18,7 @@ mod monitor;
 mod ops_dead;
 mod ops_state;
 mod order;
+mod partitions;
 mod races;
 mod redis_cluster;
 mod redis_errors;

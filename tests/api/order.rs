@@ -9,7 +9,7 @@ use crate::helpers::*;
 use switchboard::worker::partitions;
 
 /// The active consumer's worker id for each partition, from `rabbitmqctl`.
-fn active_workers(app: &TestApp) -> BTreeMap<String, String> {
+pub(crate) fn active_workers(app: &TestApp) -> BTreeMap<String, String> {
     // `timeout`: a broker that stopped answering must fail the test, not hang it.
     let out = Command::new("timeout")
         .args([
@@ -38,7 +38,7 @@ fn active_workers(app: &TestApp) -> BTreeMap<String, String> {
 }
 
 /// The live workers in the registry.
-async fn live_workers(app: &TestApp) -> Vec<String> {
+pub(crate) async fn live_workers(app: &TestApp) -> Vec<String> {
     let key = format!("{}:workers", app.prefix);
     app.redis_cmd(redis::cmd("ZRANGE").arg(key).arg(0).arg(-1))
         .await

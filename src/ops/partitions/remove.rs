@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
@@ -33,7 +35,7 @@ pub(super) async fn remove(
             continue;
         }
         let deadline = tokio::time::Instant::now() + wait;
-        loop {
+        let left = loop {
             let declared = within(
                 "queue.declare",
                 channel.queue_declare(
@@ -47,7 +49,7 @@ pub(super) async fn remove(
             )
             .await?;
             if declared.consumer_count() == 0 {
-                break;
+                break declared.message_count();
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(OpsError::Refused(format!(
@@ -56,8 +58,10 @@ pub(super) async fn remove(
                 )));
             }
             tokio::time::sleep(POLL).await;
+        };
+        if left > 0 {
+            republished += drain(conn, channel, names, &partition, left).await?;
         }
-        republished += drain(channel, names, &partition).await?;
         within(
             "queue.delete",
             channel.queue_delete(partition.as_str().into(), QueueDeleteOptions::default()),
@@ -68,44 +72,71 @@ pub(super) async fn remove(
     Ok((removed, republished))
 }
 
-/// Takes every message out of a removed partition: markers are dropped,
-/// events published again to `P.inbound` (confirmed) before they are acked.
-async fn drain(channel: &Channel, names: &Names, partition: &str) -> Result<usize, OpsError> {
-    let mut republished = 0;
-    // Bounded: nothing routes to a removed partition, so it only empties.
-    for _ in 0..1_000_000 {
-        let got = within(
-            "basic.get",
-            channel.basic_get(partition.into(), BasicGetOptions::default()),
+/// Takes the `left` messages of a removed partition (nothing else can come:
+/// no ring routes there and no worker consumes it): markers are dropped,
+/// events published again to `P.inbound` (confirmed on `channel`) before they
+/// are acked. A consumer, since quorum queues with a single active consumer
+/// refuse `basic.get`.
+async fn drain(
+    conn: &Connection,
+    channel: &Channel,
+    names: &Names,
+    partition: &str,
+    left: u32,
+) -> Result<usize, OpsError> {
+    let reader = within("channel.open", conn.create_channel()).await?;
+    let result = async {
+        let mut consumer = within(
+            "basic.consume",
+            reader.basic_consume(
+                partition.into(),
+                "switchboard-partitions".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            ),
         )
         .await?;
-        let Some(message) = got else {
-            return Ok(republished);
-        };
-        let delivery = message.delivery;
-        let is_marker = delivery
-            .properties
-            .headers()
-            .as_ref()
-            .is_some_and(|h| h.inner().contains_key(FENCE_HEADER));
-        if !is_marker {
-            let confirm = within(
-                "basic.publish",
-                channel.basic_publish(
-                    names.inbound().as_str().into(),
-                    delivery.routing_key.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &delivery.data,
-                    delivery.properties.clone(),
-                ),
-            )
-            .await?;
-            within("the confirm of an event", confirm).await?;
-            republished += 1;
+        let mut republished = 0;
+        for _ in 0..left {
+            let delivery = match within("a message of a removed partition", async {
+                consumer.next().await.transpose()
+            })
+            .await?
+            {
+                Some(delivery) => delivery,
+                None => {
+                    return Err(OpsError::Ended(format!(
+                        "the consumer of {partition} ended"
+                    )));
+                }
+            };
+            let is_marker = delivery
+                .properties
+                .headers()
+                .as_ref()
+                .is_some_and(|h| h.inner().contains_key(FENCE_HEADER));
+            if !is_marker {
+                let confirm = within(
+                    "basic.publish",
+                    channel.basic_publish(
+                        names.inbound().as_str().into(),
+                        delivery.routing_key.as_str().into(),
+                        BasicPublishOptions::default(),
+                        &delivery.data,
+                        delivery.properties.clone(),
+                    ),
+                )
+                .await?;
+                within("the confirm of an event", confirm).await?;
+                republished += 1;
+            }
+            within("basic.ack", delivery.acker.ack(BasicAckOptions::default())).await?;
         }
-        within("basic.ack", delivery.acker.ack(BasicAckOptions::default())).await?;
+        Ok(republished)
     }
-    Err(OpsError::Refused(format!("{partition} does not empty")))
+    .await;
+    close_channel(&reader).await;
+    result
 }
 
 /// Whether a queue exists, asked on a channel of its own (NOT_FOUND closes it).
