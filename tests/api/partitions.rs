@@ -112,14 +112,7 @@ async fn the_count_changes_under_a_live_stream_without_loss_doubles_or_reorderin
 
     // Quality control sees every message of every chat once, in order.
     for account in &accounts {
-        let notes = app.notes(account, "q", chats * rounds).await;
-        let mut by_chat: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-        for n in &notes {
-            by_chat
-                .entry(n["chatId"].as_str().unwrap().to_owned())
-                .or_default()
-                .push(n["text"].as_str().unwrap().parse().unwrap());
-        }
+        let by_chat = texts_by_chat(&app.notes(account, "q", chats * rounds).await);
         assert_eq!(by_chat.len(), chats, "{account}");
         for (chat, texts) in &by_chat {
             assert_eq!(

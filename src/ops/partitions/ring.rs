@@ -45,29 +45,40 @@ pub(super) async fn switch(channel: &Channel, names: &Names, to: u16) -> Result<
     }
     // Deployments of earlier versions bound P.inbound to P.inbound.hash; its
     // alternate exchange does the same, and a binding would outrank the switch.
-    within(
-        "exchange.unbind",
-        channel.exchange_unbind(
-            names.inbound_hash().into(),
-            names.inbound().into(),
+    inbound_binding(channel, names, &names.inbound_hash(), false).await?;
+    inbound_binding(channel, names, &next, true).await
+}
+
+/// Binds `P.inbound` to the exchange `ring`, or removes that binding (which is
+/// no error when there is none).
+async fn inbound_binding(
+    channel: &Channel,
+    names: &Names,
+    ring: &str,
+    bind: bool,
+) -> Result<(), OpsError> {
+    let (destination, source) = (ring.into(), names.inbound().into());
+    if bind {
+        let options = ExchangeBindOptions::default();
+        let request = channel.exchange_bind(
+            destination,
+            source,
             "".into(),
-            ExchangeUnbindOptions::default(),
+            options,
             FieldTable::default(),
-        ),
-    )
-    .await?;
-    within(
-        "exchange.bind",
-        channel.exchange_bind(
-            next.as_str().into(),
-            names.inbound().into(),
+        );
+        within("exchange.bind", request).await
+    } else {
+        let options = ExchangeUnbindOptions::default();
+        let request = channel.exchange_unbind(
+            destination,
+            source,
             "".into(),
-            ExchangeBindOptions::default(),
+            options,
             FieldTable::default(),
-        ),
-    )
-    .await?;
-    Ok(())
+        );
+        within("exchange.unbind", request).await
+    }
 }
 
 /// Step 4: `P.inbound.hash` emptied and bound to `0..to` in order, so its
@@ -104,17 +115,7 @@ pub(super) async fn rebuild(
 /// Step 4, end: `P.inbound` without a binding routes through `P.inbound.hash` again.
 pub(super) async fn switch_back(channel: &Channel, names: &Names) -> Result<(), OpsError> {
     let next = names.inbound_next();
-    within(
-        "exchange.unbind",
-        channel.exchange_unbind(
-            next.as_str().into(),
-            names.inbound().into(),
-            "".into(),
-            ExchangeUnbindOptions::default(),
-            FieldTable::default(),
-        ),
-    )
-    .await?;
+    inbound_binding(channel, names, &next, false).await?;
     within(
         "exchange.delete",
         channel.exchange_delete(next.as_str().into(), Default::default()),
