@@ -7,7 +7,8 @@
 //!
 //! A change keeps each account's order with a *fence* (see `ops::partitions`):
 //! the command switches the routing to the new set of partitions at one
-//! instant, then puts a marker at the end of every old partition. A worker that
+//! instant and puts a marker at the end of every old partition, before or
+//! after the switch ([`markers`]). A worker that
 //! meets a marker lets every earlier delivery of that partition finish,
 //! records the partition as fenced, and starts nothing after the marker until
 //! the change is over. Only when every old partition is fenced does the
@@ -19,6 +20,7 @@
 //! the marker, and the state read back from Redis.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 /// Header that marks a fence marker; its value is the change's id.
 pub const FENCE_HEADER: &str = "x-switchboard-fence";
@@ -86,6 +88,29 @@ impl State {
 /// The most partitions a deployment may have (`--partitions`).
 pub const MAX_PARTITIONS: u16 = 256;
 
+/// The old partitions that get their marker before the switch of the routing
+/// from `from` to `to` partitions, and those that get it after.
+///
+/// A marker must have, in its queue, every event routed by the old count
+/// before it and every event of a moved account routed by the new count after
+/// it. The consistent hash is a jump hash over the partitions in order, so
+/// accounts move only into the added partitions (more partitions) or only out
+/// of the removed ones (fewer):
+/// - more: the old partitions receive no moved account, so their markers go
+///   in after the switch (all they got before it is old); the added ones are
+///   not consumed before the release;
+/// - fewer: the kept partitions receive the moved accounts, so their markers go
+///   in before the switch (what follows, from either count, waits for the
+///   release; a kept account's events stay in order in its queue); the removed
+///   ones get nothing after the switch, so their markers go in after it.
+pub fn markers(from: u16, to: u16) -> (Range<u16>, Range<u16>) {
+    if to >= from {
+        (0..0, 0..from)
+    } else {
+        (0..to, to..from)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +131,18 @@ mod tests {
         assert!(state.is_current("c1"));
         assert!(!state.is_current("c0"));
         assert!(!State::default().is_current("c1"));
+    }
+
+    #[test]
+    fn markers_precede_the_switch_only_where_moved_accounts_arrive() {
+        assert_eq!(markers(4, 7), (0..0, 0..4));
+        assert_eq!(markers(7, 3), (0..3, 3..7));
+        // Every old partition gets exactly one marker.
+        for (from, to) in [(1, 2), (64, 65), (64, 16), (2, 1)] {
+            let (before, after) = markers(from, to);
+            assert_eq!(before.len() + after.len(), usize::from(from));
+            assert_eq!(before.end, after.start);
+        }
     }
 
     #[test]

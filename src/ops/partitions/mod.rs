@@ -17,7 +17,10 @@
 //! 3. **Fence**: put a marker at the end of each old partition. A worker lets
 //!    every earlier event of the partition finish, records the partition as
 //!    fenced and holds what follows. Wait until every old partition is fenced:
-//!    then every event routed before the switch has been handled.
+//!    then every event routed before the switch has been handled, and none
+//!    routed after it. Which markers go in before the switch and which after
+//!    is [`markers`]: a partition that may receive moved accounts gets its
+//!    marker before, so that none of their events can be ahead of it.
 //! 4. **Rebuild** `P.inbound.hash` with the partitions `0..M` in order (no
 //!    event passes it while `P.inbound` is bound to `P.inbound.next`), then
 //!    **switch back**: unbind `P.inbound` from `P.inbound.next`, so events
@@ -37,6 +40,7 @@ mod remove;
 mod ring;
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -46,7 +50,7 @@ use redis::aio::MultiplexedConnection;
 
 use super::{OpsError, close_channel, within};
 use crate::names::Names;
-use crate::partitioning::{FENCE_HEADER, State, fenced_key, state_key};
+use crate::partitioning::{FENCE_HEADER, State, fenced_key, markers, state_key};
 
 /// How often the fenced set and the removed partitions' consumers are polled.
 const POLL: Duration = Duration::from_millis(500);
@@ -143,7 +147,9 @@ pub async fn change(
             channel.confirm_select(ConfirmSelectOptions::default()),
         )
         .await?;
+        let (before, after) = markers(from, to);
         if step < Step::Switched {
+            place_markers(&channel, names, &id, before).await?;
             ring::switch(&channel, names, to).await?;
             step = record_step(redis, &key, Step::Switched).await?;
             progress(format!(
@@ -151,7 +157,11 @@ pub async fn change(
             ));
         }
         if step < Step::Fenced {
-            fence(&channel, redis, names, &id, from, wait, progress).await?;
+            place_markers(&channel, names, &id, after).await?;
+            progress(format!(
+                "Markers placed in {from} old partitions; waiting for the workers to reach them."
+            ));
+            await_fences(redis, names, &id, from, wait, progress).await?;
             step = record_step(redis, &key, Step::Fenced).await?;
         }
         if step < Step::Rebuilt {
@@ -239,23 +249,19 @@ async fn record_step(
     Ok(step)
 }
 
-/// Step 3: a marker at the end of each old partition, then wait until the
-/// workers have fenced them all.
-async fn fence(
+/// A marker at the end of each partition of `partitions`, confirmed.
+async fn place_markers(
     channel: &Channel,
-    redis: &mut MultiplexedConnection,
     names: &Names,
     id: &str,
-    from: u16,
-    wait: Duration,
-    progress: &mut dyn FnMut(String),
+    partitions: Range<u16>,
 ) -> Result<(), OpsError> {
     let mut headers = FieldTable::default();
     headers.insert(FENCE_HEADER.into(), AMQPValue::LongString(id.into()));
     let properties = BasicProperties::default()
         .with_delivery_mode(2)
         .with_headers(headers);
-    for n in 0..from {
+    for n in partitions {
         let partition = names.inbound_partition(n);
         let confirm = within(
             "basic.publish",
@@ -280,9 +286,18 @@ async fn fence(
             }
         }
     }
-    progress(format!(
-        "Markers placed in {from} old partitions; waiting for the workers to reach them."
-    ));
+    Ok(())
+}
+
+/// Waits until the workers have fenced every old partition `0..from`.
+async fn await_fences(
+    redis: &mut MultiplexedConnection,
+    names: &Names,
+    id: &str,
+    from: u16,
+    wait: Duration,
+    progress: &mut dyn FnMut(String),
+) -> Result<(), OpsError> {
     let key = fenced_key(names.prefix(), id);
     let deadline = tokio::time::Instant::now() + wait;
     let mut reported = usize::MAX;
