@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+/// The default `--partitions`: room for 16 workers or more, each active on a
+/// few partitions (README, *Partitions*).
+pub const DEFAULT_PARTITIONS: u16 = 64;
+
 /// What `--redis-url` points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum RedisMode {
@@ -60,9 +64,10 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub concurrency: u16,
 
-    /// Partitions of the inbound stream (`P.inbound.0` ..). Fixed for a deployment:
-    /// every worker must use the same number.
-    #[arg(long, env = "SWITCHBOARD_PARTITIONS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// Partitions of the inbound stream (`P.inbound.0` ..) of a new deployment:
+    /// the first worker records the count in Redis and every worker follows
+    /// that record; change it with `switchboard partitions --to N`.
+    #[arg(long, env = "SWITCHBOARD_PARTITIONS", default_value_t = DEFAULT_PARTITIONS, value_parser = clap::value_parser!(u16).range(1..=i64::from(crate::partitioning::MAX_PARTITIONS)))]
     pub partitions: u16,
 
     /// Hours an applied event is remembered, with its outputs: a redelivery or
@@ -121,6 +126,8 @@ impl Config {
     }
 
     /// Defaults with the given prefix: what tests and examples start from.
+    /// Four partitions, not the default: a worker opens a channel per
+    /// partition, and tests start many workers.
     pub fn with_prefix(prefix: &str) -> Self {
         Self {
             amqp_url: std::env::var("AMQP_URL")

@@ -18,6 +18,7 @@ pub mod monitor;
 pub mod names;
 pub mod ops;
 pub mod output;
+pub mod partitioning;
 pub mod state;
 pub mod store;
 pub mod telemetry;

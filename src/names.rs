@@ -38,6 +38,12 @@ impl Names {
         format!("{}.inbound.hash", self.prefix)
     }
 
+    /// The consistent-hash exchange that carries the routing of `P.inbound`
+    /// while `switchboard partitions` changes the count (see `ops::partitions`).
+    pub fn inbound_next(&self) -> String {
+        format!("{}.inbound.next", self.prefix)
+    }
+
     /// Partition `n` of the inbound stream.
     pub fn inbound_partition(&self, n: u16) -> String {
         format!("{}.inbound.{n}", self.prefix)
@@ -56,10 +62,11 @@ impl Names {
     }
 
     /// Every exchange the worker declares (for removing a prefix).
-    pub fn exchanges(&self) -> [String; 5] {
+    pub fn exchanges(&self) -> [String; 6] {
         [
             self.inbound(),
             self.inbound_hash(),
+            self.inbound_next(),
             self.notify(),
             self.crm(),
             self.outbound(),

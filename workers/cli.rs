@@ -102,6 +102,24 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Change the number of inbound partitions of a live deployment, keeping every account's order.
+    ///
+    /// Routes new events over the new count at one instant, waits until the
+    /// workers have handled every event routed before it (a marker at the end
+    /// of each old partition), then has the workers consume the new set and
+    /// deletes partitions no longer used. Events keep flowing; the workers
+    /// pause for about as long as the old partitions take to drain. Run it
+    /// again after a failure: it goes on where it stopped. README, *Partitions*.
+    Partitions {
+        #[command(flatten)]
+        target: Target,
+        /// The new number of partitions.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=i64::from(switchboard::partitioning::MAX_PARTITIONS)))]
+        to: u16,
+        /// Seconds to wait for the workers to reach the markers (and to leave removed partitions).
+        #[arg(long, default_value_t = 600)]
+        wait: u64,
+    },
     /// Delete every queue, exchange and Redis key of a prefix.
     ///
     /// Removes P.inbound and its partitions, P.notify, P.crm, P.outbound,

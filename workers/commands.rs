@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 use switchboard::ids::Id;
-use switchboard::ops::{self, dead, dead_text, inspect, publish, replay, teardown, watch};
+use switchboard::ops::{
+    self, dead, dead_text, inspect, partitions, publish, replay, teardown, watch,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Command, DeadAction, DeadArgs, InspectCommand};
@@ -100,6 +102,39 @@ pub async fn execute(command: Command) -> Result<ExitCode> {
                 "OK: Redis and RabbitMQ answer, and prefix {:?} is declared.",
                 target.prefix
             );
+        }
+        Command::Partitions { target, to, wait } => {
+            let conn = ops::amqp(&target).await?;
+            let mut redis = ops::redis(&target).await?;
+            let result = partitions::change(
+                &conn,
+                &mut redis,
+                &target.names(),
+                to,
+                std::time::Duration::from_secs(wait),
+                &mut |line| println!("{line}"),
+            )
+            .await;
+            ops::close(&conn).await;
+            let report = result?;
+            if report.from == report.to && !report.resumed {
+                println!("Prefix {:?} has {to} partitions already.", target.prefix);
+            } else {
+                for queue in &report.removed {
+                    println!("deleted partition {queue}");
+                }
+                if report.republished > 0 {
+                    println!(
+                        "{} events found in removed partitions were published again to {}.",
+                        report.republished,
+                        target.names().inbound()
+                    );
+                }
+                println!(
+                    "Prefix {:?}: {} -> {} partitions.",
+                    target.prefix, report.from, report.to
+                );
+            }
         }
         Command::Teardown { target, yes, force } => {
             let conn = ops::amqp(&target).await?;

@@ -9,7 +9,7 @@ mod user_queues;
 
 pub use nodes::{BadUrl, Nodes, Unreachable};
 pub use publisher::{PublishError, Publisher};
-pub use topology::declare;
+pub use topology::{bind_partition, declare, declare_partition, declare_with};
 pub use user_queues::{DECLARE_CHANNELS, UserQueues};
 
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};

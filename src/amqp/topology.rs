@@ -7,9 +7,7 @@
 //! time. Quorum queues because they are replicated, and with publisher
 //! confirms faster than classic durable queues on this broker.
 
-use lapin::options::{
-    ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
 
@@ -26,19 +24,36 @@ fn single_active() -> FieldTable {
     args
 }
 
+/// Declares the exchanges and queues of the contract, binding the partitions
+/// to `P.inbound.hash` (see [`declare_with`]).
+pub async fn declare(
+    channel: &Channel,
+    names: &Names,
+    partitions: u16,
+) -> Result<(), lapin::Error> {
+    declare_with(channel, names, partitions, true).await
+}
+
 /// Declares the exchanges and queues of the contract.
 ///
 /// The inbound side is declared back to front, so that nothing published at
 /// any instant after `P.inbound` exists is lost or lands in the wrong partition:
 /// first the internal consistent-hash exchange `P.inbound.hash` with every
 /// partition bound to it, and only then `P.inbound` itself, a fanout whose
-/// alternate exchange is `P.inbound.hash` from its first instant. Its binding
-/// to `P.inbound.hash` follows; until then (and should it ever be removed)
-/// the alternate exchange routes the same way.
-pub async fn declare(
+/// alternate exchange is `P.inbound.hash` from its first instant. `P.inbound`
+/// has no binding of its own: all it gets goes on to its alternate exchange,
+/// except while `switchboard partitions` binds it to `P.inbound.next` for a
+/// change of the count.
+///
+/// The consistent hash gives each binding its buckets in the order the
+/// bindings were made, so partition `n` must be the `n`-th bound. `bind_ring`
+/// is false where `P.inbound.hash` already existed: its bindings are then left
+/// alone, since a change of the count may be rebuilding them.
+pub async fn declare_with(
     channel: &Channel,
     names: &Names,
     partitions: u16,
+    bind_ring: bool,
 ) -> Result<(), lapin::Error> {
     let durable = ExchangeDeclareOptions {
         durable: true,
@@ -55,25 +70,11 @@ pub async fn declare(
             FieldTable::default(),
         )
         .await?;
-    let queue = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
     for n in 0..partitions {
-        let partition = names.inbound_partition(n);
-        channel
-            .queue_declare(partition.as_str().into(), queue, single_active())
-            .await?;
-        // With a consistent-hash exchange the binding key is the partition's weight.
-        channel
-            .queue_bind(
-                partition.as_str().into(),
-                names.inbound_hash().into(),
-                "1".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        declare_partition(channel, names, n).await?;
+        if bind_ring {
+            bind_partition(channel, names, &names.inbound_hash(), n).await?;
+        }
     }
     let mut inbound_args = FieldTable::default();
     inbound_args.insert(
@@ -88,15 +89,6 @@ pub async fn declare(
             inbound_args,
         )
         .await?;
-    channel
-        .exchange_bind(
-            names.inbound_hash().into(),
-            names.inbound().into(),
-            "".into(),
-            ExchangeBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
     for (exchange, kind) in [
         (names.notify(), ExchangeKind::Direct),
         (names.crm(), ExchangeKind::Topic),
@@ -107,7 +99,50 @@ pub async fn declare(
             .await?;
     }
     channel
-        .queue_declare(names.dead().into(), queue, quorum())
+        .queue_declare(names.dead().into(), durable_queue(), quorum())
         .await?;
     Ok(())
+}
+
+fn durable_queue() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+/// Declares partition `n`: a durable quorum queue with a single active consumer.
+pub async fn declare_partition(
+    channel: &Channel,
+    names: &Names,
+    n: u16,
+) -> Result<(), lapin::Error> {
+    channel
+        .queue_declare(
+            names.inbound_partition(n).into(),
+            durable_queue(),
+            single_active(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Binds partition `n` to the consistent-hash exchange `ring` with weight 1
+/// (with this exchange type the binding key is the weight), so it takes the
+/// next bucket.
+pub async fn bind_partition(
+    channel: &Channel,
+    names: &Names,
+    ring: &str,
+    n: u16,
+) -> Result<(), lapin::Error> {
+    channel
+        .queue_bind(
+            names.inbound_partition(n).into(),
+            ring.into(),
+            "1".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
 }

@@ -1,6 +1,7 @@
 //! Operator commands: look at dead letters and replay them, read an account's
 //! or a chat's state, publish events, watch a user's notifications and remove
-//! a whole prefix, and check that a host can reach what a worker needs.
+//! a whole prefix, change the partition count of a live deployment, and check
+//! that a host can reach what a worker needs.
 //!
 //! Each command is a library function the binary calls and the tests call, so
 //! what a test checks is what an operator gets. Every broker and Redis request
@@ -15,6 +16,7 @@ mod demo_script;
 mod demo_text;
 pub mod inspect;
 mod inspect_text;
+pub mod partitions;
 pub mod ping;
 mod probe;
 pub mod publish;

@@ -18,8 +18,7 @@ use super::{OpsError, close_channel, unescape_key_part, within};
 use crate::ids::Id;
 use crate::names::Names;
 
-/// The most partitions a worker accepts (`--partitions`).
-const MAX_PARTITIONS: u16 = 256;
+use crate::partitioning::MAX_PARTITIONS;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {

@@ -10,6 +10,7 @@ mod backend;
 pub mod bulk;
 mod error;
 mod keys;
+mod partitioning;
 mod read;
 mod turn;
 

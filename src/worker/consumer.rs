@@ -18,24 +18,28 @@
 //! the ones in flight finish, then closes the subscription, which returns the
 //! deliveries it held to the head of the queue and activates the next worker
 //! in line; finally it subscribes again, at the back of the line.
+//!
+//! A change of the partition count ([`crate::partitioning`]) reaches the
+//! session on the same tick: fence markers are settled in `fence.rs`, and when
+//! the recorded count differs from the session's, the session ends like a
+//! shutdown (in-flight events finish, held ones go back to their queues) and
+//! the worker consumes the new set of partitions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
-use lapin::{Channel, Connection};
+use lapin::Connection;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::pipeline::{Admitted, Processor, admit};
+use super::partitions;
+use super::pipeline::Processor;
 use super::sequencer::Sequencer;
+use super::subscription::{Fence, Incoming, Opener, Subscription, Work};
 use super::tasks::{Summary, Tasks};
-use super::{bounded, partitions};
 use crate::config::Config;
 use crate::monitor::counters;
 use crate::names::Names;
@@ -49,6 +53,8 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// leaving one it leads (unknowingly) hands the partition on. Either way the
 /// owner moves to the front within a few rounds.
 const STEP_BACK_EVERY: Duration = Duration::from_secs(3);
+/// How long reading the registry or the partition state may hold up a tick.
+pub(super) const REGISTRY_WAIT: Duration = HEARTBEAT_TTL;
 
 /// Why a session ended other than by shutdown: the worker reconnects.
 #[derive(Debug, thiserror::Error)]
@@ -63,34 +69,12 @@ pub enum Broken {
     Panicked(String),
 }
 
-/// A delivery and where it came from: its partition and that partition's
-/// subscription (a partition is re-subscribed when it is handed over).
-pub struct Work {
-    pub admitted: Admitted,
-    pub partition: u16,
-    pub generation: u64,
-}
-
-/// One partition's subscription and what is in flight from it.
-struct Subscription {
-    channel: Channel,
-    generation: u64,
-    in_flight: usize,
-    /// Something was delivered since subscribing: this worker may be the active one.
-    active: bool,
-    since: tokio::time::Instant,
-    /// Handing over: deliveries are held (left unacked), not started.
-    yielding: bool,
-}
-
-/// What the per-partition forwarders send to the dispatcher.
-enum Incoming {
-    Delivery(Box<Work>),
-    Ended {
-        partition: u16,
-        generation: u64,
-        error: Option<lapin::Error>,
-    },
+/// How a session ended when nothing failed.
+#[derive(Debug)]
+pub enum Ended {
+    Shutdown,
+    /// The recorded partition count is now this: consume the new set.
+    Repartitioned(u16),
 }
 
 pub struct Consumer<'a> {
@@ -103,18 +87,24 @@ pub struct Consumer<'a> {
 }
 
 impl Consumer<'_> {
-    /// Consumes until shutdown (Ok) or a broker failure (Err).
-    pub async fn run(self, shutdown: &CancellationToken) -> Result<(), Broken> {
+    /// Consumes until shutdown or a change of the partition count (Ok), or a
+    /// broker failure (Err).
+    pub async fn run(self, shutdown: &CancellationToken) -> Result<Ended, Broken> {
         let config = self.config;
         let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Incoming>();
+        let opener = Opener {
+            conn: self.conn,
+            names: self.names,
+            prefetch: config.concurrency,
+            worker_id: self.worker_id,
+            in_tx: &in_tx,
+        };
         let mut forwarders = JoinSet::new();
         let mut generation = 0u64;
         let mut subs = HashMap::new();
         for n in 0..config.partitions {
             generation += 1;
-            let sub = self
-                .subscribe(n, generation, &in_tx, &mut forwarders)
-                .await?;
+            let sub = opener.open(n, generation, &mut forwarders).await?;
             subs.insert(n, sub);
         }
 
@@ -136,6 +126,7 @@ impl Consumer<'_> {
 
         let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
         let mut failure = None;
+        let mut repartitioned = None;
         let mut stopping = false;
         let mut deadline = tokio::time::Instant::now();
         loop {
@@ -143,7 +134,7 @@ impl Consumer<'_> {
                 Some(incoming) = in_rx.recv() => match incoming {
                     Incoming::Delivery(work) => {
                         let Some(sub) = subs.get_mut(&work.partition) else { continue };
-                        if sub.generation != work.generation || sub.yielding || stopping {
+                        if sub.generation != work.generation || sub.holds() || stopping {
                             // Held: left unacked, returned to the queue when the subscription closes.
                             continue;
                         }
@@ -155,6 +146,15 @@ impl Consumer<'_> {
                         };
                         if let Some(work) = ready {
                             running.spawn(work);
+                        }
+                    }
+                    Incoming::Marker { partition, generation, id, marker } => {
+                        // Left unacked: a marker not settled here returns to the
+                        // head of its queue when the subscription closes.
+                        let Some(sub) = subs.get_mut(&partition) else { continue };
+                        if sub.generation == generation && !stopping && sub.fence.is_none() {
+                            sub.active = true;
+                            sub.fence = Some(Fence { id, marker, recorded: false });
                         }
                     }
                     Incoming::Ended { partition, generation, error } => {
@@ -192,7 +192,7 @@ impl Consumer<'_> {
                         break;
                     }
                     if handover && !stopping {
-                        self.hand_over(&mut subs, finished.partition, &mut generation, &in_tx, &mut forwarders).await?;
+                        self.hand_over(&mut subs, finished.partition, &mut generation, &opener, &mut forwarders).await?;
                     }
                 }
                 _ = tick.tick(), if !stopping => {
@@ -200,7 +200,22 @@ impl Consumer<'_> {
                     counters::waiting(sequencer.waiting());
                     counters::partitions_led(subs.values().filter(|s| s.active).count());
                     summary.maybe_log(running.set.len(), sequencer.waiting());
-                    self.rebalance(&mut subs, &mut sequencer, &mut generation, &in_tx, &mut forwarders).await?;
+                    let answered = self.rebalance(&mut subs, &mut sequencer, &mut generation, &opener, &mut forwarders).await?;
+                    if !answered {
+                        continue;
+                    }
+                    let Some(count) = self.follow_partitioning(&mut subs, &mut generation, &opener, &mut forwarders).await? else {
+                        continue;
+                    };
+                    // Like a shutdown, but the worker goes on with the new partitions.
+                    info!(from = config.partitions, to = count, "The partition count changed; finishing in-flight events.");
+                    repartitioned = Some(count);
+                    stopping = true;
+                    stop_starting(&mut sequencer, &mut subs);
+                    deadline = tokio::time::Instant::now() + config.shutdown_grace();
+                    if running.set.is_empty() {
+                        break;
+                    }
                 }
                 () = broken.cancelled() => {
                     failure = Some(Broken::PublisherClosed);
@@ -210,11 +225,7 @@ impl Consumer<'_> {
                     // Phase 1: start nothing new; deliveries held go back to the queue on close.
                     info!("Shutdown: no longer consuming; finishing in-flight events.");
                     stopping = true;
-                    for held in sequencer.take_waiting(|_| true) {
-                        if let Some(sub) = subs.get_mut(&held.partition) && sub.generation == held.generation {
-                            sub.in_flight -= 1;
-                        }
-                    }
+                    stop_starting(&mut sequencer, &mut subs);
                     deadline = tokio::time::Instant::now() + config.shutdown_grace();
                     if running.set.is_empty() {
                         break;
@@ -251,7 +262,7 @@ impl Consumer<'_> {
                     .await;
         }
         forwarders.abort_all();
-        if failure.is_none() {
+        if failure.is_none() && repartitioned.is_none() {
             let _ = tokio::time::timeout(
                 super::CLOSE_WAIT,
                 self.pipeline
@@ -260,73 +271,22 @@ impl Consumer<'_> {
             )
             .await;
         }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(()),
+        match (failure, repartitioned) {
+            (Some(e), _) => Err(e),
+            (None, Some(count)) => Ok(Ended::Repartitioned(count)),
+            (None, None) => Ok(Ended::Shutdown),
         }
-    }
-
-    /// Opens a subscription to partition `n` on a channel of its own.
-    async fn subscribe(
-        &self,
-        n: u16,
-        generation: u64,
-        in_tx: &mpsc::UnboundedSender<Incoming>,
-        forwarders: &mut JoinSet<()>,
-    ) -> Result<Subscription, lapin::Error> {
-        let channel = bounded(self.conn.create_channel()).await?;
-        bounded(channel.basic_qos(self.config.concurrency, BasicQosOptions::default())).await?;
-        let mut consumer = bounded(channel.basic_consume(
-            self.names.inbound_partition(n).into(),
-            // Operators (and tests) see in `rabbitmqctl list_consumers` which worker is active where.
-            format!("{}.p{n}.g{generation}", self.worker_id).into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        ))
-        .await?;
-        let tx = in_tx.clone();
-        forwarders.spawn(async move {
-            let error = loop {
-                match consumer.next().await {
-                    Some(Ok(delivery)) => {
-                        let work = Work {
-                            admitted: admit(delivery),
-                            partition: n,
-                            generation,
-                        };
-                        if tx.send(Incoming::Delivery(Box::new(work))).is_err() {
-                            return;
-                        }
-                    }
-                    Some(Err(e)) => break Some(e),
-                    None => break None,
-                }
-            };
-            let _ = tx.send(Incoming::Ended {
-                partition: n,
-                generation,
-                error,
-            });
-        });
-        Ok(Subscription {
-            channel,
-            generation,
-            in_flight: 0,
-            active: false,
-            since: tokio::time::Instant::now(),
-            yielding: false,
-        })
     }
 
     /// Closes the subscription of a partition with nothing in flight (its held
     /// deliveries return to the head of the queue and the next worker in line
     /// becomes active), then subscribes again at the back of the line.
-    async fn hand_over(
+    pub(super) async fn hand_over(
         &self,
         subs: &mut HashMap<u16, Subscription>,
         n: u16,
         generation: &mut u64,
-        in_tx: &mpsc::UnboundedSender<Incoming>,
+        opener: &Opener<'_>,
         forwarders: &mut JoinSet<()>,
     ) -> Result<(), lapin::Error> {
         *generation += 1;
@@ -337,7 +297,7 @@ impl Consumer<'_> {
             )
             .await;
         }
-        let fresh = self.subscribe(n, *generation, in_tx, forwarders).await?;
+        let fresh = opener.open(n, *generation, forwarders).await?;
         subs.insert(n, fresh);
         debug!(
             partition = n,
@@ -347,28 +307,29 @@ impl Consumer<'_> {
     }
 
     /// Renews this worker's heartbeat and starts handing over the partitions it
-    /// is active on but does not own. Without Redis, balance waits; order never does.
+    /// is active on but does not own (never one held at a fence). Without
+    /// Redis, balance waits; order never does. Tells whether Redis answered.
     async fn rebalance(
         &self,
         subs: &mut HashMap<u16, Subscription>,
         sequencer: &mut Sequencer<Work>,
         generation: &mut u64,
-        in_tx: &mpsc::UnboundedSender<Incoming>,
+        opener: &Opener<'_>,
         forwarders: &mut JoinSet<()>,
-    ) -> Result<(), lapin::Error> {
+    ) -> Result<bool, lapin::Error> {
         let heartbeat = self
             .pipeline
             .store
             .heartbeat(self.worker_id, HEARTBEAT_TTL, false);
-        let live = match tokio::time::timeout(HEARTBEAT_TTL, heartbeat).await {
+        let live = match tokio::time::timeout(REGISTRY_WAIT, heartbeat).await {
             Ok(Ok(live)) => live,
             Err(_) => {
                 debug!("Heartbeat timed out; keeping the current balance.");
-                return Ok(());
+                return Ok(false);
             }
             Ok(Err(error)) => {
                 debug!(%error, "Heartbeat failed; keeping the current balance.");
-                return Ok(());
+                return Ok(false);
             }
         };
         let owners = partitions::owners(self.config.partitions, &live);
@@ -378,7 +339,7 @@ impl Consumer<'_> {
                 continue;
             };
             let may_lead = sub.active || sub.since.elapsed() >= STEP_BACK_EVERY;
-            if owner.is_none_or(|o| o == self.worker_id) || !may_lead || sub.yielding {
+            if owner.is_none_or(|o| o == self.worker_id) || !may_lead || sub.holds() {
                 continue;
             }
             sub.yielding = true;
@@ -387,10 +348,22 @@ impl Consumer<'_> {
             let held = sequencer.take_waiting(|w| w.partition == n);
             sub.in_flight -= held.len();
             if sub.in_flight == 0 {
-                self.hand_over(subs, n, generation, in_tx, forwarders)
+                self.hand_over(subs, n, generation, opener, forwarders)
                     .await?;
             }
         }
-        Ok(())
+        Ok(true)
+    }
+}
+
+/// Starts nothing more: events held behind earlier ones of their account go
+/// back to their queues when the subscriptions close.
+fn stop_starting(sequencer: &mut Sequencer<Work>, subs: &mut HashMap<u16, Subscription>) {
+    for held in sequencer.take_waiting(|_| true) {
+        if let Some(sub) = subs.get_mut(&held.partition)
+            && sub.generation == held.generation
+        {
+            sub.in_flight -= 1;
+        }
     }
 }

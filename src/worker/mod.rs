@@ -4,10 +4,12 @@
 //! with backoff when the broker goes away and shutting down in phases.
 
 mod consumer;
+mod fence;
 pub mod partitions;
 pub mod pipeline;
 pub mod sequencer;
 mod startup;
+mod subscription;
 mod tasks;
 
 use std::sync::Arc;
@@ -57,7 +59,7 @@ const CONNECT_WAIT: Duration = Duration::from_secs(10);
 /// a bad URL or a refusal at once, an unreachable service after waiting for it
 /// up to `--startup-wait` (see [`startup`]). After start-up a lost broker or
 /// Redis is waited out with backoff.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+pub async fn run(mut config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
     let nodes = Nodes::parse(&config.amqp_url).map_err(|bad| RunError::AmqpUrl {
         url: bad.url,
         reason: bad.reason,
@@ -77,13 +79,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     let names = Names::new(&config.prefix);
     let worker_id = uuid::Uuid::new_v4().to_string();
     // A signal during start-up (a service that never answers, a long wait) is honoured.
-    let (connection, mut node) = tokio::select! {
+    let (connection, mut node, partitions) = tokio::select! {
         started = startup::start(&config, &nodes, &store, &names) => started?,
         () = shutdown.cancelled() => {
             info!("Shutdown during start-up.");
             return Ok(());
         }
     };
+    config.partitions = partitions;
     let mut declared = true;
     info!(prefix = %config.prefix, worker = %worker_id, node = %nodes.shown(node), redis_mode = ?config.redis_mode, partitions = config.partitions, concurrency = config.concurrency, "Worker started.");
 
@@ -128,7 +131,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         .await;
         health.set_consuming(false);
         match ended {
-            Ok(()) => {
+            Ok(consumer::Ended::Repartitioned(count)) => {
+                // The command declared the new partitions; consume them on the same connection.
+                info!(
+                    from = config.partitions,
+                    to = count,
+                    "The partition count changed; consuming the new partitions."
+                );
+                config.partitions = count;
+                connection = Some(conn);
+                declared = true;
+            }
+            Ok(consumer::Ended::Shutdown) => {
                 let _ = tokio::time::timeout(CLOSE_WAIT, conn.close(200, "shutdown".into())).await;
                 info!("Worker stopped.");
                 return Ok(());
@@ -149,7 +163,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     }
 }
 
-/// One connection's life: consume until shutdown (Ok) or until the broker fails (Err).
+/// One connection's life: consume until shutdown or a change of the partition
+/// count (Ok), or until the broker fails (Err).
 async fn session(
     config: &Config,
     names: &Names,
@@ -158,7 +173,7 @@ async fn session(
     worker_id: &str,
     health: &Health,
     shutdown: &CancellationToken,
-) -> Result<(), consumer::Broken> {
+) -> Result<consumer::Ended, consumer::Broken> {
     let publisher = bounded(Publisher::open(conn, names.clone()))
         .await?
         .with_user_queue_type(config.user_queue_type);
@@ -193,9 +208,33 @@ async fn connect(
 }
 
 /// Declares the topology on a channel of its own, under [`CONNECT_WAIT`].
+/// The partitions are bound to `P.inbound.hash` only when it is not there yet
+/// (a new deployment, or a broker that lost it): once it exists, only
+/// `switchboard partitions` changes its bindings, so a worker reconnecting
+/// during a change of the count cannot disturb the new order of buckets.
 async fn declare(conn: &Connection, names: &Names, partitions: u16) -> Result<(), lapin::Error> {
+    let probe = bounded(conn.create_channel()).await?;
+    let exists = bounded(probe.exchange_declare(
+        names.inbound_hash().into(),
+        lapin::ExchangeKind::Custom("x-consistent-hash".into()),
+        lapin::options::ExchangeDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
+        Default::default(),
+    ))
+    .await;
+    let bind_ring = match exists {
+        Ok(()) => {
+            let _ = tokio::time::timeout(CLOSE_WAIT, probe.close(200, "probed".into())).await;
+            false
+        }
+        // NOT_FOUND closed the probe's channel.
+        Err(e) if is_not_found(&e) => true,
+        Err(e) => return Err(e),
+    };
     let channel = bounded(conn.create_channel()).await?;
-    bounded(amqp::declare(&channel, names, partitions)).await?;
+    bounded(amqp::declare_with(&channel, names, partitions, bind_ring)).await?;
     let _ = tokio::time::timeout(CLOSE_WAIT, channel.close(200, "declared".into())).await;
     Ok(())
 }
@@ -212,6 +251,11 @@ pub(crate) async fn bounded<T>(
                 format!("RabbitMQ did not answer within {CONNECT_WAIT:?}"),
             )))
         })
+}
+
+/// The broker answered NOT_FOUND (a missing queue or exchange).
+fn is_not_found(error: &lapin::Error) -> bool {
+    matches!(error.kind(), lapin::ErrorKind::ProtocolError(e) if e.get_id() == 404)
 }
 
 /// Pauses between reconnection attempts: 100 ms doubling to 10 s, jittered, forever.

@@ -1,4 +1,5 @@
-//! Start-up: reach Redis, connect to RabbitMQ and declare the topology.
+//! Start-up: reach Redis, learn the deployment's partition count, connect to
+//! RabbitMQ and declare the topology.
 //!
 //! Services that are not up yet (a container starting, a broker restarting)
 //! are waited for with backoff, up to `--startup-wait`; a refusal that waiting
@@ -32,13 +33,14 @@ struct Failure {
 }
 
 /// Connects and declares, waiting up to the configured time for services that
-/// are not reachable yet.
+/// are not reachable yet. Returns the connection and the partition count in
+/// effect (recorded in Redis; `--partitions` seeds it).
 pub(super) async fn start(
     config: &Config,
     nodes: &Nodes,
     store: &Store,
     names: &Names,
-) -> Result<(Arc<Connection>, usize), RunError> {
+) -> Result<(Arc<Connection>, usize, u16), RunError> {
     let wait = config.startup_wait();
     let deadline = Instant::now() + wait;
     let mut pauses = ExponentialBuilder::default()
@@ -80,7 +82,7 @@ async fn attempt(
     nodes: &Nodes,
     store: &Store,
     names: &Names,
-) -> Result<(Arc<Connection>, usize), Failure> {
+) -> Result<(Arc<Connection>, usize, u16), Failure> {
     let redis_url = redact(&config.redis_url);
     match tokio::time::timeout(PING_WAIT, store.ping()).await {
         Ok(Ok(())) => {}
@@ -105,6 +107,25 @@ async fn attempt(
             });
         }
     }
+    let partitions = match store.partition_count(config.partitions).await {
+        Ok(count) => count,
+        Err(e) => {
+            return Err(Failure {
+                passing: e.is_passing(),
+                error: RunError::RedisUnreachable {
+                    url: redis_url,
+                    reason: e.to_string(),
+                },
+            });
+        }
+    };
+    if partitions != config.partitions {
+        warn!(
+            recorded = partitions,
+            flag = config.partitions,
+            "The deployment's partition count recorded in Redis differs from --partitions; following the record (change it with `switchboard partitions --to N`)."
+        );
+    }
     let (conn, node) = connect(nodes, None).await.map_err(|failed| Failure {
         passing: failed.is_passing(is_passing),
         error: RunError::AmqpUnreachable {
@@ -112,14 +133,14 @@ async fn attempt(
             reason: failed.reason(),
         },
     })?;
-    if let Err(e) = declare(&conn, names, config.partitions).await {
+    if let Err(e) = declare(&conn, names, partitions).await {
         let _ = tokio::time::timeout(CLOSE_WAIT, conn.close(320, "retrying".into())).await;
         return Err(Failure {
             passing: is_passing(&e),
             error: RunError::Topology(e.to_string()),
         });
     }
-    Ok((conn, node))
+    Ok((conn, node, partitions))
 }
 
 /// A broker that is not there yet, went away mid-way or is shutting down, as

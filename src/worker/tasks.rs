@@ -10,9 +10,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span};
 
-use super::consumer::Work;
 use super::pipeline::Processor;
 use super::sequencer::Scope;
+use super::subscription::Work;
 use crate::ids::Id;
 
 /// How often a worker logs what it did, at `info`.

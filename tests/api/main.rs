@@ -19,6 +19,7 @@ mod monitor;
 mod ops_dead;
 mod ops_state;
 mod order;
+mod partitions;
 mod rabbit_cluster;
 mod races;
 mod redis_cluster;

@@ -9,7 +9,7 @@ use crate::helpers::*;
 use switchboard::worker::partitions;
 
 /// The active consumer's worker id for each partition, from `rabbitmqctl`.
-fn active_workers(app: &TestApp) -> BTreeMap<String, String> {
+pub(crate) fn active_workers(app: &TestApp) -> BTreeMap<String, String> {
     // `timeout`: a broker that stopped answering must fail the test, not hang it.
     let out = Command::new("timeout")
         .args([
@@ -38,7 +38,7 @@ fn active_workers(app: &TestApp) -> BTreeMap<String, String> {
 }
 
 /// The live workers in the registry.
-async fn live_workers(app: &TestApp) -> Vec<String> {
+pub(crate) async fn live_workers(app: &TestApp) -> Vec<String> {
     let key = format!("{}:workers", app.prefix);
     app.redis_cmd(redis::cmd("ZRANGE").arg(key).arg(0).arg(-1))
         .await
@@ -79,14 +79,7 @@ async fn messages_of_a_chat_keep_their_order_while_workers_join() {
     tokio::join!(publish, join);
 
     // Quality control sees every message of every chat, in order.
-    let notes = app.notes("acc", "q", chats * per_chat).await;
-    let mut by_chat: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for n in &notes {
-        by_chat
-            .entry(n["chatId"].as_str().unwrap().to_owned())
-            .or_default()
-            .push(n["text"].as_str().unwrap().parse().unwrap());
-    }
+    let by_chat = texts_by_chat(&app.notes("acc", "q", chats * per_chat).await);
     assert_eq!(by_chat.len(), chats);
     for (chat, texts) in &by_chat {
         assert_eq!(
@@ -97,13 +90,7 @@ async fn messages_of_a_chat_keep_their_order_while_workers_join() {
     }
     // And so does each chat's manager.
     for m in ["m1", "m2"] {
-        let mut seen: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-        for n in app.notes("acc", m, 1).await {
-            seen.entry(n["chatId"].as_str().unwrap().to_owned())
-                .or_default()
-                .push(n["text"].as_str().unwrap().parse().unwrap());
-        }
-        for (chat, texts) in seen {
+        for (chat, texts) in texts_by_chat(&app.notes("acc", m, 1).await) {
             assert_eq!(
                 texts,
                 (0..per_chat as u32).collect::<Vec<_>>(),

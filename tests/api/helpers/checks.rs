@@ -15,6 +15,19 @@ pub fn kinds(notes: &[Value]) -> Vec<&str> {
         .collect()
 }
 
+/// The texts of `notes` (numbers, as the order tests send them), chat by
+/// chat, in the order they arrived.
+pub fn texts_by_chat(notes: &[Value]) -> BTreeMap<String, Vec<u32>> {
+    let mut by_chat: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for n in notes {
+        by_chat
+            .entry(n["chatId"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(n["text"].as_str().unwrap().parse().unwrap());
+    }
+    by_chat
+}
+
 /// How many of `notes` are of type `kind`.
 pub fn count(notes: &[Value], kind: &str) -> usize {
     notes.iter().filter(|n| n["type"] == kind).count()

@@ -27,7 +27,7 @@ mod suitcase;
 use std::time::Duration;
 
 pub use app::TestApp;
-pub use checks::{by_type, count, ids, kinds};
+pub use checks::{by_type, count, ids, kinds, texts_by_chat};
 pub use messages::Got;
 pub use prefix::Prefix;
 pub use setup::*;
