@@ -1,5 +1,8 @@
-//! Publishing with confirms: a batch is published at once and counts as done
-//! only when the broker confirmed every message of it.
+//! Publishing with confirms: a batch is handed to the channel at once, in
+//! order ([`Publisher::send`]), and counts as done only when the broker
+//! confirmed every message of it ([`Sent::confirmed`]). One channel carries
+//! every publish of a session, so batches reach the broker in the order they
+//! were sent.
 //!
 //! Suitcase replies are the exception. They go to a queue the requester owns
 //! (server-named or direct reply-to), published `mandatory`: a reply the broker
@@ -13,14 +16,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures_util::future::try_join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
 use tracing::warn;
 
 use super::user_queues::UserQueues;
 use crate::clip::{MAX_REASON_BYTES, MAX_SHORT_BYTES, clip};
 use crate::ids::Id;
 use crate::names::Names;
-use crate::output::{Destination, Outputs};
+use crate::output::{Destination, Message, Outputs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -102,40 +105,32 @@ impl Publisher {
         &self.names
     }
 
-    /// Publishes every message of `outputs` (of `account`) and waits until
-    /// the broker confirmed all of them (a suitcase reply the broker refuses
-    /// or cannot route counts as done).
-    pub async fn publish_all(&self, account: &Id, outputs: &Outputs) -> Result<(), PublishError> {
+    /// Hands every message of `outputs` (of `account`) to the channel, in
+    /// order, and returns once all are written: a later send on this
+    /// publisher goes out after them. Their confirms are awaited with
+    /// [`Sent::confirmed`].
+    pub async fn send(&self, account: &Id, outputs: &Outputs) -> Result<Sent<'_>, PublishError> {
         let messages = outputs.messages();
-        let confirms = messages.iter().map(|message| async move {
+        // Each publish puts its frames in the channel's queue at its first
+        // poll, and `try_join_all` polls them in order.
+        let writes = messages.iter().map(|message| {
             let (exchange, key) = self.names.destination(account, &message.to);
             let mut props = json_props();
             if let Some(correlation_id) = &message.correlation_id {
                 props = props.with_correlation_id(ShortString::from(correlation_id.as_str()));
             }
             let reply = matches!(message.to, Destination::ReplyTo(_));
-            let delivery = self
-                .confirmed(&exchange, &key, message.body.as_bytes(), props, reply)
-                .await?;
-            match (delivery, reply) {
-                (Delivery::Confirmed, _) => Ok(()),
-                (outcome, true) => {
-                    let dropped = self.dropped_replies.fetch_add(1, Ordering::Relaxed) + 1;
-                    let why = match outcome {
-                        Delivery::Refused => "refused",
-                        _ => "unroutable",
-                    };
-                    warn!(reply_to = %clip(&key, MAX_SHORT_BYTES), why, dropped_total = dropped, "Suitcase reply dropped.");
-                    Ok(())
-                }
-                (_, false) => Err(PublishError::Nacked(format!("{exchange:?} {key:?}"))),
-            }
+            self.write(exchange, key, message.body.as_bytes(), props, reply)
         });
-        try_join_all(confirms).await?;
-        for message in &messages {
-            crate::monitor::counters::published(message.to.label(), 1);
-        }
-        Ok(())
+        let confirms = tokio::time::timeout(CONFIRM_WAIT, try_join_all(writes))
+            .await
+            .map_err(|_| PublishError::ConfirmTimeout(CONFIRM_WAIT))??;
+        Ok(Sent {
+            publisher: self,
+            account: account.clone(),
+            messages,
+            confirms,
+        })
     }
 
     /// Puts an input the worker cannot accept on `P.dead` as it came: the
@@ -180,6 +175,7 @@ impl Publisher {
         }
     }
 
+    /// Publishes one message and waits for its confirm.
     async fn confirmed(
         &self,
         exchange: &str,
@@ -188,29 +184,108 @@ impl Publisher {
         props: BasicProperties,
         mandatory: bool,
     ) -> Result<Delivery, PublishError> {
-        let publish = async {
-            self.channel
-                .basic_publish(
-                    exchange.into(),
-                    key.into(),
-                    BasicPublishOptions {
-                        mandatory,
-                        ..BasicPublishOptions::default()
-                    },
-                    body,
-                    props,
-                )
-                .await?
-                .await
+        let confirm = self
+            .write(exchange.into(), key.into(), body, props, mandatory)
+            .await?;
+        delivery(confirm).await
+    }
+
+    /// Hands one message to the channel; returns once it is written.
+    async fn write(
+        &self,
+        exchange: String,
+        key: String,
+        body: &[u8],
+        props: BasicProperties,
+        mandatory: bool,
+    ) -> Result<PublisherConfirm, PublishError> {
+        let options = BasicPublishOptions {
+            mandatory,
+            ..BasicPublishOptions::default()
         };
-        let confirm = tokio::time::timeout(CONFIRM_WAIT, publish)
-            .await
-            .map_err(|_| PublishError::ConfirmTimeout(CONFIRM_WAIT))??;
-        Ok(match confirm {
-            Confirmation::Ack(None) | Confirmation::NotRequested => Delivery::Confirmed,
-            Confirmation::Ack(Some(_)) => Delivery::Unroutable,
-            Confirmation::Nack(_) => Delivery::Refused,
-        })
+        Ok(self
+            .channel
+            .basic_publish(exchange.into(), key.into(), options, body, props)
+            .await?)
+    }
+}
+
+/// What the broker answered to one message, waiting at most [`CONFIRM_WAIT`].
+async fn delivery(confirm: PublisherConfirm) -> Result<Delivery, PublishError> {
+    let confirm = tokio::time::timeout(CONFIRM_WAIT, confirm)
+        .await
+        .map_err(|_| PublishError::ConfirmTimeout(CONFIRM_WAIT))??;
+    Ok(match confirm {
+        Confirmation::Ack(None) | Confirmation::NotRequested => Delivery::Confirmed,
+        Confirmation::Ack(Some(_)) => Delivery::Unroutable,
+        Confirmation::Nack(_) => Delivery::Refused,
+    })
+}
+
+/// The messages of one [`Publisher::send`], on the channel in order, their
+/// confirms still to come.
+#[must_use = "a batch counts as published only once confirmed"]
+pub struct Sent<'a> {
+    publisher: &'a Publisher,
+    account: Id,
+    messages: Vec<Message>,
+    confirms: Vec<PublisherConfirm>,
+}
+
+impl std::fmt::Debug for Sent<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sent({} messages)", self.messages.len())
+    }
+}
+
+impl Sent<'_> {
+    /// Waits until the broker confirmed every message (a suitcase reply the
+    /// broker refuses or cannot route counts as done).
+    pub async fn confirmed(self) -> Result<(), PublishError> {
+        let Sent {
+            publisher,
+            account,
+            messages,
+            confirms,
+        } = self;
+        let answers = confirms.into_iter().zip(&messages).map(|(confirm, message)| {
+            let account = &account;
+            async move {
+                let reply = matches!(message.to, Destination::ReplyTo(_));
+                match (delivery(confirm).await?, reply) {
+                    (Delivery::Confirmed, _) => Ok(()),
+                    (outcome, true) => {
+                        publisher.dropped_reply(&message.to, outcome);
+                        Ok(())
+                    }
+                    (_, false) => {
+                        let (exchange, key) = publisher.names.destination(account, &message.to);
+                        Err(PublishError::Nacked(format!("{exchange:?} {key:?}")))
+                    }
+                }
+            }
+        });
+        try_join_all(answers).await?;
+        for message in &messages {
+            crate::monitor::counters::published(message.to.label(), 1);
+        }
+        Ok(())
+    }
+}
+
+impl Publisher {
+    /// Counts and reports a suitcase reply the broker refused or could not route.
+    fn dropped_reply(&self, to: &Destination, outcome: Delivery) {
+        let dropped = self.dropped_replies.fetch_add(1, Ordering::Relaxed) + 1;
+        let why = match outcome {
+            Delivery::Refused => "refused",
+            _ => "unroutable",
+        };
+        let queue = match to {
+            Destination::ReplyTo(queue) => queue.as_str(),
+            _ => "",
+        };
+        warn!(reply_to = %clip(queue, MAX_SHORT_BYTES), why, dropped_total = dropped, "Suitcase reply dropped.");
     }
 }
 

@@ -10,6 +10,7 @@ pub mod pools;
 pub mod sequencer;
 mod startup;
 mod tasks;
+mod turn;
 
 use std::sync::Arc;
 use std::time::Duration;
