@@ -72,6 +72,16 @@ impl Id {
         if raw.is_empty() {
             return Err(IdError::Empty);
         }
+        if raw.is_ascii() {
+            // The usual id, checked byte by byte: ASCII has no format characters.
+            if raw.len() > MAX_ID_CHARS {
+                return Err(IdError::TooLong);
+            }
+            if raw.bytes().any(|b| b.is_ascii_control()) {
+                return Err(IdError::NotPrintable);
+            }
+            return Ok(Self(raw));
+        }
         if raw.chars().count() > MAX_ID_CHARS {
             return Err(IdError::TooLong);
         }

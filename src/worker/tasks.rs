@@ -107,8 +107,9 @@ impl Tasks {
         self.set.spawn(async move {
             // The semaphore is never closed, so acquiring only waits.
             let _permit = permits.acquire_owned().await;
-            let outcome = pipeline
-                .process(&work.admitted, &session, &broken, &mut turn)
+            // Boxed: the whole pipeline's state is large, and the task would
+            // otherwise carry (and copy) it inline.
+            let outcome = Box::pin(pipeline.process(&work.admitted, &session, &broken, &mut turn))
                 .instrument(span)
                 .await;
             Finished {
