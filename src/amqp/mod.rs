@@ -6,7 +6,7 @@ mod publisher;
 mod topology;
 mod user_queues;
 
-pub use publisher::{PublishError, Publisher, Sent};
+pub use publisher::{PublishError, Publisher, Unconfirmed};
 pub use topology::declare;
 pub use user_queues::UserQueues;
 

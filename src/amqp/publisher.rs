@@ -1,6 +1,6 @@
 //! Publishing with confirms: a batch is handed to the channel at once, in
 //! order ([`Publisher::send`]), and counts as done only when the broker
-//! confirmed every message of it ([`Sent::confirmed`]). One channel carries
+//! confirmed every message of it ([`Unconfirmed::confirmed`]). One channel carries
 //! every publish of a session, so batches reach the broker in the order they
 //! were sent.
 //!
@@ -108,8 +108,12 @@ impl Publisher {
     /// Hands every message of `outputs` (of `account`) to the channel, in
     /// order, and returns once all are written: a later send on this
     /// publisher goes out after them. Their confirms are awaited with
-    /// [`Sent::confirmed`].
-    pub async fn send(&self, account: &Id, outputs: &Outputs) -> Result<Sent<'_>, PublishError> {
+    /// [`Unconfirmed::confirmed`].
+    pub async fn send(
+        &self,
+        account: &Id,
+        outputs: &Outputs,
+    ) -> Result<Unconfirmed<'_>, PublishError> {
         let messages = outputs.messages();
         // Each publish puts its frames in the channel's queue at its first
         // poll, and `try_join_all` polls them in order.
@@ -125,7 +129,7 @@ impl Publisher {
         let confirms = tokio::time::timeout(CONFIRM_WAIT, try_join_all(writes))
             .await
             .map_err(|_| PublishError::ConfirmTimeout(CONFIRM_WAIT))??;
-        Ok(Sent {
+        Ok(Unconfirmed {
             publisher: self,
             account: account.clone(),
             messages,
@@ -225,46 +229,49 @@ async fn delivery(confirm: PublisherConfirm) -> Result<Delivery, PublishError> {
 /// The messages of one [`Publisher::send`], on the channel in order, their
 /// confirms still to come.
 #[must_use = "a batch counts as published only once confirmed"]
-pub struct Sent<'a> {
+pub struct Unconfirmed<'a> {
     publisher: &'a Publisher,
     account: Id,
     messages: Vec<Message>,
     confirms: Vec<PublisherConfirm>,
 }
 
-impl std::fmt::Debug for Sent<'_> {
+impl std::fmt::Debug for Unconfirmed<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Sent({} messages)", self.messages.len())
+        write!(f, "Unconfirmed({} messages)", self.messages.len())
     }
 }
 
-impl Sent<'_> {
+impl Unconfirmed<'_> {
     /// Waits until the broker confirmed every message (a suitcase reply the
     /// broker refuses or cannot route counts as done).
     pub async fn confirmed(self) -> Result<(), PublishError> {
-        let Sent {
+        let Unconfirmed {
             publisher,
             account,
             messages,
             confirms,
         } = self;
-        let answers = confirms.into_iter().zip(&messages).map(|(confirm, message)| {
-            let account = &account;
-            async move {
-                let reply = matches!(message.to, Destination::ReplyTo(_));
-                match (delivery(confirm).await?, reply) {
-                    (Delivery::Confirmed, _) => Ok(()),
-                    (outcome, true) => {
-                        publisher.dropped_reply(&message.to, outcome);
-                        Ok(())
-                    }
-                    (_, false) => {
-                        let (exchange, key) = publisher.names.destination(account, &message.to);
-                        Err(PublishError::Nacked(format!("{exchange:?} {key:?}")))
+        let answers = confirms
+            .into_iter()
+            .zip(&messages)
+            .map(|(confirm, message)| {
+                let account = &account;
+                async move {
+                    let reply = matches!(message.to, Destination::ReplyTo(_));
+                    match (delivery(confirm).await?, reply) {
+                        (Delivery::Confirmed, _) => Ok(()),
+                        (outcome, true) => {
+                            publisher.dropped_reply(&message.to, outcome);
+                            Ok(())
+                        }
+                        (_, false) => {
+                            let (exchange, key) = publisher.names.destination(account, &message.to);
+                            Err(PublishError::Nacked(format!("{exchange:?} {key:?}")))
+                        }
                     }
                 }
-            }
-        });
+            });
         try_join_all(answers).await?;
         for message in &messages {
             crate::monitor::counters::published(message.to.label(), 1);

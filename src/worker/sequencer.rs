@@ -188,8 +188,10 @@ impl<T> Sequencer<T> {
     pub fn take_waiting(&mut self, held: impl Fn(&T) -> bool) -> Vec<T> {
         let mut taken = Vec::new();
         for stream in self.streams.values_mut() {
-            let (take, keep): (VecDeque<_>, VecDeque<_>) =
-                stream.waiting.drain(..).partition(|(_, _, item)| held(item));
+            let (take, keep): (VecDeque<_>, VecDeque<_>) = stream
+                .waiting
+                .drain(..)
+                .partition(|(_, _, item)| held(item));
             stream.waiting = keep;
             taken.extend(take.into_iter().map(|(_, _, item)| item));
         }
@@ -269,7 +271,11 @@ mod tests {
         let a = id("a");
         assert_eq!(offer(&mut seq, "a", chat("1"), 1), Some(1));
         assert_eq!(offer(&mut seq, "a", Scope::Account, 2), None);
-        assert_eq!(offer(&mut seq, "a", chat("1"), 3), None, "after the barrier");
+        assert_eq!(
+            offer(&mut seq, "a", chat("1"), 3),
+            None,
+            "after the barrier"
+        );
         assert!(seq.sent(&a, &chat("1"), 1).is_empty());
         assert_eq!(seq.finish(&a, &chat("1"), 1), vec![2]);
         // The barrier holds its account until it finished, whatever it sent.
@@ -285,7 +291,11 @@ mod tests {
         assert_eq!(offer(&mut seq, "a", chat("1"), 1), Some(1));
         assert_eq!(offer(&mut seq, "a", chat("2"), 2), Some(2));
         assert_eq!(offer(&mut seq, "a", Scope::Account, 3), None);
-        assert_eq!(offer(&mut seq, "a", chat("3"), 4), None, "after the barrier");
+        assert_eq!(
+            offer(&mut seq, "a", chat("3"), 4),
+            None,
+            "after the barrier"
+        );
         // Other accounts go on.
         assert_eq!(offer(&mut seq, "b", chat("3"), 5), Some(5));
         assert!(seq.finish(&a, &chat("1"), 1).is_empty());

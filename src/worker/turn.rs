@@ -150,7 +150,10 @@ mod tests {
         let mut first = lanes.turn(one.as_ref(), 1);
         let mut second = lanes.turn(one.as_ref(), 2);
         let mut other = lanes.turn(order("a", "2").as_ref(), 3);
-        assert!(other.earlier_acked().await, "another chat waits for nothing");
+        assert!(
+            other.earlier_acked().await,
+            "another chat waits for nothing"
+        );
         assert!(first.earlier_acked().await);
         first.sent();
         first.sent();
@@ -163,7 +166,10 @@ mod tests {
         // The second was not acked when the third started: the third waits for it.
         let mut third = lanes.turn(one.as_ref(), 4);
         drop(second);
-        assert!(!third.earlier_acked().await, "the earlier one ended unacked");
+        assert!(
+            !third.earlier_acked().await,
+            "the earlier one ended unacked"
+        );
         lanes.acked(one.as_ref(), 4);
         lanes.acked(order("a", "2").as_ref(), 3);
         assert!(lanes.latest.is_empty(), "acked chats are forgotten");

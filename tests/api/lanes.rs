@@ -47,7 +47,10 @@ fn in_arrival_order(notes: &[Value]) -> BTreeMap<String, Vec<u32>> {
                 first.insert(id, text);
                 let chat = note["chatId"].as_str().unwrap().to_owned();
                 let texts = by_chat.entry(chat.clone()).or_default();
-                assert!(!texts.contains(&text), "{chat}: message {text} under two ids");
+                assert!(
+                    !texts.contains(&text),
+                    "{chat}: message {text} under two ids"
+                );
                 texts.push(text);
             }
         }
@@ -73,7 +76,12 @@ async fn all_notes(app: &TestApp, user: &str) -> Vec<Value> {
     let want = CHATS * PER_CHAT as usize;
     let mut notes = Vec::new();
     loop {
-        let unique = |notes: &[Value]| in_arrival_order(notes).values().map(Vec::len).sum::<usize>();
+        let unique = |notes: &[Value]| {
+            in_arrival_order(notes)
+                .values()
+                .map(Vec::len)
+                .sum::<usize>()
+        };
         let missing = want.saturating_sub(unique(&notes));
         if missing == 0 {
             return notes;
@@ -91,7 +99,10 @@ async fn assert_managers_in_order(app: &TestApp) {
     let mut by_chat = BTreeMap::new();
     for m in ["m1", "m2"] {
         for (chat, texts) in in_arrival_order(&app.notes("acc", m, 1).await) {
-            assert!(by_chat.insert(chat.clone(), texts).is_none(), "{chat} with both managers");
+            assert!(
+                by_chat.insert(chat.clone(), texts).is_none(),
+                "{chat} with both managers"
+            );
         }
     }
     assert_all_in_order(&by_chat, "managers");
@@ -112,7 +123,11 @@ async fn many_events_of_a_few_hot_chats_in_flight_reach_each_user_in_order() {
     start_on_backlog(&app, app.config()).await;
 
     let notes = all_notes(&app, "q").await;
-    assert_eq!(notes.len(), CHATS * PER_CHAT as usize, "no fault, no repeats");
+    assert_eq!(
+        notes.len(),
+        CHATS * PER_CHAT as usize,
+        "no fault, no repeats"
+    );
     assert_all_in_order(&in_arrival_order(&notes), "quality control");
     assert_managers_in_order(&app).await;
     app.cleanup().await;
@@ -140,10 +155,17 @@ async fn a_connection_cut_mid_stream_loses_nothing_and_keeps_each_chats_order() 
     tokio::time::sleep(Duration::from_secs(1)).await;
     proxy.restore();
 
-    assert_all_in_order(&in_arrival_order(&all_notes(&app, "q").await), "quality control");
+    assert_all_in_order(
+        &in_arrival_order(&all_notes(&app, "q").await),
+        "quality control",
+    );
     assert_managers_in_order(&app).await;
     let created = app.take(&crm, CHATS * 2, Duration::from_secs(20)).await;
     let contacts = by_type(&created, "contact.created");
-    assert_eq!(ids(&created, "contact.created", "contactId").len(), CHATS, "{contacts:?}");
+    assert_eq!(
+        ids(&created, "contact.created", "contactId").len(),
+        CHATS,
+        "{contacts:?}"
+    );
     app.cleanup().await;
 }

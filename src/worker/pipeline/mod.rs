@@ -22,7 +22,7 @@ use super::retry_backoff;
 
 pub use super::pools::PoolLocks;
 use super::turn::Turn;
-use crate::amqp::{PublishError, Publisher, Sent};
+use crate::amqp::{PublishError, Publisher, Unconfirmed};
 use crate::events::{Event, Rejection};
 use crate::handlers::{self, Change, Decision, Plan, ReplyTo, Tally};
 use crate::ids::Id;
@@ -46,7 +46,7 @@ pub enum Outcome<'a> {
     Sent {
         kind: &'static str,
         replayed: bool,
-        sent: Sent<'a>,
+        sent: Unconfirmed<'a>,
     },
     /// The input cannot be accepted: dead-letter it, then ack.
     DeadLetter(Rejection),
@@ -282,7 +282,7 @@ impl Processor {
     }
 
     /// Declares the queues the event introduced, then sends its outputs.
-    async fn publish(&self, account: &Id, record: &Record) -> Result<Sent<'_>, Transient> {
+    async fn publish(&self, account: &Id, record: &Record) -> Result<Unconfirmed<'_>, Transient> {
         self.declare_queues(account, &record.declare_users).await?;
         Ok(self.publisher.send(account, &record.outputs).await?)
     }
