@@ -91,35 +91,31 @@ impl<T> Stream<T> {
     }
 
     /// Starts every waiting event that no running or earlier waiting event
-    /// conflicts with, in order.
+    /// conflicts with, in order. Events that stay keep their place, unmoved.
     fn release(&mut self, ready: &mut Vec<T>) {
-        let mut blocked_barrier = false;
         let mut blocked_chats: HashSet<ChatRef> = HashSet::new();
-        let mut kept = VecDeque::with_capacity(self.waiting.len());
-        while let Some((scope, ticket, item)) = self.waiting.pop_front() {
-            let earlier_blocks = blocked_barrier
-                || match &scope {
-                    Scope::Account => !kept.is_empty(),
-                    Scope::Chat(chat) => blocked_chats.contains(chat),
-                };
-            if !earlier_blocks && self.free(&scope) {
+        let mut i = 0;
+        while let Some((scope, _, _)) = self.waiting.get(i) {
+            let earlier_blocks = match scope {
+                // Any earlier event still waiting blocks a barrier.
+                Scope::Account => i > 0,
+                Scope::Chat(chat) => blocked_chats.contains(chat),
+            };
+            if !earlier_blocks && self.free(scope) {
+                let (scope, ticket, item) = self.waiting.remove(i).expect("an index just read");
                 self.start(&scope, ticket);
                 ready.push(item);
                 continue;
             }
-            match &scope {
-                Scope::Account => blocked_barrier = true,
+            match scope {
+                // Nothing after a waiting barrier may start.
+                Scope::Account => break,
                 Scope::Chat(chat) => {
                     blocked_chats.insert(chat.clone());
                 }
             }
-            kept.push_back((scope, ticket, item));
-            if blocked_barrier {
-                // Nothing after a waiting barrier may start: keep the rest as it is.
-                kept.extend(self.waiting.drain(..));
-            }
+            i += 1;
         }
-        self.waiting = kept;
     }
 
     fn idle(&self) -> bool {
