@@ -14,10 +14,23 @@ pub enum RedisMode {
     Cluster,
 }
 
+/// The kind of queue a user's notification queue is declared as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum UserQueueType {
+    /// Replicated over the cluster's nodes (as the contract's inbound
+    /// partitions are); several file handles and more memory per queue.
+    #[default]
+    Quorum,
+    /// One node's queue: far cheaper per queue, lost with its node.
+    Classic,
+}
+
 /// How to reach the broker and the store, and how much to take on at once.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// RabbitMQ URL.
+    /// RabbitMQ URL; for a cluster, one URL per node, comma-separated: the
+    /// worker connects to the first that answers and moves to another when
+    /// its node goes away.
     #[arg(
         long,
         env = "AMQP_URL",
@@ -71,6 +84,17 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
 
+    /// The queue type of users' notification queues, `quorum` or `classic`
+    /// (see docs/user-queues.md for what each costs the broker). A queue a
+    /// client declared first is used as it is, whatever its type.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_USER_QUEUE_TYPE",
+        value_enum,
+        default_value_t = UserQueueType::Quorum
+    )]
+    pub user_queue_type: UserQueueType,
+
     /// Serve Prometheus `/metrics`, `/healthz` and `/readyz` on this address
     /// (e.g. `0.0.0.0:9464`); off when not given.
     #[arg(long, env = "SWITCHBOARD_METRICS_ADDR")]
@@ -89,11 +113,7 @@ impl Config {
     /// The Redis nodes of `--redis-url`: one in standalone mode, the seeds
     /// in cluster mode.
     pub fn redis_nodes(&self) -> Vec<&str> {
-        self.redis_url
-            .split(',')
-            .map(str::trim)
-            .filter(|url| !url.is_empty())
-            .collect()
+        url_list(&self.redis_url)
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -114,9 +134,18 @@ impl Config {
             event_ttl_hours: 72,
             startup_wait_secs: 30,
             shutdown_grace_secs: 10,
+            user_queue_type: UserQueueType::Quorum,
             metrics_addr: None,
         }
     }
+}
+
+/// The URLs of a comma-separated list, trimmed, empty entries left out.
+pub(crate) fn url_list(list: &str) -> Vec<&str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .collect()
 }
 
 /// The prefix names exchanges, queues and keys, so it keeps to a safe alphabet.
@@ -177,5 +206,19 @@ mod tests {
             vec!["redis://a:7000", "redis://b:7001"]
         );
         assert!(Cli::try_parse_from(["switchboard", "--redis-mode", "sharded"]).is_err());
+    }
+
+    #[test]
+    fn user_queues_are_quorum_unless_classic_is_asked_for() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(["switchboard"].iter().chain(args))
+                .map(|cli| cli.config.user_queue_type)
+        };
+        assert_eq!(parse(&[]).unwrap(), UserQueueType::Quorum);
+        assert_eq!(
+            parse(&["--user-queue-type", "classic"]).unwrap(),
+            UserQueueType::Classic
+        );
+        assert!(parse(&["--user-queue-type", "stream"]).is_err());
     }
 }

@@ -24,5 +24,5 @@ pub mod telemetry;
 pub mod web_url;
 pub mod worker;
 
-pub use config::{Config, RedisMode};
+pub use config::{Config, RedisMode, UserQueueType};
 pub use worker::run;

@@ -55,6 +55,17 @@ impl Names {
         format!("{}.outbound", self.prefix)
     }
 
+    /// Every exchange the worker declares (for removing a prefix).
+    pub fn exchanges(&self) -> [String; 5] {
+        [
+            self.inbound(),
+            self.inbound_hash(),
+            self.notify(),
+            self.crm(),
+            self.outbound(),
+        ]
+    }
+
     pub fn dead(&self) -> String {
         format!("{}.dead", self.prefix)
     }

@@ -237,14 +237,30 @@ pub struct Recipient {
     pub reason: Option<RejectReason>,
 }
 
+impl Recipient {
+    /// Nobody: a group's template is made for him, so a template is the same
+    /// whoever the group goes to first (the stored plans of a round-robin
+    /// turn share it between its variants). Never published: every
+    /// notification takes these fields from its own recipient.
+    pub fn nobody() -> Recipient {
+        let nobody = Id::parse("-").expect("a valid id");
+        Recipient {
+            user: nobody.clone(),
+            kind: NotificationType::ChatMessage,
+            id: nobody,
+            reason: None,
+        }
+    }
+}
+
 /// Everything a decision publishes, in a compact form: a fan-out keeps its
 /// text once. Stored as is with the applied event, so a redelivery publishes
 /// exactly the same bytes; [`Output::messages`] expands it for the broker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Output {
     /// Notifications of one template to each recipient, in order. The
-    /// template is the notification as its first recipient gets it; the others
-    /// differ only in what a [`Recipient`] says.
+    /// template is the notification without a recipient ([`Recipient::nobody`]):
+    /// each recipient's notification differs only in what its [`Recipient`] says.
     #[serde(rename = "n")]
     Notify {
         #[serde(rename = "t")]
@@ -330,7 +346,8 @@ impl Outputs {
     }
 
     /// Tells `to` of a chat: joins the group of notifications whose template
-    /// `same` accepts, or starts one with the template `make` builds for `to`.
+    /// `same` accepts, or starts one with the template `make` builds for
+    /// [`Recipient::nobody`].
     pub fn notify(
         &mut self,
         same: impl Fn(&Notification) -> bool,
@@ -344,7 +361,7 @@ impl Outputs {
         match group {
             Some(group) => group.push(to),
             None => self.0.push(Output::Notify {
-                template: make(&to),
+                template: make(&Recipient::nobody()),
                 to: vec![to],
             }),
         }

@@ -150,7 +150,8 @@ impl Reads {
 }
 
 /// A channel's seats, round-robin pool and the chats waiting on it: what
-/// offering waiting chats to users who gain access needs.
+/// offering waiting chats to users who gain access needs. The pool's version
+/// is its turn counter.
 #[derive(Debug, Clone, Default)]
 pub struct ChannelState {
     /// Sorted by user id.
@@ -227,6 +228,47 @@ pub struct Plan {
     pub declare_users: Vec<Id>,
     /// What the plan decided, for the metrics.
     pub tally: Tally,
+    /// A new client handed out by round robin: which manager gets him is
+    /// decided when the plan is applied, so new clients of one channel at
+    /// once do not conflict.
+    pub turn: Option<Turn>,
+}
+
+/// A round-robin turn taken when the plan is applied: the store gives the
+/// client to the manager of `variants` whose last new client is oldest (never
+/// first, ties by id; see [`crate::model::RoundRobin`]), records the turn in
+/// the channel's pool and applies the plan's own changes, then that variant's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Turn {
+    pub channel: Id,
+    /// One per eligible manager of the channel, sorted by manager id.
+    pub variants: Vec<Variant>,
+}
+
+/// What a plan with a [`Turn`] adds if `manager` gets the client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    pub manager: Id,
+    pub changes: Vec<Change>,
+    pub outputs: Outputs,
+}
+
+impl Plan {
+    /// The plan as it is applied when `manager` takes the turn (the plan
+    /// itself when it has no turn); `None` if he is none of its variants.
+    pub fn with_turn_to(&self, manager: Option<&Id>) -> Option<Plan> {
+        let Some(turn) = &self.turn else {
+            return manager.is_none().then(|| self.clone());
+        };
+        let variant = turn.variants.iter().find(|v| Some(&v.manager) == manager)?;
+        let mut plan = Plan {
+            turn: None,
+            ..self.clone()
+        };
+        plan.changes.extend(variant.changes.iter().cloned());
+        plan.outputs.0.extend(variant.outputs.iter().cloned());
+        Some(plan)
+    }
 }
 
 /// Decisions of a plan worth counting: claims and round-robin hand-outs.
@@ -243,9 +285,11 @@ pub struct ChatSnapshot {
     pub config: Version,
     pub settings: Option<Settings>,
     pub channel: Option<Channel>,
-    /// The channel's users and their seats, sorted by user id.
+    /// The seats the decision may need, sorted by user id: the channel's
+    /// quality control and supervisors, the contact's responsible and the
+    /// event's user, and, unless the chat is settled on a responsible who has
+    /// a seat, every eligible manager. Not every seat of the channel.
     pub seats: Vec<(Id, Seat)>,
-    pub round_robin: Stored<RoundRobin>,
     pub chat: Stored<Chat>,
     pub contact: Stored<Contact>,
     /// The user named by the event, if any.

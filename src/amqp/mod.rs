@@ -2,13 +2,15 @@
 //! dead-letter queue. Small and boring on purpose: every decision is made
 //! elsewhere.
 
+mod nodes;
 mod publisher;
 mod topology;
 mod user_queues;
 
+pub use nodes::{BadUrl, Nodes, Unreachable};
 pub use publisher::{PublishError, Publisher, Unconfirmed};
 pub use topology::declare;
-pub use user_queues::UserQueues;
+pub use user_queues::{DECLARE_CHANNELS, UserQueues};
 
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 

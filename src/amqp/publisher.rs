@@ -1,8 +1,8 @@
 //! Publishing with confirms: a batch is handed to the channel at once, in
 //! order ([`Publisher::send`]), and counts as done only when the broker
-//! confirmed every message of it ([`Unconfirmed::confirmed`]). One channel carries
-//! every publish of a session, so batches reach the broker in the order they
-//! were sent.
+//! confirmed every message of it ([`Unconfirmed::confirmed`]). One channel
+//! carries every publish of a session (until a nack renews it, see
+//! [`Publisher`]), so batches reach the broker in the order they were sent.
 //!
 //! Suitcase replies are the exception. They go to a queue the requester owns
 //! (server-named or direct reply-to), published `mandatory`: a reply the broker
@@ -21,6 +21,7 @@ use tracing::warn;
 
 use super::user_queues::UserQueues;
 use crate::clip::{MAX_REASON_BYTES, MAX_SHORT_BYTES, clip};
+use crate::config::UserQueueType;
 use crate::ids::Id;
 use crate::names::Names;
 use crate::output::{Destination, Message, Outputs};
@@ -38,6 +39,9 @@ pub enum PublishError {
     ConfirmTimeout(std::time::Duration),
 }
 
+/// How long opening a fresh publishing channel may take.
+const RENEW_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long a confirm may take before the channel counts as stuck.
 const CONFIRM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -50,11 +54,18 @@ enum Delivery {
     Unroutable,
 }
 
-/// A confirm-mode channel with the exchange names, plus the channel that
-/// declares user queues.
+/// A confirm-mode channel with the exchange names, plus the channels that
+/// declare user queues.
+///
+/// A refused (nacked) message gets the channel replaced by a fresh one before
+/// the event is retried: RabbitMQ 3.10 lets a channel whose first publish to
+/// a quorum queue came during a leader election refuse every later publish to
+/// that queue, for as long as the channel lives, though the queue has a new
+/// leader (seen when a cluster node dies; `tests/api/rabbit_cluster.rs`).
 #[derive(Clone)]
 pub struct Publisher {
-    channel: Channel,
+    channel: Arc<std::sync::RwLock<Channel>>,
+    connection: Arc<Connection>,
     names: Names,
     user_queues: UserQueues,
     dropped_replies: Arc<AtomicU64>,
@@ -62,21 +73,31 @@ pub struct Publisher {
 
 impl Publisher {
     pub async fn open(connection: &Arc<Connection>, names: Names) -> Result<Self, lapin::Error> {
-        let channel = connection.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        let channel = confirm_channel(connection).await?;
         Ok(Self {
-            channel,
+            channel: Arc::new(std::sync::RwLock::new(channel)),
+            connection: connection.clone(),
             user_queues: UserQueues::new(connection.clone(), names.clone()),
             names,
             dropped_replies: Arc::default(),
         })
     }
 
-    /// Declares a user's notification queue (see [`UserQueues`]).
-    pub async fn declare_user_queue(&self, account: &Id, user: &Id) -> Result<(), lapin::Error> {
-        self.user_queues.declare(account, user).await
+    /// The same publisher, declaring user queues of type `kind`.
+    pub fn with_user_queue_type(self, kind: UserQueueType) -> Self {
+        Self {
+            user_queues: self.user_queues.of_type(kind),
+            ..self
+        }
+    }
+
+    /// Declares the notification queues of `users` (see [`UserQueues::declare_all`]).
+    pub async fn declare_user_queues(
+        &self,
+        account: &Id,
+        users: &[Id],
+    ) -> Result<(), lapin::Error> {
+        self.user_queues.declare_all(account, users).await
     }
 
     /// Suitcase replies dropped since this publisher opened (refused or unroutable).
@@ -84,21 +105,48 @@ impl Publisher {
     /// every channel before its connection).
     pub async fn close(&self) {
         self.user_queues.close().await;
-        if self.channel.status().connected() {
-            let _ = tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                self.channel.close(200, "closing".into()),
-            )
-            .await;
-        }
+        close(&self.channel()).await;
     }
 
     pub fn dropped_replies(&self) -> u64 {
         self.dropped_replies.load(Ordering::Relaxed)
     }
 
-    pub fn channel(&self) -> &Channel {
-        &self.channel
+    /// The publishing channel in use now.
+    pub fn channel(&self) -> Channel {
+        self.channel
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces `refused`, if it is still the publishing channel, by a fresh
+    /// one; when none can be opened the old one stays (the retry will tell).
+    async fn renew(&self, refused: &Channel) {
+        let Ok(Ok(fresh)) =
+            tokio::time::timeout(RENEW_WAIT, confirm_channel(&self.connection)).await
+        else {
+            return;
+        };
+        let old = {
+            let mut slot = self
+                .channel
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if slot.id() == refused.id() {
+                std::mem::replace(&mut *slot, fresh.clone())
+            } else {
+                fresh.clone()
+            }
+        };
+        if old.id() != fresh.id() {
+            warn!(
+                old = old.id(),
+                new = fresh.id(),
+                "The broker refused a message; publishing on a fresh channel."
+            );
+        }
+        close(&old).await;
     }
 
     pub fn names(&self) -> &Names {
@@ -115,6 +163,7 @@ impl Publisher {
         outputs: &Outputs,
     ) -> Result<Unconfirmed<'_>, PublishError> {
         let messages = outputs.messages();
+        let channel = self.channel();
         // Each publish puts its frames in the channel's queue at its first
         // poll, and `try_join_all` polls them in order.
         let writes = messages.iter().map(|message| {
@@ -124,13 +173,21 @@ impl Publisher {
                 props = props.with_correlation_id(ShortString::from(correlation_id.as_str()));
             }
             let reply = matches!(message.to, Destination::ReplyTo(_));
-            self.write(exchange, key, message.body.as_bytes(), props, reply)
+            write(
+                &channel,
+                exchange,
+                key,
+                message.body.as_bytes(),
+                props,
+                reply,
+            )
         });
         let confirms = tokio::time::timeout(CONFIRM_WAIT, try_join_all(writes))
             .await
             .map_err(|_| PublishError::ConfirmTimeout(CONFIRM_WAIT))??;
         Ok(Unconfirmed {
             publisher: self,
+            channel,
             account: account.clone(),
             messages,
             confirms,
@@ -170,48 +227,50 @@ impl Publisher {
         if original.delivery_mode().is_none() {
             props = props.with_delivery_mode(2);
         }
+        let channel = self.channel();
         match self
-            .confirmed("", &self.names.dead(), body, props, false)
+            .confirmed(&channel, "", &self.names.dead(), body, props, false)
             .await?
         {
             Delivery::Confirmed => Ok(()),
-            _ => Err(PublishError::Nacked(self.names.dead())),
+            _ => {
+                self.renew(&channel).await;
+                Err(PublishError::Nacked(self.names.dead()))
+            }
         }
     }
 
     /// Publishes one message and waits for its confirm.
     async fn confirmed(
         &self,
+        channel: &Channel,
         exchange: &str,
         key: &str,
         body: &[u8],
         props: BasicProperties,
         mandatory: bool,
     ) -> Result<Delivery, PublishError> {
-        let confirm = self
-            .write(exchange.into(), key.into(), body, props, mandatory)
-            .await?;
+        let confirm = write(channel, exchange.into(), key.into(), body, props, mandatory).await?;
         delivery(confirm).await
     }
+}
 
-    /// Hands one message to the channel; returns once it is written.
-    async fn write(
-        &self,
-        exchange: String,
-        key: String,
-        body: &[u8],
-        props: BasicProperties,
-        mandatory: bool,
-    ) -> Result<PublisherConfirm, PublishError> {
-        let options = BasicPublishOptions {
-            mandatory,
-            ..BasicPublishOptions::default()
-        };
-        Ok(self
-            .channel
-            .basic_publish(exchange.into(), key.into(), options, body, props)
-            .await?)
-    }
+/// Hands one message to `channel`; returns once it is written.
+async fn write(
+    channel: &Channel,
+    exchange: String,
+    key: String,
+    body: &[u8],
+    props: BasicProperties,
+    mandatory: bool,
+) -> Result<PublisherConfirm, PublishError> {
+    let options = BasicPublishOptions {
+        mandatory,
+        ..BasicPublishOptions::default()
+    };
+    Ok(channel
+        .basic_publish(exchange.into(), key.into(), options, body, props)
+        .await?)
 }
 
 /// What the broker answered to one message, waiting at most [`CONFIRM_WAIT`].
@@ -231,6 +290,8 @@ async fn delivery(confirm: PublisherConfirm) -> Result<Delivery, PublishError> {
 #[must_use = "a batch counts as published only once confirmed"]
 pub struct Unconfirmed<'a> {
     publisher: &'a Publisher,
+    /// The channel they went on: renewed if the broker refuses one of them.
+    channel: Channel,
     account: Id,
     messages: Vec<Message>,
     confirms: Vec<PublisherConfirm>,
@@ -248,6 +309,7 @@ impl Unconfirmed<'_> {
     pub async fn confirmed(self) -> Result<(), PublishError> {
         let Unconfirmed {
             publisher,
+            channel,
             account,
             messages,
             confirms,
@@ -272,7 +334,12 @@ impl Unconfirmed<'_> {
                     }
                 }
             });
-        try_join_all(answers).await?;
+        if let Err(error) = try_join_all(answers).await {
+            if matches!(error, PublishError::Nacked(_)) {
+                publisher.renew(&channel).await;
+            }
+            return Err(error);
+        }
         for message in &messages {
             crate::monitor::counters::published(message.to.label(), 1);
         }
@@ -301,4 +368,24 @@ fn json_props() -> BasicProperties {
         .with_content_type("application/json".into())
         .with_delivery_mode(2)
         .with_app_id("switchboard".into())
+}
+
+/// A channel in confirm mode.
+async fn confirm_channel(connection: &Connection) -> Result<Channel, lapin::Error> {
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
+}
+
+/// Closes a channel if it is open, waiting at most 5 s.
+async fn close(channel: &Channel) {
+    if channel.status().connected() {
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            channel.close(200, "closing".into()),
+        )
+        .await;
+    }
 }

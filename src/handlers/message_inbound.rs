@@ -5,8 +5,8 @@
 
 use super::assign::{Assigned, Handover, assign};
 use super::chat::{Opened, open};
-use super::routing::{self, About, push_unique};
-use super::{Change, ChatSnapshot, Decision, Item, Plan};
+use super::routing::{self, About};
+use super::{Change, ChatSnapshot, Decision, Plan, Turn, Variant};
 use crate::events::MessageInbound;
 use crate::ids::Id;
 use crate::model::{Chat, Distribution};
@@ -28,7 +28,7 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
         chat.seen_on.push(e.channel_id.clone());
         NotificationType::ChatNew
     };
-    let mut about = About::new(
+    let about = About::new(
         &e.envelope,
         &e.channel_id,
         e.chat_type,
@@ -62,50 +62,36 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
         .as_ref()
         .filter(|st| st.new_clients.distribution == Distribution::RoundRobin);
     if let (Some(settings), false) = (round_robin, eligible.is_empty()) {
-        // Round robin: the next manager in turn becomes responsible now.
-        let pool = s.round_robin.value.clone().unwrap_or_default();
-        let Some(manager) = routing::next_in_turn(&eligible, &pool) else {
-            unreachable!("eligible is not empty")
-        };
-        plan.guards
-            .push(s.round_robin.guard(Item::RoundRobin(e.channel_id.clone())));
-        plan.changes.push(Change::SaveRoundRobin(
-            e.channel_id.clone(),
-            routing::take_turn(&pool, &manager, &eligible),
-        ));
+        // Round robin: the manager in turn becomes responsible now. Which one
+        // is decided as the plan is applied; here, what each would get.
         let chat_ref = e.chat();
-        let handover = Handover {
-            envelope: &e.envelope,
-            chat_ref: &chat_ref,
-            chat: &chat,
-            contact,
-            client_name: client_name(e),
-        };
-        let Assigned {
-            contact,
-            deal,
-            shown,
-        } = assign(&mut plan, handover, &manager, Some(settings));
-        plan.tally.round_robin += 1;
-
-        about.contact_id = Some(&contact.contact_id);
-        about.deal_id = deal.as_ref().map(|d| &d.deal_id);
-        let mut told = vec![manager.clone()];
-        about.notify(&mut plan.outputs, &manager, NotificationType::ChatNew, None);
-        let withdrawn = about.without_message();
-        for user in shown
+        let variants = eligible
             .iter()
-            .filter(|u| **u != manager && !observers.contains(u))
-        {
-            withdrawn.notify(
-                &mut plan.outputs,
-                user,
-                NotificationType::ChatWithdrawn,
-                None,
-            );
-            push_unique(&mut told, user);
-        }
-        notify_observers(&mut plan, &about, &observers, observer_kind, &mut told);
+            .map(|manager| {
+                let mut variant = Plan::default();
+                let handover = Handover {
+                    envelope: &e.envelope,
+                    chat_ref: &chat_ref,
+                    chat: &chat,
+                    contact,
+                    client_name: client_name(e),
+                };
+                let assigned = assign(&mut variant, handover, manager, Some(settings));
+                let mut about = about.clone();
+                announce(&mut variant, &mut about, manager, &assigned, &observers);
+                notify_observers(&mut variant, &about, &observers, observer_kind, &mut vec![]);
+                Variant {
+                    manager: manager.clone(),
+                    changes: variant.changes,
+                    outputs: variant.outputs,
+                }
+            })
+            .collect();
+        plan.tally.round_robin += 1;
+        plan.turn = Some(Turn {
+            channel: e.channel_id.clone(),
+            variants,
+        });
         return Decision::Apply(plan);
     }
 
@@ -164,6 +150,33 @@ fn answer_or_apply(plan: Plan) -> Decision {
 
 fn has_seat(s: &ChatSnapshot, user: &Id) -> bool {
     routing::seat_of(&s.seats, user).is_some()
+}
+
+/// A new client's manager is told, and who had been shown the chat while it
+/// waited (but sees every chat anyway) loses it.
+fn announce<'a>(
+    plan: &mut Plan,
+    about: &mut About<'a>,
+    manager: &Id,
+    assigned: &'a Assigned,
+    observers: &[Id],
+) {
+    about.contact_id = Some(&assigned.contact.contact_id);
+    about.deal_id = assigned.deal.as_ref().map(|d| &d.deal_id);
+    about.notify(&mut plan.outputs, manager, NotificationType::ChatNew, None);
+    let withdrawn = about.without_message();
+    for user in assigned
+        .shown
+        .iter()
+        .filter(|u| *u != manager && !observers.contains(u))
+    {
+        withdrawn.notify(
+            &mut plan.outputs,
+            user,
+            NotificationType::ChatWithdrawn,
+            None,
+        );
+    }
 }
 
 /// Quality control and supervisors not told yet get the message.

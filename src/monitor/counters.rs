@@ -20,6 +20,7 @@ pub const RUNNING: &str = "switchboard_events_running";
 pub const WAITING: &str = "switchboard_events_waiting";
 pub const PARTITIONS_LED: &str = "switchboard_partitions_led";
 pub const DROPPED_REPLIES: &str = "switchboard_replies_dropped_total";
+pub const REDIS_ROUND_TRIPS: &str = "switchboard_redis_round_trips_total";
 
 pub(super) fn describe() {
     describe_counter!(
@@ -54,6 +55,10 @@ pub(super) fn describe() {
     describe_gauge!(
         PARTITIONS_LED,
         "Inbound partitions this worker has received from since it subscribed."
+    );
+    describe_counter!(
+        REDIS_ROUND_TRIPS,
+        "Requests sent to Redis and answered or not, by operation (snapshot, read, channel, apply, replicate, heartbeat)."
     );
     describe_counter!(
         DROPPED_REPLIES,
@@ -111,4 +116,9 @@ pub fn partitions_led(n: usize) {
 
 pub fn dropped_reply() {
     counter!(DROPPED_REPLIES).increment(1);
+}
+
+/// One request to Redis (a script, a pipeline, a command), counted as it is sent.
+pub fn redis_round_trip(op: &'static str) {
+    counter!(REDIS_ROUND_TRIPS, "op" => op).increment(1);
 }

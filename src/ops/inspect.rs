@@ -124,12 +124,12 @@ pub async fn account(
     let mut channels = Vec::new();
     for (_, channel) in hash::<Channel>(redis, &keys.key(&Key::Channels)).await? {
         let seats = hash::<Seat>(redis, &keys.key(&Key::Seats(channel.channel_id.clone()))).await?;
-        let round_robin: RoundRobin = get(
-            redis,
-            &keys.key(&Key::RoundRobin(channel.channel_id.clone())),
-        )
-        .await?
-        .unwrap_or_default();
+        let round_robin = RoundRobin {
+            turn: get(redis, &keys.key(&Key::Turn(channel.channel_id.clone())))
+                .await?
+                .unwrap_or(0),
+            last: hash(redis, &keys.key(&Key::Pool(channel.channel_id.clone()))).await?,
+        };
         let seat_list: Vec<(Id, Seat)> = seats.iter().map(|(id, s)| (id.clone(), *s)).collect();
         let next = next_in_turn(&eligible(&seat_list), &round_robin);
         channels.push(ChannelView {

@@ -25,8 +25,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use clap::Args;
-use lapin::{Channel, Connection, ConnectionProperties};
+use lapin::{Channel, Connection};
 
+use crate::amqp::Nodes;
 use crate::config::{Config, redact};
 use crate::names::Names;
 
@@ -139,19 +140,18 @@ pub(crate) async fn within<T, E: Into<OpsError>>(
     }
 }
 
-/// A connection to the broker, its failure explained in words.
+/// A connection to the broker (the first node of the list that answers,
+/// each under [`WAIT`]), its failure explained in words.
 pub async fn amqp(target: &Target) -> Result<Connection, OpsError> {
-    let url = redact(&target.amqp_url);
-    let props = ConnectionProperties::default().with_connection_name("switchboard-ops".into());
-    match tokio::time::timeout(WAIT, Connection::connect(&target.amqp_url, props)).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(OpsError::AmqpConnect {
-            url,
-            reason: crate::diagnose::amqp(&e),
-        }),
-        Err(_) => Err(OpsError::AmqpConnect {
-            url,
-            reason: crate::diagnose::no_answer("RabbitMQ"),
+    let nodes = Nodes::parse(&target.amqp_url).map_err(|bad| OpsError::AmqpConnect {
+        url: bad.url,
+        reason: bad.reason,
+    })?;
+    match nodes.connect(None, "switchboard-ops", WAIT).await {
+        Ok((conn, _)) => Ok(conn),
+        Err(failed) => Err(OpsError::AmqpConnect {
+            url: nodes.shown_all(),
+            reason: failed.reason(),
         }),
     }
 }

@@ -95,13 +95,7 @@ async fn delete(
         .await?;
         report.queues.push((queue, messages));
     }
-    for exchange in [
-        names.inbound(),
-        names.inbound_hash(),
-        names.notify(),
-        names.crm(),
-        names.outbound(),
-    ] {
+    for exchange in names.exchanges() {
         if exchange_exists(conn, &exchange).await? {
             within(
                 &format!("exchange.delete {exchange}"),

@@ -1,6 +1,8 @@
 //! The write: `apply.lua` applies a plan's changes only if its guards still
-//! hold, and records the event with its outputs. Here a plan's domain
-//! [`Change`]s become Redis commands on the account's keys, with their JSON.
+//! hold, takes its round-robin turn if it has one, and records the event with
+//! its outputs. Here a plan's domain [`Change`]s become Redis commands on the
+//! account's keys, with their JSON; a turn's variants go as shared pieces and
+//! what each fills in ([`super::turn`]).
 
 use std::collections::HashMap;
 
@@ -8,10 +10,13 @@ use redis::Value as Reply;
 use serde::{Deserialize, Serialize};
 
 use super::keys::{AccountKeys, Key, waiting_field};
+use super::turn::factor;
 use super::{Store, StoreError, corrupt, parse, within};
 use crate::ids::Id;
+use crate::model::Seat;
+use crate::monitor::counters;
 use crate::output::Outputs;
-use crate::state::{Change, Plan};
+use crate::state::{Change, Plan, Turn};
 
 /// What an applied event leaves behind: enough to repeat its effects on the
 /// broker. Its outputs are compact (a fan-out keeps its text once), so the
@@ -36,12 +41,25 @@ impl Record {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("plain data serializes")
     }
+
+    /// The record's JSON in parts that join into the same value: one for
+    /// each output, for [`factor`].
+    fn parts(&self) -> Vec<String> {
+        let mut parts = json_array(self.outputs.iter().map(json).collect());
+        parts[0] = format!("{{\"o\":{}", parts[0]);
+        let last = parts.last_mut().expect("a closing bracket");
+        if !self.declare_users.is_empty() {
+            last.push_str(&format!(",\"q\":{}", json(&self.declare_users)));
+        }
+        last.push('}');
+        parts
+    }
 }
 
 /// Result of [`Store::apply`].
 pub enum Applied {
-    /// Written now.
-    Ok,
+    /// Written now; with a round-robin turn, the manager who took it.
+    Ok { manager: Option<Id> },
     /// Another delivery of the same event was applied first: here is its record.
     Already(Record),
     /// The state moved since the snapshot; decide again.
@@ -52,6 +70,8 @@ pub enum Applied {
 pub(super) enum Command {
     Set(Key, String),
     HSet(Key, Id, String),
+    /// Sets the field only if it is absent.
+    HSetNx(Key, Id, String),
     HDel(Key, Id),
     SAdd(Key, Id),
     SRem(Key, Id),
@@ -59,8 +79,9 @@ pub(super) enum Command {
 }
 
 impl Command {
-    pub(super) fn of(change: &Change) -> Command {
-        match change {
+    /// The commands of `change`, in order.
+    pub(super) fn of(change: &Change) -> Vec<Command> {
+        let one = match change {
             Change::ConfigChanged => Command::Incr(Key::Config),
             Change::SaveSettings(s) => Command::Set(Key::Settings, json(s)),
             Change::SavePipelines(p) => Command::Set(Key::Pipelines, json(p)),
@@ -70,9 +91,11 @@ impl Command {
                 channel,
                 user,
                 seat,
-            } => Command::HSet(Key::Seats(channel.clone()), user.clone(), json(seat)),
+            } => return save_seat(channel, user, seat),
             Change::RemoveSeat { channel, user } => {
-                Command::HDel(Key::Seats(channel.clone()), user.clone())
+                return [Key::Seats, Key::Observers, Key::Pool]
+                    .map(|key| Command::HDel(key(channel.clone()), user.clone()))
+                    .into();
             }
             Change::SaveChat(chat, value) => Command::Set(Key::Chat(chat.clone()), json(value)),
             Change::SaveContact(c) => Command::Set(Key::Contact(c.contact_id.clone()), json(c)),
@@ -84,7 +107,18 @@ impl Command {
                 Command::SRem(Key::ContactDeals(contact.clone()), deal.clone())
             }
             Change::SaveRoundRobin(channel, pool) => {
-                Command::Set(Key::RoundRobin(channel.clone()), json(pool))
+                let mut commands = vec![Command::Set(
+                    Key::Turn(channel.clone()),
+                    pool.turn.to_string(),
+                )];
+                for (manager, turn) in &pool.last {
+                    commands.push(Command::HSet(
+                        Key::Pool(channel.clone()),
+                        manager.clone(),
+                        turn.to_string(),
+                    ));
+                }
+                return commands;
             }
             Change::MarkWaiting { channel, entry } => Command::HSet(
                 Key::Waiting(channel.clone()),
@@ -94,7 +128,8 @@ impl Command {
             Change::UnmarkWaiting { channel, chat } => {
                 Command::HDel(Key::Waiting(channel.clone()), waiting_field(chat))
             }
-        }
+        };
+        vec![one]
     }
 
     /// The command on a pipeline, as `apply.lua` would run it (for bulk loads).
@@ -102,6 +137,7 @@ impl Command {
         match self {
             Command::Set(k, v) => pipe.set(keys.key(k), v),
             Command::HSet(k, f, v) => pipe.hset(keys.key(k), f.as_str(), v),
+            Command::HSetNx(k, f, v) => pipe.hset_nx(keys.key(k), f.as_str(), v),
             Command::HDel(k, f) => pipe.hdel(keys.key(k), f.as_str()),
             Command::SAdd(k, m) => pipe.sadd(keys.key(k), m.as_str()),
             Command::SRem(k, m) => pipe.srem(keys.key(k), m.as_str()),
@@ -116,12 +152,40 @@ impl Command {
         match self {
             Command::Set(k, v) => json!(["set", slot(k), v]),
             Command::HSet(k, f, v) => json!(["hset", slot(k), f.as_str(), v]),
+            Command::HSetNx(k, f, v) => json!(["hsetnx", slot(k), f.as_str(), v]),
             Command::HDel(k, f) => json!(["hdel", slot(k), f.as_str()]),
             Command::SAdd(k, m) => json!(["sadd", slot(k), m.as_str()]),
             Command::SRem(k, m) => json!(["srem", slot(k), m.as_str()]),
             Command::Incr(k) => json!(["incr", slot(k)]),
         }
     }
+}
+
+/// A seat, and the channel's indexes kept with it: quality control and
+/// supervisors in its observers, eligible managers in its pool (a manager who
+/// stays keeps his last turn), nobody in both.
+fn save_seat(channel: &Id, user: &Id, seat: &Seat) -> Vec<Command> {
+    let (ch, user) = (channel.clone(), user.clone());
+    let mut commands = vec![Command::HSet(
+        Key::Seats(ch.clone()),
+        user.clone(),
+        json(seat),
+    )];
+    if seat.role.observes_all() {
+        commands.push(Command::HSet(
+            Key::Observers(ch.clone()),
+            user.clone(),
+            json(seat),
+        ));
+    } else {
+        commands.push(Command::HDel(Key::Observers(ch.clone()), user.clone()));
+    }
+    if seat.eligible() {
+        commands.push(Command::HSetNx(Key::Pool(ch), user, "0".into()));
+    } else {
+        commands.push(Command::HDel(Key::Pool(ch), user));
+    }
+    commands
 }
 
 /// The JSON a value is kept in.
@@ -155,18 +219,79 @@ fn script_input(keys: &AccountKeys, event_id: &Id, plan: &Plan, ttl: u64) -> (Ve
             g
         })
         .collect();
-    let ops: Vec<serde_json::Value> = plan
-        .changes
-        .iter()
-        .map(|change| Command::of(change).to_json(&mut slot))
-        .collect();
-    let arg = serde_json::json!({
+    let ops = commands(&plan.changes, &mut slot);
+    let mut arg = serde_json::json!({
         "ttl": ttl,
-        "record": Record::of(plan).to_json(),
         "guards": guards,
         "ops": ops,
     });
+    match &plan.turn {
+        None => arg["record"] = Record::of(plan).to_json().into(),
+        Some(turn) => arg["turn"] = turn_input(plan, turn, &mut slot),
+    }
     (names, arg.to_string())
+}
+
+/// The commands of `changes` as `apply.lua` reads them.
+fn commands(changes: &[Change], slot: &mut impl FnMut(&Key) -> usize) -> Vec<serde_json::Value> {
+    changes
+        .iter()
+        .flat_map(Command::of)
+        .map(|command| command.to_json(slot))
+        .collect()
+}
+
+/// A turn for `apply.lua`: the pool and its counter, the managers in order,
+/// and each variant's commands and record as pieces they share and slots each
+/// fills in ([`factor`]), so the message text goes once, not once per manager.
+fn turn_input(plan: &Plan, turn: &Turn, slot: &mut impl FnMut(&Key) -> usize) -> serde_json::Value {
+    let mut ops = Vec::with_capacity(turn.variants.len());
+    let mut records = Vec::with_capacity(turn.variants.len());
+    for variant in &turn.variants {
+        let parts = commands(&variant.changes, slot)
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        ops.push(json_array(parts));
+        let chosen = plan
+            .with_turn_to(Some(&variant.manager))
+            .expect("a variant of the plan");
+        records.push(Record::of(&chosen).parts());
+    }
+    let ops = factor(&ops);
+    let records = factor(&records);
+    let variants: Vec<serde_json::Value> = turn
+        .variants
+        .iter()
+        .enumerate()
+        .map(|(n, v)| {
+            serde_json::json!({
+                "m": v.manager.as_str(),
+                "ops": ops.slots[n],
+                "record": records.slots[n],
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "pool": slot(&Key::Pool(turn.channel.clone())),
+        "turn": slot(&Key::Turn(turn.channel.clone())),
+        "ops": ops.pieces_json(),
+        "record": records.pieces_json(),
+        "variants": variants,
+    })
+}
+
+/// A JSON array's text from its elements' texts, as parts (`[`, elements
+/// with their commas, `]`) for [`factor`].
+fn json_array(elements: Vec<String>) -> Vec<String> {
+    let mut parts = Vec::with_capacity(elements.len() + 2);
+    parts.push("[".to_owned());
+    let n = elements.len();
+    for (i, element) in elements.into_iter().enumerate() {
+        parts.push(if i + 1 < n { element + "," } else { element });
+    }
+    parts.push("]".to_owned());
+    parts
 }
 
 impl Store {
@@ -195,12 +320,16 @@ impl Store {
         }
         invocation.arg(arg);
         let mut conn = self.backend.get().await?;
+        counters::redis_round_trip("apply");
         let value: Reply = invocation.invoke_async(&mut conn).await?;
         let mut items = array(value)?.into_iter();
         match string(items.next())?.as_deref() {
             Some("ok") => {
+                let manager = string(items.next())?
+                    .map(|m| Id::parse(m).map_err(corrupt))
+                    .transpose()?;
                 self.backend.replicate(&names[0]).await?;
-                Ok(Applied::Ok)
+                Ok(Applied::Ok { manager })
             }
             Some("conflict") => Ok(Applied::Conflict),
             Some("applied") => Ok(Applied::Already(parse(
@@ -231,3 +360,6 @@ fn string(value: Option<Reply>) -> Result<Option<String>, StoreError> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests;

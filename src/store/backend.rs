@@ -119,6 +119,7 @@ impl Backend {
         let mut wait = redis::cmd("WAIT");
         wait.arg(1).arg(REPLICA_WAIT_MS);
         let route = Route::with_key(key, SlotAddr::Master);
+        crate::monitor::counters::redis_round_trip("replicate");
         conn.clone()
             .route_command(
                 wait,

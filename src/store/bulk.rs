@@ -82,8 +82,8 @@ pub async fn load(
         }
         match handlers::decide_account(event, &reads) {
             Decision::Apply(plan) => {
-                for change in &plan.changes {
-                    Command::of(change).add_to(&mut writes, keys);
+                for command in plan.changes.iter().flat_map(Command::of) {
+                    command.add_to(&mut writes, keys);
                 }
                 loaded.written += 1;
             }

@@ -1,12 +1,13 @@
 //! The Redis key layout: where each [`Item`] of the state lives, and the keys
-//! only the store knows (a channel's seats and waiting index, a contact's deals).
+//! only the store knows (a channel's seats, its indexes of observers and
+//! eligible managers, its waiting index, a contact's deals).
 //!
 //! Every key of an account is `{prefix}:{{account}}:...`: the escaped account id
 //! inside braces is the Redis Cluster hash tag, so all keys of one account share
 //! one slot and each script runs unchanged on a cluster. Ids are escaped (see
 //! [`Id::key_part`]), so no `{`, `}` or `:` in an id can move the tag or split a
-//! key. `lua/snapshot.lua` and `lua/channel.lua` build chat, contact and deal
-//! keys the same way.
+//! key. `lua/snapshot.lua`, `lua/channel.lua` and `lua/layout.lua` build chat,
+//! contact, deal and channel keys the same way.
 
 use crate::ids::Id;
 use crate::model::ChatRef;
@@ -22,8 +23,20 @@ pub enum Key {
     Channels,
     /// Hash: userId -> [`crate::model::User`].
     Users,
-    /// Hash of one channel: userId -> [`crate::model::Seat`].
+    /// Hash of one channel: userId -> [`crate::model::Seat`], every user with access.
     Seats(Id),
+    /// Hash of one channel: userId -> [`crate::model::Seat`] of its quality
+    /// control and supervisors only (who see every chat), kept with the seats.
+    Observers(Id),
+    /// Hash of one channel's round-robin pool: every eligible manager (a
+    /// manager who takes new clients) -> the turn of his last new client, `0`
+    /// for never. Kept with the seats; `apply.lua` takes the turns.
+    Pool(Id),
+    /// Counter of one channel's round-robin turns (the last turn given).
+    Turn(Id),
+    /// The account's key layout version: the indexes above exist for every
+    /// channel once it says `2` (`lua/layout.lua` builds them for older data).
+    Layout,
     /// The account's pipelines.
     Pipelines,
     /// The account's [`crate::model::Settings`].
@@ -34,8 +47,6 @@ pub enum Key {
     Deal(Id),
     /// Set of the deal ids of one contact.
     ContactDeals(Id),
-    /// The [`crate::model::RoundRobin`] pool of one channel.
-    RoundRobin(Id),
     /// Hash of one channel: the chats waiting there to be claimed,
     /// [`waiting_field`] -> [`crate::model::WaitingEntry`].
     Waiting(Id),
@@ -53,7 +64,8 @@ impl Key {
             Item::Chat(chat) => (Key::Chat(chat.clone()), None),
             Item::Contact(id) => (Key::Contact(id.clone()), None),
             Item::Deal(id) => (Key::Deal(id.clone()), None),
-            Item::RoundRobin(id) => (Key::RoundRobin(id.clone()), None),
+            // The pool changes only through its turns: its guard is the counter.
+            Item::RoundRobin(id) => (Key::Turn(id.clone()), None),
         }
     }
 }
@@ -102,7 +114,10 @@ impl AccountKeys {
             Key::Contact(id) => format!("{b}contact:{}", id.key_part()),
             Key::Deal(id) => format!("{b}deal:{}", id.key_part()),
             Key::ContactDeals(id) => format!("{b}contact-deals:{}", id.key_part()),
-            Key::RoundRobin(channel) => format!("{b}rr:{}", channel.key_part()),
+            Key::Observers(channel) => format!("{b}observers:{}", channel.key_part()),
+            Key::Pool(channel) => format!("{b}pool:{}", channel.key_part()),
+            Key::Turn(channel) => format!("{b}turn:{}", channel.key_part()),
+            Key::Layout => format!("{b}layout"),
             Key::Waiting(channel) => format!("{b}waiting:{}", channel.key_part()),
         }
     }
@@ -134,7 +149,10 @@ mod tests {
             })),
             keys.key(&Key::Contact(weird.clone())),
             keys.key(&Key::Seats(weird.clone())),
-            keys.key(&Key::RoundRobin(weird)),
+            keys.key(&Key::Observers(weird.clone())),
+            keys.key(&Key::Pool(weird.clone())),
+            keys.key(&Key::Turn(weird)),
+            keys.key(&Key::Layout),
         ];
         for key in &all {
             assert_eq!(hash_tag(key), account.key_part(), "{key}");

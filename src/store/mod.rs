@@ -11,6 +11,7 @@ pub mod bulk;
 mod error;
 mod keys;
 mod read;
+mod turn;
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ pub use keys::{AccountKeys, Key, waiting_field};
 
 use crate::config::{Config, RedisMode};
 use crate::ids::Id;
+use crate::monitor::counters;
 
 /// A read that may find the event already applied.
 pub enum Loaded<T> {
@@ -88,9 +90,15 @@ impl Store {
             backend,
             prefix: prefix.to_owned(),
             event_ttl,
-            snapshot: std::sync::Arc::new(redis::Script::new(include_str!("lua/snapshot.lua"))),
+            snapshot: std::sync::Arc::new(redis::Script::new(concat!(
+                include_str!("lua/layout.lua"),
+                include_str!("lua/snapshot.lua")
+            ))),
             apply: std::sync::Arc::new(redis::Script::new(include_str!("lua/apply.lua"))),
-            channel: std::sync::Arc::new(redis::Script::new(include_str!("lua/channel.lua"))),
+            channel: std::sync::Arc::new(redis::Script::new(concat!(
+                include_str!("lua/layout.lua"),
+                include_str!("lua/channel.lua")
+            ))),
             heartbeat: std::sync::Arc::new(redis::Script::new(include_str!("lua/heartbeat.lua"))),
         }
     }
@@ -122,6 +130,7 @@ impl Store {
             .arg(if leave { "1" } else { "0" });
         within(async {
             let mut conn = self.backend.get().await?;
+            counters::redis_round_trip("heartbeat");
             Ok(invocation.invoke_async(&mut conn).await?)
         })
         .await

@@ -1,9 +1,10 @@
 //! The reads: an account event's items (one MULTI/EXEC pipeline), a channel's
 //! state (`channel.lua`) and a chat event's snapshot (`snapshot.lua`), each at
 //! one instant, each decoded from Redis's JSON into the domain's values. The
-//! scripts answer one JSON object, decoded here by name.
+//! scripts answer one JSON object, decoded here by name. Both scripts start
+//! with `layout.lua`, which builds the channel indexes of older accounts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -12,7 +13,8 @@ use super::backend::Conn;
 use super::keys::{AccountKeys, Key};
 use super::{Loaded, Store, StoreError, corrupt, parse, within};
 use crate::ids::Id;
-use crate::model::Seat;
+use crate::model::{Role, RoundRobin, Seat};
+use crate::monitor::counters;
 use crate::state::{
     ChannelState, ChatQuery, ChatSnapshot, Item, ItemValue, Read, Reads, Stored, Version,
     WaitingChat,
@@ -55,6 +57,7 @@ impl Store {
             };
         }
         let mut conn = self.backend.get().await?;
+        counters::redis_round_trip("read");
         let mut values: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
         if values.len() != items.len() + 2 {
             return Err(StoreError::Corrupt(
@@ -101,16 +104,20 @@ impl Store {
         struct Reply {
             #[serde(default)]
             seats: HashMap<String, String>,
-            pool: Option<String>,
+            #[serde(default)]
+            pool: HashMap<String, String>,
+            turn: Option<String>,
             #[serde(default)]
             waiting: Vec<Row>,
         }
         let mut invocation = self.channel.prepare_invoke();
         invocation
             .key(keys.key(&Key::Seats(channel.clone())))
-            .key(keys.key(&Key::RoundRobin(channel.clone())))
+            .key(keys.key(&Key::Pool(channel.clone())))
+            .key(keys.key(&Key::Turn(channel.clone())))
             .key(keys.key(&Key::Waiting(channel.clone())))
             .arg(keys.base());
+        counters::redis_round_trip("channel");
         let raw: String = invocation.invoke_async(conn).await?;
         let reply: Reply = parse(&raw)?;
         let mut waiting = Vec::with_capacity(reply.waiting.len());
@@ -121,9 +128,20 @@ impl Store {
                 contact: stored(row.contact)?,
             });
         }
+        let mut pool = RoundRobin {
+            turn: reply.turn.as_deref().map(number).transpose()?.unwrap_or(0),
+            ..RoundRobin::default()
+        };
+        for (manager, last) in reply.pool {
+            pool.last
+                .insert(Id::parse(manager).map_err(corrupt)?, number(&last)?);
+        }
         Ok(ChannelState {
             seats: seats(reply.seats)?,
-            round_robin: stored(reply.pool)?,
+            round_robin: Stored {
+                version: Version::stored(reply.turn),
+                value: Some(pool),
+            },
             waiting,
         })
     }
@@ -156,7 +174,8 @@ impl Store {
             .key(keys.key(&Key::Settings))
             .key(keys.key(&Key::Channels))
             .key(keys.key(&Key::Seats(channel.clone())))
-            .key(keys.key(&Key::RoundRobin(channel)))
+            .key(keys.key(&Key::Observers(channel.clone())))
+            .key(keys.key(&Key::Pool(channel)))
             .key(keys.key(&Key::Chat(q.chat.clone())))
             .key(keys.key(&Key::Users))
             .arg(q.channel_id.as_ref().map_or("", Id::as_str))
@@ -170,8 +189,11 @@ impl Store {
             settings: Option<String>,
             channel: Option<String>,
             #[serde(default)]
+            observers: HashMap<String, String>,
+            #[serde(default)]
             seats: HashMap<String, String>,
-            pool: Option<String>,
+            #[serde(default)]
+            eligible: Vec<String>,
             chat: Option<String>,
             contact: Option<String>,
             user: Option<String>,
@@ -179,6 +201,7 @@ impl Store {
             deals: Vec<String>,
         }
         let mut conn = self.backend.get().await?;
+        counters::redis_round_trip("snapshot");
         let raw: String = invocation.invoke_async(&mut conn).await?;
         let reply: Reply = parse(&raw)?;
         if let Some(record) = reply.applied {
@@ -193,8 +216,7 @@ impl Store {
             config: Version::stored(reply.config),
             settings: reply.settings.as_deref().map(parse).transpose()?,
             channel: reply.channel.as_deref().map(parse).transpose()?,
-            seats: seats(reply.seats)?,
-            round_robin: stored(reply.pool)?,
+            seats: known_seats(reply.observers, reply.seats, reply.eligible)?,
             chat: stored(reply.chat)?,
             contact: stored(reply.contact)?,
             user: reply.user.as_deref().map(parse).transpose()?,
@@ -222,6 +244,32 @@ fn seats(raw: HashMap<String, String>) -> Result<Vec<(Id, Seat)>, StoreError> {
     Ok(seats)
 }
 
+/// The seats a snapshot read: observers and named users as stored, and each
+/// eligible manager (a field of the pool), sorted by user id.
+fn known_seats(
+    observers: HashMap<String, String>,
+    named: HashMap<String, String>,
+    eligible: Vec<String>,
+) -> Result<Vec<(Id, Seat)>, StoreError> {
+    let mut known: BTreeMap<Id, Seat> = BTreeMap::new();
+    for manager in eligible {
+        let seat = Seat {
+            role: Role::Manager,
+            receives_new_clients: true,
+        };
+        known.insert(Id::parse(manager).map_err(corrupt)?, seat);
+    }
+    for (user, seat) in seats(observers)?.into_iter().chain(seats(named)?) {
+        known.insert(user, seat);
+    }
+    Ok(known.into_iter().collect())
+}
+
+/// A counter as stored.
+fn number(raw: &str) -> Result<u64, StoreError> {
+    raw.parse().map_err(corrupt)
+}
+
 /// The value of `item` from its stored JSON.
 pub(super) fn decode(item: &Item, raw: &str) -> Result<ItemValue, StoreError> {
     Ok(match item {
@@ -237,6 +285,10 @@ pub(super) fn decode(item: &Item, raw: &str) -> Result<ItemValue, StoreError> {
         Item::Chat(_) => ItemValue::Chat(parse(raw)?),
         Item::Contact(_) => ItemValue::Contact(parse(raw)?),
         Item::Deal(_) => ItemValue::Deal(parse(raw)?),
-        Item::RoundRobin(_) => ItemValue::RoundRobin(parse(raw)?),
+        Item::RoundRobin(_) => {
+            return Err(StoreError::Corrupt(
+                "a round-robin pool is read with its channel".into(),
+            ));
+        }
     })
 }

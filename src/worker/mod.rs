@@ -6,7 +6,6 @@
 mod consumer;
 pub mod partitions;
 pub mod pipeline;
-pub mod pools;
 pub mod sequencer;
 mod startup;
 mod tasks;
@@ -16,11 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use lapin::{Connection, ConnectionProperties};
+use lapin::Connection;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::amqp::{self, Publisher};
+use crate::amqp::{self, Nodes, Publisher};
 use crate::config::{Config, redact};
 use crate::monitor::{self, Health};
 use crate::names::Names;
@@ -60,14 +59,10 @@ const CONNECT_WAIT: Duration = Duration::from_secs(10);
 /// up to `--startup-wait` (see [`startup`]). After start-up a lost broker or
 /// Redis is waited out with backoff.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
-    let amqp_url = redact(&config.amqp_url);
-    config
-        .amqp_url
-        .parse::<lapin::uri::AMQPUri>()
-        .map_err(|reason| RunError::AmqpUrl {
-            url: amqp_url.clone(),
-            reason,
-        })?;
+    let nodes = Nodes::parse(&config.amqp_url).map_err(|bad| RunError::AmqpUrl {
+        url: bad.url,
+        reason: bad.reason,
+    })?;
     let store = Store::open(&config, usize::from(config.concurrency) + 4).map_err(|reason| {
         RunError::RedisUrl {
             url: redact(&config.redis_url),
@@ -83,25 +78,29 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     let names = Names::new(&config.prefix);
     let worker_id = uuid::Uuid::new_v4().to_string();
     // A signal during start-up (a service that never answers, a long wait) is honoured.
-    let connection = tokio::select! {
-        started = startup::start(&config, &store, &names) => started?,
+    let (connection, mut node) = tokio::select! {
+        started = startup::start(&config, &nodes, &store, &names) => started?,
         () = shutdown.cancelled() => {
             info!("Shutdown during start-up.");
             return Ok(());
         }
     };
     let mut declared = true;
-    info!(prefix = %config.prefix, worker = %worker_id, redis_mode = ?config.redis_mode, partitions = config.partitions, concurrency = config.concurrency, "Worker started.");
+    info!(prefix = %config.prefix, worker = %worker_id, node = %nodes.shown(node), redis_mode = ?config.redis_mode, partitions = config.partitions, concurrency = config.concurrency, "Worker started.");
 
     let mut connection = Some(connection);
     let mut backoff = reconnect_backoff();
     loop {
         let conn = match connection.take() {
             Some(conn) => conn,
-            None => match connect(&config).await {
-                Ok(conn) => conn,
-                Err(error) => {
+            None => match connect(&nodes, Some(node)).await {
+                Ok((conn, index)) => {
+                    node = index;
+                    conn
+                }
+                Err(failed) => {
                     let pause = backoff.next().unwrap_or(Duration::from_secs(30));
+                    let error = failed.reason();
                     warn!(%error, pause_ms = pause.as_millis() as u64, "RabbitMQ unreachable; retrying.");
                     tokio::select! {
                         () = tokio::time::sleep(pause) => continue,
@@ -121,7 +120,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             }
         }
         if !declared {
-            info!("Reconnected to RabbitMQ.");
+            info!(node = %nodes.shown(node), "Reconnected to RabbitMQ.");
         }
         declared = false;
         let ended = session(
@@ -136,7 +135,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
                 return Ok(());
             }
             Err(error) => {
-                warn!(%error, "Lost RabbitMQ; reconnecting.");
+                warn!(%error, node = %nodes.shown(node), "Lost RabbitMQ; reconnecting.");
                 crate::monitor::counters::reconnect();
                 let _ =
                     tokio::time::timeout(CLOSE_WAIT, conn.close(320, "reconnecting".into())).await;
@@ -161,11 +160,12 @@ async fn session(
     health: &Health,
     shutdown: &CancellationToken,
 ) -> Result<(), consumer::Broken> {
-    let publisher = bounded(Publisher::open(conn, names.clone())).await?;
+    let publisher = bounded(Publisher::open(conn, names.clone()))
+        .await?
+        .with_user_queue_type(config.user_queue_type);
     let pipeline = Processor {
         store: store.clone(),
         publisher: publisher.clone(),
-        pools: Default::default(),
     };
     let consumer = consumer::Consumer {
         config,
@@ -180,13 +180,17 @@ async fn session(
     ended
 }
 
-/// Connects, under [`CONNECT_WAIT`]: a broker that accepts TCP but never
-/// answers is a timeout (an I/O error), not a hang.
-async fn connect(config: &Config) -> Result<Arc<Connection>, lapin::Error> {
-    let props = ConnectionProperties::default().with_connection_name("switchboard-worker".into());
-    bounded(Connection::connect(&config.amqp_url, props))
-        .await
-        .map(Arc::new)
+/// Connects to the first node that answers, trying the nodes after `lost`
+/// first (see [`Nodes::order`]), each under [`CONNECT_WAIT`]: a node that
+/// accepts TCP but never answers is a timeout (an I/O error), not a hang.
+async fn connect(
+    nodes: &Nodes,
+    lost: Option<usize>,
+) -> Result<(Arc<Connection>, usize), amqp::Unreachable> {
+    let (conn, index) = nodes
+        .connect(lost, "switchboard-worker", CONNECT_WAIT)
+        .await?;
+    Ok((Arc::new(conn), index))
 }
 
 /// Declares the topology on a channel of its own, under [`CONNECT_WAIT`].

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use super::{CLOSE_WAIT, RunError, connect, declare, redact};
+use crate::amqp::Nodes;
 use crate::config::Config;
 use crate::names::Names;
 use crate::store::Store;
@@ -34,9 +35,10 @@ struct Failure {
 /// are not reachable yet.
 pub(super) async fn start(
     config: &Config,
+    nodes: &Nodes,
     store: &Store,
     names: &Names,
-) -> Result<Arc<Connection>, RunError> {
+) -> Result<(Arc<Connection>, usize), RunError> {
     let wait = config.startup_wait();
     let deadline = Instant::now() + wait;
     let mut pauses = ExponentialBuilder::default()
@@ -46,7 +48,7 @@ pub(super) async fn start(
         .without_max_times()
         .build();
     loop {
-        let failure = match attempt(config, store, names).await {
+        let failure = match attempt(config, nodes, store, names).await {
             Ok(conn) => return Ok(conn),
             Err(failure) => failure,
         };
@@ -75,9 +77,10 @@ pub(super) async fn start(
 
 async fn attempt(
     config: &Config,
+    nodes: &Nodes,
     store: &Store,
     names: &Names,
-) -> Result<Arc<Connection>, Failure> {
+) -> Result<(Arc<Connection>, usize), Failure> {
     let redis_url = redact(&config.redis_url);
     match tokio::time::timeout(PING_WAIT, store.ping()).await {
         Ok(Ok(())) => {}
@@ -102,11 +105,11 @@ async fn attempt(
             });
         }
     }
-    let conn = connect(config).await.map_err(|e| Failure {
-        passing: is_passing(&e),
+    let (conn, node) = connect(nodes, None).await.map_err(|failed| Failure {
+        passing: failed.is_passing(is_passing),
         error: RunError::AmqpUnreachable {
-            url: redact(&config.amqp_url),
-            reason: crate::diagnose::amqp(&e),
+            url: nodes.shown_all(),
+            reason: failed.reason(),
         },
     })?;
     if let Err(e) = declare(&conn, names, config.partitions).await {
@@ -116,7 +119,7 @@ async fn attempt(
             error: RunError::Topology(e.to_string()),
         });
     }
-    Ok(conn)
+    Ok((conn, node))
 }
 
 /// A broker that is not there yet, went away mid-way or is shutting down, as

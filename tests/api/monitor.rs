@@ -13,7 +13,7 @@ use crate::helpers::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A plain HTTP/1.1 GET: the status code and the body.
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let work = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
         let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
@@ -36,7 +36,7 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 }
 
 /// Every sample of the scrape: `name{labels}` -> value.
-fn samples(text: &str) -> BTreeMap<String, f64> {
+pub fn samples(text: &str) -> BTreeMap<String, f64> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|l| {
@@ -50,12 +50,12 @@ fn delta(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, key: &st
     after.get(key).copied().unwrap_or(0.0) - before.get(key).copied().unwrap_or(0.0)
 }
 
-fn metrics_addr() -> SocketAddr {
+pub fn metrics_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
 /// Waits until `/readyz` answers `want`.
-async fn wait_ready(addr: SocketAddr, want: u16) {
+pub async fn wait_ready(addr: SocketAddr, want: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, body) = get(addr, "/readyz").await;

@@ -16,9 +16,7 @@ use switchboard::ids::Id;
 use switchboard::model::{ChatRef, ChatType};
 use switchboard::output::Message;
 use switchboard::store::{Loaded, Store};
-use switchboard::worker::pipeline::{
-    Decided, DeclareQueues, PoolLocks, Transient, decide_and_apply,
-};
+use switchboard::worker::pipeline::{Decided, DeclareQueues, Transient, decide_and_apply};
 
 /// Decides and applies one event with the worker's own code
 /// ([`decide_and_apply`]: decide, apply, decide again on conflict) and
@@ -32,10 +30,8 @@ async fn run_event(store: &Store, body: &Value) -> Vec<Message> {
         }
     }
     let event = switchboard::events::parse(body.to_string().as_bytes()).expect("valid event");
-    // Each call is a worker of its own: no turn on a pool is shared.
-    let pools = PoolLocks::default();
     let reply = ReplyTo::default();
-    let decided = decide_and_apply(store, &pools, &NoBroker, &event, &reply);
+    let decided = decide_and_apply(store, &NoBroker, &event, &reply);
     match timed("decide_and_apply", decided)
         .await
         .expect("no passing failure")
@@ -254,4 +250,56 @@ async fn the_scripts_find_keys_of_ids_that_need_escaping() {
     };
     let deals: Vec<&str> = snapshot.deals.iter().map(|d| d.deal_id.as_str()).collect();
     assert_eq!(deals, ["d {2}:%é."]);
+}
+
+/// An account written before the channel indexes (seats and an `rr:` pool in
+/// JSON, no observers, pool hash or layout mark) is served as before: its
+/// first snapshot builds the indexes, quality control still sees every new
+/// client, and round robin goes on from the old turns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_of_the_old_layout_gets_its_indexes_at_its_first_snapshot() {
+    let account = Raced::new(3, "round_robin").await;
+    let base = format!("{}:{{acc}}:", account._prefix.name);
+    let mut redis = timed(
+        "connecting to Redis",
+        redis::Client::open(REDIS)
+            .unwrap()
+            .get_multiplexed_async_connection(),
+    )
+    .await
+    .unwrap();
+    // m0 and m1 had clients (m1 the last), m2 none: m2, then m0, then m1.
+    let old = serde_json::json!({ "turn": 7, "last": { "m0": 6, "m1": 7 } });
+    let mut to_old = redis::pipe();
+    to_old
+        .del(format!("{base}layout"))
+        .del(format!("{base}observers:wa"))
+        .del(format!("{base}pool:wa"))
+        .del(format!("{base}turn:wa"))
+        .set(format!("{base}rr:wa"), old.to_string());
+    let (): () = timed("to the old layout", to_old.query_async(&mut redis))
+        .await
+        .unwrap();
+
+    let mut given = Vec::new();
+    for i in 0..3 {
+        let messages = run_event(&account.store, &inbound("acc", &format!("old-{i}"), "hi")).await;
+        let notes = bodies(&messages, "notify");
+        let to: Vec<&str> = notes
+            .iter()
+            .map(|n| n["userId"].as_str().unwrap())
+            .collect();
+        assert!(to.contains(&"q"), "quality control is told: {to:?}");
+        given.extend(to.into_iter().filter(|u| *u != "q").map(str::to_owned));
+    }
+    assert_eq!(given, ["m2", "m0", "m1"]);
+    let old_pool: Option<String> = timed(
+        "GET",
+        redis::cmd("GET")
+            .arg(format!("{base}rr:wa"))
+            .query_async(&mut redis),
+    )
+    .await
+    .unwrap();
+    assert_eq!(old_pool, None, "the old pool is gone");
 }

@@ -4,6 +4,19 @@ use super::*;
 
 #[track_caller]
 pub(super) fn plan(d: Decision) -> Plan {
+    let plan = raw_plan(d);
+    match &plan.turn {
+        None => plan,
+        // With an empty pool the first manager by id takes the turn.
+        Some(turn) => plan
+            .with_turn_to(Some(&turn.variants[0].manager))
+            .expect("a variant"),
+    }
+}
+
+/// The plan of a decision as made, its round-robin turn not taken.
+#[track_caller]
+pub(super) fn raw_plan(d: Decision) -> Plan {
     match d {
         Decision::Apply(plan) => plan,
         other => panic!("expected Apply, got {other:?}"),

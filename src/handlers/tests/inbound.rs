@@ -113,12 +113,10 @@ fn inbound_round_robin_new_client_is_assigned_and_announced() {
         deal["dealId"].as_str()
     );
 
-    // The turn is taken in the pool, guarded together with the chat.
-    let pool: RoundRobin = written(&p, &Item::RoundRobin(id(WA1))).expect("pool written");
-    assert_eq!(pool.turn, 1);
-    assert_eq!(pool.last.get(&id("m1")), Some(&1));
+    // The turn is taken as the plan is applied: no guard on the pool, only
+    // on the chat and the configuration.
     assert!(has_guard_on(&p, &Item::Chat(chat_ref())));
-    assert!(has_guard_on(&p, &Item::RoundRobin(id(WA1))));
+    assert!(!has_guard_on(&p, &Item::RoundRobin(id(WA1))));
     assert!(has_guard_on(&p, &Item::Config));
 
     // The chat, contact and deal are stored.
@@ -142,20 +140,31 @@ fn inbound_round_robin_new_client_is_assigned_and_announced() {
 }
 
 #[test]
-fn inbound_round_robin_takes_turns() {
-    // m1 got the last client, so m2 is next; m3 (no new clients) never is.
-    let mut last = std::collections::BTreeMap::new();
-    last.insert(id("m1"), 1);
-    let snap = Snap::team()
-        .settings(Distribution::RoundRobin)
-        .pool(RoundRobin { turn: 1, last })
-        .build();
-    let p = plan(decide_in(&inbound("ev-2"), &snap));
-    assert_eq!(who(&p, "chat.new"), s(&["m2", "q1", "s1"]));
-    assert_eq!(crm_of(&p, "deal.created")[0]["responsibleUserId"], "m2");
-    let pool: RoundRobin = written(&p, &Item::RoundRobin(id(WA1))).unwrap();
-    assert_eq!(pool.turn, 2);
-    assert_eq!(pool.last.get(&id("m2")), Some(&2));
+fn inbound_round_robin_offers_the_turn_to_every_eligible_manager() {
+    // m1 and m2 take new clients, m3 does not: the store picks one of two
+    // variants, each giving the client to its own manager.
+    let p = raw_plan(decide_in(
+        &inbound("ev-2"),
+        &Snap::team().settings(Distribution::RoundRobin).build(),
+    ));
+    let turn = p.turn.as_ref().expect("a round-robin turn");
+    assert_eq!(turn.channel, id(WA1));
+    let managers: Vec<&str> = turn.variants.iter().map(|v| v.manager.as_str()).collect();
+    assert_eq!(managers, ["m1", "m2"], "eligible managers, by id");
+    assert_eq!(p.tally.round_robin, 1);
+    for manager in ["m1", "m2"] {
+        let given = p.with_turn_to(Some(&id(manager))).unwrap();
+        assert_eq!(who(&given, "chat.new"), s(&[manager, "q1", "s1"]));
+        assert_eq!(
+            crm_of(&given, "deal.created")[0]["responsibleUserId"],
+            manager
+        );
+        let contact = &crm_of(&given, "contact.created")[0];
+        assert_eq!(contact["responsibleUserId"], manager);
+        assert_eq!(given.guards, p.guards, "the variants share the guards");
+    }
+    assert!(p.with_turn_to(Some(&id("m3"))).is_none());
+    assert!(p.with_turn_to(None).is_none());
 }
 
 #[test]

@@ -191,11 +191,6 @@ impl Snap {
         self
     }
 
-    fn pool(mut self, pool: RoundRobin) -> Self {
-        self.0.round_robin = stored(pool);
-        self
-    }
-
     fn chat(mut self, chat: Chat) -> Self {
         self.0.chat = stored(chat);
         self

@@ -1,38 +1,30 @@
 -- channel.lua: one channel's seats, round-robin pool and the chats waiting on
 -- it, read at one instant: what offering waiting chats to users who gain
--- access to the channel needs.
+-- access to the channel needs (after lua/layout.lua, which the store puts in
+-- front).
 --
 -- KEYS[1] the channel's seats (hash userId -> seat)
--- KEYS[2] the channel's round-robin pool
--- KEYS[3] the channel's waiting index (hash field -> {chatType, chatId, since})
+-- KEYS[2] the channel's round-robin pool (hash manager -> last turn)
+-- KEYS[3] the pool's turn counter
+-- KEYS[4] the channel's waiting index (hash field -> {chatType, chatId, since})
 -- ARGV[1] the account's key base ("P:{account}:")
 --
 -- The chat and contact keys are built from ARGV[1] like the store builds them
 -- (every byte outside A-Z a-z 0-9 _ - escaped as %XX), in the same slot.
 --
 -- Returns one JSON object, decoded by name:
---   {"seats": {userId: seat, ...}, "pool": raw pool or absent,
+--   {"seats": {userId: seat, ...}, "pool": {manager: last turn, ...},
+--    "turn": the counter or absent,
 --    "waiting": [{"entry": raw entry, "chat": raw chat or absent,
 --                 "contact": raw contact or absent}, ...] or absent}
 
-local function esc(s)
-  return (string.gsub(s, '[^%w_%-]', function(c) return string.format('%%%02X', string.byte(c)) end))
-end
+ensure_layout(ARGV[1])
 
-local seats = {}
-local flat = redis.call('HGETALL', KEYS[1])
-for i = 1, #flat, 2 do
-  seats[flat[i]] = flat[i + 1]
-end
-
-local reply = {seats = seats}
-local pool = redis.call('GET', KEYS[2])
-if pool then
-  reply.pool = pool
-end
+local reply = {seats = hash(redis.call('HGETALL', KEYS[1])), pool = hash(redis.call('HGETALL', KEYS[2]))}
+reply.turn = redis.call('GET', KEYS[3]) or nil
 
 local waiting = {}
-for _, raw in ipairs(redis.call('HVALS', KEYS[3])) do
+for _, raw in ipairs(redis.call('HVALS', KEYS[4])) do
   local row = {entry = raw}
   local entry = cjson.decode(raw)
   local chat = redis.call('GET', ARGV[1] .. 'chat:' .. entry.chatType .. ':' .. esc(entry.chatId))

@@ -1,11 +1,19 @@
--- snapshot.lua: everything a chat event is decided on, read at one instant.
+-- snapshot.lua: everything a chat event is decided on, read at one instant
+-- (after lua/layout.lua, which the store puts in front).
 --
--- KEYS[1] the event's record          KEYS[5] the channel's seats (hash)
--- KEYS[2] the account's config count  KEYS[6] the channel's round-robin pool
--- KEYS[3] the account's settings      KEYS[7] the chat
--- KEYS[4] channels (hash)             KEYS[8] users (hash)
+-- KEYS[1] the event's record          KEYS[6] the channel's observers (hash)
+-- KEYS[2] the account's config count  KEYS[7] the channel's pool (hash)
+-- KEYS[3] the account's settings      KEYS[8] the chat
+-- KEYS[4] channels (hash)             KEYS[9] users (hash)
+-- KEYS[5] the channel's seats (hash)
 -- ARGV[1] channel id, '' for none     ARGV[3] the account's key base ("P:{account}:")
 -- ARGV[2] user id, '' for none        ARGV[4] '1' to load the contact's deals
+--
+-- Only the seats the decision may need are read, so the work does not grow
+-- with users who are not told: the channel's observers (quality control and
+-- supervisors), the seats of the contact's responsible and of the event's
+-- user, and the eligible managers (the pool's fields) only when the chat is
+-- not settled on a responsible who still has a seat.
 --
 -- The contact and its deals are found through the chat, so their keys are
 -- built here from ARGV[3]; they carry the account's hash tag like every other
@@ -16,46 +24,48 @@
 -- script, such as OOM or BUSY, passes and the event is retried).
 --
 -- Returns one JSON object, decoded by name: {"applied": record} when the event
--- was already applied, else {"config", "settings", "channel", "seats": {userId:
--- seat}, "pool", "chat", "contact", "user", "deals": [deal, ...]}, each absent
--- where Redis has nothing.
-
-local function esc(s)
-  return (string.gsub(s, '[^%w_%-]', function(c) return string.format('%%%02X', string.byte(c)) end))
-end
+-- was already applied, else {"config", "settings", "channel", "observers":
+-- {userId: seat}, "seats": {userId: seat}, "eligible": [userId, ...], "chat",
+-- "contact", "user", "deals": [deal, ...]}, each absent where Redis has
+-- nothing (or where it is not needed: "eligible").
 
 local applied = redis.call('GET', KEYS[1])
 if applied then
   return cjson.encode({applied = applied})
 end
+ensure_layout(ARGV[3])
 
 local reply = {}
 if ARGV[1] ~= '' then
   reply.channel = redis.call('HGET', KEYS[4], ARGV[1]) or nil
-  local seats = {}
-  local flat = redis.call('HGETALL', KEYS[5])
-  for i = 1, #flat, 2 do
-    seats[flat[i]] = flat[i + 1]
-  end
-  reply.seats = seats
-  reply.pool = redis.call('GET', KEYS[6]) or nil
+  reply.observers = hash(redis.call('HGETALL', KEYS[6]))
 end
 
 if ARGV[2] ~= '' then
-  reply.user = redis.call('HGET', KEYS[8], ARGV[2]) or nil
+  reply.user = redis.call('HGET', KEYS[9], ARGV[2]) or nil
 end
 
-local chat = redis.call('GET', KEYS[7])
+local chat = redis.call('GET', KEYS[8])
 local deals = {}
+local settled, responsible = false, nil
 if chat then
   reply.chat = chat
   local ok, decoded = pcall(cjson.decode, chat)
   if not ok or type(decoded) ~= 'table' then
-    return redis.error_reply('CORRUPT the chat at ' .. KEYS[7] .. ' is not a JSON object')
+    return redis.error_reply('CORRUPT the chat at ' .. KEYS[8] .. ' is not a JSON object')
   end
   local contact_id = decoded['contactId']
   if type(contact_id) == 'string' then
-    reply.contact = redis.call('GET', ARGV[3] .. 'contact:' .. esc(contact_id)) or nil
+    local contact = redis.call('GET', ARGV[3] .. 'contact:' .. esc(contact_id))
+    if contact then
+      reply.contact = contact
+      -- An unreadable contact is the decoder's to report.
+      local ok_contact, c = pcall(cjson.decode, contact)
+      if ok_contact and type(c) == 'table' and type(c['responsibleUserId']) == 'string' then
+        responsible = c['responsibleUserId']
+        settled = decoded['pending'] == nil
+      end
+    end
     if ARGV[4] == '1' then
       for _, deal_id in ipairs(redis.call('SMEMBERS', ARGV[3] .. 'contact-deals:' .. esc(contact_id))) do
         local deal = redis.call('GET', ARGV[3] .. 'deal:' .. esc(deal_id))
@@ -63,6 +73,33 @@ if chat then
           table.insert(deals, deal)
         end
       end
+    end
+  end
+end
+
+if ARGV[1] ~= '' then
+  local named = {}
+  if responsible then
+    table.insert(named, responsible)
+  end
+  if ARGV[2] ~= '' then
+    table.insert(named, ARGV[2])
+  end
+  local seats = {}
+  if #named > 0 then
+    local found = redis.call('HMGET', KEYS[5], unpack(named))
+    for i, user in ipairs(named) do
+      if found[i] then
+        seats[user] = found[i]
+      end
+    end
+  end
+  reply.seats = seats
+  if not (settled and seats[responsible]) then
+    local eligible = redis.call('HKEYS', KEYS[7])
+    -- cjson writes an empty table as {}: an empty list is left out.
+    if #eligible > 0 then
+      reply.eligible = eligible
     end
   end
 end

@@ -20,11 +20,10 @@ pub use admit::{Admitted, MAX_DELIVERIES, admit};
 
 use super::retry_backoff;
 
-pub use super::pools::PoolLocks;
 use super::turn::Turn;
 use crate::amqp::{PublishError, Publisher, Unconfirmed};
 use crate::events::{Event, Rejection};
-use crate::handlers::{self, Change, Decision, Plan, ReplyTo, Tally};
+use crate::handlers::{self, Decision, ReplyTo, Tally};
 use crate::ids::Id;
 use crate::monitor::counters;
 use crate::store::{Applied, Loaded, Record, Store, StoreError};
@@ -93,21 +92,12 @@ impl Transient {
     }
 }
 
-/// The round-robin pool (channel) a plan takes a turn of, if any.
-fn round_robin_pool(plan: &Plan) -> Option<&Id> {
-    plan.changes.iter().find_map(|change| match change {
-        Change::SaveRoundRobin(channel, _) => Some(channel),
-        _ => None,
-    })
-}
-
 /// What takes an admitted event the rest of its way; shared by every event a
 /// session handles.
 #[derive(Clone)]
 pub struct Processor {
     pub store: Store,
     pub publisher: Publisher,
-    pub pools: std::sync::Arc<PoolLocks>,
 }
 
 impl Processor {
@@ -252,7 +242,7 @@ impl Processor {
     ) -> Result<Outcome<'_>, Transient> {
         let account = &event.envelope().account_id;
         let kind = event.type_name();
-        match decide_and_apply(&self.store, &self.pools, self, event, reply).await? {
+        match decide_and_apply(&self.store, self, event, reply).await? {
             Decided::Reject(rejection) => Ok(Outcome::DeadLetter(rejection)),
             Decided::Publish { outputs, tally } => {
                 let sent = self.publisher.send(account, &outputs).await?;
@@ -288,10 +278,7 @@ impl Processor {
     }
 
     async fn declare_queues(&self, account: &Id, users: &[Id]) -> Result<(), Transient> {
-        for user in users {
-            self.publisher.declare_user_queue(account, user).await?;
-        }
-        Ok(())
+        Ok(self.publisher.declare_user_queues(account, users).await?)
     }
 }
 
@@ -327,22 +314,20 @@ pub enum Decided {
     Reject(Rejection),
 }
 
-/// Snapshot, decide (pure), apply (atomic, guarded); on a lost race, decide
-/// again on fresh state, holding this worker's turn on a round-robin pool
-/// after the first loss (see `pools`). The race tests run this same function.
+/// Snapshot, decide (pure), apply (atomic, guarded; a round-robin turn is
+/// taken inside the apply, so new clients at once do not conflict); on a lost
+/// race, decide again on fresh state. The race tests run this same function.
 pub async fn decide_and_apply(
     store: &Store,
-    pools: &PoolLocks,
     queues: &impl DeclareQueues,
     event: &Event,
     reply: &ReplyTo,
 ) -> Result<Decided, Transient> {
     let envelope = event.envelope();
     let (account, event_id) = (&envelope.account_id, &envelope.event_id);
-    let mut turn = None;
     for attempt in 0..MAX_CONFLICTS {
         if attempt > 2 {
-            // Many workers racing for one chat or pool: spread them out a little.
+            // Many workers racing for one chat: spread them out a little.
             tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(20)))).await;
         }
         let decision = if let Some(reads) = handlers::reads(event) {
@@ -380,21 +365,21 @@ pub async fn decide_and_apply(
                     .await
                     .map_err(Transient::Store)?
                 {
-                    Applied::Ok => {
+                    Applied::Ok { manager } => {
+                        let Some(applied) = plan.with_turn_to(manager.as_ref()) else {
+                            return Err(Transient::Store(StoreError::Corrupt(format!(
+                                "apply.lua gave the turn to {manager:?}, none of the plan's managers"
+                            ))));
+                        };
                         return Ok(Decided::Publish {
-                            outputs: plan.outputs,
-                            tally: plan.tally,
+                            outputs: applied.outputs,
+                            tally: applied.tally,
                         });
                     }
                     Applied::Already(record) => return Ok(Decided::Replay(record)),
                     Applied::Conflict => {
                         counters::retry("conflict");
                         debug!(event_id = %event_id, attempt, "State moved under the decision; deciding again.");
-                        if turn.is_none()
-                            && let Some(pool) = round_robin_pool(&plan)
-                        {
-                            turn = Some(pools.lock(format!("{account}\u{0}{pool}")).await);
-                        }
                     }
                 }
             }

@@ -35,6 +35,8 @@ pub struct TestApp {
     pub conn: Connection,
     pub channel: Channel,
     pub redis: redis::Client,
+    /// The broker node the test itself talks to (publishes, takes, cleans up).
+    pub(super) broker: String,
     config: Config,
     /// Behind a lock (never held across an await), so that workers can join
     /// while the test publishes.
@@ -56,15 +58,22 @@ impl TestApp {
 
     /// As [`TestApp::spawn`], with the workers' configuration changed by `tune`.
     pub async fn spawn_with(workers: usize, tune: impl FnOnce(&mut Config)) -> Self {
-        let guard = Prefix::random();
+        Self::spawn_on(AMQP, workers, tune).await
+    }
+
+    /// As [`TestApp::spawn_with`], the test itself talking to the broker at
+    /// `broker` (a node of a cluster the workers reach through their own list).
+    pub async fn spawn_on(broker: &str, workers: usize, tune: impl FnOnce(&mut Config)) -> Self {
+        let mut guard = Prefix::random();
+        guard.use_amqp(broker);
         let mut config = Config::with_prefix(&guard.name);
         tune(&mut config);
         let conn = timed(
-            "connecting to RabbitMQ at 127.0.0.1:5672",
-            Connection::connect(AMQP, ConnectionProperties::default()),
+            &format!("connecting to RabbitMQ at {broker}"),
+            Connection::connect(broker, ConnectionProperties::default()),
         )
         .await
-        .expect("RabbitMQ at 127.0.0.1:5672");
+        .expect("RabbitMQ answers");
         let channel = timed("channel.open", conn.create_channel()).await.unwrap();
         timed(
             "confirm.select",
@@ -78,6 +87,7 @@ impl TestApp {
             conn,
             channel,
             redis: redis::Client::open(REDIS).unwrap(),
+            broker: broker.to_owned(),
             config: config.clone(),
             workers: Mutex::default(),
             bound: 0,
@@ -171,24 +181,36 @@ impl TestApp {
             .expect("the Redis command succeeds")
     }
 
-    /// Whether a queue exists (checked on a throwaway channel, since a failed
-    /// passive declare closes its channel).
+    /// Whether a queue exists (a passive declare, see [`TestApp::declare_accepted`]).
     pub async fn queue_exists(&self, queue: &str) -> bool {
-        let probe = timed("channel.open", self.conn.create_channel())
-            .await
-            .unwrap();
         let passive = QueueDeclareOptions {
             passive: true,
             ..Default::default()
         };
-        let found = timed(
-            "queue.declare (passive)",
-            probe.queue_declare(queue.into(), passive, FieldTable::default()),
+        self.declare_accepted(queue, passive, FieldTable::default())
+            .await
+    }
+
+    /// Whether the broker accepts declaring `queue` so (it refuses arguments
+    /// other than an existing queue's), checked on a throwaway channel, since
+    /// a refused declare closes its channel.
+    pub async fn declare_accepted(
+        &self,
+        queue: &str,
+        options: QueueDeclareOptions,
+        args: FieldTable,
+    ) -> bool {
+        let probe = timed("channel.open", self.conn.create_channel())
+            .await
+            .unwrap();
+        let accepted = timed(
+            "queue.declare",
+            probe.queue_declare(queue.into(), options, args),
         )
         .await
         .is_ok();
         let _ = timed("channel.close", probe.close(200, "probe".into())).await;
-        found
+        accepted
     }
 
     /// Whether an exchange exists (probed as [`TestApp::queue_exists`] probes).

@@ -63,7 +63,7 @@ impl TestApp {
             if slot.as_ref().is_none_or(|(_, ch)| !ch.status().connected()) {
                 let conn = timed(
                     "connecting to RabbitMQ",
-                    lapin::Connection::connect(super::AMQP, Default::default()),
+                    lapin::Connection::connect(&self.broker, Default::default()),
                 )
                 .await
                 .expect("RabbitMQ answers");

@@ -26,6 +26,7 @@ fn random_prefix() -> String {
 /// Everything of one prefix, removed on drop.
 pub struct Prefix {
     pub name: String,
+    amqp_url: String,
     redis_url: String,
     /// Queues the test declared itself (bound to `P.crm`, a capture, a client's).
     queues: Vec<String>,
@@ -41,9 +42,15 @@ impl Prefix {
     pub fn adopt(name: &str) -> Self {
         Self {
             name: name.to_owned(),
+            amqp_url: AMQP.to_owned(),
             redis_url: REDIS.to_owned(),
             queues: Vec::new(),
         }
+    }
+
+    /// The broker whose queues and exchanges are removed (a cluster's node).
+    pub fn use_amqp(&mut self, url: &str) {
+        url.clone_into(&mut self.amqp_url);
     }
 
     /// The Redis whose keys are removed (a test's own server).
@@ -59,8 +66,9 @@ impl Prefix {
 
 impl Drop for Prefix {
     fn drop(&mut self) {
-        let (name, redis_url, queues) = (
+        let (name, amqp_url, redis_url, queues) = (
             self.name.clone(),
+            self.amqp_url.clone(),
             self.redis_url.clone(),
             self.queues.clone(),
         );
@@ -69,7 +77,7 @@ impl Drop for Prefix {
                 .enable_all()
                 .build()
                 .expect("a runtime for the cleanup");
-            runtime.block_on(remove(&name, &redis_url, queues));
+            runtime.block_on(remove(&name, &amqp_url, &redis_url, queues));
         });
         if removal.join().is_err() {
             eprintln!("cleanup of {} failed", self.name);
@@ -95,7 +103,7 @@ async fn quietly<T, E: std::fmt::Display>(
     }
 }
 
-async fn remove(prefix: &str, redis_url: &str, mut queues: Vec<String>) {
+async fn remove(prefix: &str, amqp_url: &str, redis_url: &str, mut queues: Vec<String>) {
     let names = Names::new(prefix);
     let redis = redis::Client::open(redis_url).ok();
     let mut conn = match &redis {
@@ -134,7 +142,7 @@ async fn remove(prefix: &str, redis_url: &str, mut queues: Vec<String>) {
     queues.extend((0..MAX_PARTITIONS).map(|n| names.inbound_partition(n)));
     let broker = quietly(
         "RabbitMQ",
-        Connection::connect(AMQP, ConnectionProperties::default()),
+        Connection::connect(amqp_url, ConnectionProperties::default()),
     )
     .await;
     if let Some(broker) = &broker
@@ -145,13 +153,7 @@ async fn remove(prefix: &str, redis_url: &str, mut queues: Vec<String>) {
             let options = QueueDeleteOptions::default();
             quietly(queue, channel.queue_delete(queue.as_str().into(), options)).await;
         }
-        for exchange in [
-            names.inbound(),
-            names.inbound_hash(),
-            names.notify(),
-            names.crm(),
-            names.outbound(),
-        ] {
+        for exchange in names.exchanges() {
             let options = ExchangeDeleteOptions::default();
             quietly(
                 &exchange,

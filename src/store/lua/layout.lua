@@ -1,0 +1,71 @@
+-- layout.lua: the start of snapshot.lua and channel.lua (the store puts it in
+-- front of each): key escaping, a hash as a table, and the channel indexes of
+-- accounts written before they existed.
+--
+-- Every channel has, besides its seats (hash userId -> seat), the observers
+-- index (hash userId -> seat of its quality control and supervisors), the
+-- round-robin pool (hash: every eligible manager -> the turn of his last new
+-- client, 0 for never) and the pool's turn counter. apply.lua keeps them with
+-- every seat it writes. An account written before them (no `layout` key set
+-- to '2') gets them here, built from its seats and its old pools (`rr:` keys,
+-- JSON {"turn": n, "last": {userId: n}}), at the first snapshot or channel
+-- read of any of its events: once, in the same atomic step as that read.
+
+-- An id as a key part: every byte outside A-Z a-z 0-9 _ - as %XX (Id::key_part).
+local function esc(s)
+  return (string.gsub(s, '[^%w_%-]', function(c) return string.format('%%%02X', string.byte(c)) end))
+end
+
+-- A hash's HGETALL reply as a table: field -> value.
+local function hash(flat)
+  local map = {}
+  for i = 1, #flat, 2 do
+    map[flat[i]] = flat[i + 1]
+  end
+  return map
+end
+
+-- Builds the channel indexes of the account at `base` unless it has them.
+local function ensure_layout(base)
+  local marker = base .. 'layout'
+  if redis.call('GET', marker) == '2' then
+    return
+  end
+  for _, channel in ipairs(redis.call('HKEYS', base .. 'channels')) do
+    local ch = esc(channel)
+    local observers, pool, old = base .. 'observers:' .. ch, base .. 'pool:' .. ch, base .. 'rr:' .. ch
+    local last = {}
+    local raw = redis.call('GET', old)
+    if raw then
+      local ok, decoded = pcall(cjson.decode, raw)
+      if ok and type(decoded) == 'table' then
+        if type(decoded.last) == 'table' then
+          last = decoded.last
+        end
+        if type(decoded.turn) == 'number' then
+          redis.call('SET', base .. 'turn:' .. ch, string.format('%d', decoded.turn))
+        end
+      end
+      redis.call('DEL', old)
+    end
+    redis.call('DEL', observers)
+    local flat = redis.call('HGETALL', base .. 'seats:' .. ch)
+    for i = 1, #flat, 2 do
+      local user, raw_seat = flat[i], flat[i + 1]
+      local ok, seat = pcall(cjson.decode, raw_seat)
+      if ok and type(seat) == 'table' then
+        if seat.role == 'quality_control' or seat.role == 'supervisor' then
+          redis.call('HSET', observers, user, raw_seat)
+        elseif seat.role == 'manager' and seat.receivesNewClients == true then
+          if type(last[user]) == 'number' then
+            redis.call('HSET', pool, user, string.format('%d', last[user]))
+          else
+            redis.call('HSETNX', pool, user, '0')
+          end
+        end
+      end
+    end
+  end
+  redis.call('SET', marker, '2')
+end
+
