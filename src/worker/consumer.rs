@@ -34,11 +34,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::pipeline::{Admitted, Processor, admit};
+use super::pipeline::{Processor, admit};
 use super::sequencer::{Sequencer, Ticket};
-use super::tasks::{Summary, Tasks};
+use super::tasks::{Summary, Tasks, Work};
 use super::turn::{Lanes, Sent};
-use super::{bounded, partitions};
+use super::{Broken, bounded, partitions};
 use crate::config::Config;
 use crate::monitor::counters;
 use crate::names::Names;
@@ -52,29 +52,6 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// leaving one it leads (unknowingly) hands the partition on. Either way the
 /// owner moves to the front within a few rounds.
 const STEP_BACK_EVERY: Duration = Duration::from_secs(3);
-
-/// Why a session ended other than by shutdown: the worker reconnects.
-#[derive(Debug, thiserror::Error)]
-pub enum Broken {
-    #[error(transparent)]
-    Broker(#[from] lapin::Error),
-    #[error("the broker ended a consumer")]
-    ConsumerEnded,
-    #[error("the publishing channel closed")]
-    PublisherClosed,
-    #[error("handling an event failed unexpectedly: {0}")]
-    Panicked(String),
-}
-
-/// A delivery and where it came from: its partition and that partition's
-/// subscription (a partition is re-subscribed when it is handed over).
-pub struct Work {
-    pub admitted: Admitted,
-    pub partition: u16,
-    pub generation: u64,
-    /// Numbered by the consumer as it offers the work to the sequencer.
-    pub ticket: Ticket,
-}
 
 /// One partition's subscription and what is in flight from it.
 struct Subscription {

@@ -150,6 +150,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     }
 }
 
+/// Why a session ended other than by shutdown: the worker reconnects.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Broken {
+    #[error(transparent)]
+    Broker(#[from] lapin::Error),
+    #[error("the broker ended a consumer")]
+    ConsumerEnded,
+    #[error("the publishing channel closed")]
+    PublisherClosed,
+    #[error("handling an event failed unexpectedly: {0}")]
+    Panicked(String),
+}
+
 /// One connection's life: consume until shutdown (Ok) or until the broker fails (Err).
 async fn session(
     config: &Config,
@@ -159,7 +172,7 @@ async fn session(
     worker_id: &str,
     health: &Health,
     shutdown: &CancellationToken,
-) -> Result<(), consumer::Broken> {
+) -> Result<(), Broken> {
     let publisher = bounded(Publisher::open(conn, names.clone()))
         .await?
         .with_user_queue_type(config.user_queue_type);

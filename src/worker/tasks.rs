@@ -11,14 +11,23 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span};
 
-use super::consumer::Work;
-use super::pipeline::Processor;
+use super::pipeline::{Admitted, Processor};
 use super::sequencer::{Scope, Ticket};
 use super::turn::{Lanes, Turn};
 use crate::ids::Id;
 
 /// How often a worker logs what it did, at `info`.
 const SUMMARY_EVERY: Duration = Duration::from_secs(30);
+
+/// A delivery and where it came from: its partition and that partition's
+/// subscription (a partition is re-subscribed when it is handed over).
+pub struct Work {
+    pub admitted: Admitted,
+    pub partition: u16,
+    pub generation: u64,
+    /// Numbered by the consumer as it offers the work to the sequencer.
+    pub ticket: Ticket,
+}
 
 /// What a finished task reports back.
 pub(super) struct Finished {
