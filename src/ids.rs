@@ -69,18 +69,7 @@ pub fn is_format(c: char) -> bool {
 impl Id {
     pub fn parse(raw: impl Into<String>) -> Result<Self, IdError> {
         let raw = raw.into();
-        if raw.is_empty() {
-            return Err(IdError::Empty);
-        }
-        if raw.chars().count() > MAX_ID_CHARS {
-            return Err(IdError::TooLong);
-        }
-        if raw.chars().any(char::is_control) {
-            return Err(IdError::NotPrintable);
-        }
-        if let Some(c) = raw.chars().find(|&c| is_format(c)) {
-            return Err(IdError::FormatCharacter(u32::from(c)));
-        }
+        check(&raw)?;
         Ok(Self(raw))
     }
 
@@ -134,8 +123,38 @@ impl fmt::Display for Id {
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
-        Id::parse(raw.clone()).map_err(|e| serde::de::Error::custom(format!("id {raw:?} {e}")))
+        match check(&raw) {
+            Ok(()) => Ok(Self(raw)),
+            Err(e) => Err(serde::de::Error::custom(format!("id {raw:?} {e}"))),
+        }
     }
+}
+
+/// Whether `raw` may be an [`Id`], and if not, why.
+fn check(raw: &str) -> Result<(), IdError> {
+    if raw.is_empty() {
+        return Err(IdError::Empty);
+    }
+    if raw.is_ascii() {
+        // The usual id, checked byte by byte: ASCII has no format characters.
+        if raw.len() > MAX_ID_CHARS {
+            return Err(IdError::TooLong);
+        }
+        if raw.bytes().any(|b| b.is_ascii_control()) {
+            return Err(IdError::NotPrintable);
+        }
+        return Ok(());
+    }
+    if raw.chars().count() > MAX_ID_CHARS {
+        return Err(IdError::TooLong);
+    }
+    if raw.chars().any(char::is_control) {
+        return Err(IdError::NotPrintable);
+    }
+    if let Some(c) = raw.chars().find(|&c| is_format(c)) {
+        return Err(IdError::FormatCharacter(u32::from(c)));
+    }
+    Ok(())
 }
 
 /// The schema's pattern: no control character, no format character of the BMP.

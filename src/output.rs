@@ -292,14 +292,20 @@ impl Output {
             }]
         };
         match self {
-            Output::Notify { template, to } => to
-                .iter()
-                .map(|r| Message {
-                    to: Destination::User(r.user.clone()),
-                    body: json(&template.to(r)),
-                    correlation_id: None,
-                })
-                .collect(),
+            Output::Notify { template, to } => {
+                // One copy of the template, readdressed to each recipient in turn.
+                let mut each = template.clone();
+                to.iter()
+                    .map(|r| {
+                        each.address(r);
+                        Message {
+                            to: Destination::User(r.user.clone()),
+                            body: json(&each),
+                            correlation_id: None,
+                        }
+                    })
+                    .collect()
+            }
             Output::Crm(event) => one(Destination::Crm(event.type_name()), json(event)),
             Output::Send(send) => one(Destination::Gateway(send.channel_id.clone()), json(send)),
             Output::Reply {
@@ -316,15 +322,12 @@ impl Output {
 }
 
 impl Notification {
-    /// This notification as `to` gets it.
-    pub fn to(&self, to: &Recipient) -> Notification {
-        Notification {
-            notification_id: to.id.clone(),
-            kind: to.kind,
-            user_id: to.user.clone(),
-            reason: to.reason,
-            ..self.clone()
-        }
+    /// Makes this notification the one `to` gets.
+    pub fn address(&mut self, to: &Recipient) {
+        self.notification_id.clone_from(&to.id);
+        self.kind = to.kind;
+        self.user_id.clone_from(&to.user);
+        self.reason = to.reason;
     }
 }
 

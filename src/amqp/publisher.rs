@@ -1,5 +1,8 @@
-//! Publishing with confirms: a batch is published at once and counts as done
-//! only when the broker confirmed every message of it.
+//! Publishing with confirms: a batch is handed to the channel at once, in
+//! order ([`Publisher::send`]), and counts as done only when the broker
+//! confirmed every message of it ([`Unconfirmed::confirmed`]). One channel
+//! carries every publish of a session (until a nack renews it, see
+//! [`Publisher`]), so batches reach the broker in the order they were sent.
 //!
 //! Suitcase replies are the exception. They go to a queue the requester owns
 //! (server-named or direct reply-to), published `mandatory`: a reply the broker
@@ -13,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures_util::future::try_join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
 use tracing::warn;
 
 use super::user_queues::UserQueues;
@@ -21,7 +24,7 @@ use crate::clip::{MAX_REASON_BYTES, MAX_SHORT_BYTES, clip};
 use crate::config::UserQueueType;
 use crate::ids::Id;
 use crate::names::Names;
-use crate::output::{Destination, Outputs};
+use crate::output::{Destination, Message, Outputs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -150,44 +153,45 @@ impl Publisher {
         &self.names
     }
 
-    /// Publishes every message of `outputs` (of `account`) and waits until
-    /// the broker confirmed all of them (a suitcase reply the broker refuses
-    /// or cannot route counts as done).
-    pub async fn publish_all(&self, account: &Id, outputs: &Outputs) -> Result<(), PublishError> {
+    /// Hands every message of `outputs` (of `account`) to the channel, in
+    /// order, and returns once all are written: a later send on this
+    /// publisher goes out after them. Their confirms are awaited with
+    /// [`Unconfirmed::confirmed`].
+    pub async fn send(
+        &self,
+        account: &Id,
+        outputs: &Outputs,
+    ) -> Result<Unconfirmed<'_>, PublishError> {
         let messages = outputs.messages();
-        let confirms = messages.iter().map(|message| async move {
+        let channel = self.channel();
+        // Each publish puts its frames in the channel's queue at its first
+        // poll, and `try_join_all` polls them in order.
+        let writes = messages.iter().map(|message| {
             let (exchange, key) = self.names.destination(account, &message.to);
             let mut props = json_props();
             if let Some(correlation_id) = &message.correlation_id {
                 props = props.with_correlation_id(ShortString::from(correlation_id.as_str()));
             }
             let reply = matches!(message.to, Destination::ReplyTo(_));
-            let channel = self.channel();
-            let delivery = self
-                .confirmed(&channel, &exchange, &key, message.body.as_bytes(), props, reply)
-                .await?;
-            match (delivery, reply) {
-                (Delivery::Confirmed, _) => Ok(()),
-                (outcome, true) => {
-                    let dropped = self.dropped_replies.fetch_add(1, Ordering::Relaxed) + 1;
-                    let why = match outcome {
-                        Delivery::Refused => "refused",
-                        _ => "unroutable",
-                    };
-                    warn!(reply_to = %clip(&key, MAX_SHORT_BYTES), why, dropped_total = dropped, "Suitcase reply dropped.");
-                    Ok(())
-                }
-                (_, false) => {
-                    self.renew(&channel).await;
-                    Err(PublishError::Nacked(format!("{exchange:?} {key:?}")))
-                }
-            }
+            write(
+                &channel,
+                exchange,
+                key,
+                message.body.as_bytes(),
+                props,
+                reply,
+            )
         });
-        try_join_all(confirms).await?;
-        for message in &messages {
-            crate::monitor::counters::published(message.to.label(), 1);
-        }
-        Ok(())
+        let confirms = tokio::time::timeout(CONFIRM_WAIT, try_join_all(writes))
+            .await
+            .map_err(|_| PublishError::ConfirmTimeout(CONFIRM_WAIT))??;
+        Ok(Unconfirmed {
+            publisher: self,
+            channel,
+            account: account.clone(),
+            messages,
+            confirms,
+        })
     }
 
     /// Puts an input the worker cannot accept on `P.dead` as it came: the
@@ -236,6 +240,7 @@ impl Publisher {
         }
     }
 
+    /// Publishes one message and waits for its confirm.
     async fn confirmed(
         &self,
         channel: &Channel,
@@ -245,29 +250,116 @@ impl Publisher {
         props: BasicProperties,
         mandatory: bool,
     ) -> Result<Delivery, PublishError> {
-        let publish = async {
-            channel
-                .basic_publish(
-                    exchange.into(),
-                    key.into(),
-                    BasicPublishOptions {
-                        mandatory,
-                        ..BasicPublishOptions::default()
-                    },
-                    body,
-                    props,
-                )
-                .await?
-                .await
+        let confirm = write(channel, exchange.into(), key.into(), body, props, mandatory).await?;
+        delivery(confirm).await
+    }
+}
+
+/// Hands one message to `channel`; returns once it is written.
+async fn write(
+    channel: &Channel,
+    exchange: String,
+    key: String,
+    body: &[u8],
+    props: BasicProperties,
+    mandatory: bool,
+) -> Result<PublisherConfirm, PublishError> {
+    let options = BasicPublishOptions {
+        mandatory,
+        ..BasicPublishOptions::default()
+    };
+    Ok(channel
+        .basic_publish(exchange.into(), key.into(), options, body, props)
+        .await?)
+}
+
+/// What the broker answered to one message, waiting at most [`CONFIRM_WAIT`].
+async fn delivery(confirm: PublisherConfirm) -> Result<Delivery, PublishError> {
+    let confirm = tokio::time::timeout(CONFIRM_WAIT, confirm)
+        .await
+        .map_err(|_| PublishError::ConfirmTimeout(CONFIRM_WAIT))??;
+    Ok(match confirm {
+        Confirmation::Ack(None) | Confirmation::NotRequested => Delivery::Confirmed,
+        Confirmation::Ack(Some(_)) => Delivery::Unroutable,
+        Confirmation::Nack(_) => Delivery::Refused,
+    })
+}
+
+/// The messages of one [`Publisher::send`], on the channel in order, their
+/// confirms still to come.
+#[must_use = "a batch counts as published only once confirmed"]
+pub struct Unconfirmed<'a> {
+    publisher: &'a Publisher,
+    /// The channel they went on: renewed if the broker refuses one of them.
+    channel: Channel,
+    account: Id,
+    messages: Vec<Message>,
+    confirms: Vec<PublisherConfirm>,
+}
+
+impl std::fmt::Debug for Unconfirmed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Unconfirmed({} messages)", self.messages.len())
+    }
+}
+
+impl Unconfirmed<'_> {
+    /// Waits until the broker confirmed every message (a suitcase reply the
+    /// broker refuses or cannot route counts as done).
+    pub async fn confirmed(self) -> Result<(), PublishError> {
+        let Unconfirmed {
+            publisher,
+            channel,
+            account,
+            messages,
+            confirms,
+        } = self;
+        let answers = confirms
+            .into_iter()
+            .zip(&messages)
+            .map(|(confirm, message)| {
+                let account = &account;
+                async move {
+                    let reply = matches!(message.to, Destination::ReplyTo(_));
+                    match (delivery(confirm).await?, reply) {
+                        (Delivery::Confirmed, _) => Ok(()),
+                        (outcome, true) => {
+                            publisher.dropped_reply(&message.to, outcome);
+                            Ok(())
+                        }
+                        (_, false) => {
+                            let (exchange, key) = publisher.names.destination(account, &message.to);
+                            Err(PublishError::Nacked(format!("{exchange:?} {key:?}")))
+                        }
+                    }
+                }
+            });
+        if let Err(error) = try_join_all(answers).await {
+            if matches!(error, PublishError::Nacked(_)) {
+                publisher.renew(&channel).await;
+            }
+            return Err(error);
+        }
+        for message in &messages {
+            crate::monitor::counters::published(message.to.label(), 1);
+        }
+        Ok(())
+    }
+}
+
+impl Publisher {
+    /// Counts and reports a suitcase reply the broker refused or could not route.
+    fn dropped_reply(&self, to: &Destination, outcome: Delivery) {
+        let dropped = self.dropped_replies.fetch_add(1, Ordering::Relaxed) + 1;
+        let why = match outcome {
+            Delivery::Refused => "refused",
+            _ => "unroutable",
         };
-        let confirm = tokio::time::timeout(CONFIRM_WAIT, publish)
-            .await
-            .map_err(|_| PublishError::ConfirmTimeout(CONFIRM_WAIT))??;
-        Ok(match confirm {
-            Confirmation::Ack(None) | Confirmation::NotRequested => Delivery::Confirmed,
-            Confirmation::Ack(Some(_)) => Delivery::Unroutable,
-            Confirmation::Nack(_) => Delivery::Refused,
-        })
+        let queue = match to {
+            Destination::ReplyTo(queue) => queue.as_str(),
+            _ => "",
+        };
+        warn!(reply_to = %clip(queue, MAX_SHORT_BYTES), why, dropped_total = dropped, "Suitcase reply dropped.");
     }
 }
 

@@ -19,6 +19,21 @@ fn parses_a_message() {
 }
 
 #[test]
+fn only_an_object_is_an_event() {
+    // A tagged enum would take its fields in a list, tag first; the contract does not.
+    let list = br#"["message.inbound",{"eventId":"e1","accountId":"a","occurredAt":"2026-01-01T00:00:00Z"}]"#;
+    let err = parse(list).unwrap_err();
+    assert_eq!(err.code(), "invalid_field");
+    assert!(err.to_string().contains("not a JSON object"), "{err}");
+    // A repeated key is read as a JSON value reads it: the last one counts.
+    let twice = inbound(r#","text":"first","text":"last""#);
+    let Event::MessageInbound(m) = parse(twice.as_bytes()).unwrap() else {
+        panic!("wrong variant")
+    };
+    assert_eq!(m.text.as_deref(), Some("last"));
+}
+
+#[test]
 fn a_huge_value_gives_a_short_reason() {
     let huge = "z".repeat(200 * 1024);
     let cases = [

@@ -3,7 +3,9 @@
 //! Each delivery is admitted (parsed) by its partition's forwarder, then
 //! offered to the [`Sequencer`], which starts it at once or holds it behind an
 //! earlier event of its account it may not overtake. Started events run as
-//! tasks, at most `concurrency` at a time.
+//! tasks, at most `concurrency` at a time; a task tells when its outputs are on
+//! the publishing channel ([`Sent`]), which may start the next event of its
+//! chat, and reports when it finished.
 //!
 //! Each partition is a queue with a single active consumer. This worker keeps
 //! one subscription (channel + consumer) per partition, so it is either the
@@ -37,9 +39,10 @@ use tracing::{debug, info, warn};
 
 use super::partitions;
 use super::pipeline::Processor;
-use super::sequencer::Sequencer;
+use super::sequencer::{Sequencer, Ticket};
 use super::subscription::{Fence, Incoming, Opener, Subscription, Work};
 use super::tasks::{Summary, Tasks};
+use super::turn::{Lanes, Sent};
 use crate::config::Config;
 use crate::monitor::counters;
 use crate::names::Names;
@@ -113,14 +116,17 @@ impl Consumer<'_> {
         // channel closed cancels `broken`, which ends the session for a reconnect.
         let session = shutdown.child_token();
         let broken = CancellationToken::new();
+        let (lanes, mut sent_rx) = Lanes::new();
         let mut running = Tasks {
             set: JoinSet::new(),
             permits: Arc::new(Semaphore::new(usize::from(config.concurrency))),
             pipeline: self.pipeline.clone(),
             session: session.clone(),
             broken: broken.clone(),
+            lanes,
         };
         let mut sequencer: Sequencer<Work> = Sequencer::default();
+        let mut tickets: Ticket = 0;
         let mut summary = Summary::default();
         self.health.set_consuming(true);
 
@@ -132,7 +138,7 @@ impl Consumer<'_> {
         loop {
             tokio::select! {
                 Some(incoming) = in_rx.recv() => match incoming {
-                    Incoming::Delivery(work) => {
+                    Incoming::Delivery(mut work) => {
                         let Some(sub) = subs.get_mut(&work.partition) else { continue };
                         if sub.generation != work.generation || sub.holds() || stopping {
                             // Held: left unacked, returned to the queue when the subscription closes.
@@ -140,8 +146,10 @@ impl Consumer<'_> {
                         }
                         sub.active = true;
                         sub.in_flight += 1;
+                        tickets += 1;
+                        work.ticket = tickets;
                         let ready = match work.admitted.order.clone() {
-                            Some((account, scope)) => sequencer.offer(&account, scope, *work),
+                            Some((account, scope)) => sequencer.offer(&account, scope, tickets, *work),
                             None => Some(*work),
                         };
                         if let Some(work) = ready {
@@ -183,8 +191,11 @@ impl Consumer<'_> {
                         _ => false,
                     };
                     summary.count(finished.outcome);
-                    if let Some((account, scope)) = &finished.order {
-                        for work in sequencer.finish(account, scope) {
+                    running.finished(&finished);
+                    // An event that ended unacked (its session is ending) keeps
+                    // holding what it held: nothing later of its chat or account starts.
+                    if finished.outcome.is_some() && let Some((account, scope)) = &finished.order {
+                        for work in sequencer.finish(account, scope, finished.ticket) {
                             running.spawn(work);
                         }
                     }
@@ -193,6 +204,11 @@ impl Consumer<'_> {
                     }
                     if handover && !stopping {
                         self.hand_over(&mut subs, finished.partition, &mut generation, &opener, &mut forwarders).await?;
+                    }
+                }
+                Some(Sent { account, scope, ticket }) = sent_rx.recv() => {
+                    for work in sequencer.sent(&account, &scope, ticket) {
+                        running.spawn(work);
                     }
                 }
                 _ = tick.tick(), if !stopping => {

@@ -11,6 +11,7 @@ pub mod sequencer;
 mod startup;
 mod subscription;
 mod tasks;
+mod turn;
 
 use std::sync::Arc;
 use std::time::Duration;

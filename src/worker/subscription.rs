@@ -26,6 +26,8 @@ pub struct Work {
     pub admitted: Admitted,
     pub partition: u16,
     pub generation: u64,
+    /// Numbered by the consumer as it offers the work to the sequencer.
+    pub ticket: super::sequencer::Ticket,
 }
 
 /// A fence marker this worker holds (unacked) during a change of the count.
@@ -115,6 +117,7 @@ impl Opener<'_> {
                             admitted: admit(delivery),
                             partition: n,
                             generation,
+                            ticket: 0,
                         })),
                     },
                     Some(Err(e)) => break Some(e),

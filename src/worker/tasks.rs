@@ -1,6 +1,7 @@
 //! The events a session is handling: each runs as a task holding one of
-//! `concurrency` permits, inside a span with its ids, and reports back what
-//! became of it; and the periodic summary of those outcomes.
+//! `concurrency` permits, inside a span with its ids, with its [`Turn`] in its
+//! chat's lane, and reports back what became of it; and the periodic summary
+//! of those outcomes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span};
 
 use super::pipeline::Processor;
-use super::sequencer::Scope;
+use super::sequencer::{Scope, Ticket};
 use super::subscription::Work;
+use super::turn::{Lanes, Turn};
 use crate::ids::Id;
 
 /// How often a worker logs what it did, at `info`.
@@ -23,7 +25,8 @@ pub(super) struct Finished {
     pub partition: u16,
     pub generation: u64,
     pub order: Option<(Id, Scope)>,
-    /// What became of it; `None` if the session ended first.
+    pub ticket: Ticket,
+    /// What became of it (it was acked); `None` if the session ended first.
     pub outcome: Option<&'static str>,
 }
 
@@ -81,10 +84,12 @@ pub(super) struct Tasks {
     pub pipeline: Processor,
     pub session: CancellationToken,
     pub broken: CancellationToken,
+    pub lanes: Lanes,
 }
 
 impl Tasks {
     pub fn spawn(&mut self, work: Work) {
+        let mut turn: Turn = self.lanes.turn(work.admitted.order.as_ref(), work.ticket);
         let (pipeline, session, broken) = (
             self.pipeline.clone(),
             self.session.clone(),
@@ -102,16 +107,25 @@ impl Tasks {
         self.set.spawn(async move {
             // The semaphore is never closed, so acquiring only waits.
             let _permit = permits.acquire_owned().await;
-            let outcome = pipeline
-                .process(&work.admitted, &session, &broken)
+            // Boxed: the whole pipeline's state is large, and the task would
+            // otherwise carry (and copy) it inline.
+            let outcome = Box::pin(pipeline.process(&work.admitted, &session, &broken, &mut turn))
                 .instrument(span)
                 .await;
             Finished {
                 partition: work.partition,
                 generation: work.generation,
                 order: work.admitted.order,
+                ticket: work.ticket,
                 outcome,
             }
         });
+    }
+
+    /// Takes note that a task finished; an acked event leaves its chat's lane.
+    pub fn finished(&mut self, finished: &Finished) {
+        if finished.outcome.is_some() {
+            self.lanes.acked(finished.order.as_ref(), finished.ticket);
+        }
     }
 }

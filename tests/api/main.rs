@@ -14,6 +14,7 @@ mod demo;
 mod faults;
 mod foreign_queue;
 mod inbound;
+mod lanes;
 mod logs;
 mod monitor;
 mod ops_dead;

@@ -1,7 +1,7 @@
 //! One event's way through the worker, top to bottom:
 //! bytes -> parse (typed event or dead letter) -> snapshot -> decide (pure)
-//! -> apply (atomic, guarded) -> publish (confirmed) -> the outcome that
-//! decides the ack.
+//! -> apply (atomic, guarded) -> send (on the channel: the next event of its
+//! chat may start) -> confirmed -> the earlier event of its chat acked -> ack.
 //!
 //! [`admit`] is the edge: it runs as a delivery arrives and tells the consumer
 //! what the event may not overtake ([`Scope`]); [`Processor::process`] is the
@@ -20,7 +20,8 @@ pub use admit::{Admitted, MAX_DELIVERIES, admit};
 
 use super::retry_backoff;
 
-use crate::amqp::{PublishError, Publisher};
+use super::turn::Turn;
+use crate::amqp::{PublishError, Publisher, Unconfirmed};
 use crate::events::{Event, Rejection};
 use crate::handlers::{self, Decision, ReplyTo, Tally};
 use crate::ids::Id;
@@ -38,9 +39,14 @@ const MAX_CONFLICTS: u32 = 64;
 
 /// What should become of a delivery.
 #[derive(Debug)]
-pub enum Outcome {
-    /// Every effect is applied and every output confirmed: ack.
-    Done { kind: &'static str, replayed: bool },
+pub enum Outcome<'a> {
+    /// Every effect is applied and every output is on the channel: ack once
+    /// they are confirmed.
+    Sent {
+        kind: &'static str,
+        replayed: bool,
+        sent: Unconfirmed<'a>,
+    },
     /// The input cannot be accepted: dead-letter it, then ack.
     DeadLetter(Rejection),
     /// A passing failure: keep the delivery and try again after a pause.
@@ -95,16 +101,20 @@ pub struct Processor {
 }
 
 impl Processor {
-    /// Handles one admitted delivery until it can be acked, retrying passing
-    /// failures with backoff. Returns what became of it (`done`, `replayed`,
-    /// `dead_lettered`), or `None` if the session ended first (the broker then
-    /// redelivers what was not acked); `broken` is cancelled when only a new
-    /// connection can help.
+    /// Handles one admitted delivery until it is acked, retrying passing
+    /// failures with backoff. Once its outputs are on the channel it tells its
+    /// `turn` (the next event of its chat may start); it acks once they are
+    /// confirmed and the earlier event of its chat was acked. Returns what
+    /// became of it (`done`, `replayed`, `dead_lettered`), or `None` if the
+    /// session ended first (the broker then redelivers what was not acked):
+    /// only then, so a later event of the chat is never acked before it;
+    /// `broken` is cancelled when only a new connection can help.
     pub async fn process(
         &self,
         admitted: &Admitted,
         session: &CancellationToken,
         broken: &CancellationToken,
+        turn: &mut Turn,
     ) -> Option<&'static str> {
         let delivery = &admitted.delivery;
         let kind = admitted.event.as_ref().map_or("invalid", Event::type_name);
@@ -127,11 +137,21 @@ impl Processor {
                 other => other,
             };
             let result = match outcome {
-                Outcome::Done { kind, replayed } => {
+                Outcome::Sent {
+                    kind,
+                    replayed,
+                    sent,
+                } => {
+                    turn.sent();
                     debug!(kind, replayed, "Event handled.");
-                    Ok(if replayed { "replayed" } else { "done" })
+                    sent.confirmed()
+                        .await
+                        .map(|()| if replayed { "replayed" } else { "done" })
+                        .map_err(Transient::from)
                 }
                 Outcome::DeadLetter(rejection) => {
+                    // Nothing of its chat is published: the next event may start.
+                    turn.sent();
                     warn!(reason = %rejection.header(), routing_key = %delivery.routing_key, "Input dead-lettered.");
                     counters::dead_letter(rejection.code());
                     self.publisher
@@ -154,13 +174,19 @@ impl Processor {
             };
             match result {
                 Ok(outcome) => {
+                    if !turn.earlier_acked().await {
+                        return None;
+                    }
                     counters::event(kind, outcome, started.elapsed());
                     let ack = tokio::time::timeout(
                         super::CLOSE_WAIT,
                         delivery.ack(BasicAckOptions::default()),
                     );
                     return match ack.await {
-                        Ok(Ok(_)) => Some(outcome),
+                        Ok(Ok(_)) => {
+                            turn.acked();
+                            Some(outcome)
+                        }
                         Ok(Err(e)) => {
                             warn!(error = %e, "Ack failed; the event will be redelivered and replayed.");
                             broken.cancel();
@@ -192,8 +218,8 @@ impl Processor {
         }
     }
 
-    /// Decides and applies one event, publishing its outputs.
-    pub async fn handle(&self, event: &Event, properties: &BasicProperties) -> Outcome {
+    /// Decides and applies one event, sending its outputs.
+    pub async fn handle(&self, event: &Event, properties: &BasicProperties) -> Outcome<'_> {
         let reply = ReplyTo {
             reply_to: properties.reply_to().as_ref().map(|s| s.to_string()),
             correlation_id: properties.correlation_id().as_ref().map(|s| s.to_string()),
@@ -208,23 +234,24 @@ impl Processor {
         }
     }
 
-    /// Decides and applies the event, then publishes what that came to.
+    /// Decides and applies the event, then sends what that came to.
     async fn decide_apply_publish(
         &self,
         event: &Event,
         reply: &ReplyTo,
-    ) -> Result<Outcome, Transient> {
+    ) -> Result<Outcome<'_>, Transient> {
         let account = &event.envelope().account_id;
         let kind = event.type_name();
         match decide_and_apply(&self.store, self, event, reply).await? {
             Decided::Reject(rejection) => Ok(Outcome::DeadLetter(rejection)),
             Decided::Publish { outputs, tally } => {
-                self.publisher.publish_all(account, &outputs).await?;
+                let sent = self.publisher.send(account, &outputs).await?;
                 counters::claims(tally.claims_won, tally.claims_lost);
                 counters::round_robin(tally.round_robin);
-                Ok(Outcome::Done {
+                Ok(Outcome::Sent {
                     kind,
                     replayed: false,
+                    sent,
                 })
             }
             Decided::Replay(record) => self.replay(account, kind, record).await,
@@ -236,19 +263,18 @@ impl Processor {
         account: &Id,
         kind: &'static str,
         record: Record,
-    ) -> Result<Outcome, Transient> {
-        self.publish(account, &record).await?;
-        Ok(Outcome::Done {
+    ) -> Result<Outcome<'_>, Transient> {
+        Ok(Outcome::Sent {
             kind,
             replayed: true,
+            sent: self.publish(account, &record).await?,
         })
     }
 
-    /// Declares the queues the event introduced, then publishes its outputs, confirmed.
-    async fn publish(&self, account: &Id, record: &Record) -> Result<(), Transient> {
+    /// Declares the queues the event introduced, then sends its outputs.
+    async fn publish(&self, account: &Id, record: &Record) -> Result<Unconfirmed<'_>, Transient> {
         self.declare_queues(account, &record.declare_users).await?;
-        self.publisher.publish_all(account, &record.outputs).await?;
-        Ok(())
+        Ok(self.publisher.send(account, &record.outputs).await?)
     }
 
     async fn declare_queues(&self, account: &Id, users: &[Id]) -> Result<(), Transient> {

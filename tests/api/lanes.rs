@@ -1,0 +1,171 @@
+//! A chat's events in a pipeline: the next event of a chat starts once the
+//! earlier one's outputs are on the channel, before their confirms. With a
+//! backlog of a few hot chats and many events of each in flight at once, each
+//! user still gets a chat's messages in the order they were published; and a
+//! connection cut in the middle loses nothing, creates nothing twice and keeps
+//! that order (a chat's events are acked only after their confirms, in order,
+//! so what the cut left unacked is redelivered in order).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::ops::{depth, send};
+use crate::helpers::proxy::Proxy;
+use crate::helpers::*;
+
+const CHATS: usize = 3;
+const PER_CHAT: u32 = 80;
+const STAFF: [Staff<'static>; 3] = [
+    ("m1", "manager", true),
+    ("m2", "manager", true),
+    ("q", "quality_control", false),
+];
+
+/// Every chat's messages `0..PER_CHAT`, the chats interleaved as a gateway
+/// would publish them.
+fn backlog() -> Vec<Value> {
+    (0..PER_CHAT)
+        .flat_map(|i| (0..CHATS).map(move |c| inbound("acc", &format!("hot-{c}"), &i.to_string())))
+        .collect()
+}
+
+/// Each chat's texts in the order a user got them, repeats (the same
+/// `notificationId` again, as a redelivery publishes it) left out; a repeat
+/// must say what it said the first time, and one message of a chat must not
+/// reach the user under two ids.
+fn in_arrival_order(notes: &[Value]) -> BTreeMap<String, Vec<u32>> {
+    let mut first: HashMap<String, u32> = HashMap::new();
+    let mut by_chat: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for note in notes {
+        let text: u32 = note["text"].as_str().unwrap().parse().unwrap();
+        let id = note["notificationId"].as_str().unwrap().to_owned();
+        match first.get(&id) {
+            Some(said) => assert_eq!(*said, text, "a repeat of {id} says something else"),
+            None => {
+                first.insert(id, text);
+                let chat = note["chatId"].as_str().unwrap().to_owned();
+                let texts = by_chat.entry(chat.clone()).or_default();
+                assert!(
+                    !texts.contains(&text),
+                    "{chat}: message {text} under two ids"
+                );
+                texts.push(text);
+            }
+        }
+    }
+    by_chat
+}
+
+/// Every chat got all its messages, in order.
+fn assert_all_in_order(by_chat: &BTreeMap<String, Vec<u32>>, who: &str) {
+    assert_eq!(by_chat.len(), CHATS, "{who}: chats");
+    for (chat, texts) in by_chat {
+        assert_eq!(
+            texts,
+            &(0..PER_CHAT).collect::<Vec<_>>(),
+            "{who}: {chat} out of order or incomplete"
+        );
+    }
+}
+
+/// Takes `user`'s notifications until every message of the backlog arrived
+/// (repeats come on top), or nothing more comes.
+async fn all_notes(app: &TestApp, user: &str) -> Vec<Value> {
+    let want = CHATS * PER_CHAT as usize;
+    let mut notes = Vec::new();
+    loop {
+        let unique = |notes: &[Value]| {
+            in_arrival_order(notes)
+                .values()
+                .map(Vec::len)
+                .sum::<usize>()
+        };
+        let missing = want.saturating_sub(unique(&notes));
+        if missing == 0 {
+            return notes;
+        }
+        let more = app.notes("acc", user, missing).await;
+        if more.is_empty() {
+            return notes;
+        }
+        notes.extend(more);
+    }
+}
+
+/// The managers' notifications: each chat went to one of them, whole and in order.
+async fn assert_managers_in_order(app: &TestApp) {
+    let mut by_chat = BTreeMap::new();
+    for m in ["m1", "m2"] {
+        for (chat, texts) in in_arrival_order(&app.notes("acc", m, 1).await) {
+            assert!(
+                by_chat.insert(chat.clone(), texts).is_none(),
+                "{chat} with both managers"
+            );
+        }
+    }
+    assert_all_in_order(&by_chat, "managers");
+}
+
+/// Stops the set-up's worker, queues the backlog, and starts a worker with
+/// many events in flight (`config` tuned by the test).
+async fn start_on_backlog(app: &TestApp, config: switchboard::Config) {
+    setup_account(app, "acc", &STAFF, Some("round_robin")).await;
+    app.stop_workers().await;
+    send(app, &backlog()).await;
+    app.start_worker(config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_events_of_a_few_hot_chats_in_flight_reach_each_user_in_order() {
+    let app = TestApp::spawn_with(1, |c| c.concurrency = 64).await;
+    start_on_backlog(&app, app.config()).await;
+
+    let notes = all_notes(&app, "q").await;
+    assert_eq!(
+        notes.len(),
+        CHATS * PER_CHAT as usize,
+        "no fault, no repeats"
+    );
+    assert_all_in_order(&in_arrival_order(&notes), "quality control");
+    assert_managers_in_order(&app).await;
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_connection_cut_mid_stream_loses_nothing_and_keeps_each_chats_order() {
+    let proxy = Proxy::start("127.0.0.1:5672").await;
+    let mut app = TestApp::spawn_with(1, |c| {
+        c.concurrency = 64;
+        c.amqp_url = format!("amqp://guest:guest@{}/%2f", proxy.addr);
+    })
+    .await;
+    let crm = app.bind_crm().await;
+    start_on_backlog(&app, app.config()).await;
+
+    // Cut once the worker is well into the backlog, with events in flight.
+    let queue = app.user_queue("acc", "q");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while depth(&app, &queue).await < CHATS as u32 * PER_CHAT / 4 {
+        assert!(Instant::now() < deadline, "the worker never got going");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(proxy.cut().await > 0, "the worker's connection was cut");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxy.restore();
+
+    assert_all_in_order(
+        &in_arrival_order(&all_notes(&app, "q").await),
+        "quality control",
+    );
+    assert_managers_in_order(&app).await;
+    let created = app.take(&crm, CHATS * 2, Duration::from_secs(20)).await;
+    let contacts = by_type(&created, "contact.created");
+    assert_eq!(
+        ids(&created, "contact.created", "contactId").len(),
+        CHATS,
+        "{contacts:?}"
+    );
+    app.cleanup().await;
+}
