@@ -14,6 +14,7 @@
 //! - [`prefix`], [`proxy`], [`redis_server`]: prefixes, cut connections, a Redis of a test's own.
 
 mod app;
+mod broker;
 mod checks;
 mod messages;
 pub mod ops;
