@@ -15,8 +15,10 @@ use switchboard::names::Names;
 
 use super::{AMQP, REDIS, REQUEST};
 
-/// Partitions removed whatever a test configured (tests use at most 8).
-const MAX_PARTITIONS: u16 = 16;
+/// Partitions removed whatever a test configured: the tests use at most 8, or
+/// the default count (`partitions.rs`). Deleting a queue that does not exist is
+/// no error for RabbitMQ.
+const MAX_PARTITIONS: u16 = switchboard::config::DEFAULT_PARTITIONS;
 
 /// A fresh prefix, `sbt-` and 12 hex digits: the only place tests make one.
 fn random_prefix() -> String {
