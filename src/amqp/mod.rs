@@ -8,7 +8,7 @@ mod topology;
 mod user_queues;
 
 pub use nodes::{BadUrl, Nodes, Unreachable};
-pub use publisher::{PublishError, Publisher, Unconfirmed};
+pub use publisher::{PublishError, Publisher, Unconfirmed, WaitFor};
 pub use topology::{bind_partition, declare, declare_partition, declare_with};
 pub use user_queues::{DECLARE_CHANNELS, UserQueues};
 

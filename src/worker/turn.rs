@@ -8,12 +8,23 @@
 //! [`Lanes`] makes each starting event its [`Turn`]: the way to say "sent"
 //! (the consumer then lets the next event of the chat start) and the link to
 //! the earlier event's ack.
+//!
+//! The channel keeps the order only as long as it is the same channel: when the
+//! broker refuses a message, the publisher renews its channel and the refused
+//! event publishes again later. An event of the same chat must then not go
+//! out on the new channel ahead of it, so a turn also knows the channel its
+//! earlier event last sent on ([`Turn::wait_for`]): a send on another channel
+//! waits until the earlier event is acked (seen when a RabbitMQ node dies: a
+//! chat's notifications arrived `[0, 1, 3, 2]`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::sequencer::{Scope, Ticket};
+use crate::amqp::WaitFor;
 use crate::ids::Id;
 use crate::model::ChatRef;
 
@@ -24,11 +35,24 @@ pub struct Sent {
     pub ticket: Ticket,
 }
 
+/// The channel an event sent on, `ANY` while it sent nothing that the next
+/// event of its chat could overtake.
+type SentOn = Arc<AtomicU32>;
+const ANY: u32 = u32::MAX;
+
+/// What the next event of a chat needs of the latest one: when it is acked,
+/// and the channel it last sent on.
+struct Latest {
+    ticket: Ticket,
+    acked: oneshot::Receiver<()>,
+    sent_on: SentOn,
+}
+
 /// The latest started event of each chat that was not acked yet, with the
 /// receiving end of its ack, for the next event of the chat to wait on.
 pub struct Lanes {
     notes: mpsc::UnboundedSender<Sent>,
-    latest: HashMap<Id, HashMap<ChatRef, (Ticket, oneshot::Receiver<()>)>>,
+    latest: HashMap<Id, HashMap<ChatRef, Latest>>,
 }
 
 impl Lanes {
@@ -52,14 +76,23 @@ impl Lanes {
             return Turn::default();
         };
         let (acked, ack) = oneshot::channel();
+        let sent_on: SentOn = Arc::new(AtomicU32::new(ANY));
+        let latest = Latest {
+            ticket,
+            acked: ack,
+            sent_on: sent_on.clone(),
+        };
         let chats = match self.latest.get_mut(account) {
             Some(chats) => chats,
             None => self.latest.entry(account.clone()).or_default(),
         };
         let earlier = match chats.get_mut(chat) {
-            Some(latest) => Some(std::mem::replace(latest, (ticket, ack)).1),
+            Some(slot) => {
+                let earlier = std::mem::replace(slot, latest);
+                Some((earlier.acked, earlier.sent_on))
+            }
             None => {
-                chats.insert(chat.clone(), (ticket, ack));
+                chats.insert(chat.clone(), latest);
                 None
             }
         };
@@ -72,6 +105,8 @@ impl Lanes {
             sent: Some((self.notes.clone(), sent)),
             earlier,
             acked: Some(acked),
+            sent_on,
+            earlier_lost: false,
         }
     }
 
@@ -84,7 +119,10 @@ impl Lanes {
         let Some(chats) = self.latest.get_mut(account) else {
             return;
         };
-        if chats.get(chat).is_some_and(|(latest, _)| *latest == ticket) {
+        if chats
+            .get(chat)
+            .is_some_and(|latest| latest.ticket == ticket)
+        {
             chats.remove(chat);
             if chats.is_empty() {
                 self.latest.remove(account);
@@ -98,17 +136,48 @@ impl Lanes {
 #[derive(Default)]
 pub struct Turn {
     sent: Option<(mpsc::UnboundedSender<Sent>, Sent)>,
-    earlier: Option<oneshot::Receiver<()>>,
+    earlier: Option<(oneshot::Receiver<()>, SentOn)>,
     acked: Option<oneshot::Sender<()>>,
+    sent_on: SentOn,
+    /// The earlier event ended without an ack (seen by [`Turn::wait_for`]).
+    earlier_lost: bool,
 }
 
 impl Turn {
-    /// Tells the consumer, once, that the event's outputs are on the channel:
-    /// the next event of its chat may start.
-    pub fn sent(&mut self) {
+    /// Tells the consumer, once, that the event's outputs are on the channel
+    /// `channel` (`None`: it published nothing of its chat): the next event of
+    /// its chat may start. A send again after a failure tells the channel again.
+    pub fn sent(&mut self, channel: Option<u16>) {
+        self.sent_on
+            .store(channel.map_or(ANY, u32::from), Ordering::Release);
         if let Some((notes, sent)) = self.sent.take() {
             // The consumer gone means the session is over: nothing left to start.
             let _ = notes.send(sent);
+        }
+    }
+
+    /// The channel this event may send on only after its earlier event was
+    /// acked: any channel but the one the earlier event last sent on, as long
+    /// as that one is not acked. `None`: any channel will do.
+    pub fn wait_for(&mut self) -> Option<WaitFor> {
+        let (acked, sent_on) = self.earlier.as_mut()?;
+        match acked.try_recv() {
+            Ok(()) => {
+                self.earlier = None;
+                None
+            }
+            // Ended unacked: the session is over; `earlier_acked` will say so.
+            Err(oneshot::error::TryRecvError::Closed) => {
+                self.earlier = None;
+                self.earlier_lost = true;
+                Some(WaitFor { unless_on: None })
+            }
+            Err(oneshot::error::TryRecvError::Empty) => match sent_on.load(Ordering::Acquire) {
+                ANY => None,
+                channel => Some(WaitFor {
+                    unless_on: u16::try_from(channel).ok(),
+                }),
+            },
         }
     }
 
@@ -117,8 +186,8 @@ impl Turn {
     /// `Processor::process`), and then this event must not be acked either.
     pub async fn earlier_acked(&mut self) -> bool {
         match self.earlier.take() {
-            Some(earlier) => earlier.await.is_ok(),
-            None => true,
+            Some((earlier, _)) => earlier.await.is_ok(),
+            None => !self.earlier_lost,
         }
     }
 
@@ -155,8 +224,8 @@ mod tests {
             "another chat waits for nothing"
         );
         assert!(first.earlier_acked().await);
-        first.sent();
-        first.sent();
+        first.sent(Some(1));
+        first.sent(Some(1));
         let note = notes.try_recv().unwrap();
         assert_eq!((note.ticket, &note.scope), (1, &one.as_ref().unwrap().1));
         assert!(notes.try_recv().is_err(), "sent is told once");
@@ -176,11 +245,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_send_on_another_channel_waits_until_the_earlier_event_is_acked() {
+        let (mut lanes, _notes) = Lanes::new();
+        let one = order("a", "1");
+        let mut first = lanes.turn(one.as_ref(), 1);
+        let mut second = lanes.turn(one.as_ref(), 2);
+        first.sent(Some(7));
+        let wait = second.wait_for().expect("the first is not acked");
+        assert!(!wait.blocks(7), "the same channel keeps their order");
+        assert!(wait.blocks(8), "a renewed channel does not");
+        // The first is sent again on a fresh channel after a refusal.
+        first.sent(Some(8));
+        assert!(!second.wait_for().unwrap().blocks(8));
+        first.acked();
+        assert_eq!(second.wait_for(), None, "acked: any channel will do");
+        assert!(second.earlier_acked().await);
+    }
+
+    #[tokio::test]
+    async fn a_dead_lettered_or_unacked_earlier_event() {
+        let (mut lanes, _notes) = Lanes::new();
+        let one = order("a", "1");
+        let mut first = lanes.turn(one.as_ref(), 1);
+        let mut second = lanes.turn(one.as_ref(), 2);
+        first.sent(None);
+        assert_eq!(second.wait_for(), None, "nothing of the chat to overtake");
+        drop(first);
+        let wait = second.wait_for().expect("ended unacked");
+        assert!(wait.blocks(1) && wait.blocks(2));
+        assert!(!second.earlier_acked().await);
+    }
+
+    #[tokio::test]
     async fn account_events_wait_for_no_ack() {
         let (mut lanes, mut notes) = Lanes::new();
         let account = Some((Id::parse("a").unwrap(), Scope::Account));
         let mut turn = lanes.turn(account.as_ref(), 1);
-        turn.sent();
+        turn.sent(Some(1));
+        assert_eq!(turn.wait_for(), None);
         assert!(turn.earlier_acked().await);
         assert!(notes.try_recv().is_err());
         assert!(lanes.latest.is_empty());

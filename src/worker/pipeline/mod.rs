@@ -21,7 +21,7 @@ pub use admit::{Admitted, MAX_DELIVERIES, admit};
 use super::retry_backoff;
 
 use super::turn::Turn;
-use crate::amqp::{PublishError, Publisher, Unconfirmed};
+use crate::amqp::{PublishError, Publisher, Unconfirmed, WaitFor};
 use crate::events::{Event, Rejection};
 use crate::handlers::{self, Decision, ReplyTo, Tally};
 use crate::ids::Id;
@@ -123,7 +123,10 @@ impl Processor {
         let mut refusals = 0;
         loop {
             let outcome = match &admitted.event {
-                Ok(event) => self.handle(event, &delivery.properties).await,
+                Ok(event) => {
+                    let wait = turn.wait_for();
+                    self.handle(event, &delivery.properties, wait).await
+                }
                 Err(rejection) => Outcome::DeadLetter(rejection.clone()),
             };
             // A failure not known to pass is given up after a bound, as a dead letter.
@@ -142,7 +145,7 @@ impl Processor {
                     replayed,
                     sent,
                 } => {
-                    turn.sent();
+                    turn.sent(Some(sent.channel_id()));
                     debug!(kind, replayed, "Event handled.");
                     sent.confirmed()
                         .await
@@ -151,7 +154,7 @@ impl Processor {
                 }
                 Outcome::DeadLetter(rejection) => {
                     // Nothing of its chat is published: the next event may start.
-                    turn.sent();
+                    turn.sent(None);
                     warn!(reason = %rejection.header(), routing_key = %delivery.routing_key, "Input dead-lettered.");
                     counters::dead_letter(rejection.code());
                     self.publisher
@@ -199,6 +202,12 @@ impl Processor {
                         }
                     };
                 }
+                Err(Transient::Publish(PublishError::WouldOvertake)) => {
+                    // Nothing was sent: go once the earlier event is acked.
+                    if !turn.earlier_acked().await {
+                        return None;
+                    }
+                }
                 Err(e) if e.needs_reconnect() || !self.publisher.channel().status().connected() => {
                     // Retrying on a stuck or closed channel cannot succeed: end the session.
                     warn!(error = %e, "The broker stopped answering; reconnecting.");
@@ -219,12 +228,19 @@ impl Processor {
     }
 
     /// Decides and applies one event, sending its outputs.
-    pub async fn handle(&self, event: &Event, properties: &BasicProperties) -> Outcome<'_> {
+    /// `wait`: the channel a send must not use before the earlier event of
+    /// the chat is acked ([`Turn::wait_for`]).
+    pub async fn handle(
+        &self,
+        event: &Event,
+        properties: &BasicProperties,
+        wait: Option<WaitFor>,
+    ) -> Outcome<'_> {
         let reply = ReplyTo {
             reply_to: properties.reply_to().as_ref().map(|s| s.to_string()),
             correlation_id: properties.correlation_id().as_ref().map(|s| s.to_string()),
         };
-        match self.decide_apply_publish(event, &reply).await {
+        match self.decide_apply_publish(event, &reply, wait).await {
             Ok(outcome) => outcome,
             Err(Transient::Store(e)) if !e.is_transient() => {
                 // Redis holds data this worker cannot read: keep the input for an operator.
@@ -239,22 +255,24 @@ impl Processor {
         &self,
         event: &Event,
         reply: &ReplyTo,
+        wait: Option<WaitFor>,
     ) -> Result<Outcome<'_>, Transient> {
         let account = &event.envelope().account_id;
         let kind = event.type_name();
         match decide_and_apply(&self.store, self, event, reply).await? {
             Decided::Reject(rejection) => Ok(Outcome::DeadLetter(rejection)),
             Decided::Publish { outputs, tally } => {
-                let sent = self.publisher.send(account, &outputs).await?;
+                // Applied: counted now, since a failed send is retried as a replay.
                 counters::claims(tally.claims_won, tally.claims_lost);
                 counters::round_robin(tally.round_robin);
+                let sent = self.publisher.send(account, &outputs, wait).await?;
                 Ok(Outcome::Sent {
                     kind,
                     replayed: false,
                     sent,
                 })
             }
-            Decided::Replay(record) => self.replay(account, kind, record).await,
+            Decided::Replay(record) => self.replay(account, kind, record, wait).await,
         }
     }
 
@@ -263,18 +281,24 @@ impl Processor {
         account: &Id,
         kind: &'static str,
         record: Record,
+        wait: Option<WaitFor>,
     ) -> Result<Outcome<'_>, Transient> {
         Ok(Outcome::Sent {
             kind,
             replayed: true,
-            sent: self.publish(account, &record).await?,
+            sent: self.publish(account, &record, wait).await?,
         })
     }
 
     /// Declares the queues the event introduced, then sends its outputs.
-    async fn publish(&self, account: &Id, record: &Record) -> Result<Unconfirmed<'_>, Transient> {
+    async fn publish(
+        &self,
+        account: &Id,
+        record: &Record,
+        wait: Option<WaitFor>,
+    ) -> Result<Unconfirmed<'_>, Transient> {
         self.declare_queues(account, &record.declare_users).await?;
-        Ok(self.publisher.send(account, &record.outputs).await?)
+        Ok(self.publisher.send(account, &record.outputs, wait).await?)
     }
 
     async fn declare_queues(&self, account: &Id, users: &[Id]) -> Result<(), Transient> {

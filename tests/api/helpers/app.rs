@@ -17,7 +17,7 @@ use switchboard::names::Names;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{AMQP, Prefix, REDIS, account_key, timed};
+use super::{AMQP, Prefix, REDIS, account_key, inbound, timed};
 
 /// How long waits for a queue, a set-up or a message last by default.
 pub(super) const WAIT: Duration = Duration::from_secs(20);
@@ -52,6 +52,21 @@ pub struct TestApp {
     guard: Prefix,
 }
 
+/// The in-process workers' logs on stderr, when `SWITCHBOARD_TEST_LOG` gives
+/// a filter (e.g. `switchboard=debug`): off by default, to keep test output
+/// readable; for a failure to explain itself.
+fn worker_logs() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        if let Ok(filter) = std::env::var("SWITCHBOARD_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 impl TestApp {
     /// Starts `workers` workers on a new prefix and waits until the topology exists.
     pub async fn spawn(workers: usize) -> Self {
@@ -66,6 +81,7 @@ impl TestApp {
     /// As [`TestApp::spawn_with`], the test itself talking to the broker at
     /// `broker` (a node of a cluster the workers reach through their own list).
     pub async fn spawn_on(broker: &str, workers: usize, tune: impl FnOnce(&mut Config)) -> Self {
+        worker_logs();
         let mut guard = Prefix::random();
         guard.use_amqp(broker);
         let mut config = Config::with_prefix(&guard.name);
@@ -193,6 +209,17 @@ impl TestApp {
             BasicProperties::default(),
         )
         .await;
+    }
+
+    /// Publishes `n` first messages of one client (`msg 0` .. `msg n-1`) all at
+    /// once, as a gateway with many connections would: they race for the
+    /// client's contact, deal and manager.
+    pub async fn publish_burst(&self, account: &str, chat_id: &str, n: usize) {
+        let burst = (0..n).map(|i| async move {
+            self.publish_event(&inbound(account, chat_id, &format!("msg {i}")))
+                .await
+        });
+        futures_util::future::join_all(burst).await;
     }
 
     /// Publishes bytes to `P.inbound` as a gateway would, and waits for the

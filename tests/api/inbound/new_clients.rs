@@ -68,14 +68,7 @@ async fn fifty_first_messages_of_one_client_at_once_make_one_contact_and_one_dea
     )
     .await;
 
-    let burst = (0..50).map(|i| {
-        let app = &app;
-        async move {
-            app.publish_event(&inbound("acc", "+7 900 000-00-01", &format!("msg {i}")))
-                .await
-        }
-    });
-    futures_util::future::join_all(burst).await;
+    app.publish_burst("acc", "+7 900 000-00-01", 50).await;
 
     let crm = app.take(&crm, 2, Duration::from_secs(20)).await;
     let contacts: BTreeSet<_> = ids(&crm, "contact.created", "contactId");
@@ -109,14 +102,7 @@ async fn first_reply_shows_a_new_client_once_to_every_eligible_manager() {
     ];
     let Fixture { app, crm, .. } = Fixture::new(3, &users, Some("first_reply")).await;
 
-    let burst = (0..50).map(|i| {
-        let app = &app;
-        async move {
-            app.publish_event(&inbound("acc", "client", &format!("msg {i}")))
-                .await
-        }
-    });
-    futures_util::future::join_all(burst).await;
+    app.publish_burst("acc", "client", 50).await;
 
     for m in ["m1", "m2", "sup"] {
         let notes = app.notes("acc", m, 50).await;

@@ -48,14 +48,7 @@ async fn fifty_first_messages_of_one_client_make_one_contact_on_a_cluster() {
     let crm = app.bind_crm().await;
 
     let result = bounded(Duration::from_secs(120), async {
-        let burst = (0..50).map(|i| {
-            let app = &app;
-            async move {
-                app.publish_event(&inbound("acc", "+7 900 000-00-01", &format!("msg {i}")))
-                    .await
-            }
-        });
-        futures_util::future::join_all(burst).await;
+        app.publish_burst("acc", "+7 900 000-00-01", 50).await;
         let crm = app.take(&crm, 2, Duration::from_secs(20)).await;
         assert_eq!(
             (
