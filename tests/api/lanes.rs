@@ -4,7 +4,11 @@
 //! user still gets a chat's messages in the order they were published; and a
 //! connection cut in the middle loses nothing, creates nothing twice and keeps
 //! that order (a chat's events are acked only after their confirms, in order,
-//! so what the cut left unacked is redelivered in order).
+//! so what the cut left unacked is redelivered in order). A queue that
+//! refuses messages for a while (a broker policy: `max-length` 1,
+//! `reject-publish`) has the refused events sent again later on a fresh
+//! channel: the later events of their chats wait for them, so the order holds
+//! there too (without that wait it fails, about 2 runs in 3).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -95,10 +99,14 @@ async fn all_notes(app: &TestApp, user: &str) -> Vec<Value> {
 }
 
 /// The managers' notifications: each chat went to one of them, whole and in order.
-async fn assert_managers_in_order(app: &TestApp) {
+/// Returns how many notifications they got, repeats included.
+async fn assert_managers_in_order(app: &TestApp) -> usize {
     let mut by_chat = BTreeMap::new();
+    let mut total = 0;
     for m in ["m1", "m2"] {
-        for (chat, texts) in in_arrival_order(&app.notes("acc", m, 1).await) {
+        let notes = app.notes("acc", m, 1).await;
+        total += notes.len();
+        for (chat, texts) in in_arrival_order(&notes) {
             assert!(
                 by_chat.insert(chat.clone(), texts).is_none(),
                 "{chat} with both managers"
@@ -106,6 +114,7 @@ async fn assert_managers_in_order(app: &TestApp) {
         }
     }
     assert_all_in_order(&by_chat, "managers");
+    total
 }
 
 /// Stops the set-up's worker, queues the backlog, and starts a worker with
@@ -129,7 +138,11 @@ async fn many_events_of_a_few_hot_chats_in_flight_reach_each_user_in_order() {
         "no fault, no repeats"
     );
     assert_all_in_order(&in_arrival_order(&notes), "quality control");
-    assert_managers_in_order(&app).await;
+    assert_eq!(
+        assert_managers_in_order(&app).await,
+        CHATS * PER_CHAT as usize,
+        "no fault, no repeats"
+    );
     app.cleanup().await;
 }
 
@@ -167,5 +180,121 @@ async fn a_connection_cut_mid_stream_loses_nothing_and_keeps_each_chats_order() 
         CHATS,
         "{contacts:?}"
     );
+    app.cleanup().await;
+}
+
+/// Sets a broker policy on the one queue `queue` (`rabbitmqctl set_policy`),
+/// or clears it with `definition` `None`.
+fn policy(name: &str, queue: &str, definition: Option<&str>) {
+    let pattern = format!("^{}$", queue.replace('.', "\\."));
+    let mut args = vec!["30", "rabbitmqctl"];
+    match definition {
+        Some(definition) => args.extend([
+            "set_policy",
+            "--apply-to",
+            "queues",
+            "--priority",
+            "100",
+            name,
+            pattern.as_str(),
+            definition,
+        ]),
+        None => args.extend(["clear_policy", name]),
+    }
+    // `timeout`: a broker that stopped answering must fail the test, not hang it.
+    let out = std::process::Command::new("timeout")
+        .args(&args)
+        .output()
+        .expect("rabbitmqctl runs");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Consumes `queue` until `want` distinct messages came (repeats on top) or
+/// nothing came for 5 s; every message, in arrival order.
+async fn drain(app: &TestApp, queue: &str, want: usize) -> Vec<Value> {
+    use futures_util::StreamExt;
+    let channel = timed("channel.open", app.conn.create_channel())
+        .await
+        .unwrap();
+    let consume = channel.basic_consume(
+        queue.into(),
+        "drain".into(),
+        lapin::options::BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        },
+        lapin::types::FieldTable::default(),
+    );
+    let mut consumer = timed("basic.consume", consume).await.unwrap();
+    let mut notes: Vec<Value> = Vec::new();
+    let unique = |notes: &[Value]| {
+        in_arrival_order(notes)
+            .values()
+            .map(Vec::len)
+            .sum::<usize>()
+    };
+    while unique(&notes) < want {
+        match tokio::time::timeout(Duration::from_secs(5), consumer.next()).await {
+            Ok(Some(Ok(delivery))) => notes.push(serde_json::from_slice(&delivery.data).unwrap()),
+            _ => break,
+        }
+    }
+    let _ = timed("channel.close", channel.close(200, "drained".into())).await;
+    notes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_message_is_not_overtaken_by_the_later_events_of_its_chat() {
+    let app = TestApp::spawn_with(1, |c| c.concurrency = 64).await;
+    setup_account(&app, "acc", &STAFF, Some("round_robin")).await;
+    // Quality control's queue takes one message, then refuses (nacks) every
+    // publish until someone reads it: the refused events are sent again later,
+    // on a fresh channel, while the later events of their chats are running.
+    let queue = app.user_queue("acc", "q");
+    let name = format!("{}-refuse", app.prefix);
+    policy(
+        &name,
+        &queue,
+        Some(r#"{"max-length":1,"overflow":"reject-publish"}"#),
+    );
+    let verdict = async {
+        app.stop_workers().await;
+        send(&app, &backlog()).await;
+        app.start_worker(app.config()).await;
+        // Refused for a while (each refused event retries with backoff; its
+        // chat's later events must wait for it), then read as fast as it comes.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while depth(&app, &queue).await < 1 {
+            assert!(Instant::now() < deadline, "the worker never got going");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let notes = drain(&app, &queue, CHATS * PER_CHAT as usize).await;
+        let dead = app.dead(0).await;
+        (notes, dead)
+    };
+    let (notes, dead) = tokio::time::timeout(Duration::from_secs(120), verdict)
+        .await
+        .unwrap_or_else(|_| {
+            policy(&name, &queue, None);
+            panic!("not done within 120 s")
+        });
+    policy(&name, &queue, None);
+    let reasons: Vec<_> = dead
+        .iter()
+        .map(|d| d.header("x-switchboard-error"))
+        .collect();
+    assert!(dead.is_empty(), "nothing given up: {reasons:?}");
+    // A message accepted on a channel that was then replaced (another event's
+    // refusal) lost its confirm: it is sent again, as a repeat of the same id.
+    assert_all_in_order(&in_arrival_order(&notes), "quality control");
+    // A refused event is sent again whole: its manager's notification repeats.
+    let repeats = assert_managers_in_order(&app).await - CHATS * PER_CHAT as usize;
+    assert!(repeats > 0, "quality control's queue refused messages");
+    eprintln!("refused queue: {repeats} events sent again");
     app.cleanup().await;
 }
