@@ -204,6 +204,7 @@ impl Processor {
                 }
                 Err(Transient::Publish(PublishError::WouldOvertake)) => {
                     // Nothing was sent: go once the earlier event is acked.
+                    debug!("Waiting for the chat's earlier event, sent on a replaced channel.");
                     if !turn.earlier_acked().await {
                         return None;
                     }
