@@ -67,7 +67,7 @@ impl ConnectionLike for RedisConn {
 }
 
 /// A connection to the Redis of `target`, checked with a PING (on a cluster,
-/// every node's), its failure explained in words naming the nodes (passwords
+/// every master's), its failure explained in words naming the nodes (passwords
 /// hidden).
 pub async fn connect(target: &Target) -> Result<RedisConn, OpsError> {
     let url = redact(&target.redis_url);
@@ -93,17 +93,51 @@ pub async fn connect(target: &Target) -> Result<RedisConn, OpsError> {
             if nodes.is_empty() {
                 return Err(fail("no seed node given".into()));
             }
-            let client = ClusterClient::builder(nodes)
+            let client = ClusterClient::builder(nodes.iter().copied())
                 .connection_timeout(NODE_CONNECT_WAIT)
                 .response_timeout(WAIT)
                 .build()
                 .map_err(|e| fail(crate::diagnose::redis(&e)))?;
-            RedisConn::Cluster(answer(client.get_async_connection(), &fail).await?)
+            match tokio::time::timeout(WAIT, client.get_async_connection()).await {
+                Ok(Ok(conn)) => RedisConn::Cluster(conn),
+                Ok(Err(e)) => return Err(fail(seeds_failure(&nodes, &e).await)),
+                Err(_) => return Err(fail(crate::diagnose::no_answer("Redis"))),
+            }
         }
     };
     let ping = redis::cmd("PING");
     answer(ping.query_async::<String>(&mut conn), &fail).await?;
     Ok(conn)
+}
+
+/// Why the cluster client could not start from `seeds`: each seed's own
+/// answer to a plain connection and PING, in words, since the cluster client
+/// reports one error for all of them (and a refused login as a dropped
+/// connection). When every seed answers, the cluster client's own error with
+/// the likely cause: the seeds are not cluster nodes.
+async fn seeds_failure(seeds: &[&str], cluster: &redis::RedisError) -> String {
+    let mut reasons = Vec::new();
+    for seed in seeds {
+        let tried = async {
+            let client = redis::Client::open(*seed)?;
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            redis::cmd("PING").query_async::<String>(&mut conn).await
+        };
+        let reason = match tokio::time::timeout(NODE_CONNECT_WAIT, tried).await {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => crate::diagnose::redis(&e),
+            Err(_) => crate::diagnose::no_answer("Redis"),
+        };
+        reasons.push(format!("{}: {reason}", redact(seed)));
+    }
+    if reasons.is_empty() {
+        format!(
+            "every seed answers, but not as a cluster ({}): is it a Redis Cluster? One server needs --redis-mode standalone",
+            crate::diagnose::redis(cluster)
+        )
+    } else {
+        reasons.join("; ")
+    }
 }
 
 /// `fut`'s value, or its failure (or silence) in words.
@@ -206,7 +240,12 @@ impl Scan {
                 let what = format!("SCAN on {host}:{port}");
                 let routing =
                     RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
-                let value = within(&what, conn.route_command(cmd, routing)).await?;
+                let value = within(&what, async {
+                    conn.route_command(cmd, routing)
+                        .await
+                        .map_err(|e| OpsError::Redis(format!("{what}: {e}")))
+                })
+                .await?;
                 redis::from_redis_value(value)
                     .map_err(|e| OpsError::Redis(format!("{what}: {e}")))?
             }

@@ -218,10 +218,10 @@ async fn inspect_ping_and_teardown_work_on_a_cluster() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_cluster_that_does_not_answer_is_named_without_its_password() {
+async fn seeds_that_do_not_answer_are_named_without_their_password() {
     let target = Target {
         amqp_url: AMQP.into(),
-        redis_url: "redis://ops:s3cret@127.0.0.1:1,redis://127.0.0.1:2".into(),
+        redis_url: "redis://ops:s3cret@127.0.0.1:1,redis://ops:s3cret@127.0.0.1:2".into(),
         redis_mode: RedisMode::Cluster,
         prefix: "sb-nobody".into(),
     };
@@ -233,9 +233,23 @@ async fn a_cluster_that_does_not_answer_is_named_without_its_password() {
     };
     let said = error.to_string();
     assert!(
-        said.contains("127.0.0.1:1") && said.contains("127.0.0.1:2") && !said.contains("s3cret"),
+        said.contains("127.0.0.1:1: nothing accepts connections")
+            && said.contains("127.0.0.1:2: nothing accepts connections")
+            && !said.contains("s3cret"),
         "{said}"
     );
+    // A seed that is one server, not a cluster node, is said to be so.
+    let standalone = Target {
+        redis_url: REDIS.into(),
+        ..target
+    };
+    let said = bounded(Duration::from_secs(30), ops::redis(&standalone))
+        .await
+        .unwrap()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(said.contains("is it a Redis Cluster?"), "{said}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
