@@ -95,37 +95,16 @@ async fn account_on_another_master() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn inspect_ping_and_teardown_work_on_a_cluster() {
-    let (cluster, app) = on_cluster(1, &TEAM, "first_reply").await;
-    // A second account on another master, set up without the harness's
-    // wait (which reads the master of "acc" only).
+    let (cluster, mut app) = on_cluster(1, &TEAM, "first_reply").await;
+    // A second account on another master.
+    app.use_redis_cluster(&cluster.seeds);
     let other = account_on_another_master().await;
-    let setup = Account::new(&other)
-        .staff(&TEAM)
-        .distribution(Some("first_reply"))
-        .events();
-    for event in &setup {
-        app.publish_event(event).await;
-    }
+    setup_account(&app, &other, &TEAM, Some("first_reply")).await;
     let target = cluster_target(&app, &cluster.seeds);
 
     let result = bounded(Duration::from_secs(180), async {
         app.publish_event(&inbound("acc", "c1", "hello")).await;
         app.notes("acc", "m1", 1).await;
-        let mut conn = cluster_conn(&cluster.seeds).await;
-        let config_key = format!("{}:{{{other}}}:config", app.prefix);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let applied: Option<u64> = redis::cmd("GET")
-                .arg(&config_key)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            if applied == Some(setup.len() as u64) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{other} not set up: {applied:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         let mut redis = ops::redis(&target).await.expect("the cluster");
         let view = inspect::chat(
             &mut redis,
@@ -256,25 +235,17 @@ async fn seeds_that_do_not_answer_are_named_without_their_password() {
 async fn the_count_changes_under_a_live_stream_on_a_cluster() {
     let lock = CLUSTER.read().await;
     let seeds = start_cluster().await;
-    let app = spawn(2, &seeds).await;
+    let mut app = spawn(2, &seeds).await;
+    // The harness's waits for the accounts' set-up go through the cluster:
+    // the stream's accounts are on every master.
+    app.use_redis_cluster(&seeds);
     let target = cluster_target(&app, &seeds);
-    // The harness reads an account's set-up from the master of account
-    // "acc": the stream's accounts are those it serves. The partition state
-    // and the fences live in other slots, which the command reaches through
-    // the cluster.
-    let owner_port = owner(ACC_KEY).await.expect("a master serves account acc");
-    let mut accounts = Vec::new();
-    for n in 0..500 {
-        let account = format!("acc-{n}");
-        let key = format!("{{{account}}}");
-        if owner(&key).await == Some(owner_port) {
-            accounts.push(account);
-            if accounts.len() == 12 {
-                break;
-            }
-        }
+    let accounts: Vec<String> = (0..12).map(|a| format!("acc-{a}")).collect();
+    let mut masters = BTreeSet::new();
+    for account in &accounts {
+        masters.insert(owner(&format!("{{{account}}}")).await);
     }
-    assert_eq!(accounts.len(), 12);
+    assert_eq!(masters.len(), 3, "the accounts are on every master");
 
     let result = bounded(Duration::from_secs(300), async {
         stream_through_changes(&app, &target, &accounts).await;
