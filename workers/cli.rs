@@ -46,9 +46,12 @@ pub enum Command {
             default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
         )]
         amqp_url: String,
-        /// Redis URL.
+        /// Redis URL; in cluster mode one or more seed nodes, comma-separated.
         #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
         redis_url: String,
+        /// `standalone` (one server) or `cluster` (Redis Cluster).
+        #[arg(long, env = "SWITCHBOARD_REDIS_MODE", value_enum, default_value_t = switchboard::RedisMode::Standalone)]
+        redis_mode: switchboard::RedisMode,
     },
     /// Dead letters (P.dead): events the worker could not accept, with the reason.
     Dead(DeadArgs),

@@ -25,11 +25,13 @@ pub async fn execute(command: Command) -> Result<ExitCode> {
         Command::Demo {
             amqp_url,
             redis_url,
+            redis_mode,
         } => {
             let prefix = format!("sbdemo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
             let mut config = switchboard::Config::with_prefix(&prefix);
             config.amqp_url = amqp_url;
             config.redis_url = redis_url;
+            config.redis_mode = redis_mode;
             config.startup_wait_secs = 5;
             let report = switchboard::ops::demo::demo(config).await?;
             print!("{}", report.render());

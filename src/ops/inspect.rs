@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use redis::aio::MultiplexedConnection;
+use super::RedisConn;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -71,7 +71,7 @@ pub fn chat_type(raw: &str) -> Result<ChatType, OpsError> {
 }
 
 pub async fn chat(
-    redis: &mut MultiplexedConnection,
+    redis: &mut RedisConn,
     prefix: &str,
     account: &Id,
     chat: ChatRef,
@@ -108,7 +108,7 @@ pub async fn chat(
 }
 
 pub async fn account(
-    redis: &mut MultiplexedConnection,
+    redis: &mut RedisConn,
     prefix: &str,
     account: &Id,
     waiting: bool,
@@ -164,16 +164,16 @@ pub async fn account(
 }
 
 /// Chats of the account waiting to be claimed: a SCAN over the whole keyspace
-/// (cost grows with the database, not the account), so only on request.
+/// (on a cluster, of every master; cost grows with the database, not the
+/// account), so only on request.
 async fn waiting_chats(
-    redis: &mut MultiplexedConnection,
+    redis: &mut RedisConn,
     keys: &AccountKeys,
 ) -> Result<Vec<(ChatRef, Chat)>, OpsError> {
     let pattern = format!("{}chat:*", keys.base());
-    let mut cursor: u64 = 0;
+    let mut scan = redis.scan(&pattern).await?;
     let mut found = Vec::new();
-    loop {
-        let (next, batch) = super::scan(redis, cursor, &pattern).await?;
+    while let Some(batch) = scan.next(redis).await? {
         for key in batch {
             let Some(chat) = get::<Chat>(redis, &key).await? else {
                 continue;
@@ -185,10 +185,6 @@ async fn waiting_chats(
                 found.push((chat_ref, chat));
             }
         }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(found)
@@ -202,17 +198,14 @@ fn chat_ref_of(rest: &str) -> Option<ChatRef> {
     Some(ChatRef { chat_type, chat_id })
 }
 
-async fn get<T: DeserializeOwned>(
-    redis: &mut MultiplexedConnection,
-    key: &str,
-) -> Result<Option<T>, OpsError> {
+async fn get<T: DeserializeOwned>(redis: &mut RedisConn, key: &str) -> Result<Option<T>, OpsError> {
     let raw: Option<String> = within("GET", redis::cmd("GET").arg(key).query_async(redis)).await?;
     raw.map(|raw| serde_json::from_str(&raw).map_err(|e| OpsError::Corrupt(format!("{key}: {e}"))))
         .transpose()
 }
 
 async fn hash<T: DeserializeOwned>(
-    redis: &mut MultiplexedConnection,
+    redis: &mut RedisConn,
     key: &str,
 ) -> Result<BTreeMap<Id, T>, OpsError> {
     let raw: BTreeMap<String, String> =

@@ -20,6 +20,7 @@ pub mod partitions;
 pub mod ping;
 mod probe;
 pub mod publish;
+mod redis_conn;
 pub mod replay;
 pub mod teardown;
 pub mod watch;
@@ -31,19 +32,23 @@ use clap::Args;
 use lapin::{Channel, Connection};
 
 use crate::amqp::Nodes;
-use crate::config::{Config, redact};
+use crate::config::{Config, RedisMode};
+
 use crate::names::Names;
+pub use redis_conn::{RedisConn, Scan};
 
 /// How long any one request to the broker or Redis may take.
 pub const WAIT: Duration = Duration::from_secs(15);
 
 /// Where the commands work: the services and prefix of `switchboard run`.
 /// A command takes the worker's own flags and environment ([`Config`], one
-/// definition for both) and uses these three.
+/// definition for both) and uses these four.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub amqp_url: String,
     pub redis_url: String,
+    /// Whether `redis_url` is one server or a cluster's seed nodes.
+    pub redis_mode: RedisMode,
     pub prefix: String,
 }
 
@@ -79,6 +84,7 @@ impl From<&Config> for Target {
         Self {
             amqp_url: config.amqp_url.clone(),
             redis_url: config.redis_url.clone(),
+            redis_mode: config.redis_mode,
             prefix: config.prefix.clone(),
         }
     }
@@ -159,45 +165,10 @@ pub async fn amqp(target: &Target) -> Result<Connection, OpsError> {
     }
 }
 
-/// A connection to Redis, its failure explained in words.
-pub async fn redis(target: &Target) -> Result<redis::aio::MultiplexedConnection, OpsError> {
-    let url = redact(&target.redis_url);
-    let fail = |reason: String| OpsError::RedisConnect {
-        url: url.clone(),
-        reason,
-    };
-    let client = redis::Client::open(target.redis_url.as_str())
-        .map_err(|e| fail(crate::diagnose::redis(&e)))?;
-    let conn = match tokio::time::timeout(WAIT, client.get_multiplexed_async_connection()).await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => return Err(fail(crate::diagnose::redis(&e))),
-        Err(_) => return Err(fail(crate::diagnose::no_answer("Redis"))),
-    };
-    let mut probe = conn.clone();
-    match tokio::time::timeout(WAIT, redis::cmd("PING").query_async::<String>(&mut probe)).await {
-        Ok(Ok(_)) => Ok(conn),
-        Ok(Err(e)) => Err(fail(crate::diagnose::redis(&e))),
-        Err(_) => Err(fail(crate::diagnose::no_answer("Redis"))),
-    }
-}
-
-/// One `SCAN` step over `pattern` from `cursor`: the next cursor and a batch of keys.
-pub(crate) async fn scan(
-    redis: &mut redis::aio::MultiplexedConnection,
-    cursor: u64,
-    pattern: &str,
-) -> Result<(u64, Vec<String>), OpsError> {
-    within(
-        "SCAN",
-        redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(redis),
-    )
-    .await
+/// A connection to Redis (one server or a cluster, as `--redis-mode` says),
+/// its failure explained in words naming the nodes.
+pub async fn redis(target: &Target) -> Result<RedisConn, OpsError> {
+    redis_conn::connect(target).await
 }
 
 /// Closes a channel if it is still open; a failure to close changes nothing

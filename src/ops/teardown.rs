@@ -10,9 +10,9 @@
 //! only lose their bindings. It refuses while workers still consume (they
 //! would declare it all again), and the default prefix without `yes`.
 
+use super::RedisConn;
 use lapin::Connection;
 use lapin::options::QueueDeleteOptions;
-use redis::aio::MultiplexedConnection;
 
 use super::{OpsError, close_channel, unescape_key_part, within};
 use crate::ids::Id;
@@ -39,7 +39,7 @@ pub struct Report {
 
 pub async fn teardown(
     conn: &Connection,
-    redis: &mut MultiplexedConnection,
+    redis: &mut RedisConn,
     names: &Names,
     options: Options,
 ) -> Result<Report, OpsError> {
@@ -109,12 +109,10 @@ async fn delete(
 }
 
 /// The queue of every user of every account of the prefix.
-async fn user_queues(
-    redis: &mut MultiplexedConnection,
-    names: &Names,
-) -> Result<Vec<String>, OpsError> {
+async fn user_queues(redis: &mut RedisConn, names: &Names) -> Result<Vec<String>, OpsError> {
     let mut queues = Vec::new();
-    for key in scan(redis, &format!("{}:{{*}}:users", names.prefix())).await? {
+    let pattern = format!("{}:{{*}}:users", names.prefix());
+    for key in redis.scan(&pattern).await?.all(redis).await? {
         let escaped = key
             .strip_prefix(&format!("{}:{{", names.prefix()))
             .and_then(|rest| rest.strip_suffix("}:users"));
@@ -133,38 +131,14 @@ async fn user_queues(
     Ok(queues)
 }
 
-/// Every key matching `pattern`.
-async fn scan(redis: &mut MultiplexedConnection, pattern: &str) -> Result<Vec<String>, OpsError> {
-    let mut cursor: u64 = 0;
-    let mut keys = Vec::new();
-    loop {
-        let (next, batch) = super::scan(redis, cursor, pattern).await?;
-        keys.extend(batch);
-        if next == 0 {
-            return Ok(keys);
-        }
-        cursor = next;
-    }
-}
-
-/// Removes every key `{prefix}:*`, a SCAN batch at a time (never KEYS).
-async fn unlink_prefix(redis: &mut MultiplexedConnection, prefix: &str) -> Result<usize, OpsError> {
-    let pattern = format!("{prefix}:*");
-    let mut cursor: u64 = 0;
+/// Removes every key `{prefix}:*`, a SCAN batch at a time (never KEYS), on
+/// every master of a cluster.
+async fn unlink_prefix(redis: &mut RedisConn, prefix: &str) -> Result<usize, OpsError> {
+    let mut scan = redis.scan(&format!("{prefix}:*")).await?;
     let mut removed = 0;
-    loop {
-        let (next, batch) = super::scan(redis, cursor, &pattern).await?;
-        if !batch.is_empty() {
-            let _: usize = within(
-                "UNLINK",
-                redis::cmd("UNLINK").arg(&batch).query_async(redis),
-            )
-            .await?;
-            removed += batch.len();
-        }
-        if next == 0 {
-            return Ok(removed);
-        }
-        cursor = next;
+    while let Some(batch) = scan.next(redis).await? {
+        redis.unlink(&batch).await?;
+        removed += batch.len();
     }
+    Ok(removed)
 }

@@ -9,7 +9,7 @@ use crate::helpers::ops::{amqp, target};
 use crate::helpers::*;
 use crate::order::{active_workers, live_workers};
 use switchboard::config::DEFAULT_PARTITIONS;
-use switchboard::ops::{self, partitions};
+use switchboard::ops::{self, Target, partitions};
 use switchboard::worker::partitions::owners;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -50,11 +50,11 @@ async fn the_default_count_gives_each_of_three_workers_partitions_to_lead() {
     app.cleanup().await;
 }
 
-/// Changes the count of `app`'s deployment as the operator command does.
-async fn change_count(app: &TestApp, to: u16) -> partitions::Report {
-    let target = target(app);
-    let conn = amqp(&target).await;
-    let mut redis = timed("Redis", ops::redis(&target)).await.unwrap();
+/// Changes the count of `app`'s deployment as the operator command does, on
+/// the services of `target` (a standalone Redis or a cluster).
+async fn change_count(app: &TestApp, target: &Target, to: u16) -> partitions::Report {
+    let conn = amqp(target).await;
+    let mut redis = timed("Redis", ops::redis(target)).await.unwrap();
     let report = within(
         Duration::from_secs(120),
         partitions::change(
@@ -75,11 +75,29 @@ async fn change_count(app: &TestApp, to: u16) -> partitions::Report {
 async fn the_count_changes_under_a_live_stream_without_loss_doubles_or_reordering() {
     let owned = TestApp::spawn_with(2, |c| c.partitions = 4).await;
     let app = &owned;
-    let users = [("m1", "manager", true), ("q", "quality_control", false)];
-    // Enough accounts that some move at each change (the hash moves about
-    // 3 of 7 going from 4 to 7, and the 4 of 7 in removed partitions back).
     let accounts: Vec<String> = (0..12).map(|a| format!("acc-{a}")).collect();
-    for account in &accounts {
+    stream_through_changes(app, &target(app), &accounts).await;
+    let count: Option<String> = app
+        .redis_cmd(
+            redis::cmd("HGET")
+                .arg(format!("{}:partitions", app.prefix))
+                .arg("count"),
+        )
+        .await;
+    assert_eq!(count.as_deref(), Some("3"), "the new count is recorded");
+    owned.cleanup().await;
+}
+
+/// A small stream over `accounts` while the count of `app`'s deployment
+/// (started with 4 partitions) goes to 7 and then to 3 through `target`
+/// (a dozen accounts are enough that some move at each change: the hash
+/// moves about 3 of 7 going from 4 to 7, and the 4 of 7 in removed
+/// partitions back):
+/// every message reaches quality control once and in order, the routing is
+/// back on `P.inbound.hash`, and only the partitions in use are left.
+pub(crate) async fn stream_through_changes(app: &TestApp, target: &Target, accounts: &[String]) {
+    let users = [("m1", "manager", true), ("q", "quality_control", false)];
+    for account in accounts {
         setup_account(app, account, &users, Some("round_robin")).await;
     }
     let (chats, rounds) = (3, 40);
@@ -97,9 +115,9 @@ async fn the_count_changes_under_a_live_stream_without_loss_doubles_or_reorderin
     };
     let change = async {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let up = change_count(app, 7).await;
+        let up = change_count(app, target, 7).await;
         assert_eq!((up.from, up.to, up.resumed), (4, 7, false));
-        let down = change_count(app, 3).await;
+        let down = change_count(app, target, 3).await;
         assert_eq!((down.from, down.to), (7, 3));
         assert_eq!(
             down.removed,
@@ -111,7 +129,7 @@ async fn the_count_changes_under_a_live_stream_without_loss_doubles_or_reorderin
     tokio::join!(publish, change);
 
     // Quality control sees every message of every chat once, in order.
-    for account in &accounts {
+    for account in accounts {
         let by_chat = texts_by_chat(&app.notes(account, "q", chats * rounds).await);
         assert_eq!(by_chat.len(), chats, "{account}");
         for (chat, texts) in &by_chat {
@@ -122,16 +140,7 @@ async fn the_count_changes_under_a_live_stream_without_loss_doubles_or_reorderin
             );
         }
     }
-    // The new count is recorded, the routing is back on P.inbound.hash, and
-    // only the partitions in use are left.
-    let count: Option<String> = app
-        .redis_cmd(
-            redis::cmd("HGET")
-                .arg(format!("{}:partitions", app.prefix))
-                .arg("count"),
-        )
-        .await;
-    assert_eq!(count.as_deref(), Some("3"));
+    // The routing is back on P.inbound.hash, and only the partitions in use are left.
     assert!(!app.exchange_exists(&app.names.inbound_next()).await);
     let left: BTreeSet<u16> = futures_util::future::join_all(
         (0..8).map(|n| async move { (n, app.queue_exists(&app.names.inbound_partition(n)).await) }),
@@ -141,5 +150,4 @@ async fn the_count_changes_under_a_live_stream_without_loss_doubles_or_reorderin
     .filter_map(|(n, exists)| exists.then_some(n))
     .collect();
     assert_eq!(left, BTreeSet::from([0, 1, 2]));
-    owned.cleanup().await;
 }

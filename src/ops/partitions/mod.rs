@@ -43,10 +43,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::time::Duration;
 
+use crate::ops::RedisConn;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
-use redis::aio::MultiplexedConnection;
 
 use super::{OpsError, close_channel, within};
 use crate::names::Names;
@@ -102,7 +102,7 @@ pub struct Report {
 /// gets one line per step. Nothing to do when the count is already `to`.
 pub async fn change(
     conn: &Connection,
-    redis: &mut MultiplexedConnection,
+    redis: &mut RedisConn,
     names: &Names,
     to: u16,
     wait: Duration,
@@ -192,7 +192,7 @@ pub async fn change(
 }
 
 async fn read_state(
-    redis: &mut MultiplexedConnection,
+    redis: &mut RedisConn,
     key: &str,
 ) -> Result<(State, HashMap<String, String>), OpsError> {
     let fields: HashMap<String, String> =
@@ -202,7 +202,7 @@ async fn read_state(
 }
 
 /// Records a new change, unless another run recorded one first.
-async fn begin(redis: &mut MultiplexedConnection, key: &str, to: u16) -> Result<String, OpsError> {
+async fn begin(redis: &mut RedisConn, key: &str, to: u16) -> Result<String, OpsError> {
     let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     let fresh: bool = within(
         "HSETNX",
@@ -232,11 +232,7 @@ async fn begin(redis: &mut MultiplexedConnection, key: &str, to: u16) -> Result<
     Ok(id)
 }
 
-async fn record_step(
-    redis: &mut MultiplexedConnection,
-    key: &str,
-    step: Step,
-) -> Result<Step, OpsError> {
+async fn record_step(redis: &mut RedisConn, key: &str, step: Step) -> Result<Step, OpsError> {
     within(
         "HSET",
         redis::cmd("HSET")
@@ -291,7 +287,7 @@ async fn place_markers(
 
 /// Waits until the workers have fenced every old partition `0..from`.
 async fn await_fences(
-    redis: &mut MultiplexedConnection,
+    redis: &mut RedisConn,
     names: &Names,
     id: &str,
     from: u16,
@@ -334,7 +330,7 @@ async fn await_fences(
 
 /// Step 5: the new count in effect and the change over, in one transaction.
 async fn release(
-    redis: &mut MultiplexedConnection,
+    redis: &mut RedisConn,
     names: &Names,
     key: &str,
     id: &str,

@@ -37,6 +37,9 @@ pub struct TestApp {
     pub conn: Connection,
     pub channel: Channel,
     pub redis: redis::Client,
+    /// When set, [`TestApp::redis_cmd`] goes through this cluster instead of
+    /// `redis` (the harness's waits then reach every account's master).
+    redis_cluster: Option<redis::cluster::ClusterClient>,
     /// The broker node the test itself talks to (publishes, takes, cleans up).
     pub(super) broker: String,
     config: Config,
@@ -105,6 +108,7 @@ impl TestApp {
             conn,
             channel,
             redis: redis::Client::open(REDIS).unwrap(),
+            redis_cluster: None,
             broker: broker.to_owned(),
             config: config.clone(),
             workers: Mutex::default(),
@@ -132,6 +136,13 @@ impl TestApp {
     pub fn use_redis(&mut self, url: &str) {
         self.redis = redis::Client::open(url).unwrap();
         self.guard.use_redis(url);
+    }
+
+    /// Reads keys through the cluster of `seeds` (keys are still cleaned up
+    /// in the server of [`TestApp::use_redis`]).
+    pub fn use_redis_cluster(&mut self, seeds: &str) {
+        let seeds: Vec<&str> = seeds.split(',').collect();
+        self.redis_cluster = Some(redis::cluster::ClusterClient::new(seeds).unwrap());
     }
 
     /// A queue the test declared itself, to be removed with the prefix.
@@ -188,6 +199,14 @@ impl TestApp {
 
     /// Runs a Redis command on a fresh connection, under a timeout.
     pub async fn redis_cmd<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
+        if let Some(cluster) = &self.redis_cluster {
+            let mut conn = timed("connecting to the cluster", cluster.get_async_connection())
+                .await
+                .expect("the cluster answers");
+            return timed("a Redis command", cmd.query_async(&mut conn))
+                .await
+                .expect("the Redis command succeeds");
+        }
         let mut conn = timed(
             "connecting to Redis",
             self.redis.get_multiplexed_async_connection(),

@@ -15,6 +15,7 @@ pub fn target(app: &TestApp) -> Target {
     Target {
         amqp_url: AMQP.into(),
         redis_url: REDIS.into(),
+        redis_mode: switchboard::RedisMode::Standalone,
         prefix: app.prefix.clone(),
     }
 }

@@ -1,7 +1,7 @@
 //! The main flows on a Redis Cluster (`--redis-mode cluster`): round robin
 //! with two workers, the claim race, 50 simultaneous first messages, the
-//! suitcase, a waiting chat handed out later (`channel.lua`), and a master
-//! killed with SIGKILL while new clients flow.
+//! suitcase, a waiting chat handed out later (`channel.lua`), a master
+//! killed with SIGKILL while new clients flow, and the operator commands.
 //!
 //! Self-contained: each test starts the local cluster with
 //! `scripts/redis-cluster start` (3 masters + 3 replicas on ports 7000-7005,
@@ -24,6 +24,7 @@ use tokio::sync::{RwLock, RwLockReadGuard};
 
 mod failover;
 mod flows;
+mod operator;
 mod suitcase;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/redis-cluster");
