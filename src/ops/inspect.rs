@@ -19,7 +19,8 @@ use crate::model::{
     Channel, Chat, ChatRef, ChatType, Contact, Deal, Pipeline, RoundRobin, Seat, Settings, User,
 };
 
-use crate::store::{AccountKeys, Key};
+use crate::state::Item;
+use crate::store::{AccountKeys, Key, bucket, compact};
 
 /// A chat: its contact, the contact's deals and the chat's claim state.
 #[derive(Debug, Serialize)]
@@ -81,17 +82,19 @@ pub async fn chat(
     let mut contact = None;
     let mut deals = Vec::new();
     if let Some(contact_id) = state.as_ref().and_then(|c| c.contact_id.clone()) {
-        contact = get(redis, &keys.key(&Key::Contact(contact_id.clone()))).await?;
-        let set = keys.key(&Key::ContactDeals(contact_id));
-        let ids: Vec<String> = within(
-            "SMEMBERS",
-            redis::cmd("SMEMBERS").arg(&set).query_async(redis),
-        )
-        .await?;
-        for id in ids {
-            let id = Id::parse(id).map_err(|e| OpsError::Corrupt(format!("{set}: {e}")))?;
-            if let Some(deal) = get::<Deal>(redis, &keys.key(&Key::Deal(id))).await? {
-                deals.push(deal);
+        let item = Item::Contact(contact_id.clone());
+        if let Some(raw) = stored(redis, &keys, &item).await? {
+            contact = Some(
+                compact::contact(&contact_id, &raw)
+                    .map_err(|e| OpsError::Corrupt(format!("contact {contact_id}: {e}")))?,
+            );
+        }
+        for id in deal_ids(redis, &keys, &contact_id).await? {
+            if let Some(raw) = stored(redis, &keys, &Item::Deal(id.clone())).await? {
+                deals.push(
+                    compact::deal(&id, &raw)
+                        .map_err(|e| OpsError::Corrupt(format!("deal {id}: {e}")))?,
+                );
             }
         }
         deals.sort_by(|a, b| (a.closed, &a.deal_id).cmp(&(b.closed, &b.deal_id)));
@@ -200,6 +203,55 @@ fn chat_ref_of(rest: &str) -> Option<ChatRef> {
     let chat_type = chat_type(parts.next()?).ok()?;
     let chat_id = Id::parse(super::unescape_key_part(parts.next()?)?).ok()?;
     Some(ChatRef { chat_type, chat_id })
+}
+
+/// The stored value of a contact or deal: its field, or while the field is
+/// missing its key of the older layout.
+async fn stored(
+    redis: &mut MultiplexedConnection,
+    keys: &AccountKeys,
+    item: &Item,
+) -> Result<Option<String>, OpsError> {
+    let (key, field) = Key::of(item);
+    let field = field.map_or("", Id::as_str);
+    let hget = redis::cmd("HGET").arg(keys.key(&key)).arg(field).clone();
+    let raw: Option<String> = within("HGET", hget.query_async(redis)).await?;
+    match (raw, Key::legacy(item)) {
+        (None, Some(old)) => {
+            within(
+                "GET",
+                redis::cmd("GET").arg(keys.key(&old)).query_async(redis),
+            )
+            .await
+        }
+        (raw, _) => Ok(raw),
+    }
+}
+
+/// The deal ids of a contact: its field (a JSON array), or its older set.
+async fn deal_ids(
+    redis: &mut MultiplexedConnection,
+    keys: &AccountKeys,
+    contact: &Id,
+) -> Result<Vec<Id>, OpsError> {
+    let key = keys.key(&Key::DealLinks(bucket(contact)));
+    let hget = redis::cmd("HGET").arg(&key).arg(contact.as_str()).clone();
+    let raw: Option<String> = within("HGET", hget.query_async(redis)).await?;
+    let ids: Vec<String> = match raw {
+        Some(raw) => serde_json::from_str(&raw)
+            .map_err(|e| OpsError::Corrupt(format!("{key} {contact}: {e}")))?,
+        None => {
+            let set = keys.key(&Key::ContactDeals(contact.clone()));
+            within(
+                "SMEMBERS",
+                redis::cmd("SMEMBERS").arg(&set).query_async(redis),
+            )
+            .await?
+        }
+    };
+    ids.into_iter()
+        .map(|id| Id::parse(id).map_err(|e| OpsError::Corrupt(format!("{key}: {e}"))))
+        .collect()
 }
 
 async fn get<T: DeserializeOwned>(

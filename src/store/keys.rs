@@ -8,6 +8,14 @@
 //! [`Id::key_part`]), so no `{`, `}` or `:` in an id can move the tag or split a
 //! key. `lua/snapshot.lua`, `lua/channel.lua` and `lua/layout.lua` build chat,
 //! contact, deal and channel keys the same way.
+//!
+//! Contacts, deals and the deals of each contact are fields of bucketed hashes
+//! (`contacts:<b>`, `deals:<b>`, `deal-links:<b>`, `b` = [`bucket`] of the
+//! id): a hash of a few hundred short fields is one compact listpack in Redis,
+//! where a key per contact costs about 100 bytes of its own. The key per
+//! contact, per deal and per contact's deal set of the older layout
+//! ([`Key::Contact`], [`Key::Deal`], [`Key::ContactDeals`]) is still read
+//! while the field is missing, and deleted when the field is written.
 
 use crate::ids::Id;
 use crate::model::ChatRef;
@@ -43,9 +51,17 @@ pub enum Key {
     Settings,
     /// One chat's [`crate::model::Chat`].
     Chat(ChatRef),
+    /// Hash: contactId -> compact contact ([`super::compact`]), for the ids of one [`bucket`].
+    Contacts(u16),
+    /// Hash: dealId -> compact deal ([`super::compact`]), for the ids of one [`bucket`].
+    Deals(u16),
+    /// Hash: contactId -> JSON array of its deal ids, for the contact ids of one [`bucket`].
+    DealLinks(u16),
+    /// Older layout: one contact's JSON (read while its field is missing).
     Contact(Id),
+    /// Older layout: one deal's JSON (read while its field is missing).
     Deal(Id),
-    /// Set of the deal ids of one contact.
+    /// Older layout: set of the deal ids of one contact.
     ContactDeals(Id),
     /// Hash of one channel: the chats waiting there to be claimed,
     /// [`waiting_field`] -> [`crate::model::WaitingEntry`].
@@ -62,12 +78,39 @@ impl Key {
             Item::Channel(id) => (Key::Channels, Some(id)),
             Item::User(id) => (Key::Users, Some(id)),
             Item::Chat(chat) => (Key::Chat(chat.clone()), None),
-            Item::Contact(id) => (Key::Contact(id.clone()), None),
-            Item::Deal(id) => (Key::Deal(id.clone()), None),
+            Item::Contact(id) => (Key::Contacts(bucket(id)), Some(id)),
+            Item::Deal(id) => (Key::Deals(bucket(id)), Some(id)),
             // The pool changes only through its turns: its guard is the counter.
             Item::RoundRobin(id) => (Key::Turn(id.clone()), None),
         }
     }
+}
+
+impl Key {
+    /// Where `item` lived in the older layout, when it moved: read while its
+    /// field is missing, deleted when the field is written.
+    pub fn legacy(item: &Item) -> Option<Key> {
+        match item {
+            Item::Contact(id) => Some(Key::Contact(id.clone())),
+            Item::Deal(id) => Some(Key::Deal(id.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// How many buckets contacts, deals and deal links of an account are spread
+/// over. Fixed, so an id's bucket never changes: a million contacts make
+/// about 244 fields a bucket, under Redis's default `hash-max-listpack-entries`
+/// (512), so the hashes stay compact listpacks (while every value stays under
+/// `hash-max-listpack-value`, 64 bytes).
+pub const BUCKETS: u32 = 4096;
+
+/// The bucket of an id: the first 4 bytes of its SHA-1 (big-endian) modulo
+/// [`BUCKETS`], as `lua/layout.lua` computes it with `redis.sha1hex`.
+pub fn bucket(id: &Id) -> u16 {
+    let digest = sha1_smol::Sha1::from(id.as_str()).digest().bytes();
+    let head = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    (head % BUCKETS) as u16
 }
 
 /// The field of a chat in its channel's waiting index.
@@ -111,6 +154,9 @@ impl AccountKeys {
                 chat.chat_type.as_str(),
                 chat.chat_id.key_part()
             ),
+            Key::Contacts(n) => format!("{b}contacts:{n}"),
+            Key::Deals(n) => format!("{b}deals:{n}"),
+            Key::DealLinks(n) => format!("{b}deal-links:{n}"),
             Key::Contact(id) => format!("{b}contact:{}", id.key_part()),
             Key::Deal(id) => format!("{b}deal:{}", id.key_part()),
             Key::ContactDeals(id) => format!("{b}contact-deals:{}", id.key_part()),
@@ -151,11 +197,23 @@ mod tests {
             keys.key(&Key::Seats(weird.clone())),
             keys.key(&Key::Observers(weird.clone())),
             keys.key(&Key::Pool(weird.clone())),
-            keys.key(&Key::Turn(weird)),
+            keys.key(&Key::Turn(weird.clone())),
             keys.key(&Key::Layout),
+            keys.key(&Key::Contacts(bucket(&weird))),
+            keys.key(&Key::Deals(7)),
+            keys.key(&Key::DealLinks(BUCKETS as u16 - 1)),
         ];
         for key in &all {
             assert_eq!(hash_tag(key), account.key_part(), "{key}");
         }
+    }
+
+    /// The bucket is the one `lua/layout.lua` finds (`redis.sha1hex`), pinned
+    /// on values computed there.
+    #[test]
+    fn buckets_are_stable() {
+        let id = |s| Id::parse(s).unwrap();
+        assert_eq!(bucket(&id("abc")), (0xa9993e36u32 % BUCKETS) as u16);
+        assert!(bucket(&id("bulk-contact-1")) < BUCKETS as u16);
     }
 }

@@ -26,7 +26,7 @@
 -- Returns one JSON object, decoded by name: {"applied": record} when the event
 -- was already applied, else {"config", "settings", "channel", "observers":
 -- {userId: seat}, "seats": {userId: seat}, "eligible": [userId, ...], "chat",
--- "contact", "user", "deals": [deal, ...]}, each absent where Redis has
+-- "contact", "user", "deals": [[dealId, deal], ...]}, each absent where Redis has
 -- nothing (or where it is not needed: "eligible").
 
 local applied = redis.call('GET', KEYS[1])
@@ -56,21 +56,17 @@ if chat then
   end
   local contact_id = decoded['contactId']
   if type(contact_id) == 'string' then
-    local contact = redis.call('GET', ARGV[3] .. 'contact:' .. esc(contact_id))
+    local contact = stored_contact(ARGV[3], contact_id)
     if contact then
       reply.contact = contact
-      -- An unreadable contact is the decoder's to report.
-      local ok_contact, c = pcall(cjson.decode, contact)
-      if ok_contact and type(c) == 'table' and type(c['responsibleUserId']) == 'string' then
-        responsible = c['responsibleUserId']
-        settled = decoded['pending'] == nil
-      end
+      responsible = responsible_of(contact)
+      settled = responsible ~= nil and decoded['pending'] == nil
     end
     if ARGV[4] == '1' then
-      for _, deal_id in ipairs(redis.call('SMEMBERS', ARGV[3] .. 'contact-deals:' .. esc(contact_id))) do
-        local deal = redis.call('GET', ARGV[3] .. 'deal:' .. esc(deal_id))
+      for _, deal_id in ipairs(deal_ids(ARGV[3], contact_id)) do
+        local deal = stored_deal(ARGV[3], deal_id)
         if deal then
-          table.insert(deals, deal)
+          table.insert(deals, {deal_id, deal})
         end
       end
     end
