@@ -78,7 +78,13 @@ pub async fn chat(
     chat: ChatRef,
 ) -> Result<ChatView, OpsError> {
     let keys = AccountKeys::new(prefix, account);
-    let state: Option<Chat> = get(redis, &keys.key(&Key::Chat(chat.clone()))).await?;
+    let state: Option<Chat> = match stored(redis, &keys, &Item::Chat(chat.clone())).await? {
+        Some(raw) => Some(
+            serde_json::from_str(&raw)
+                .map_err(|e| OpsError::Corrupt(format!("chat {}: {e}", chat.chat_id)))?,
+        ),
+        None => None,
+    };
     let mut contact = None;
     let mut deals = Vec::new();
     if let Some(contact_id) = state.as_ref().and_then(|c| c.contact_id.clone()) {
@@ -193,6 +199,30 @@ async fn waiting_chats(
         }
         cursor = next;
     }
+    // Chats in their buckets (`chats:<b>`, fields `<type>:<chatId>`).
+    let pattern = format!("{}chats:*", keys.base());
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch) = super::scan(redis, cursor, &pattern).await?;
+        for key in batch {
+            for (field, chat) in hash_fields::<Chat>(redis, &key).await? {
+                let Some((chat_type, chat_id)) = field.split_once(':') else {
+                    continue;
+                };
+                let (Ok(chat_type), Ok(chat_id)) = (self::chat_type(chat_type), Id::parse(chat_id))
+                else {
+                    continue;
+                };
+                if chat.pending.is_some() {
+                    found.push((ChatRef { chat_type, chat_id }, chat));
+                }
+            }
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
     found.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(found)
 }
@@ -213,8 +243,11 @@ async fn stored(
     item: &Item,
 ) -> Result<Option<String>, OpsError> {
     let (key, field) = Key::of(item);
-    let field = field.map_or("", Id::as_str);
-    let hget = redis::cmd("HGET").arg(keys.key(&key)).arg(field).clone();
+    let field = field.unwrap_or_default();
+    let hget = redis::cmd("HGET")
+        .arg(keys.key(&key))
+        .arg(field.as_ref())
+        .clone();
     let raw: Option<String> = within("HGET", hget.query_async(redis)).await?;
     match (raw, Key::legacy(item)) {
         (None, Some(old)) => {
@@ -261,6 +294,22 @@ async fn get<T: DeserializeOwned>(
     let raw: Option<String> = within("GET", redis::cmd("GET").arg(key).query_async(redis)).await?;
     raw.map(|raw| serde_json::from_str(&raw).map_err(|e| OpsError::Corrupt(format!("{key}: {e}"))))
         .transpose()
+}
+
+/// A hash whose fields are not ids, each value decoded.
+async fn hash_fields<T: DeserializeOwned>(
+    redis: &mut MultiplexedConnection,
+    key: &str,
+) -> Result<Vec<(String, T)>, OpsError> {
+    let raw: BTreeMap<String, String> =
+        within("HGETALL", redis::cmd("HGETALL").arg(key).query_async(redis)).await?;
+    raw.into_iter()
+        .map(|(field, value)| {
+            serde_json::from_str(&value)
+                .map(|v| (field, v))
+                .map_err(|e| OpsError::Corrupt(format!("{key}: {e}")))
+        })
+        .collect()
 }
 
 async fn hash<T: DeserializeOwned>(

@@ -10,7 +10,7 @@ use redis::Value as Reply;
 use serde::{Deserialize, Serialize};
 
 use super::compact::{contact_value, deal_value};
-use super::keys::{AccountKeys, Key, bucket, waiting_field};
+use super::keys::{AccountKeys, Key, bucket, bucket_of, chat_field, waiting_field};
 use super::turn::factor;
 use super::{Store, StoreError, corrupt, parse, within};
 use crate::ids::Id;
@@ -74,6 +74,8 @@ pub(super) enum Command {
     /// Sets the field only if it is absent.
     HSetNx(Key, Id, String),
     HDel(Key, Id),
+    /// [`Command::HSet`] of a field that is not an id (a chat's).
+    HSetField(Key, String, String),
     Del(Key),
     /// Adds (`add`) or removes a member of the set kept in a hash field as a
     /// JSON array (`lua/members.lua`); a field not yet written starts from the
@@ -107,7 +109,13 @@ impl Command {
                     .map(|key| Command::HDel(key(channel.clone()), user.clone()))
                     .into();
             }
-            Change::SaveChat(chat, value) => Command::Set(Key::Chat(chat.clone()), json(value)),
+            Change::SaveChat(chat, value) => {
+                let field = chat_field(chat);
+                return vec![
+                    Command::HSetField(Key::Chats(bucket_of(&field)), field, json(value)),
+                    Command::Del(Key::Chat(chat.clone())),
+                ];
+            }
             Change::SaveContact(c) => {
                 let id = &c.contact_id;
                 return vec![
@@ -157,6 +165,7 @@ impl Command {
             Command::HSet(k, f, v) => pipe.hset(keys.key(k), f.as_str(), v),
             Command::HSetNx(k, f, v) => pipe.hset_nx(keys.key(k), f.as_str(), v),
             Command::HDel(k, f) => pipe.hdel(keys.key(k), f.as_str()),
+            Command::HSetField(k, f, v) => pipe.hset(keys.key(k), f, v),
             Command::Del(k) => pipe.del(keys.key(k)),
             Command::Member {
                 key,
@@ -186,6 +195,7 @@ impl Command {
             Command::HSet(k, f, v) => json!(["hset", slot(k), f.as_str(), v]),
             Command::HSetNx(k, f, v) => json!(["hsetnx", slot(k), f.as_str(), v]),
             Command::HDel(k, f) => json!(["hdel", slot(k), f.as_str()]),
+            Command::HSetField(k, f, v) => json!(["hset", slot(k), f, v]),
             Command::Del(k) => json!(["del", slot(k)]),
             Command::Member {
                 key,
@@ -270,7 +280,7 @@ fn script_input(keys: &AccountKeys, event_id: &Id, plan: &Plan, ttl: u64) -> (Ve
             let (key, field) = Key::of(&guard.item);
             let mut g = serde_json::json!({ "k": slot(&key) });
             if let Some(f) = field {
-                g["f"] = f.as_str().into();
+                g["f"] = f.as_ref().into();
             }
             if let Some(e) = guard.expect.expected() {
                 g["e"] = e.into();

@@ -9,13 +9,15 @@
 //! key. `lua/snapshot.lua`, `lua/channel.lua` and `lua/layout.lua` build chat,
 //! contact, deal and channel keys the same way.
 //!
-//! Contacts, deals and the deals of each contact are fields of bucketed hashes
-//! (`contacts:<b>`, `deals:<b>`, `deal-links:<b>`, `b` = [`bucket`] of the
+//! Chats, contacts, deals and the deals of each contact are fields of bucketed
+//! hashes (`chats:<b>`, `contacts:<b>`, `deals:<b>`, `deal-links:<b>`, `b` = [`bucket`] of the
 //! id): a hash of a few hundred short fields is one compact listpack in Redis,
 //! where a key per contact costs about 100 bytes of its own. The key per
 //! contact, per deal and per contact's deal set of the older layout
 //! ([`Key::Contact`], [`Key::Deal`], [`Key::ContactDeals`]) is still read
 //! while the field is missing, and deleted when the field is written.
+
+use std::borrow::Cow;
 
 use crate::ids::Id;
 use crate::model::ChatRef;
@@ -49,7 +51,9 @@ pub enum Key {
     Pipelines,
     /// The account's [`crate::model::Settings`].
     Settings,
-    /// One chat's [`crate::model::Chat`].
+    /// Hash: [`chat_field`] -> [`crate::model::Chat`], for the chats of one [`bucket_of`].
+    Chats(u16),
+    /// Older layout: one chat's [`crate::model::Chat`] (read while its field is missing).
     Chat(ChatRef),
     /// Hash: contactId -> compact contact ([`super::compact`]), for the ids of one [`bucket`].
     Contacts(u16),
@@ -70,16 +74,19 @@ pub enum Key {
 
 impl Key {
     /// Where `item` lives: its key, and its field when the key is a hash.
-    pub fn of(item: &Item) -> (Key, Option<&Id>) {
+    pub fn of(item: &Item) -> (Key, Option<Cow<'_, str>>) {
         match item {
             Item::Config => (Key::Config, None),
             Item::Settings => (Key::Settings, None),
             Item::Pipelines => (Key::Pipelines, None),
-            Item::Channel(id) => (Key::Channels, Some(id)),
-            Item::User(id) => (Key::Users, Some(id)),
-            Item::Chat(chat) => (Key::Chat(chat.clone()), None),
-            Item::Contact(id) => (Key::Contacts(bucket(id)), Some(id)),
-            Item::Deal(id) => (Key::Deals(bucket(id)), Some(id)),
+            Item::Channel(id) => (Key::Channels, Some(id.as_str().into())),
+            Item::User(id) => (Key::Users, Some(id.as_str().into())),
+            Item::Chat(chat) => {
+                let field = chat_field(chat);
+                (Key::Chats(bucket_of(&field)), Some(field.into()))
+            }
+            Item::Contact(id) => (Key::Contacts(bucket(id)), Some(id.as_str().into())),
+            Item::Deal(id) => (Key::Deals(bucket(id)), Some(id.as_str().into())),
             // The pool changes only through its turns: its guard is the counter.
             Item::RoundRobin(id) => (Key::Turn(id.clone()), None),
         }
@@ -91,6 +98,7 @@ impl Key {
     /// field is missing, deleted when the field is written.
     pub fn legacy(item: &Item) -> Option<Key> {
         match item {
+            Item::Chat(chat) => Some(Key::Chat(chat.clone())),
             Item::Contact(id) => Some(Key::Contact(id.clone())),
             Item::Deal(id) => Some(Key::Deal(id.clone())),
             _ => None,
@@ -108,9 +116,20 @@ pub const BUCKETS: u32 = 4096;
 /// The bucket of an id: the first 4 bytes of its SHA-1 (big-endian) modulo
 /// [`BUCKETS`], as `lua/layout.lua` computes it with `redis.sha1hex`.
 pub fn bucket(id: &Id) -> u16 {
-    let digest = sha1_smol::Sha1::from(id.as_str()).digest().bytes();
+    bucket_of(id.as_str())
+}
+
+/// The bucket of any field (a chat's is [`chat_field`]).
+pub fn bucket_of(field: &str) -> u16 {
+    let digest = sha1_smol::Sha1::from(field).digest().bytes();
     let head = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
     (head % BUCKETS) as u16
+}
+
+/// The field of a chat in its bucket of [`Key::Chats`]: `<type>:<chatId>`,
+/// unescaped (a field holds any bytes).
+pub fn chat_field(chat: &ChatRef) -> String {
+    format!("{}:{}", chat.chat_type.as_str(), chat.chat_id.as_str())
 }
 
 /// The field of a chat in its channel's waiting index.
@@ -154,6 +173,7 @@ impl AccountKeys {
                 chat.chat_type.as_str(),
                 chat.chat_id.key_part()
             ),
+            Key::Chats(n) => format!("{b}chats:{n}"),
             Key::Contacts(n) => format!("{b}contacts:{n}"),
             Key::Deals(n) => format!("{b}deals:{n}"),
             Key::DealLinks(n) => format!("{b}deal-links:{n}"),

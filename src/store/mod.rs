@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use apply::{Applied, Record};
 use backend::Backend;
 pub use error::StoreError;
-pub use keys::{AccountKeys, BUCKETS, Key, bucket, waiting_field};
+pub use keys::{AccountKeys, BUCKETS, Key, bucket, bucket_of, chat_field, waiting_field};
 
 use crate::config::{Config, RedisMode};
 use crate::ids::Id;

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::backend::Conn;
-use super::keys::{AccountKeys, Key};
+use super::keys::{AccountKeys, Key, bucket_of, chat_field};
 use super::{Loaded, Store, StoreError, compact, corrupt, parse, within};
 use crate::ids::Id;
 use crate::model::{Chat, Contact, Role, RoundRobin, Seat};
@@ -161,6 +161,7 @@ impl Store {
         q: &ChatQuery,
     ) -> Result<Loaded<ChatSnapshot>, StoreError> {
         let keys = self.keys(account);
+        let chat_field = chat_field(&q.chat);
         let channel = q
             .channel_id
             .clone()
@@ -174,12 +175,14 @@ impl Store {
             .key(keys.key(&Key::Seats(channel.clone())))
             .key(keys.key(&Key::Observers(channel.clone())))
             .key(keys.key(&Key::Pool(channel)))
-            .key(keys.key(&Key::Chat(q.chat.clone())))
+            .key(keys.key(&Key::Chats(bucket_of(&chat_field))))
             .key(keys.key(&Key::Users))
+            .key(keys.key(&Key::Chat(q.chat.clone())))
             .arg(q.channel_id.as_ref().map_or("", Id::as_str))
             .arg(q.user_id.as_ref().map_or("", Id::as_str))
             .arg(keys.base())
-            .arg(if q.with_deals { "1" } else { "0" });
+            .arg(if q.with_deals { "1" } else { "0" })
+            .arg(&chat_field);
         #[derive(Deserialize)]
         struct Reply {
             applied: Option<String>,
@@ -264,7 +267,7 @@ pub(super) fn items_to(pipe: &mut redis::Pipeline, keys: &AccountKeys, items: &[
     for item in items {
         match Key::of(item) {
             (key, None) => pipe.get(keys.key(&key)),
-            (key, Some(field)) => pipe.hget(keys.key(&key), field.as_str()),
+            (key, Some(field)) => pipe.hget(keys.key(&key), field.as_ref()),
         };
         n += 1;
         if let Some(old) = Key::legacy(item) {

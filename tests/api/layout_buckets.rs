@@ -1,4 +1,4 @@
-//! Contacts, deals and each contact's deals as fields of bucketed hashes, and
+//! Chats, contacts, deals and each contact's deals as fields of bucketed hashes, and
 //! the lazy move from the older layout (one key each): data an older worker
 //! wrote is read where it is, and moves into its bucket when it is written.
 
@@ -6,7 +6,7 @@ use serde_json::json;
 use switchboard::handlers::ChatQuery;
 use switchboard::ids::Id;
 use switchboard::model::{ChatRef, ChatType};
-use switchboard::store::{AccountKeys, Key, Loaded, bucket};
+use switchboard::store::{AccountKeys, Key, Loaded, bucket, bucket_of, chat_field};
 
 use crate::helpers::{REDIS, eid, event, inbound, timed};
 use crate::races::{Raced, bodies, run_event};
@@ -77,6 +77,7 @@ async fn data_of_the_older_layout_is_read_and_moves_when_written() {
         chat_type: ChatType::Whatsapp,
         chat_id: Id::parse("olga:{x}").unwrap(),
     };
+    let old_chat_key = keys.key(&Key::Chat(chat.clone()));
     let mut old = redis::pipe();
     old.set(
         &old_contact_key,
@@ -155,8 +156,23 @@ async fn data_of_the_older_layout_is_read_and_moves_when_written() {
                 "contactData": [{ "chatType": "whatsapp", "chatId": "olga:{x}" }] }),
     );
     run_event(&account.store, &contact_event).await;
-    let exists: i64 = query(&mut conn, redis::cmd("EXISTS").arg(&old_contact_key)).await;
-    assert_eq!(exists, 0, "the older contact key is gone");
+    let exists: i64 = query(
+        &mut conn,
+        redis::cmd("EXISTS")
+            .arg(&old_contact_key)
+            .arg(&old_chat_key),
+    )
+    .await;
+    assert_eq!(exists, 0, "the older contact and chat keys are gone");
+    let field = chat_field(&chat);
+    let moved: Option<String> = query(
+        &mut conn,
+        redis::cmd("HGET")
+            .arg(keys.key(&Key::Chats(bucket_of(&field))))
+            .arg(&field),
+    )
+    .await;
+    assert_eq!(moved, Some(json!({ "contactId": CONTACT }).to_string()));
     let notes = bodies(
         &run_event(&account.store, &inbound("acc", "olga:{x}", "again")).await,
         "notify",

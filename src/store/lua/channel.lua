@@ -28,7 +28,7 @@ local waiting = {}
 for _, raw in ipairs(redis.call('HVALS', KEYS[4])) do
   local row = {entry = raw}
   local entry = cjson.decode(raw)
-  local chat = redis.call('GET', ARGV[1] .. 'chat:' .. entry.chatType .. ':' .. esc(entry.chatId))
+  local chat = stored_chat(ARGV[1], entry.chatType, entry.chatId)
   if chat then
     row.chat = chat
     local contact_id = cjson.decode(chat)['contactId']

@@ -29,6 +29,14 @@ local function stored_contact(base, id)
     or redis.call('GET', base .. 'contact:' .. esc(id)) or nil
 end
 
+-- A chat's stored value (field `<type>:<chatId>` of its bucket; else the
+-- older layout's key), or nil.
+local function stored_chat(base, chat_type, chat_id)
+  local field = chat_type .. ':' .. chat_id
+  return redis.call('HGET', base .. 'chats:' .. bucket(field), field)
+    or redis.call('GET', base .. 'chat:' .. chat_type .. ':' .. esc(chat_id)) or nil
+end
+
 -- A deal's stored value, found like a contact's.
 local function stored_deal(base, id)
   return redis.call('HGET', base .. 'deals:' .. bucket(id), id)

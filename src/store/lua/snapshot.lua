@@ -5,9 +5,11 @@
 -- KEYS[2] the account's config count  KEYS[7] the channel's pool (hash)
 -- KEYS[3] the account's settings      KEYS[8] the chat
 -- KEYS[4] channels (hash)             KEYS[9] users (hash)
--- KEYS[5] the channel's seats (hash)
+-- KEYS[5] the channel's seats (hash)  KEYS[10] the chat's older-layout key
+--                                      (KEYS[8] is the chat's bucket)
 -- ARGV[1] channel id, '' for none     ARGV[3] the account's key base ("P:{account}:")
 -- ARGV[2] user id, '' for none        ARGV[4] '1' to load the contact's deals
+-- ARGV[5] the chat's field in its bucket (`<type>:<chatId>`)
 --
 -- Only the seats the decision may need are read, so the work does not grow
 -- with users who are not told: the channel's observers (quality control and
@@ -45,7 +47,7 @@ if ARGV[2] ~= '' then
   reply.user = redis.call('HGET', KEYS[9], ARGV[2]) or nil
 end
 
-local chat = redis.call('GET', KEYS[8])
+local chat = redis.call('HGET', KEYS[8], ARGV[5]) or redis.call('GET', KEYS[10])
 local deals = {}
 local settled, responsible = false, nil
 if chat then
