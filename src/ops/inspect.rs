@@ -19,7 +19,8 @@ use crate::model::{
     Channel, Chat, ChatRef, ChatType, Contact, Deal, Pipeline, RoundRobin, Seat, Settings, User,
 };
 
-use crate::store::{AccountKeys, Key};
+use crate::state::Item;
+use crate::store::{AccountKeys, Key, bucket, compact};
 
 /// A chat: its contact, the contact's deals and the chat's claim state.
 #[derive(Debug, Serialize)]
@@ -77,21 +78,29 @@ pub async fn chat(
     chat: ChatRef,
 ) -> Result<ChatView, OpsError> {
     let keys = AccountKeys::new(prefix, account);
-    let state: Option<Chat> = get(redis, &keys.key(&Key::Chat(chat.clone()))).await?;
+    let state: Option<Chat> = match stored(redis, &keys, &Item::Chat(chat.clone())).await? {
+        Some(raw) => Some(
+            serde_json::from_str(&raw)
+                .map_err(|e| OpsError::Corrupt(format!("chat {}: {e}", chat.chat_id)))?,
+        ),
+        None => None,
+    };
     let mut contact = None;
     let mut deals = Vec::new();
     if let Some(contact_id) = state.as_ref().and_then(|c| c.contact_id.clone()) {
-        contact = get(redis, &keys.key(&Key::Contact(contact_id.clone()))).await?;
-        let set = keys.key(&Key::ContactDeals(contact_id));
-        let ids: Vec<String> = within(
-            "SMEMBERS",
-            redis::cmd("SMEMBERS").arg(&set).query_async(redis),
-        )
-        .await?;
-        for id in ids {
-            let id = Id::parse(id).map_err(|e| OpsError::Corrupt(format!("{set}: {e}")))?;
-            if let Some(deal) = get::<Deal>(redis, &keys.key(&Key::Deal(id))).await? {
-                deals.push(deal);
+        let item = Item::Contact(contact_id.clone());
+        if let Some(raw) = stored(redis, &keys, &item).await? {
+            contact = Some(
+                compact::contact(&contact_id, &raw)
+                    .map_err(|e| OpsError::Corrupt(format!("contact {contact_id}: {e}")))?,
+            );
+        }
+        for id in deal_ids(redis, &keys, &contact_id).await? {
+            if let Some(raw) = stored(redis, &keys, &Item::Deal(id.clone())).await? {
+                deals.push(
+                    compact::deal(&id, &raw)
+                        .map_err(|e| OpsError::Corrupt(format!("deal {id}: {e}")))?,
+                );
             }
         }
         deals.sort_by(|a, b| (a.closed, &a.deal_id).cmp(&(b.closed, &b.deal_id)));
@@ -186,6 +195,25 @@ async fn waiting_chats(
             }
         }
     }
+    // Chats in their buckets (`chats:<b>`, fields `<type>:<chatId>`).
+    let pattern = format!("{}chats:*", keys.base());
+    let mut scan = redis.scan(&pattern).await?;
+    while let Some(batch) = scan.next(redis).await? {
+        for key in batch {
+            for (field, chat) in hash_fields::<Chat>(redis, &key).await? {
+                let Some((chat_type, chat_id)) = field.split_once(':') else {
+                    continue;
+                };
+                let (Ok(chat_type), Ok(chat_id)) = (self::chat_type(chat_type), Id::parse(chat_id))
+                else {
+                    continue;
+                };
+                if chat.pending.is_some() {
+                    found.push((ChatRef { chat_type, chat_id }, chat));
+                }
+            }
+        }
+    }
     found.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(found)
 }
@@ -198,10 +226,78 @@ fn chat_ref_of(rest: &str) -> Option<ChatRef> {
     Some(ChatRef { chat_type, chat_id })
 }
 
+/// The stored value of a contact or deal: its field, or while the field is
+/// missing its key of the older layout.
+async fn stored(
+    redis: &mut RedisConn,
+    keys: &AccountKeys,
+    item: &Item,
+) -> Result<Option<String>, OpsError> {
+    let (key, field) = Key::of(item);
+    let field = field.unwrap_or_default();
+    let hget = redis::cmd("HGET")
+        .arg(keys.key(&key))
+        .arg(field.as_ref())
+        .clone();
+    let raw: Option<String> = within("HGET", hget.query_async(redis)).await?;
+    match (raw, Key::legacy(item)) {
+        (None, Some(old)) => {
+            within(
+                "GET",
+                redis::cmd("GET").arg(keys.key(&old)).query_async(redis),
+            )
+            .await
+        }
+        (raw, _) => Ok(raw),
+    }
+}
+
+/// The deal ids of a contact: its field (a JSON array), or its older set.
+async fn deal_ids(
+    redis: &mut RedisConn,
+    keys: &AccountKeys,
+    contact: &Id,
+) -> Result<Vec<Id>, OpsError> {
+    let key = keys.key(&Key::DealLinks(bucket(contact)));
+    let hget = redis::cmd("HGET").arg(&key).arg(contact.as_str()).clone();
+    let raw: Option<String> = within("HGET", hget.query_async(redis)).await?;
+    let ids: Vec<String> = match raw {
+        Some(raw) => serde_json::from_str(&raw)
+            .map_err(|e| OpsError::Corrupt(format!("{key} {contact}: {e}")))?,
+        None => {
+            let set = keys.key(&Key::ContactDeals(contact.clone()));
+            within(
+                "SMEMBERS",
+                redis::cmd("SMEMBERS").arg(&set).query_async(redis),
+            )
+            .await?
+        }
+    };
+    ids.into_iter()
+        .map(|id| Id::parse(id).map_err(|e| OpsError::Corrupt(format!("{key}: {e}"))))
+        .collect()
+}
+
 async fn get<T: DeserializeOwned>(redis: &mut RedisConn, key: &str) -> Result<Option<T>, OpsError> {
     let raw: Option<String> = within("GET", redis::cmd("GET").arg(key).query_async(redis)).await?;
     raw.map(|raw| serde_json::from_str(&raw).map_err(|e| OpsError::Corrupt(format!("{key}: {e}"))))
         .transpose()
+}
+
+/// A hash whose fields are not ids, each value decoded.
+async fn hash_fields<T: DeserializeOwned>(
+    redis: &mut RedisConn,
+    key: &str,
+) -> Result<Vec<(String, T)>, OpsError> {
+    let raw: BTreeMap<String, String> =
+        within("HGETALL", redis::cmd("HGETALL").arg(key).query_async(redis)).await?;
+    raw.into_iter()
+        .map(|(field, value)| {
+            serde_json::from_str(&value)
+                .map(|v| (field, v))
+                .map_err(|e| OpsError::Corrupt(format!("{key}: {e}")))
+        })
+        .collect()
 }
 
 async fn hash<T: DeserializeOwned>(

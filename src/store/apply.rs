@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use redis::Value as Reply;
 use serde::{Deserialize, Serialize};
 
-use super::keys::{AccountKeys, Key, waiting_field};
+use super::compact::{contact_value, deal_value};
+use super::keys::{AccountKeys, Key, bucket, bucket_of, chat_field, waiting_field};
 use super::turn::factor;
 use super::{Store, StoreError, corrupt, parse, within};
 use crate::ids::Id;
@@ -73,8 +74,19 @@ pub(super) enum Command {
     /// Sets the field only if it is absent.
     HSetNx(Key, Id, String),
     HDel(Key, Id),
-    SAdd(Key, Id),
-    SRem(Key, Id),
+    /// [`Command::HSet`] of a field that is not an id (a chat's).
+    HSetField(Key, String, String),
+    Del(Key),
+    /// Adds (`add`) or removes a member of the set kept in a hash field as a
+    /// JSON array (`lua/members.lua`); a field not yet written starts from the
+    /// set at the older layout's key `old`, which goes.
+    Member {
+        key: Key,
+        field: Id,
+        member: Id,
+        old: Key,
+        add: bool,
+    },
     Incr(Key),
 }
 
@@ -97,15 +109,29 @@ impl Command {
                     .map(|key| Command::HDel(key(channel.clone()), user.clone()))
                     .into();
             }
-            Change::SaveChat(chat, value) => Command::Set(Key::Chat(chat.clone()), json(value)),
-            Change::SaveContact(c) => Command::Set(Key::Contact(c.contact_id.clone()), json(c)),
-            Change::SaveDeal(d) => Command::Set(Key::Deal(d.deal_id.clone()), json(d)),
-            Change::LinkDeal { contact, deal } => {
-                Command::SAdd(Key::ContactDeals(contact.clone()), deal.clone())
+            Change::SaveChat(chat, value) => {
+                let field = chat_field(chat);
+                return vec![
+                    Command::HSetField(Key::Chats(bucket_of(&field)), field, json(value)),
+                    Command::Del(Key::Chat(chat.clone())),
+                ];
             }
-            Change::UnlinkDeal { contact, deal } => {
-                Command::SRem(Key::ContactDeals(contact.clone()), deal.clone())
+            Change::SaveContact(c) => {
+                let id = &c.contact_id;
+                return vec![
+                    Command::HSet(Key::Contacts(bucket(id)), id.clone(), contact_value(c)),
+                    Command::Del(Key::Contact(id.clone())),
+                ];
             }
+            Change::SaveDeal(d) => {
+                let id = &d.deal_id;
+                return vec![
+                    Command::HSet(Key::Deals(bucket(id)), id.clone(), deal_value(d)),
+                    Command::Del(Key::Deal(id.clone())),
+                ];
+            }
+            Change::LinkDeal { contact, deal } => return link(contact, deal, true),
+            Change::UnlinkDeal { contact, deal } => return link(contact, deal, false),
             Change::SaveRoundRobin(channel, pool) => {
                 let mut commands = vec![Command::Set(
                     Key::Turn(channel.clone()),
@@ -139,8 +165,23 @@ impl Command {
             Command::HSet(k, f, v) => pipe.hset(keys.key(k), f.as_str(), v),
             Command::HSetNx(k, f, v) => pipe.hset_nx(keys.key(k), f.as_str(), v),
             Command::HDel(k, f) => pipe.hdel(keys.key(k), f.as_str()),
-            Command::SAdd(k, m) => pipe.sadd(keys.key(k), m.as_str()),
-            Command::SRem(k, m) => pipe.srem(keys.key(k), m.as_str()),
+            Command::HSetField(k, f, v) => pipe.hset(keys.key(k), f, v),
+            Command::Del(k) => pipe.del(keys.key(k)),
+            Command::Member {
+                key,
+                field,
+                member,
+                old,
+                add,
+            } => pipe
+                .cmd("EVAL")
+                .arg(MEMBER_SCRIPT)
+                .arg(2)
+                .arg(keys.key(key))
+                .arg(keys.key(old))
+                .arg(field.as_str())
+                .arg(member.as_str())
+                .arg(if *add { "1" } else { "0" }),
             Command::Incr(k) => pipe.incr(keys.key(k), 1),
         }
         .ignore();
@@ -154,11 +195,39 @@ impl Command {
             Command::HSet(k, f, v) => json!(["hset", slot(k), f.as_str(), v]),
             Command::HSetNx(k, f, v) => json!(["hsetnx", slot(k), f.as_str(), v]),
             Command::HDel(k, f) => json!(["hdel", slot(k), f.as_str()]),
-            Command::SAdd(k, m) => json!(["sadd", slot(k), m.as_str()]),
-            Command::SRem(k, m) => json!(["srem", slot(k), m.as_str()]),
+            Command::HSetField(k, f, v) => json!(["hset", slot(k), f, v]),
+            Command::Del(k) => json!(["del", slot(k)]),
+            Command::Member {
+                key,
+                field,
+                member,
+                old,
+                add,
+            } => {
+                let op = if *add { "hsadd" } else { "hsrem" };
+                json!([op, slot(key), field.as_str(), member.as_str(), slot(old)])
+            }
             Command::Incr(k) => json!(["incr", slot(k)]),
         }
     }
+}
+
+/// `lua/members.lua` alone, for bulk loads: KEYS the field's hash and the
+/// older set, ARGV the field, the member and `1` to add.
+const MEMBER_SCRIPT: &str = concat!(
+    include_str!("lua/members.lua"),
+    "change_members(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[3] == '1')"
+);
+
+/// The deal in (`add`) or out of the contact's deals.
+fn link(contact: &Id, deal: &Id, add: bool) -> Vec<Command> {
+    vec![Command::Member {
+        key: Key::DealLinks(bucket(contact)),
+        field: contact.clone(),
+        member: deal.clone(),
+        old: Key::ContactDeals(contact.clone()),
+        add,
+    }]
 }
 
 /// A seat, and the channel's indexes kept with it: quality control and
@@ -211,10 +280,13 @@ fn script_input(keys: &AccountKeys, event_id: &Id, plan: &Plan, ttl: u64) -> (Ve
             let (key, field) = Key::of(&guard.item);
             let mut g = serde_json::json!({ "k": slot(&key) });
             if let Some(f) = field {
-                g["f"] = f.as_str().into();
+                g["f"] = f.as_ref().into();
             }
             if let Some(e) = guard.expect.expected() {
                 g["e"] = e.into();
+            }
+            if let Some(old) = Key::legacy(&guard.item) {
+                g["o"] = slot(&old).into();
             }
             g
         })

@@ -14,7 +14,7 @@ use redis::aio::ConnectionLike;
 use super::StoreError;
 use super::apply::Command;
 use super::keys::{AccountKeys, Key};
-use super::read::decode;
+use super::read::{decode, items_from, items_to};
 use crate::events::Event;
 use crate::handlers::{self, Decision};
 use crate::state::{Read, Reads, Stored, Version};
@@ -58,15 +58,19 @@ pub async fn load(
     }
     let mut pipe = redis::pipe();
     pipe.get(keys.key(&Key::Config));
-    for item in wanted.iter().flat_map(|(_, items)| items) {
-        match Key::of(item) {
-            (key, None) => pipe.get(keys.key(&key)),
-            (key, Some(field)) => pipe.hget(keys.key(&key), field.as_str()),
-        };
-    }
-    let values: Vec<Option<String>> = pipe.query_async(conn).await?;
-    let mut values = values.into_iter();
-    let config = values.next().flatten();
+    let all: Vec<_> = wanted
+        .iter()
+        .flat_map(|(_, items)| items)
+        .cloned()
+        .collect();
+    items_to(&mut pipe, keys, &all);
+    let mut values: Vec<Option<String>> = pipe.query_async(conn).await?;
+    let config = if values.is_empty() {
+        None
+    } else {
+        values.remove(0)
+    };
+    let mut values = items_from(&all, values).into_iter();
 
     let mut writes = redis::pipe();
     for (event, items) in wanted {

@@ -8,6 +8,16 @@
 //! [`Id::key_part`]), so no `{`, `}` or `:` in an id can move the tag or split a
 //! key. `lua/snapshot.lua`, `lua/channel.lua` and `lua/layout.lua` build chat,
 //! contact, deal and channel keys the same way.
+//!
+//! Chats, contacts, deals and the deals of each contact are fields of bucketed
+//! hashes (`chats:<b>`, `contacts:<b>`, `deals:<b>`, `deal-links:<b>`, `b` = [`bucket`] of the
+//! id): a hash of a few hundred short fields is one compact listpack in Redis,
+//! where a key per contact costs about 100 bytes of its own. The key per
+//! contact, per deal and per contact's deal set of the older layout
+//! ([`Key::Contact`], [`Key::Deal`], [`Key::ContactDeals`]) is still read
+//! while the field is missing, and deleted when the field is written.
+
+use std::borrow::Cow;
 
 use crate::ids::Id;
 use crate::model::ChatRef;
@@ -41,11 +51,21 @@ pub enum Key {
     Pipelines,
     /// The account's [`crate::model::Settings`].
     Settings,
-    /// One chat's [`crate::model::Chat`].
+    /// Hash: [`chat_field`] -> [`crate::model::Chat`], for the chats of one [`bucket_of`].
+    Chats(u16),
+    /// Older layout: one chat's [`crate::model::Chat`] (read while its field is missing).
     Chat(ChatRef),
+    /// Hash: contactId -> compact contact ([`super::compact`]), for the ids of one [`bucket`].
+    Contacts(u16),
+    /// Hash: dealId -> compact deal ([`super::compact`]), for the ids of one [`bucket`].
+    Deals(u16),
+    /// Hash: contactId -> JSON array of its deal ids, for the contact ids of one [`bucket`].
+    DealLinks(u16),
+    /// Older layout: one contact's JSON (read while its field is missing).
     Contact(Id),
+    /// Older layout: one deal's JSON (read while its field is missing).
     Deal(Id),
-    /// Set of the deal ids of one contact.
+    /// Older layout: set of the deal ids of one contact.
     ContactDeals(Id),
     /// Hash of one channel: the chats waiting there to be claimed,
     /// [`waiting_field`] -> [`crate::model::WaitingEntry`].
@@ -54,20 +74,62 @@ pub enum Key {
 
 impl Key {
     /// Where `item` lives: its key, and its field when the key is a hash.
-    pub fn of(item: &Item) -> (Key, Option<&Id>) {
+    pub fn of(item: &Item) -> (Key, Option<Cow<'_, str>>) {
         match item {
             Item::Config => (Key::Config, None),
             Item::Settings => (Key::Settings, None),
             Item::Pipelines => (Key::Pipelines, None),
-            Item::Channel(id) => (Key::Channels, Some(id)),
-            Item::User(id) => (Key::Users, Some(id)),
-            Item::Chat(chat) => (Key::Chat(chat.clone()), None),
-            Item::Contact(id) => (Key::Contact(id.clone()), None),
-            Item::Deal(id) => (Key::Deal(id.clone()), None),
+            Item::Channel(id) => (Key::Channels, Some(id.as_str().into())),
+            Item::User(id) => (Key::Users, Some(id.as_str().into())),
+            Item::Chat(chat) => {
+                let field = chat_field(chat);
+                (Key::Chats(bucket_of(&field)), Some(field.into()))
+            }
+            Item::Contact(id) => (Key::Contacts(bucket(id)), Some(id.as_str().into())),
+            Item::Deal(id) => (Key::Deals(bucket(id)), Some(id.as_str().into())),
             // The pool changes only through its turns: its guard is the counter.
             Item::RoundRobin(id) => (Key::Turn(id.clone()), None),
         }
     }
+}
+
+impl Key {
+    /// Where `item` lived in the older layout, when it moved: read while its
+    /// field is missing, deleted when the field is written.
+    pub fn legacy(item: &Item) -> Option<Key> {
+        match item {
+            Item::Chat(chat) => Some(Key::Chat(chat.clone())),
+            Item::Contact(id) => Some(Key::Contact(id.clone())),
+            Item::Deal(id) => Some(Key::Deal(id.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// How many buckets contacts, deals and deal links of an account are spread
+/// over. Fixed, so an id's bucket never changes: a million contacts make
+/// about 244 fields a bucket, under Redis's default `hash-max-listpack-entries`
+/// (512), so the hashes stay compact listpacks (while every value stays under
+/// `hash-max-listpack-value`, 64 bytes).
+pub const BUCKETS: u32 = 4096;
+
+/// The bucket of an id: the first 4 bytes of its SHA-1 (big-endian) modulo
+/// [`BUCKETS`], as `lua/layout.lua` computes it with `redis.sha1hex`.
+pub fn bucket(id: &Id) -> u16 {
+    bucket_of(id.as_str())
+}
+
+/// The bucket of any field (a chat's is [`chat_field`]).
+pub fn bucket_of(field: &str) -> u16 {
+    let digest = sha1_smol::Sha1::from(field).digest().bytes();
+    let head = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    (head % BUCKETS) as u16
+}
+
+/// The field of a chat in its bucket of [`Key::Chats`]: `<type>:<chatId>`,
+/// unescaped (a field holds any bytes).
+pub fn chat_field(chat: &ChatRef) -> String {
+    format!("{}:{}", chat.chat_type.as_str(), chat.chat_id.as_str())
 }
 
 /// The field of a chat in its channel's waiting index.
@@ -111,6 +173,10 @@ impl AccountKeys {
                 chat.chat_type.as_str(),
                 chat.chat_id.key_part()
             ),
+            Key::Chats(n) => format!("{b}chats:{n}"),
+            Key::Contacts(n) => format!("{b}contacts:{n}"),
+            Key::Deals(n) => format!("{b}deals:{n}"),
+            Key::DealLinks(n) => format!("{b}deal-links:{n}"),
             Key::Contact(id) => format!("{b}contact:{}", id.key_part()),
             Key::Deal(id) => format!("{b}deal:{}", id.key_part()),
             Key::ContactDeals(id) => format!("{b}contact-deals:{}", id.key_part()),
@@ -151,11 +217,23 @@ mod tests {
             keys.key(&Key::Seats(weird.clone())),
             keys.key(&Key::Observers(weird.clone())),
             keys.key(&Key::Pool(weird.clone())),
-            keys.key(&Key::Turn(weird)),
+            keys.key(&Key::Turn(weird.clone())),
             keys.key(&Key::Layout),
+            keys.key(&Key::Contacts(bucket(&weird))),
+            keys.key(&Key::Deals(7)),
+            keys.key(&Key::DealLinks(BUCKETS as u16 - 1)),
         ];
         for key in &all {
             assert_eq!(hash_tag(key), account.key_part(), "{key}");
         }
+    }
+
+    /// The bucket is the one `lua/layout.lua` finds (`redis.sha1hex`), pinned
+    /// on values computed there.
+    #[test]
+    fn buckets_are_stable() {
+        let id = |s| Id::parse(s).unwrap();
+        assert_eq!(bucket(&id("abc")), (0xa9993e36u32 % BUCKETS) as u16);
+        assert!(bucket(&id("bulk-contact-1")) < BUCKETS as u16);
     }
 }

@@ -8,6 +8,7 @@
 mod apply;
 mod backend;
 pub mod bulk;
+pub mod compact;
 mod error;
 mod keys;
 mod partitioning;
@@ -19,7 +20,7 @@ use std::time::Duration;
 pub use apply::{Applied, Record};
 use backend::Backend;
 pub use error::StoreError;
-pub use keys::{AccountKeys, Key, waiting_field};
+pub use keys::{AccountKeys, BUCKETS, Key, bucket, bucket_of, chat_field, waiting_field};
 
 use crate::config::{Config, RedisMode};
 use crate::ids::Id;
@@ -95,7 +96,10 @@ impl Store {
                 include_str!("lua/layout.lua"),
                 include_str!("lua/snapshot.lua")
             ))),
-            apply: std::sync::Arc::new(redis::Script::new(include_str!("lua/apply.lua"))),
+            apply: std::sync::Arc::new(redis::Script::new(concat!(
+                include_str!("lua/members.lua"),
+                include_str!("lua/apply.lua")
+            ))),
             channel: std::sync::Arc::new(redis::Script::new(concat!(
                 include_str!("lua/layout.lua"),
                 include_str!("lua/channel.lua")

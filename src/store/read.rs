@@ -10,10 +10,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::backend::Conn;
-use super::keys::{AccountKeys, Key};
-use super::{Loaded, Store, StoreError, corrupt, parse, within};
+use super::keys::{AccountKeys, Key, bucket_of, chat_field};
+use super::{Loaded, Store, StoreError, compact, corrupt, parse, within};
 use crate::ids::Id;
-use crate::model::{Role, RoundRobin, Seat};
+use crate::model::{Chat, Contact, Role, RoundRobin, Seat};
 use crate::monitor::counters;
 use crate::state::{
     ChannelState, ChatQuery, ChatSnapshot, Item, ItemValue, Read, Reads, Stored, Version,
@@ -50,21 +50,16 @@ impl Store {
         pipe.atomic()
             .get(keys.event(event_id))
             .get(keys.key(&Key::Config));
-        for item in &items {
-            match Key::of(item) {
-                (key, None) => pipe.get(keys.key(&key)),
-                (key, Some(field)) => pipe.hget(keys.key(&key), field.as_str()),
-            };
-        }
+        let queried = items_to(&mut pipe, &keys, &items);
         let mut conn = self.backend.get().await?;
         counters::redis_round_trip("read");
         let mut values: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
-        if values.len() != items.len() + 2 {
+        if values.len() != queried + 2 {
             return Err(StoreError::Corrupt(
                 "pipeline answered the wrong number of values".into(),
             ));
         }
-        let rest = values.split_off(2);
+        let rest = items_from(&items, values.split_off(2));
         if let Some(record) = &values[0] {
             return Ok(Loaded::Applied(parse(record)?));
         }
@@ -100,6 +95,7 @@ impl Store {
             chat: Option<String>,
             contact: Option<String>,
         }
+        // A waiting chat's contact is found through the chat.
         #[derive(Deserialize)]
         struct Reply {
             #[serde(default)]
@@ -122,10 +118,12 @@ impl Store {
         let reply: Reply = parse(&raw)?;
         let mut waiting = Vec::with_capacity(reply.waiting.len());
         for row in reply.waiting {
+            let chat: Stored<Chat> = stored(row.chat)?;
+            let contact = stored_contact(&chat, row.contact)?;
             waiting.push(WaitingChat {
                 entry: parse(&row.entry)?,
-                chat: stored(row.chat)?,
-                contact: stored(row.contact)?,
+                chat,
+                contact,
             });
         }
         let mut pool = RoundRobin {
@@ -163,6 +161,7 @@ impl Store {
         q: &ChatQuery,
     ) -> Result<Loaded<ChatSnapshot>, StoreError> {
         let keys = self.keys(account);
+        let chat_field = chat_field(&q.chat);
         let channel = q
             .channel_id
             .clone()
@@ -176,12 +175,14 @@ impl Store {
             .key(keys.key(&Key::Seats(channel.clone())))
             .key(keys.key(&Key::Observers(channel.clone())))
             .key(keys.key(&Key::Pool(channel)))
-            .key(keys.key(&Key::Chat(q.chat.clone())))
+            .key(keys.key(&Key::Chats(bucket_of(&chat_field))))
             .key(keys.key(&Key::Users))
+            .key(keys.key(&Key::Chat(q.chat.clone())))
             .arg(q.channel_id.as_ref().map_or("", Id::as_str))
             .arg(q.user_id.as_ref().map_or("", Id::as_str))
             .arg(keys.base())
-            .arg(if q.with_deals { "1" } else { "0" });
+            .arg(if q.with_deals { "1" } else { "0" })
+            .arg(&chat_field);
         #[derive(Deserialize)]
         struct Reply {
             applied: Option<String>,
@@ -198,7 +199,7 @@ impl Store {
             contact: Option<String>,
             user: Option<String>,
             #[serde(default)]
-            deals: Vec<String>,
+            deals: Vec<(String, String)>,
         }
         let mut conn = self.backend.get().await?;
         counters::redis_round_trip("snapshot");
@@ -207,18 +208,22 @@ impl Store {
         if let Some(record) = reply.applied {
             return Ok(Loaded::Applied(parse(&record)?));
         }
-        let deals = reply
-            .deals
-            .iter()
-            .map(|d| parse(d))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut deals = Vec::with_capacity(reply.deals.len());
+        for (id, raw) in &reply.deals {
+            deals.push(compact::deal(
+                &Id::parse(id.as_str()).map_err(corrupt)?,
+                raw,
+            )?);
+        }
+        let chat: Stored<Chat> = stored(reply.chat)?;
+        let contact = stored_contact(&chat, reply.contact)?;
         Ok(Loaded::Fresh(ChatSnapshot {
             config: Version::stored(reply.config),
             settings: reply.settings.as_deref().map(parse).transpose()?,
             channel: reply.channel.as_deref().map(parse).transpose()?,
             seats: known_seats(reply.observers, reply.seats, reply.eligible)?,
-            chat: stored(reply.chat)?,
-            contact: stored(reply.contact)?,
+            chat,
+            contact,
             user: reply.user.as_deref().map(parse).transpose()?,
             deals,
         }))
@@ -232,6 +237,61 @@ fn stored<T: DeserializeOwned>(raw: Option<String>) -> Result<Stored<T>, StoreEr
         version: Version::stored(raw),
         value,
     })
+}
+
+/// The contact of `chat` as stored (found through the chat's contact id).
+fn stored_contact(chat: &Stored<Chat>, raw: Option<String>) -> Result<Stored<Contact>, StoreError> {
+    let value = match (
+        &raw,
+        chat.value.as_ref().and_then(|c| c.contact_id.as_ref()),
+    ) {
+        (Some(raw), Some(id)) => Some(compact::contact(id, raw)?),
+        (Some(_), None) => {
+            return Err(StoreError::Corrupt(
+                "a contact was read for a chat without one".into(),
+            ));
+        }
+        (None, _) => None,
+    };
+    Ok(Stored {
+        version: Version::stored(raw),
+        value,
+    })
+}
+
+/// Queues on `pipe` the reads of `items`: one value each, and for an item of
+/// the older layout ([`Key::legacy`]) its older key too. Returns how many
+/// values they answer.
+pub(super) fn items_to(pipe: &mut redis::Pipeline, keys: &AccountKeys, items: &[Item]) -> usize {
+    let mut n = 0;
+    for item in items {
+        match Key::of(item) {
+            (key, None) => pipe.get(keys.key(&key)),
+            (key, Some(field)) => pipe.hget(keys.key(&key), field.as_ref()),
+        };
+        n += 1;
+        if let Some(old) = Key::legacy(item) {
+            pipe.get(keys.key(&old));
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The value of each of `items` from what [`items_to`] queued: the field, or
+/// while it is missing the older key's value.
+pub(super) fn items_from(items: &[Item], values: Vec<Option<String>>) -> Vec<Option<String>> {
+    let mut values = values.into_iter();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let mut value = values.next().flatten();
+        if Key::legacy(item).is_some() {
+            let old = values.next().flatten();
+            value = value.or(old);
+        }
+        out.push(value);
+    }
+    out
 }
 
 /// A channel's seats hash, sorted by user id.
@@ -283,8 +343,8 @@ pub(super) fn decode(item: &Item, raw: &str) -> Result<ItemValue, StoreError> {
         Item::Channel(_) => ItemValue::Channel(parse(raw)?),
         Item::User(_) => ItemValue::User(parse(raw)?),
         Item::Chat(_) => ItemValue::Chat(parse(raw)?),
-        Item::Contact(_) => ItemValue::Contact(parse(raw)?),
-        Item::Deal(_) => ItemValue::Deal(parse(raw)?),
+        Item::Contact(id) => ItemValue::Contact(compact::contact(id, raw)?),
+        Item::Deal(id) => ItemValue::Deal(compact::deal(id, raw)?),
         Item::RoundRobin(_) => {
             return Err(StoreError::Corrupt(
                 "a round-robin pool is read with its channel".into(),

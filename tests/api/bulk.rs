@@ -5,7 +5,7 @@
 use serde_json::json;
 use switchboard::events;
 use switchboard::ids::Id;
-use switchboard::store::{AccountKeys, Key};
+use switchboard::store::{AccountKeys, Key, bucket};
 
 use crate::helpers::*;
 
@@ -57,10 +57,14 @@ async fn bulk_loaded_contacts_are_served_as_known_and_bad_ones_are_refused() {
         loaded.refused
     );
 
-    let mut members = redis::cmd("SMEMBERS");
-    members.arg(keys.key(&Key::ContactDeals(Id::parse("c1").unwrap())));
-    let deals: Vec<String> = app.redis_cmd(&members).await;
-    assert_eq!(deals, ["d1"]);
+    // The contact's deals are a field of its bucket, as apply.lua keeps them.
+    let c1 = Id::parse("c1").unwrap();
+    let mut members = redis::cmd("HGET");
+    members
+        .arg(keys.key(&Key::DealLinks(bucket(&c1))))
+        .arg(c1.as_str());
+    let deals: Option<String> = app.redis_cmd(&members).await;
+    assert_eq!(deals.as_deref(), Some(r#"["d1"]"#));
 
     // The worker finds the contact: its responsible gets the message as a known chat.
     app.publish_event(&inbound(acc, "chat-1", "hello")).await;

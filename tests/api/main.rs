@@ -15,6 +15,7 @@ mod faults;
 mod foreign_queue;
 mod inbound;
 mod lanes;
+mod layout_buckets;
 mod logs;
 mod monitor;
 mod ops_dead;

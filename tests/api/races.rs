@@ -22,7 +22,7 @@ use switchboard::worker::pipeline::{Decided, DeclareQueues, Transient, decide_an
 /// ([`decide_and_apply`]: decide, apply, decide again on conflict) and
 /// returns what the worker would publish. No broker here: the users' queues
 /// are not declared.
-async fn run_event(store: &Store, body: &Value) -> Vec<Message> {
+pub(crate) async fn run_event(store: &Store, body: &Value) -> Vec<Message> {
     struct NoBroker;
     impl DeclareQueues for NoBroker {
         async fn declare(&self, _: &Id, _: &[Id]) -> Result<(), Transient> {
@@ -43,7 +43,7 @@ async fn run_event(store: &Store, body: &Value) -> Vec<Message> {
 }
 
 /// The bodies of the messages to one kind of destination (its metrics label).
-fn bodies(messages: &[Message], label: &str) -> Vec<Value> {
+pub(crate) fn bodies(messages: &[Message], label: &str) -> Vec<Value> {
     messages
         .iter()
         .filter(|m| m.to.label() == label)
@@ -52,14 +52,14 @@ fn bodies(messages: &[Message], label: &str) -> Vec<Value> {
 }
 
 /// An account set up in Redis on a prefix of its own, removed when dropped.
-struct Raced {
-    store: Store,
-    _prefix: Prefix,
+pub(crate) struct Raced {
+    pub(crate) store: Store,
+    pub(crate) _prefix: Prefix,
 }
 
 impl Raced {
     /// Managers `m0`.. (eligible) and quality control `q` on channel "wa".
-    async fn new(managers: usize, distribution: &str) -> Self {
+    pub(crate) async fn new(managers: usize, distribution: &str) -> Self {
         let prefix = Prefix::random();
         let store = Store::new(REDIS, &prefix.name, 64, Duration::from_secs(600)).unwrap();
         let mut setup = Account::new("acc").distribution(Some(distribution));

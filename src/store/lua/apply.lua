@@ -1,4 +1,4 @@
--- apply.lua: applies one event's plan at once, if the state it was decided on
+-- apply.lua (after lua/members.lua, which the store puts in front): applies one event's plan at once, if the state it was decided on
 -- still holds, and records the event with its outputs.
 --
 -- KEYS[1]   the event's record
@@ -6,9 +6,11 @@
 -- ARGV[1]   the plan, JSON:
 --   {"ttl": seconds the record is kept,
 --    "record": the record to store (the outputs to publish, queues to declare),
---    "guards": [{"k": key index, "f": hash field or absent, "e": expected value or absent}],
+--    "guards": [{"k": key index, "f": hash field or absent, "e": expected value or absent,
+--                "o": key index of the value's older-layout key, read while the field is missing}],
 --    "ops": [["set", k, value] | ["del", k] | ["hset", k, field, value] | ["hsetnx", k, field, value]
---           | ["hdel", k, field] | ["sadd", k, member] | ["srem", k, member] | ["incr", k]],
+--           | ["hdel", k, field] | ["sadd", k, member] | ["srem", k, member] | ["incr", k]
+--           | ["hsadd" | "hsrem", k, field, member, k of the older set]],
 --    "turn": absent, or a round-robin turn taken here (then "record" is absent):
 --      {"pool": k of the channel's pool (hash manager -> last turn, 0 for never),
 --       "turn": k of its turn counter,
@@ -43,6 +45,9 @@ for n, guard in ipairs(plan.guards) do
   local current
   if guard.f then
     current = redis.call('HGET', KEYS[guard.k], guard.f)
+    if not current and guard.o then
+      current = redis.call('GET', KEYS[guard.o])
+    end
   else
     current = redis.call('GET', KEYS[guard.k])
   end
@@ -104,6 +109,8 @@ for _, op in ipairs(ops) do
     redis.call('SADD', key, op[3])
   elseif name == 'srem' then
     redis.call('SREM', key, op[3])
+  elseif name == 'hsadd' or name == 'hsrem' then
+    change_members(key, op[3], op[4], KEYS[op[5]], name == 'hsadd')
   elseif name == 'incr' then
     redis.call('INCR', key)
   else

@@ -10,7 +10,8 @@
 -- ARGV[1] the account's key base ("P:{account}:")
 --
 -- The chat and contact keys are built from ARGV[1] like the store builds them
--- (every byte outside A-Z a-z 0-9 _ - escaped as %XX), in the same slot.
+-- (every byte outside A-Z a-z 0-9 _ - escaped as %XX; contacts in their
+-- bucket, see layout.lua), in the same slot.
 --
 -- Returns one JSON object, decoded by name:
 --   {"seats": {userId: seat, ...}, "pool": {manager: last turn, ...},
@@ -27,12 +28,12 @@ local waiting = {}
 for _, raw in ipairs(redis.call('HVALS', KEYS[4])) do
   local row = {entry = raw}
   local entry = cjson.decode(raw)
-  local chat = redis.call('GET', ARGV[1] .. 'chat:' .. entry.chatType .. ':' .. esc(entry.chatId))
+  local chat = stored_chat(ARGV[1], entry.chatType, entry.chatId)
   if chat then
     row.chat = chat
     local contact_id = cjson.decode(chat)['contactId']
     if type(contact_id) == 'string' then
-      local contact = redis.call('GET', ARGV[1] .. 'contact:' .. esc(contact_id))
+      local contact = stored_contact(ARGV[1], contact_id)
       if contact then
         row.contact = contact
       end

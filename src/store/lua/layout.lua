@@ -1,5 +1,6 @@
 -- layout.lua: the start of snapshot.lua and channel.lua (the store puts it in
--- front of each): key escaping, a hash as a table, and the channel indexes of
+-- front of each): key escaping, buckets and the reads of contacts and deals
+-- (both layouts, see keys.rs), a hash as a table, and the channel indexes of
 -- accounts written before they existed.
 --
 -- Every channel has, besides its seats (hash userId -> seat), the observers
@@ -14,6 +15,61 @@
 -- An id as a key part: every byte outside A-Z a-z 0-9 _ - as %XX (Id::key_part).
 local function esc(s)
   return (string.gsub(s, '[^%w_%-]', function(c) return string.format('%%%02X', string.byte(c)) end))
+end
+
+-- The bucket of an id (keys.rs `bucket`): its SHA-1's first 4 bytes mod 4096.
+local function bucket(id)
+  return tostring(tonumber(string.sub(redis.sha1hex(id), 1, 8), 16) % 4096)
+end
+
+-- A contact's stored value (compact, in its bucket; else at the older
+-- layout's key), or nil.
+local function stored_contact(base, id)
+  return redis.call('HGET', base .. 'contacts:' .. bucket(id), id)
+    or redis.call('GET', base .. 'contact:' .. esc(id)) or nil
+end
+
+-- A chat's stored value (field `<type>:<chatId>` of its bucket; else the
+-- older layout's key), or nil.
+local function stored_chat(base, chat_type, chat_id)
+  local field = chat_type .. ':' .. chat_id
+  return redis.call('HGET', base .. 'chats:' .. bucket(field), field)
+    or redis.call('GET', base .. 'chat:' .. chat_type .. ':' .. esc(chat_id)) or nil
+end
+
+-- A deal's stored value, found like a contact's.
+local function stored_deal(base, id)
+  return redis.call('HGET', base .. 'deals:' .. bucket(id), id)
+    or redis.call('GET', base .. 'deal:' .. esc(id)) or nil
+end
+
+-- The deal ids of a contact (a field of its bucket; else the older set).
+local function deal_ids(base, id)
+  local raw = redis.call('HGET', base .. 'deal-links:' .. bucket(id), id)
+  if raw then
+    return cjson.decode(raw)
+  end
+  return redis.call('SMEMBERS', base .. 'contact-deals:' .. esc(id))
+end
+
+-- The responsible user id in a stored contact, compact (`[name,
+-- responsible, ...]`) or of the older layout (a JSON object); nil when the
+-- value does not read (the decoder reports it).
+local function responsible_of(contact)
+  local ok, c = pcall(cjson.decode, contact)
+  if not ok or type(c) ~= 'table' then
+    return nil
+  end
+  local r
+  if string.sub(contact, 1, 1) == '[' then
+    r = c[2]
+  else
+    r = c['responsibleUserId']
+  end
+  if type(r) == 'string' then
+    return r
+  end
+  return nil
 end
 
 -- A hash's HGETALL reply as a table: field -> value.

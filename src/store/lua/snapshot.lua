@@ -5,9 +5,11 @@
 -- KEYS[2] the account's config count  KEYS[7] the channel's pool (hash)
 -- KEYS[3] the account's settings      KEYS[8] the chat
 -- KEYS[4] channels (hash)             KEYS[9] users (hash)
--- KEYS[5] the channel's seats (hash)
+-- KEYS[5] the channel's seats (hash)  KEYS[10] the chat's older-layout key
+--                                      (KEYS[8] is the chat's bucket)
 -- ARGV[1] channel id, '' for none     ARGV[3] the account's key base ("P:{account}:")
 -- ARGV[2] user id, '' for none        ARGV[4] '1' to load the contact's deals
+-- ARGV[5] the chat's field in its bucket (`<type>:<chatId>`)
 --
 -- Only the seats the decision may need are read, so the work does not grow
 -- with users who are not told: the channel's observers (quality control and
@@ -26,7 +28,7 @@
 -- Returns one JSON object, decoded by name: {"applied": record} when the event
 -- was already applied, else {"config", "settings", "channel", "observers":
 -- {userId: seat}, "seats": {userId: seat}, "eligible": [userId, ...], "chat",
--- "contact", "user", "deals": [deal, ...]}, each absent where Redis has
+-- "contact", "user", "deals": [[dealId, deal], ...]}, each absent where Redis has
 -- nothing (or where it is not needed: "eligible").
 
 local applied = redis.call('GET', KEYS[1])
@@ -45,7 +47,7 @@ if ARGV[2] ~= '' then
   reply.user = redis.call('HGET', KEYS[9], ARGV[2]) or nil
 end
 
-local chat = redis.call('GET', KEYS[8])
+local chat = redis.call('HGET', KEYS[8], ARGV[5]) or redis.call('GET', KEYS[10])
 local deals = {}
 local settled, responsible = false, nil
 if chat then
@@ -56,21 +58,17 @@ if chat then
   end
   local contact_id = decoded['contactId']
   if type(contact_id) == 'string' then
-    local contact = redis.call('GET', ARGV[3] .. 'contact:' .. esc(contact_id))
+    local contact = stored_contact(ARGV[3], contact_id)
     if contact then
       reply.contact = contact
-      -- An unreadable contact is the decoder's to report.
-      local ok_contact, c = pcall(cjson.decode, contact)
-      if ok_contact and type(c) == 'table' and type(c['responsibleUserId']) == 'string' then
-        responsible = c['responsibleUserId']
-        settled = decoded['pending'] == nil
-      end
+      responsible = responsible_of(contact)
+      settled = responsible ~= nil and decoded['pending'] == nil
     end
     if ARGV[4] == '1' then
-      for _, deal_id in ipairs(redis.call('SMEMBERS', ARGV[3] .. 'contact-deals:' .. esc(contact_id))) do
-        local deal = redis.call('GET', ARGV[3] .. 'deal:' .. esc(deal_id))
+      for _, deal_id in ipairs(deal_ids(ARGV[3], contact_id)) do
+        local deal = stored_deal(ARGV[3], deal_id)
         if deal then
-          table.insert(deals, deal)
+          table.insert(deals, {deal_id, deal})
         end
       end
     end
