@@ -220,7 +220,31 @@ pub fn derive_id(parts: &[&str]) -> Id {
         name.extend_from_slice(&(part.len() as u32).to_be_bytes());
         name.extend_from_slice(part.as_bytes());
     }
-    Id::parse(Uuid::new_v5(&NAMESPACE, &name).to_string()).expect("a uuid is a valid id")
+    RECENT.with_borrow_mut(|recent| {
+        if let Some((_, id)) = recent.iter().find(|(n, _)| *n == name) {
+            return id.clone();
+        }
+        let id =
+            Id::parse(Uuid::new_v5(&NAMESPACE, &name).to_string()).expect("a uuid is a valid id");
+        if recent.len() == RECENT_IDS {
+            recent.pop_back();
+        }
+        recent.push_front((name, id.clone()));
+        id
+    })
+}
+
+/// How many of the last derived ids [`RECENT`] keeps.
+const RECENT_IDS: usize = 8;
+
+thread_local! {
+    /// The last ids derived on this thread, by name, newest first. A
+    /// round-robin turn builds one variant of its plan per eligible manager,
+    /// and every variant derives the same contact, deal, CRM event and quality
+    /// control notification ids: each is hashed (SHA-1) once, not once per
+    /// manager. An id depends on its name alone, so a kept one is exact.
+    static RECENT: std::cell::RefCell<std::collections::VecDeque<(Vec<u8>, Id)>> =
+        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
 }
 
 #[cfg(test)]

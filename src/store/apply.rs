@@ -15,7 +15,7 @@ use super::{Store, StoreError, corrupt, parse, within};
 use crate::ids::Id;
 use crate::model::Seat;
 use crate::monitor::counters;
-use crate::output::Outputs;
+use crate::output::{Notification, Output, Outputs};
 use crate::state::{Change, Plan, Turn};
 
 /// What an applied event leaves behind: enough to repeat its effects on the
@@ -41,19 +41,42 @@ impl Record {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("plain data serializes")
     }
+}
 
-    /// The record's JSON in parts that join into the same value: one for
-    /// each output, for [`factor`].
-    fn parts(&self) -> Vec<String> {
-        let mut parts = json_array(self.outputs.iter().map(json).collect());
-        parts[0] = format!("{{\"o\":{}", parts[0]);
-        let last = parts.last_mut().expect("a closing bracket");
-        if !self.declare_users.is_empty() {
-            last.push_str(&format!(",\"q\":{}", json(&self.declare_users)));
-        }
-        last.push('}');
-        parts
+/// The JSON of a record of `outputs` (given as their texts) and
+/// `declare_users`, in parts that join into [`Record::to_json`]'s text: one
+/// for each output, for [`factor`].
+fn record_parts(outputs: Vec<String>, declare_users: &[Id]) -> Vec<String> {
+    let mut parts = json_array(outputs);
+    parts[0].insert_str(0, "{\"o\":");
+    let last = parts.last_mut().expect("a closing bracket");
+    if !declare_users.is_empty() {
+        last.push_str(",\"q\":");
+        last.push_str(&json(&declare_users));
     }
+    last.push('}');
+    parts
+}
+
+/// The JSON of `output`, as [`Record::to_json`] writes it. A group of
+/// notifications reuses `template`, the JSON of its template when that is
+/// `same` as the group's (the variants of a turn share it, text and all), so
+/// a text is escaped once per turn, not once per manager.
+fn output_json(output: &Output, template: &mut Option<(Notification, String)>) -> String {
+    let Output::Notify { template: t, to } = output else {
+        return json(output);
+    };
+    if template.as_ref().is_none_or(|(same, _)| same != t) {
+        *template = Some((t.clone(), json(t)));
+    }
+    let text = &template.as_ref().expect("a template's JSON").1;
+    let mut out = String::with_capacity(text.len() + 16 + 96 * to.len());
+    out.push_str("{\"n\":{\"t\":");
+    out.push_str(text);
+    out.push_str(",\"to\":");
+    out.push_str(&json(to));
+    out.push_str("}}");
+    out
 }
 
 /// Result of [`Store::apply`].
@@ -144,6 +167,31 @@ impl Command {
             Command::Incr(k) => pipe.incr(keys.key(k), 1),
         }
         .ignore();
+    }
+
+    /// The command's JSON text as `apply.lua` reads it, its key given by
+    /// `slot`: the same value as [`Command::to_json`], written straight out.
+    fn json_text(&self, slot: &mut impl FnMut(&Key) -> usize) -> String {
+        let (name, key, field, value) = match self {
+            Command::Set(k, v) => ("set", k, None, Some(v)),
+            Command::HSet(k, f, v) => ("hset", k, Some(f), Some(v)),
+            Command::HSetNx(k, f, v) => ("hsetnx", k, Some(f), Some(v)),
+            Command::HDel(k, f) => ("hdel", k, Some(f), None),
+            Command::SAdd(k, m) => ("sadd", k, Some(m), None),
+            Command::SRem(k, m) => ("srem", k, Some(m), None),
+            Command::Incr(k) => ("incr", k, None, None),
+        };
+        let mut out = format!("[\"{name}\",{}", slot(key));
+        for text in field
+            .map(Id::as_str)
+            .into_iter()
+            .chain(value.map(String::as_str))
+        {
+            out.push(',');
+            out.push_str(&json(&text));
+        }
+        out.push(']');
+        out
     }
 
     /// The command as `apply.lua` reads it, its key given by `slot`.
@@ -241,22 +289,41 @@ fn commands(changes: &[Change], slot: &mut impl FnMut(&Key) -> usize) -> Vec<ser
         .collect()
 }
 
+/// The commands of `changes` as JSON texts, for [`factor`].
+fn command_texts(changes: &[Change], slot: &mut impl FnMut(&Key) -> usize) -> Vec<String> {
+    changes
+        .iter()
+        .flat_map(Command::of)
+        .map(|command| command.json_text(slot))
+        .collect()
+}
+
 /// A turn for `apply.lua`: the pool and its counter, the managers in order,
 /// and each variant's commands and record as pieces they share and slots each
 /// fills in ([`factor`]), so the message text goes once, not once per manager.
+/// What the plan itself publishes is written once for all variants.
 fn turn_input(plan: &Plan, turn: &Turn, slot: &mut impl FnMut(&Key) -> usize) -> serde_json::Value {
     let mut ops = Vec::with_capacity(turn.variants.len());
     let mut records = Vec::with_capacity(turn.variants.len());
+    let mut template = None;
+    let shared: Vec<String> = plan
+        .outputs
+        .iter()
+        .map(|o| output_json(o, &mut template))
+        .collect();
     for variant in &turn.variants {
-        let parts = commands(&variant.changes, slot)
+        ops.push(json_array(command_texts(&variant.changes, slot)));
+        let outputs = shared
             .iter()
-            .map(|c| c.to_string())
+            .cloned()
+            .chain(
+                variant
+                    .outputs
+                    .iter()
+                    .map(|o| output_json(o, &mut template)),
+            )
             .collect();
-        ops.push(json_array(parts));
-        let chosen = plan
-            .with_turn_to(Some(&variant.manager))
-            .expect("a variant of the plan");
-        records.push(Record::of(&chosen).parts());
+        records.push(record_parts(outputs, &plan.declare_users));
     }
     let ops = factor(&ops);
     let records = factor(&records);
