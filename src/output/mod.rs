@@ -221,8 +221,13 @@ pub fn derive_id(parts: &[&str]) -> Id {
         name.extend_from_slice(part.as_bytes());
     }
     RECENT.with_borrow_mut(|recent| {
-        if let Some((_, id)) = recent.iter().find(|(n, _)| *n == name) {
-            return id.clone();
+        if let Some(at) = recent.iter().position(|(n, _)| *n == name) {
+            // Used again: moved to the front, so the ids every variant derives
+            // outlive the notification ids of one manager each.
+            let kept = recent.remove(at).expect("a kept id");
+            let id = kept.1.clone();
+            recent.push_front(kept);
+            return id;
         }
         let id =
             Id::parse(Uuid::new_v5(&NAMESPACE, &name).to_string()).expect("a uuid is a valid id");
@@ -238,7 +243,7 @@ pub fn derive_id(parts: &[&str]) -> Id {
 const RECENT_IDS: usize = 8;
 
 thread_local! {
-    /// The last ids derived on this thread, by name, newest first. A
+    /// The last ids derived on this thread, by name, last used first. A
     /// round-robin turn builds one variant of its plan per eligible manager,
     /// and every variant derives the same contact, deal, CRM event and quality
     /// control notification ids: each is hashed (SHA-1) once, not once per
@@ -255,5 +260,20 @@ mod tests {
     fn derived_ids_are_stable_and_unambiguous() {
         assert_eq!(derive_id(&["a", "b"]), derive_id(&["a", "b"]));
         assert_ne!(derive_id(&["ab", ""]), derive_id(&["a", "b"]));
+    }
+
+    #[test]
+    fn a_kept_id_is_the_id_derived_again() {
+        // More names than are kept, used again in another order.
+        let names: Vec<String> = (0..3 * RECENT_IDS).map(|n| format!("n{n}")).collect();
+        let first: Vec<Id> = names.iter().map(|n| derive_id(&["x", n])).collect();
+        for _ in 0..3 {
+            for (n, id) in names.iter().zip(&first).rev() {
+                assert_eq!(derive_id(&["x", n]), *id);
+                assert_eq!(derive_id(&["x", &names[0]]), first[0]);
+            }
+        }
+        let distinct: std::collections::HashSet<&Id> = first.iter().collect();
+        assert_eq!(distinct.len(), names.len());
     }
 }
