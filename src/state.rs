@@ -261,13 +261,26 @@ impl Plan {
             return manager.is_none().then(|| self.clone());
         };
         let variant = turn.variants.iter().find(|v| Some(&v.manager) == manager)?;
-        let mut plan = Plan {
+        // Field by field: cloning `self` would copy every variant of the turn.
+        Some(Plan {
+            guards: self.guards.clone(),
+            changes: self
+                .changes
+                .iter()
+                .chain(&variant.changes)
+                .cloned()
+                .collect(),
+            outputs: Outputs(
+                self.outputs
+                    .iter()
+                    .chain(variant.outputs.iter())
+                    .cloned()
+                    .collect(),
+            ),
+            declare_users: self.declare_users.clone(),
+            tally: self.tally,
             turn: None,
-            ..self.clone()
-        };
-        plan.changes.extend(variant.changes.iter().cloned());
-        plan.outputs.0.extend(variant.outputs.iter().cloned());
-        Some(plan)
+        })
     }
 }
 

@@ -220,7 +220,36 @@ pub fn derive_id(parts: &[&str]) -> Id {
         name.extend_from_slice(&(part.len() as u32).to_be_bytes());
         name.extend_from_slice(part.as_bytes());
     }
-    Id::parse(Uuid::new_v5(&NAMESPACE, &name).to_string()).expect("a uuid is a valid id")
+    RECENT.with_borrow_mut(|recent| {
+        if let Some(at) = recent.iter().position(|(n, _)| *n == name) {
+            // Used again: moved to the front, so the ids every variant derives
+            // outlive the notification ids of one manager each.
+            let kept = recent.remove(at).expect("a kept id");
+            let id = kept.1.clone();
+            recent.push_front(kept);
+            return id;
+        }
+        let id =
+            Id::parse(Uuid::new_v5(&NAMESPACE, &name).to_string()).expect("a uuid is a valid id");
+        if recent.len() == RECENT_IDS {
+            recent.pop_back();
+        }
+        recent.push_front((name, id.clone()));
+        id
+    })
+}
+
+/// How many of the last derived ids [`RECENT`] keeps.
+const RECENT_IDS: usize = 8;
+
+thread_local! {
+    /// The last ids derived on this thread, by name, last used first. A
+    /// round-robin turn builds one variant of its plan per eligible manager,
+    /// and every variant derives the same contact, deal, CRM event and quality
+    /// control notification ids: each is hashed (SHA-1) once, not once per
+    /// manager. An id depends on its name alone, so a kept one is exact.
+    static RECENT: std::cell::RefCell<std::collections::VecDeque<(Vec<u8>, Id)>> =
+        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
 }
 
 #[cfg(test)]
@@ -231,5 +260,20 @@ mod tests {
     fn derived_ids_are_stable_and_unambiguous() {
         assert_eq!(derive_id(&["a", "b"]), derive_id(&["a", "b"]));
         assert_ne!(derive_id(&["ab", ""]), derive_id(&["a", "b"]));
+    }
+
+    #[test]
+    fn a_kept_id_is_the_id_derived_again() {
+        // More names than are kept, used again in another order.
+        let names: Vec<String> = (0..3 * RECENT_IDS).map(|n| format!("n{n}")).collect();
+        let first: Vec<Id> = names.iter().map(|n| derive_id(&["x", n])).collect();
+        for _ in 0..3 {
+            for (n, id) in names.iter().zip(&first).rev() {
+                assert_eq!(derive_id(&["x", n]), *id);
+                assert_eq!(derive_id(&["x", &names[0]]), first[0]);
+            }
+        }
+        let distinct: std::collections::HashSet<&Id> = first.iter().collect();
+        assert_eq!(distinct.len(), names.len());
     }
 }

@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 
 use super::compact::{contact_value, deal_value};
 use super::keys::{AccountKeys, Key, bucket, bucket_of, chat_field, waiting_field};
-use super::turn::factor;
 use super::{Store, StoreError, corrupt, parse, within};
 use crate::ids::Id;
 use crate::model::Seat;
 use crate::monitor::counters;
 use crate::output::Outputs;
-use crate::state::{Change, Plan, Turn};
+use crate::state::{Change, Plan};
+use turn_input::turn_input;
 
 /// What an applied event leaves behind: enough to repeat its effects on the
 /// broker. Its outputs are compact (a fan-out keeps its text once), so the
@@ -41,19 +41,6 @@ impl Record {
     /// The record as stored.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("plain data serializes")
-    }
-
-    /// The record's JSON in parts that join into the same value: one for
-    /// each output, for [`factor`].
-    fn parts(&self) -> Vec<String> {
-        let mut parts = json_array(self.outputs.iter().map(json).collect());
-        parts[0] = format!("{{\"o\":{}", parts[0]);
-        let last = parts.last_mut().expect("a closing bracket");
-        if !self.declare_users.is_empty() {
-            last.push_str(&format!(",\"q\":{}", json(&self.declare_users)));
-        }
-        last.push('}');
-        parts
     }
 }
 
@@ -187,6 +174,33 @@ impl Command {
         .ignore();
     }
 
+    /// The command's JSON text as `apply.lua` reads it, its key given by
+    /// `slot`: the same value as [`Command::to_json`], written straight out.
+    fn json_text(&self, slot: &mut impl FnMut(&Key) -> usize) -> String {
+        let (name, key, field, value) = match self {
+            Command::Set(k, v) => ("set", k, None, Some(v)),
+            Command::HSet(k, f, v) => ("hset", k, Some(f), Some(v)),
+            Command::HSetNx(k, f, v) => ("hsetnx", k, Some(f), Some(v)),
+            Command::HDel(k, f) => ("hdel", k, Some(f), None),
+            Command::Incr(k) => ("incr", k, None, None),
+            // Rarer commands (a chat's field, a moved key, a deal link).
+            Command::HSetField(..) | Command::Del(_) | Command::Member { .. } => {
+                return self.to_json(slot).to_string();
+            }
+        };
+        let mut out = format!("[\"{name}\",{}", slot(key));
+        for text in field
+            .map(Id::as_str)
+            .into_iter()
+            .chain(value.map(String::as_str))
+        {
+            out.push(',');
+            out.push_str(&json(&text));
+        }
+        out.push(']');
+        out
+    }
+
     /// The command as `apply.lua` reads it, its key given by `slot`.
     fn to_json(&self, slot: &mut impl FnMut(&Key) -> usize) -> serde_json::Value {
         use serde_json::json;
@@ -313,59 +327,6 @@ fn commands(changes: &[Change], slot: &mut impl FnMut(&Key) -> usize) -> Vec<ser
         .collect()
 }
 
-/// A turn for `apply.lua`: the pool and its counter, the managers in order,
-/// and each variant's commands and record as pieces they share and slots each
-/// fills in ([`factor`]), so the message text goes once, not once per manager.
-fn turn_input(plan: &Plan, turn: &Turn, slot: &mut impl FnMut(&Key) -> usize) -> serde_json::Value {
-    let mut ops = Vec::with_capacity(turn.variants.len());
-    let mut records = Vec::with_capacity(turn.variants.len());
-    for variant in &turn.variants {
-        let parts = commands(&variant.changes, slot)
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
-        ops.push(json_array(parts));
-        let chosen = plan
-            .with_turn_to(Some(&variant.manager))
-            .expect("a variant of the plan");
-        records.push(Record::of(&chosen).parts());
-    }
-    let ops = factor(&ops);
-    let records = factor(&records);
-    let variants: Vec<serde_json::Value> = turn
-        .variants
-        .iter()
-        .enumerate()
-        .map(|(n, v)| {
-            serde_json::json!({
-                "m": v.manager.as_str(),
-                "ops": ops.slots[n],
-                "record": records.slots[n],
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "pool": slot(&Key::Pool(turn.channel.clone())),
-        "turn": slot(&Key::Turn(turn.channel.clone())),
-        "ops": ops.pieces_json(),
-        "record": records.pieces_json(),
-        "variants": variants,
-    })
-}
-
-/// A JSON array's text from its elements' texts, as parts (`[`, elements
-/// with their commas, `]`) for [`factor`].
-fn json_array(elements: Vec<String>) -> Vec<String> {
-    let mut parts = Vec::with_capacity(elements.len() + 2);
-    parts.push("[".to_owned());
-    let n = elements.len();
-    for (i, element) in elements.into_iter().enumerate() {
-        parts.push(if i + 1 < n { element + "," } else { element });
-    }
-    parts.push("]".to_owned());
-    parts
-}
-
 impl Store {
     /// Applies `plan` for the event if its guards hold, recording its outputs.
     pub async fn apply(
@@ -432,6 +393,8 @@ fn string(value: Option<Reply>) -> Result<Option<String>, StoreError> {
         ))),
     }
 }
+
+mod turn_input;
 
 #[cfg(test)]
 mod tests;

@@ -107,7 +107,9 @@ fn each_variant_is_its_own_plan_and_the_text_goes_once() {
         let manager = id(&format!("m{n}"));
         assert_eq!(variant["m"], manager.as_str());
         let chosen = plan.with_turn_to(Some(&manager)).unwrap();
-        let record: Record = parse(&fill(&turn["record"], &variant["record"])).unwrap();
+        let text = fill(&turn["record"], &variant["record"]);
+        assert_eq!(text, Record::of(&chosen).to_json(), "byte for byte");
+        let record: Record = parse(&text).unwrap();
         assert_eq!(record, Record::of(&chosen));
         let ops: serde_json::Value =
             serde_json::from_str(&fill(&turn["ops"], &variant["ops"])).unwrap();
