@@ -8,25 +8,30 @@
 //! active consumer per partition) take each event and publish it, persistent
 //! and confirmed, wherever the worker publishes for that event
 //! ([`Shape::outputs`]: through `P.notify` to each user told, to `P.crm` for
-//! new contacts and deals, to `P.outbound` for a reply), then ack once all
-//! are confirmed. Where to publish rides in a header, with the size to pad
+//! new contacts and deals, to `P.outbound` for a reply), pipelined as the
+//! worker's lanes are: the next delivery's messages go out before the earlier
+//! ones are confirmed, and each delivery is acked once its own are confirmed,
+//! in delivery order. Where to publish rides in a header, with the size to pad
 //! the body to (the average the worker published to that exchange in the
 //! same run; JSON allows trailing spaces), so the relay needs neither Redis
 //! nor JSON. The client side reads the same queues.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use anyhow::Result;
 use futures_util::StreamExt;
 use futures_util::future::maybe_done;
-use futures_util::stream::{SelectAll, select_all};
+use futures_util::stream::FuturesOrdered;
+use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection, Consumer};
 use redis::aio::MultiplexedConnection;
 use switchboard::ids::Id;
 use switchboard::names::Names;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -241,42 +246,64 @@ async fn stand_in(
     let slots = Arc::new(Semaphore::new(
         args.ceiling_slots().unwrap_or(Semaphore::MAX_PERMITS),
     ));
-    let exchanges = Exchanges {
+    let exchanges = Arc::new(Exchanges {
         notify: names.notify(),
         crm: names.crm(),
         outbound: names.outbound(),
-    };
-    Ok(tokio::spawn(relay(
-        select_all(consumers),
-        publish,
-        exchanges,
-        slots,
-        session,
-    )))
+    });
+    Ok(tokio::spawn(async move {
+        // Dropped when this task is aborted, which aborts every relay.
+        let mut relays = JoinSet::new();
+        for consumer in consumers {
+            relays.spawn(relay(
+                consumer,
+                publish.clone(),
+                exchanges.clone(),
+                slots.clone(),
+                session.clone(),
+            ));
+        }
+        while relays.join_next().await.is_some() {}
+    }))
 }
 
-/// For each delivery, one persistent confirmed publish to each output its
-/// header lists, then the ack; up to `slots` deliveries at once. Publishes go on the wire in
-/// delivery order, so each chat's messages reach every user in the order they
-/// were published, as the worker must keep it; the writes and the waits for
-/// confirms overlap.
+/// A delivery whose outputs are on the channel: its confirms, then its ack.
+type Relayed = Pin<Box<dyn Future<Output = (Delivery, bool, OwnedSemaphorePermit)> + Send>>;
+
+/// One partition's relay, pipelined as the worker's lanes are: for each
+/// delivery, one persistent confirmed publish to each output its header lists,
+/// put on the channel in delivery order without waiting for earlier confirms
+/// (so each chat's messages reach every user in the order they were
+/// published); each delivery is acked once its own confirms are in and every
+/// earlier delivery of the partition was acked (acks in delivery order, so
+/// per-chat order holds as in the worker). At most `slots` deliveries of the
+/// connection are in flight, and the broker's prefetch bounds the partition's.
 async fn relay(
-    mut deliveries: SelectAll<Consumer>,
+    mut deliveries: Consumer,
     publish: Channel,
-    exchanges: Exchanges,
+    exchanges: Arc<Exchanges>,
     slots: Arc<Semaphore>,
     session: CancellationToken,
 ) {
-    // Dropped with the relay, which aborts every relay still running.
-    let mut running = JoinSet::new();
+    let mut pending: FuturesOrdered<Relayed> = FuturesOrdered::new();
     loop {
-        while running.try_join_next().is_some() {}
-        let delivery = tokio::select! {
-            d = deliveries.next() => match d { Some(Ok(d)) => d, _ => return },
-            () = session.cancelled() => return,
+        // A slot first; while none is free, the oldest relays finish.
+        let slot = loop {
+            tokio::select! {
+                slot = slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => break slot,
+                    Err(_) => return,
+                },
+                Some(done) = pending.next(), if !pending.is_empty() => ack(done).await,
+                () = session.cancelled() => return,
+            }
         };
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
+        let delivery = loop {
+            tokio::select! {
+                d = deliveries.next() => match d { Some(Ok(d)) => break d, _ => return },
+                Some(done) = pending.next(), if !pending.is_empty() => ack(done).await,
+                () = session.cancelled() => return,
+            }
         };
         let mut publishes = Vec::new();
         for (exchange, key, size) in exchanges.read(&delivery.properties) {
@@ -294,7 +321,7 @@ async fn relay(
             let _ = futures_util::poll!(sent.as_mut());
             publishes.push(sent);
         }
-        running.spawn(async move {
+        pending.push_back(Box::pin(async move {
             let mut all = true;
             for mut sent in publishes {
                 sent.as_mut().await;
@@ -303,10 +330,16 @@ async fn relay(
                     _ => false,
                 };
             }
-            if all {
-                let _ = within("basic.ack", delivery.ack(BasicAckOptions::default())).await;
-            }
-            drop(slot);
-        });
+            (delivery, all, slot)
+        }));
     }
+}
+
+/// Acks a relayed delivery whose outputs were all confirmed (else it stays
+/// unacked, as the worker leaves it), then frees its slot.
+async fn ack((delivery, all, slot): (Delivery, bool, OwnedSemaphorePermit)) {
+    if all {
+        let _ = within("basic.ack", delivery.ack(BasicAckOptions::default())).await;
+    }
+    drop(slot);
 }
