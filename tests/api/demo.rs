@@ -28,19 +28,20 @@ async fn the_demo_shows_each_users_day_and_cleans_up() {
         .expect("the binary runs");
     let out = tokio::time::timeout(Duration::from_secs(120), async {
         use tokio::io::AsyncReadExt;
-        let mut stdout = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .await
-            .unwrap();
-        (child.wait().await.unwrap(), stdout)
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        // Both at once: a full stderr pipe must not stall the demo.
+        let (read_out, read_err) = tokio::join!(
+            out.read_to_string(&mut stdout),
+            err.read_to_string(&mut stderr)
+        );
+        read_out.unwrap();
+        read_err.unwrap();
+        (child.wait().await.unwrap(), stdout, stderr)
     })
     .await
     .expect("the demo ends within two minutes");
-    let (status, out) = out;
+    let (status, out, err) = out;
     // Whatever the demo left of its prefix is removed when the test ends.
     let prefix = out
         .split("prefix ")
@@ -48,7 +49,7 @@ async fn the_demo_shows_each_users_day_and_cleans_up() {
         .and_then(|s| s.split_whitespace().next())
         .map(str::to_owned);
     let _demo = prefix.as_deref().map(Prefix::adopt);
-    assert!(status.success(), "{out}");
+    assert!(status.success(), "{status}: {out}\n{err}");
 
     let anna = table(&out, "anna");
     assert!(
