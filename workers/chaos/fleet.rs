@@ -57,7 +57,10 @@ impl Fleet {
         self.slots.len()
     }
 
-    /// Starts the worker of `slot`; its output goes to `logs/worker-{slot}.log`.
+    /// Starts the worker of `slot`; its output goes to `logs/worker-{slot}.log`,
+    /// at `warn` unless `SWITCHBOARD_CHAOS_LOG` gives another filter (e.g.
+    /// `warn,switchboard=debug`: every event handled, with its ids, to follow
+    /// one chat through the faults).
     pub fn start(&mut self, slot: usize) -> Result<()> {
         let log = OpenOptions::new()
             .create(true)
@@ -65,7 +68,10 @@ impl Fleet {
             .open(self.logs.join(format!("worker-{slot}.log")))?;
         let child = Command::new(&self.bin)
             .args(&self.args)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("SWITCHBOARD_CHAOS_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .env("NO_COLOR", "1")
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -33,6 +33,14 @@ pub async fn run(lab: &mut Lab, args: &Args) -> Result<bool> {
         args.seed,
         lab.dir.display()
     );
+    // Every event's id, routing key and body, one a line, beside the worker
+    // logs (kept when the run fails): their `eventId`s lead back to chats.
+    let lines: Vec<String> = plan
+        .events
+        .iter()
+        .map(|e| format!("{}\t{}", e.key, String::from_utf8_lossy(&e.body)))
+        .collect();
+    std::fs::write(lab.dir.join("logs/plan.tsv"), lines.join("\n") + "\n")?;
     lab.start_redis().await?;
     println!("  Redis (AOF) on 127.0.0.1:{}", lab.redis_port);
     lab.start_rabbit().await?;
