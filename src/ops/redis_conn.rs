@@ -11,14 +11,14 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
-use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::Value;
+use redis::aio::MultiplexedConnection;
 use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo, Slot};
-use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use super::{OpsError, Target, WAIT, within};
 use crate::config::{RedisMode, redact, url_list};
+use crate::store::AnyRedis;
 
 /// How long connecting to one cluster node may take (a command waits up to
 /// [`WAIT`] for the whole connection).
@@ -31,40 +31,8 @@ const SCAN_COUNT: u32 = 1000;
 const UNLINKS_AT_ONCE: usize = 32;
 
 /// A connection to Redis as `--redis-mode` says: requests go through it like
-/// through any redis-rs connection ([`ConnectionLike`]).
-#[derive(Clone)]
-pub enum RedisConn {
-    Standalone(MultiplexedConnection),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for RedisConn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            RedisConn::Standalone(conn) => conn.req_packed_command(cmd),
-            RedisConn::Cluster(conn) => conn.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            RedisConn::Standalone(conn) => conn.req_packed_commands(pipeline, offset, count),
-            RedisConn::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            RedisConn::Standalone(conn) => conn.get_db(),
-            RedisConn::Cluster(conn) => conn.get_db(),
-        }
-    }
-}
+/// through any redis-rs connection (the worker's [`AnyRedis`]).
+pub type RedisConn = AnyRedis<MultiplexedConnection>;
 
 /// A connection to the Redis of `target`, checked with a PING (on a cluster,
 /// every master's), its failure explained in words naming the nodes (passwords

@@ -130,17 +130,23 @@ impl Backend {
     }
 }
 
-/// One operation's connection, whichever the kind.
-pub(super) enum Conn {
-    Standalone(deadpool_redis::Connection),
+/// A connection to one server (`S`) or to a Redis Cluster, used like any
+/// redis-rs connection ([`ConnectionLike`]): the worker's (over its pool) and
+/// the operator commands' (`crate::ops::RedisConn`).
+#[derive(Clone)]
+pub enum AnyRedis<S> {
+    Standalone(S),
     Cluster(ClusterConnection),
 }
 
-impl ConnectionLike for Conn {
+/// One operation's connection, whichever the kind.
+pub(super) type Conn = AnyRedis<deadpool_redis::Connection>;
+
+impl<S: ConnectionLike + Send> ConnectionLike for AnyRedis<S> {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Conn::Standalone(conn) => conn.req_packed_command(cmd),
-            Conn::Cluster(conn) => conn.req_packed_command(cmd),
+            AnyRedis::Standalone(conn) => conn.req_packed_command(cmd),
+            AnyRedis::Cluster(conn) => conn.req_packed_command(cmd),
         }
     }
 
@@ -151,15 +157,15 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Standalone(conn) => conn.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+            AnyRedis::Standalone(conn) => conn.req_packed_commands(pipeline, offset, count),
+            AnyRedis::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Standalone(conn) => conn.get_db(),
-            Conn::Cluster(conn) => conn.get_db(),
+            AnyRedis::Standalone(conn) => conn.get_db(),
+            AnyRedis::Cluster(conn) => conn.get_db(),
         }
     }
 }

@@ -18,6 +18,7 @@ mod turn;
 use std::time::Duration;
 
 pub use apply::{Applied, Record};
+pub use backend::AnyRedis;
 use backend::Backend;
 pub use error::StoreError;
 pub use keys::{AccountKeys, BUCKETS, Key, bucket, bucket_of, chat_field, waiting_field};
