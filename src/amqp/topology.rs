@@ -6,6 +6,19 @@
 //! account stay in one queue, in order, and are handled by one worker at a
 //! time. Quorum queues because they are replicated, and with publisher
 //! confirms faster than classic durable queues on this broker.
+//!
+//! `P.inbound` and `P.inbound.hash` are transient (not durable): they and the
+//! ring's bindings go when the broker restarts, and the first worker to
+//! reconnect declares them again, binding the partitions in order. A durable
+//! consistent-hash exchange would survive the restart with another ring:
+//! RabbitMQ 3.10 rebuilds its buckets from the bindings sorted by queue name
+//! (`P.inbound.0, .1, .10, .11, ...`, plus a few moved at boot), not in the
+//! order they were made. Accounts would then land in other partitions while
+//! their earlier events still wait in the old ones, and two workers would
+//! handle one account at once (seen in the chaos run: partition 15 became 23).
+//! Without `P.inbound` a publisher's message is refused (NOT_FOUND closes its
+//! channel) until a worker declared the topology again, so it retries;
+//! nothing is routed by a wrong ring.
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
@@ -31,7 +44,17 @@ pub async fn declare(
     names: &Names,
     partitions: u16,
 ) -> Result<(), lapin::Error> {
-    declare_with(channel, names, partitions, true).await
+    declare_with(channel, names, partitions, Existing::default()).await
+}
+
+/// The inbound exchanges that already exist: they are not declared again (an
+/// older deployment's are durable, and a declare as transient would fail).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Existing {
+    /// `P.inbound.hash`, with its bindings, which are then left alone.
+    pub ring: bool,
+    /// `P.inbound`.
+    pub inbound: bool,
 }
 
 /// Declares the exchanges and queues of the contract.
@@ -46,49 +69,59 @@ pub async fn declare(
 /// change of the count.
 ///
 /// The consistent hash gives each binding its buckets in the order the
-/// bindings were made, so partition `n` must be the `n`-th bound. `bind_ring`
-/// is false where `P.inbound.hash` already existed: its bindings are then left
-/// alone, since a change of the count may be rebuilding them.
+/// bindings were made, so partition `n` must be the `n`-th bound. Where
+/// `P.inbound.hash` already existed (`existing.ring`), its bindings are left
+/// alone, since a change of the count may be rebuilding them. Workers that
+/// declare at once (after a broker restart) each bind `0..N` in order, and a
+/// binding made again changes nothing, so partition `n` is still bound first
+/// after `n - 1`.
 pub async fn declare_with(
     channel: &Channel,
     names: &Names,
     partitions: u16,
-    bind_ring: bool,
+    existing: Existing,
 ) -> Result<(), lapin::Error> {
     let durable = ExchangeDeclareOptions {
         durable: true,
         ..ExchangeDeclareOptions::default()
     };
-    channel
-        .exchange_declare(
-            names.inbound_hash().into(),
-            ExchangeKind::Custom("x-consistent-hash".into()),
-            ExchangeDeclareOptions {
-                internal: true,
-                ..durable
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    // Transient, with `P.inbound`: a broker restart must not keep a ring
+    // rebuilt in another order (see the module's documentation).
+    let transient = ExchangeDeclareOptions::default();
+    if !existing.ring {
+        channel
+            .exchange_declare(
+                names.inbound_hash().into(),
+                ExchangeKind::Custom("x-consistent-hash".into()),
+                ExchangeDeclareOptions {
+                    internal: true,
+                    ..transient
+                },
+                FieldTable::default(),
+            )
+            .await?;
+    }
     for n in 0..partitions {
         declare_partition(channel, names, n).await?;
-        if bind_ring {
+        if !existing.ring {
             bind_partition(channel, names, &names.inbound_hash(), n).await?;
         }
     }
-    let mut inbound_args = FieldTable::default();
-    inbound_args.insert(
-        "alternate-exchange".into(),
-        AMQPValue::LongString(names.inbound_hash().into()),
-    );
-    channel
-        .exchange_declare(
-            names.inbound().into(),
-            ExchangeKind::Fanout,
-            durable,
-            inbound_args,
-        )
-        .await?;
+    if !existing.inbound {
+        let mut inbound_args = FieldTable::default();
+        inbound_args.insert(
+            "alternate-exchange".into(),
+            AMQPValue::LongString(names.inbound_hash().into()),
+        );
+        channel
+            .exchange_declare(
+                names.inbound().into(),
+                ExchangeKind::Fanout,
+                transient,
+                inbound_args,
+            )
+            .await?;
+    }
     for (exchange, kind) in [
         (names.notify(), ExchangeKind::Direct),
         (names.crm(), ExchangeKind::Topic),

@@ -210,14 +210,32 @@ async fn connect(
 
 /// Declares the topology on a channel of its own, under [`CONNECT_WAIT`].
 /// The partitions are bound to `P.inbound.hash` only when it is not there yet
-/// (a new deployment, or a broker that lost it): once it exists, only
-/// `switchboard partitions` changes its bindings, so a worker reconnecting
-/// during a change of the count cannot disturb the new order of buckets.
+/// (a new deployment, or a broker that restarted: it is transient): once it
+/// exists, only `switchboard partitions` changes its bindings, so a worker
+/// reconnecting during a change of the count cannot disturb the new order of
+/// buckets. Inbound exchanges that exist are not declared again (see
+/// [`amqp::Existing`]).
 async fn declare(conn: &Connection, names: &Names, partitions: u16) -> Result<(), lapin::Error> {
+    let existing = amqp::Existing {
+        ring: exchange_exists(conn, &names.inbound_hash(), "x-consistent-hash").await?,
+        inbound: exchange_exists(conn, &names.inbound(), "fanout").await?,
+    };
+    let channel = bounded(conn.create_channel()).await?;
+    bounded(amqp::declare_with(&channel, names, partitions, existing)).await?;
+    let _ = tokio::time::timeout(CLOSE_WAIT, channel.close(200, "declared".into())).await;
+    Ok(())
+}
+
+/// Whether `exchange` exists, asked with a passive declare on a channel of its own.
+async fn exchange_exists(
+    conn: &Connection,
+    exchange: &str,
+    kind: &str,
+) -> Result<bool, lapin::Error> {
     let probe = bounded(conn.create_channel()).await?;
     let exists = bounded(probe.exchange_declare(
-        names.inbound_hash().into(),
-        lapin::ExchangeKind::Custom("x-consistent-hash".into()),
+        exchange.into(),
+        lapin::ExchangeKind::Custom(kind.into()),
         lapin::options::ExchangeDeclareOptions {
             passive: true,
             ..Default::default()
@@ -225,19 +243,15 @@ async fn declare(conn: &Connection, names: &Names, partitions: u16) -> Result<()
         Default::default(),
     ))
     .await;
-    let bind_ring = match exists {
+    match exists {
         Ok(()) => {
             let _ = tokio::time::timeout(CLOSE_WAIT, probe.close(200, "probed".into())).await;
-            false
+            Ok(true)
         }
         // NOT_FOUND closed the probe's channel.
-        Err(e) if is_not_found(&e) => true,
-        Err(e) => return Err(e),
-    };
-    let channel = bounded(conn.create_channel()).await?;
-    bounded(amqp::declare_with(&channel, names, partitions, bind_ring)).await?;
-    let _ = tokio::time::timeout(CLOSE_WAIT, channel.close(200, "declared".into())).await;
-    Ok(())
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// A request to the broker under [`CONNECT_WAIT`]; a timeout is an I/O error.

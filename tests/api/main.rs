@@ -27,6 +27,7 @@ mod races;
 mod redis_cluster;
 mod redis_errors;
 mod replies;
+mod restart_routing;
 mod round_trips;
 mod shutdown;
 mod startup;
