@@ -9,7 +9,9 @@ mod user_queues;
 
 pub use nodes::{BadUrl, Nodes, Unreachable};
 pub use publisher::{PublishError, Publisher, Unconfirmed, WaitFor};
-pub use topology::{Existing, bind_partition, declare, declare_partition, declare_with};
+pub use topology::{
+    Existing, bind_partition, declare, declare_partition, declare_ring, declare_with,
+};
 pub use user_queues::{DECLARE_CHANNELS, UserQueues};
 
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};

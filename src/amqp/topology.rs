@@ -75,6 +75,23 @@ pub struct Existing {
 /// declare at once (after a broker restart) each bind `0..N` in order, and a
 /// binding made again changes nothing, so partition `n` is still bound first
 /// after `n - 1`.
+/// Declares `P.inbound.hash`, the internal consistent-hash exchange, transient.
+/// On one that exists durable (an earlier version's) the broker answers 406
+/// PRECONDITION_FAILED and closes the channel.
+pub async fn declare_ring(channel: &Channel, names: &Names) -> Result<(), lapin::Error> {
+    channel
+        .exchange_declare(
+            names.inbound_hash().into(),
+            ExchangeKind::Custom("x-consistent-hash".into()),
+            ExchangeDeclareOptions {
+                internal: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
+
 pub async fn declare_with(
     channel: &Channel,
     names: &Names,
@@ -89,17 +106,7 @@ pub async fn declare_with(
     // rebuilt in another order (see the module's documentation).
     let transient = ExchangeDeclareOptions::default();
     if !existing.ring {
-        channel
-            .exchange_declare(
-                names.inbound_hash().into(),
-                ExchangeKind::Custom("x-consistent-hash".into()),
-                ExchangeDeclareOptions {
-                    internal: true,
-                    ..transient
-                },
-                FieldTable::default(),
-            )
-            .await?;
+        declare_ring(channel, names).await?;
     }
     for n in 0..partitions {
         declare_partition(channel, names, n).await?;

@@ -220,10 +220,34 @@ async fn declare(conn: &Connection, names: &Names, partitions: u16) -> Result<()
         ring: exchange_exists(conn, &names.inbound_hash(), "x-consistent-hash").await?,
         inbound: exchange_exists(conn, &names.inbound(), "fanout").await?,
     };
+    if existing.ring && !ring_is_transient(conn, names).await? {
+        warn!(
+            exchange = %names.inbound_hash(),
+            "The inbound ring is durable (declared by an earlier version): a broker restart \
+             rebuilds it in another order and moves accounts to other partitions. Stop the \
+             workers, delete P.inbound and P.inbound.hash, and start them again."
+        );
+    }
     let channel = bounded(conn.create_channel()).await?;
     bounded(amqp::declare_with(&channel, names, partitions, existing)).await?;
     let _ = tokio::time::timeout(CLOSE_WAIT, channel.close(200, "declared".into())).await;
     Ok(())
+}
+
+/// Whether the existing `P.inbound.hash` is transient, as this version declares
+/// it: declared again as such on a channel of its own, it is accepted; one an
+/// earlier version made durable is refused with 406 PRECONDITION_FAILED.
+async fn ring_is_transient(conn: &Connection, names: &Names) -> Result<bool, lapin::Error> {
+    let probe = bounded(conn.create_channel()).await?;
+    match bounded(amqp::declare_ring(&probe, names)).await {
+        Ok(()) => {
+            let _ = tokio::time::timeout(CLOSE_WAIT, probe.close(200, "probed".into())).await;
+            Ok(true)
+        }
+        // PRECONDITION_FAILED closed the probe's channel.
+        Err(e) if is_precondition_failed(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether `exchange` exists, asked with a passive declare on a channel of its own.
@@ -266,6 +290,11 @@ pub(crate) async fn bounded<T>(
                 format!("RabbitMQ did not answer within {CONNECT_WAIT:?}"),
             )))
         })
+}
+
+/// The broker answered PRECONDITION_FAILED (it exists with other properties).
+fn is_precondition_failed(error: &lapin::Error) -> bool {
+    matches!(error.kind(), lapin::ErrorKind::ProtocolError(e) if e.get_id() == 406)
 }
 
 /// The broker answered NOT_FOUND (a missing queue or exchange).

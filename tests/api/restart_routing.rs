@@ -7,12 +7,53 @@
 //! binding the partitions in order. The restart itself is the chaos run's
 //! (`chaos.rs`, a private node); the shared broker is not restarted here.
 
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+
 use lapin::options::ExchangeDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ExchangeKind};
 use switchboard::names::Names;
 
+use crate::helpers::process::{Process, switchboard};
 use crate::helpers::*;
+
+/// What `switchboard run` on `prefix` logs up to "Worker started." (within 30 s);
+/// the worker is killed then.
+fn start_up_log(prefix: &str, partitions: u16) -> Vec<String> {
+    let mut worker = Process::spawn(
+        switchboard()
+            .args(["run", "--prefix", prefix, "--partitions"])
+            .arg(partitions.to_string())
+            .env("RUST_LOG", "warn,switchboard=info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let stdout = worker.0.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(30)) {
+        let started = line.contains("Worker started.");
+        lines.push(line);
+        if started {
+            worker.kill();
+            return lines;
+        }
+    }
+    panic!(
+        "the worker did not start within 30 s:\n{}",
+        lines.join("\n")
+    );
+}
+
+const DURABLE_RING_WARNING: &str = "The inbound ring is durable";
 
 /// What declaring `exchange` as durable answers: `Ok` or the AMQP reply code.
 async fn declare_durable(conn: &Connection, names: &Names, exchange: &str) -> Result<(), u16> {
@@ -68,6 +109,9 @@ async fn the_inbound_routing_does_not_outlive_a_broker_restart() {
             "{exchange} is durable: a broker restart would keep it with a ring in another order"
         );
     }
+    // A worker starting on them says nothing of a durable ring.
+    let log = start_up_log(&app.prefix, 4).join("\n");
+    assert!(!log.contains(DURABLE_RING_WARNING), "{log}");
     app.cleanup().await;
 }
 
@@ -97,6 +141,7 @@ async fn an_older_deployments_durable_inbound_exchanges_are_kept() {
         .await
         .unwrap();
     // The worker starts on them (it would fail declaring them transient) and leaves them be.
+    let partitions = config.partitions;
     app.start_worker(config).await;
     for exchange in [names.inbound_hash(), names.inbound()] {
         assert_eq!(
@@ -105,5 +150,11 @@ async fn an_older_deployments_durable_inbound_exchanges_are_kept() {
             "{exchange}"
         );
     }
+    // A worker starting on them warns, naming the way out.
+    let log = start_up_log(&app.prefix, partitions).join("\n");
+    assert!(
+        log.contains(DURABLE_RING_WARNING) && log.contains("delete P.inbound and P.inbound.hash"),
+        "no warning of the durable ring:\n{log}"
+    );
     app.cleanup().await;
 }
