@@ -17,6 +17,7 @@ use crate::model::Seat;
 use crate::monitor::counters;
 use crate::output::Outputs;
 use crate::state::{Change, Plan};
+use super::turn::write_json_str;
 use turn_input::turn_input;
 
 /// What an applied event leaves behind: enough to repeat its effects on the
@@ -306,16 +307,23 @@ fn script_input(keys: &AccountKeys, event_id: &Id, plan: &Plan, ttl: u64) -> (Ve
         })
         .collect();
     let ops = commands(&plan.changes, &mut slot);
-    let mut arg = serde_json::json!({
-        "ttl": ttl,
-        "guards": guards,
-        "ops": ops,
-    });
+    let mut arg = format!(
+        "{{\"ttl\":{ttl},\"guards\":{},\"ops\":{}",
+        serde_json::Value::Array(guards),
+        serde_json::Value::Array(ops)
+    );
     match &plan.turn {
-        None => arg["record"] = Record::of(plan).to_json().into(),
-        Some(turn) => arg["turn"] = turn_input(plan, turn, &mut slot),
+        None => {
+            arg.push_str(",\"record\":");
+            write_json_str(&mut arg, &Record::of(plan).to_json());
+        }
+        Some(turn) => {
+            arg.push_str(",\"turn\":");
+            arg.push_str(&turn_input(plan, turn, &mut slot));
+        }
     }
-    (names, arg.to_string())
+    arg.push('}');
+    (names, arg)
 }
 
 /// The commands of `changes` as `apply.lua` reads them.

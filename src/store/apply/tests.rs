@@ -107,12 +107,12 @@ fn each_variant_is_its_own_plan_and_the_text_goes_once() {
         let manager = id(&format!("m{n}"));
         assert_eq!(variant["m"], manager.as_str());
         let chosen = plan.with_turn_to(Some(&manager)).unwrap();
-        let text = fill(&turn["record"], &variant["record"]);
+        let text = fill(&turn["record"], &variant["s"]);
         assert_eq!(text, Record::of(&chosen).to_json(), "byte for byte");
         let record: Record = parse(&text).unwrap();
         assert_eq!(record, Record::of(&chosen));
         let ops: serde_json::Value =
-            serde_json::from_str(&fill(&turn["ops"], &variant["ops"])).unwrap();
+            serde_json::from_str(&fill(&turn["ops"], &variant["s"])).unwrap();
         let mut slot = |key: &Key| names.iter().position(|n| *n == keys.key(key)).unwrap() + 1;
         let expected = commands(&chosen.changes, &mut slot);
         assert_eq!(ops, serde_json::Value::Array(expected));
