@@ -292,46 +292,67 @@ impl Variant {
     /// of a contact, a deal and their CRM events, and a notification's
     /// recipient; a template has the slot nowhere else.
     pub fn filled(&self, manager: &Id, notification_id: &Id) -> Variant {
-        let fill = |id: &mut Id| {
-            if id.is_slot() {
-                id.clone_from(manager);
-            }
-        };
         let mut variant = self.clone();
         for change in &mut variant.changes {
-            match change {
-                Change::SaveContact(c) => fill(&mut c.responsible_user_id),
-                Change::SaveDeal(d) => fill(&mut d.responsible_user_id),
-                _ => {}
-            }
+            fill_change(change, manager);
         }
         for output in &mut variant.outputs.0 {
-            match output {
-                Output::Notify { to, .. } => {
-                    for recipient in to.iter_mut().filter(|r| r.user.is_slot()) {
-                        recipient.user.clone_from(manager);
-                        recipient.id.clone_from(notification_id);
-                    }
-                }
-                Output::Crm(
-                    CrmEvent::ContactCreated {
-                        responsible_user_id,
-                        ..
-                    }
-                    | CrmEvent::DealCreated {
-                        responsible_user_id,
-                        ..
-                    }
-                    | CrmEvent::ContactResponsibleChanged {
-                        responsible_user_id,
-                        ..
-                    },
-                ) => fill(responsible_user_id),
-                Output::Send(_) | Output::Reply { .. } => {}
-            }
+            fill_output(output, manager, notification_id);
         }
         variant
     }
+}
+
+/// Fills the [`Id::slot`] that stands for a turn's manager in `change` with
+/// `manager` (see [`Variant::filled`]); whether it had one.
+pub fn fill_change(change: &mut Change, manager: &Id) -> bool {
+    let id = match change {
+        Change::SaveContact(c) => &mut c.responsible_user_id,
+        Change::SaveDeal(d) => &mut d.responsible_user_id,
+        _ => return false,
+    };
+    fill(id, manager)
+}
+
+/// Fills the [`Id::slot`]s that stand for a turn's manager in `output` with
+/// `manager`, and his notification's id with `notification_id` (see
+/// [`Variant::filled`]); whether it had any.
+pub fn fill_output(output: &mut Output, manager: &Id, notification_id: &Id) -> bool {
+    match output {
+        Output::Notify { to, .. } => {
+            let mut any = false;
+            for recipient in to.iter_mut().filter(|r| r.user.is_slot()) {
+                recipient.user.clone_from(manager);
+                recipient.id.clone_from(notification_id);
+                any = true;
+            }
+            any
+        }
+        Output::Crm(
+            CrmEvent::ContactCreated {
+                responsible_user_id,
+                ..
+            }
+            | CrmEvent::DealCreated {
+                responsible_user_id,
+                ..
+            }
+            | CrmEvent::ContactResponsibleChanged {
+                responsible_user_id,
+                ..
+            },
+        ) => fill(responsible_user_id, manager),
+        Output::Send(_) | Output::Reply { .. } => false,
+    }
+}
+
+/// `id` := `manager` if it is the slot; whether it was.
+fn fill(id: &mut Id, manager: &Id) -> bool {
+    let slot = id.is_slot();
+    if slot {
+        id.clone_from(manager);
+    }
+    slot
 }
 
 impl Plan {

@@ -288,30 +288,38 @@ fn script_input(keys: &AccountKeys, event_id: &Id, plan: &Plan, ttl: u64) -> (Ve
             names.len()
         })
     };
-    let guards: Vec<serde_json::Value> = plan
-        .guards
-        .iter()
-        .map(|guard| {
-            let (key, field) = Key::of(&guard.item);
-            let mut g = serde_json::json!({ "k": slot(&key) });
-            if let Some(f) = field {
-                g["f"] = f.as_ref().into();
-            }
-            if let Some(e) = guard.expect.expected() {
-                g["e"] = e.into();
-            }
-            if let Some(old) = Key::legacy(&guard.item) {
-                g["o"] = slot(&old).into();
-            }
-            g
-        })
-        .collect();
-    let ops = commands(&plan.changes, &mut slot);
-    let mut arg = format!(
-        "{{\"ttl\":{ttl},\"guards\":{},\"ops\":{}",
-        serde_json::Value::Array(guards),
-        serde_json::Value::Array(ops)
-    );
+    // Written straight to text: the guards' expected values are the stored
+    // JSON of what they guard, escaped once here.
+    let mut arg = format!("{{\"ttl\":{ttl},\"guards\":[");
+    for (n, guard) in plan.guards.iter().enumerate() {
+        if n > 0 {
+            arg.push(',');
+        }
+        let (key, field) = Key::of(&guard.item);
+        arg.push_str("{\"k\":");
+        arg.push_str(&slot(&key).to_string());
+        if let Some(f) = field {
+            arg.push_str(",\"f\":");
+            write_json_str(&mut arg, &f);
+        }
+        if let Some(e) = guard.expect.expected() {
+            arg.push_str(",\"e\":");
+            write_json_str(&mut arg, e);
+        }
+        if let Some(old) = Key::legacy(&guard.item) {
+            arg.push_str(",\"o\":");
+            arg.push_str(&slot(&old).to_string());
+        }
+        arg.push('}');
+    }
+    arg.push_str("],\"ops\":[");
+    for (n, command) in plan.changes.iter().flat_map(Command::of).enumerate() {
+        if n > 0 {
+            arg.push(',');
+        }
+        arg.push_str(&command.json_text(&mut slot));
+    }
+    arg.push(']');
     match &plan.turn {
         None => {
             arg.push_str(",\"record\":");
@@ -327,6 +335,7 @@ fn script_input(keys: &AccountKeys, event_id: &Id, plan: &Plan, ttl: u64) -> (Ve
 }
 
 /// The commands of `changes` as `apply.lua` reads them.
+#[cfg(test)]
 fn commands(changes: &[Change], slot: &mut impl FnMut(&Key) -> usize) -> Vec<serde_json::Value> {
     changes
         .iter()

@@ -41,31 +41,40 @@ pub(super) fn write_pieces(out: &mut String, pieces: &[Piece]) {
     out.push(']');
 }
 
+/// Bytes a JSON string escapes: `"`, `\\` and the control characters.
+static ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// `text` as a JSON string, appended to `out`: the bytes serde_json writes
 /// (`\"`, `\\`, the short escapes of control characters, `\u00XX` for the
 /// others; everything else as it is).
 pub(super) fn write_json_str(out: &mut String, text: &str) {
     out.reserve(text.len() + 2);
     out.push('"');
+    let bytes = text.as_bytes();
     let mut done = 0;
-    for (at, byte) in text.bytes().enumerate() {
-        let short = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..0x20 => "",
-            _ => continue,
-        };
+    while let Some(skip) = bytes[done..].iter().position(|&b| ESCAPED[usize::from(b)]) {
+        let at = done + skip;
         // Every byte escaped is ASCII, so `at` is a character boundary.
         out.push_str(&text[done..at]);
-        if short.is_empty() {
-            out.push_str(&format!("\\u{byte:04x}"));
-        } else {
-            out.push_str(short);
+        match bytes[at] {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            byte => out.push_str(&format!("\\u{byte:04x}")),
         }
         done = at + 1;
     }

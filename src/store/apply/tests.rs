@@ -133,3 +133,74 @@ fn a_variant_costs_ids_not_the_plan_again() {
         arg.len()
     );
 }
+
+#[test]
+fn a_command_as_text_is_its_json() {
+    use crate::model::{ChatRef, RoundRobin, WaitingEntry};
+    let chat = ChatRef {
+        chat_type: ChatType::Whatsapp,
+        chat_id: id("+7 \"900\""),
+    };
+    let seat = |role| Seat {
+        role,
+        receives_new_clients: true,
+    };
+    let changes = vec![
+        Change::ConfigChanged,
+        Change::SaveSeat {
+            channel: id("wa"),
+            user: id("m\\1"),
+            seat: seat(Role::Manager),
+        },
+        Change::SaveSeat {
+            channel: id("wa"),
+            user: id("q"),
+            seat: seat(Role::QualityControl),
+        },
+        Change::RemoveSeat {
+            channel: id("wa"),
+            user: id("m1"),
+        },
+        Change::SaveChat(chat.clone(), crate::model::Chat::default()),
+        Change::LinkDeal {
+            contact: id("c"),
+            deal: id("d"),
+        },
+        Change::UnlinkDeal {
+            contact: id("c"),
+            deal: id("d"),
+        },
+        Change::SaveRoundRobin(
+            id("wa"),
+            RoundRobin {
+                turn: 3,
+                last: [(id("m1"), 3)].into_iter().collect(),
+            },
+        ),
+        Change::UnmarkWaiting {
+            channel: id("wa"),
+            chat: chat.clone(),
+        },
+        Change::MarkWaiting {
+            channel: id("wa"),
+            entry: WaitingEntry {
+                chat_type: chat.chat_type,
+                chat_id: chat.chat_id.clone(),
+                since: "2026-11-25T10:00:00Z".into(),
+            },
+        },
+    ];
+    let keys = AccountKeys::new("sb", &id("acc"));
+    let mut names: Vec<String> = Vec::new();
+    let mut slot = |key: &Key| {
+        let name = keys.key(key);
+        names.iter().position(|n| *n == name).unwrap_or_else(|| {
+            names.push(name);
+            names.len() - 1
+        }) + 1
+    };
+    for command in changes.iter().flat_map(Command::of) {
+        let text: serde_json::Value = serde_json::from_str(&command.json_text(&mut slot)).unwrap();
+        assert_eq!(text, command.to_json(&mut slot));
+    }
+}

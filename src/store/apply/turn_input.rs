@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use super::{Command, json};
 use crate::ids::Id;
 use crate::output::{Notification, Output};
-use crate::state::{Change, Plan, Turn, TurnAdds, Variant};
+use crate::state::{Change, Plan, Turn, TurnAdds, Variant, fill_change, fill_output};
 use crate::store::keys::Key;
 use crate::store::turn::{Piece, factor, holes, write_json_str, write_pieces};
 
@@ -104,7 +104,8 @@ fn plain(id: &Id) -> bool {
 
 /// A template's commands and record as pieces whose slot 1 is the manager
 /// and slot 2 his notification's id; `None` where the managers' ids would
-/// need escaping, or the two fills differ elsewhere than in the marks.
+/// need escaping, or the two fills differ elsewhere than in the marks. Only
+/// what holds a slot is written twice.
 fn template_pieces(
     texts: &mut Texts<'_>,
     variant: &Variant,
@@ -114,16 +115,45 @@ fn template_pieces(
     if !managers.iter().all(plain) {
         return None;
     }
-    let mark = |(m, n): (&str, &str)| {
-        let id = |s: &str| Id::parse(s).expect("a mark is a valid id");
-        variant.filled(&id(m), &id(n))
-    };
-    let (ops_a, record_a) = texts.of(&mark((MANAGER_MARKS.0, NOTIFICATION_MARKS.0)), slot);
-    let (ops_b, record_b) = texts.of(&mark((MANAGER_MARKS.1, NOTIFICATION_MARKS.1)), slot);
+    let id = |s: &str| Id::parse(s).expect("a mark is a valid id");
+    let (ma, mb) = (id(MANAGER_MARKS.0), id(MANAGER_MARKS.1));
+    let (na, nb) = (id(NOTIFICATION_MARKS.0), id(NOTIFICATION_MARKS.1));
+    let (mut ops_a, mut ops_b) = (Vec::new(), Vec::new());
+    for change in &variant.changes {
+        let mut a = change.clone();
+        if fill_change(&mut a, &ma) {
+            let mut b = change.clone();
+            fill_change(&mut b, &mb);
+            ops_a.extend(command_texts(std::slice::from_ref(&a), slot));
+            ops_b.extend(command_texts(std::slice::from_ref(&b), slot));
+        } else {
+            let same = command_texts(std::slice::from_ref(change), slot);
+            ops_b.extend(same.iter().cloned());
+            ops_a.extend(same);
+        }
+    }
+    let (mut outputs_a, mut outputs_b) = (texts.shared.to_vec(), texts.shared.to_vec());
+    for output in variant.outputs.iter() {
+        let mut a = output.clone();
+        if fill_output(&mut a, &ma, &na) {
+            let mut b = output.clone();
+            fill_output(&mut b, &mb, &nb);
+            outputs_a.push(output_json(&a, &mut texts.template));
+            outputs_b.push(output_json(&b, &mut texts.template));
+        } else {
+            let same = output_json(output, &mut texts.template);
+            outputs_b.push(same.clone());
+            outputs_a.push(same);
+        }
+    }
     let marks = [MANAGER_MARKS, NOTIFICATION_MARKS];
     Some((
-        holes(&ops_a, &ops_b, &marks)?,
-        holes(&record_a, &record_b, &marks)?,
+        holes(&json_array(ops_a), &json_array(ops_b), &marks)?,
+        holes(
+            &record_parts(outputs_a, texts.declare_users),
+            &record_parts(outputs_b, texts.declare_users),
+            &marks,
+        )?,
     ))
 }
 
