@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 
 use super::compact::{contact_value, deal_value};
 use super::keys::{AccountKeys, Key, bucket, bucket_of, chat_field, waiting_field};
+use super::turn::write_json_str;
 use super::{Store, StoreError, corrupt, parse, within};
 use crate::ids::Id;
 use crate::model::Seat;
 use crate::monitor::counters;
 use crate::output::Outputs;
 use crate::state::{Change, Plan};
-use super::turn::write_json_str;
 use turn_input::turn_input;
 
 /// What an applied event leaves behind: enough to repeat its effects on the

@@ -123,7 +123,6 @@ pub(super) fn holes(a: &[String], b: &[String], marks: &[(&str, &str)]) -> Optio
 }
 
 impl Factored {
-
     /// The text of variant `n`, as `apply.lua` puts it together.
     #[cfg(test)]
     pub fn text(&self, n: usize) -> String {
@@ -275,7 +274,10 @@ mod tests {
         // Each: a template's parts with `{0}` and `{1}` for its slots, and
         // what the slots are filled with.
         let table: [(&[&str], [&str; 2]); 5] = [
-            (&["{\"u\":\"{0}\",\"i\":\"{1}\"}", "[\"x\",\"{0}\"]"], ["m1", "id-1"]),
+            (
+                &["{\"u\":\"{0}\",\"i\":\"{1}\"}", "[\"x\",\"{0}\"]"],
+                ["m1", "id-1"],
+            ),
             // Text around a slot that quotes or continues a mark.
             (&["aaaa{0}bbbb", "cc{1}dd", "aa"], ["m-10", "x"]),
             (&["{0}", "no slot", "{1}{1}{1}"], ["é", "ü"]),

@@ -169,11 +169,26 @@ fn inbound_round_robin_template_gives_each_manager_his_own_variant() {
         (Snap::round_robin().waiting_on_contact("gone"), false),
         (Snap::round_robin().waiting_on_contact("m3"), false),
         (Snap::round_robin().chat(pending(&["m3", "q1"])), true),
-        (Snap::round_robin().chat(waits_on_c1(&["m3"])).contact("c1", "gone"), true),
+        (
+            Snap::round_robin()
+                .chat(waits_on_c1(&["m3"]))
+                .contact("c1", "gone"),
+            true,
+        ),
         (Snap::round_robin().chat(pending(&["m2"])), false),
         (Snap::round_robin().waiting(), false),
-        (Snap::round_robin().chat(waits_on_c1(&[])).contact("c1", "m2"), false),
-        (Snap::round_robin().chat(waits_on_c1(&[])).contact("c1", "m3"), true),
+        (
+            Snap::round_robin()
+                .chat(waits_on_c1(&[]))
+                .contact("c1", "m2"),
+            false,
+        ),
+        (
+            Snap::round_robin()
+                .chat(waits_on_c1(&[]))
+                .contact("c1", "m3"),
+            true,
+        ),
         (Snap::round_robin().seat("m9", Role::Manager, true), true),
     ];
     for (n, (snap, alike)) in table.into_iter().enumerate() {
