@@ -178,31 +178,50 @@ impl Command {
     /// The command's JSON text as `apply.lua` reads it, its key given by
     /// `slot`: the same value as [`Command::to_json`], written straight out.
     fn json_text(&self, slot: &mut impl FnMut(&Key) -> usize) -> String {
-        let (name, key, field, value) = match self {
-            Command::Set(k, v) => ("set", k, None, Some(v)),
-            Command::HSet(k, f, v) => ("hset", k, Some(f), Some(v)),
-            Command::HSetNx(k, f, v) => ("hsetnx", k, Some(f), Some(v)),
-            Command::HDel(k, f) => ("hdel", k, Some(f), None),
-            Command::Incr(k) => ("incr", k, None, None),
-            // Rarer commands (a chat's field, a moved key, a deal link).
-            Command::HSetField(..) | Command::Del(_) | Command::Member { .. } => {
-                return self.to_json(slot).to_string();
+        // The name, the key, the texts after it, and the older key last.
+        let (name, key, texts, old): (_, _, [Option<&str>; 3], _) = match self {
+            Command::Set(k, v) => ("set", k, [Some(v.as_str()), None, None], None),
+            Command::HSet(k, f, v) => ("hset", k, [Some(f.as_str()), Some(v.as_str()), None], None),
+            Command::HSetNx(k, f, v) => (
+                "hsetnx",
+                k,
+                [Some(f.as_str()), Some(v.as_str()), None],
+                None,
+            ),
+            Command::HDel(k, f) => ("hdel", k, [Some(f.as_str()), None, None], None),
+            Command::HSetField(k, f, v) => {
+                ("hset", k, [Some(f.as_str()), Some(v.as_str()), None], None)
             }
+            Command::Del(k) => ("del", k, [None, None, None], None),
+            Command::Member {
+                key,
+                field,
+                member,
+                old,
+                add,
+            } => (
+                if *add { "hsadd" } else { "hsrem" },
+                key,
+                [Some(field.as_str()), Some(member.as_str()), None],
+                Some(old),
+            ),
+            Command::Incr(k) => ("incr", k, [None, None, None], None),
         };
         let mut out = format!("[\"{name}\",{}", slot(key));
-        for text in field
-            .map(Id::as_str)
-            .into_iter()
-            .chain(value.map(String::as_str))
-        {
+        for text in texts.into_iter().flatten() {
             out.push(',');
-            out.push_str(&json(&text));
+            write_json_str(&mut out, text);
+        }
+        if let Some(old) = old {
+            out.push(',');
+            out.push_str(&slot(old).to_string());
         }
         out.push(']');
         out
     }
 
     /// The command as `apply.lua` reads it, its key given by `slot`.
+    #[cfg(test)]
     fn to_json(&self, slot: &mut impl FnMut(&Key) -> usize) -> serde_json::Value {
         use serde_json::json;
         match self {
