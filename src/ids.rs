@@ -77,6 +77,18 @@ impl Id {
         &self.0
     }
 
+    /// The empty id, which no event, value or name can carry (an id is never
+    /// empty): a place in a plan filled in later, e.g. the manager of a
+    /// round-robin turn ([`crate::state::TurnAdds::Template`]).
+    pub fn slot() -> Self {
+        Self(String::new())
+    }
+
+    /// Whether this is [`Id::slot`].
+    pub fn is_slot(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The id escaped for a Redis key or an AMQP name: every byte outside
     /// `[A-Za-z0-9_-]` becomes `%XX`, so `:`, `.`, `{`, `}`, `*`, spaces and
     /// non-ASCII can neither split a key, open a Cluster hash tag nor act as a

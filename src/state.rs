@@ -13,7 +13,7 @@ use crate::ids::Id;
 use crate::model::{
     Channel, Chat, ChatRef, Contact, Deal, Pipeline, RoundRobin, Seat, Settings, User, WaitingEntry,
 };
-use crate::output::Outputs;
+use crate::output::{CrmEvent, Output, Outputs};
 
 /// One item of an account's state that an event may read and a plan may guard.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -235,48 +235,143 @@ pub struct Plan {
 }
 
 /// A round-robin turn taken when the plan is applied: the store gives the
-/// client to the manager of `variants` whose last new client is oldest (never
+/// client to the manager of `managers` whose last new client is oldest (never
 /// first, ties by id; see [`crate::model::RoundRobin`]), records the turn in
-/// the channel's pool and applies the plan's own changes, then that variant's.
+/// the channel's pool and applies the plan's own changes, then what the turn
+/// adds for that manager.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Turn {
     pub channel: Id,
-    /// One per eligible manager of the channel, sorted by manager id.
-    pub variants: Vec<Variant>,
+    /// The channel's eligible managers, sorted by id.
+    pub managers: Vec<Id>,
+    pub adds: TurnAdds,
 }
 
-/// What a plan with a [`Turn`] adds if `manager` gets the client.
+/// What a [`Turn`] adds to the plan for the manager who takes it.
 #[derive(Debug, Clone, PartialEq)]
+pub enum TurnAdds {
+    /// The same for every manager but for his id: the changes and outputs
+    /// made for [`Id::slot`] as the manager, whose notification (the
+    /// [`crate::output::Recipient`] of user [`Id::slot`]) has the id of `notification_ids`
+    /// at his place in [`Turn::managers`]. Built once however many managers.
+    Template {
+        variant: Variant,
+        notification_ids: Vec<Id>,
+    },
+    /// One variant per manager, at his place in [`Turn::managers`]: where the
+    /// managers' variants differ by more than the id (a manager who was shown
+    /// the chat, or who already is the contact's responsible).
+    Variants(Vec<Variant>),
+}
+
+/// What a plan with a [`Turn`] adds for one manager.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Variant {
-    pub manager: Id,
     pub changes: Vec<Change>,
     pub outputs: Outputs,
 }
 
+impl Turn {
+    /// What the turn adds if `manager` takes it; `None` if he is none of its managers.
+    pub fn variant(&self, manager: &Id) -> Option<Variant> {
+        let at = self.managers.iter().position(|m| m == manager)?;
+        match &self.adds {
+            TurnAdds::Template {
+                variant,
+                notification_ids,
+            } => Some(variant.filled(manager, notification_ids.get(at)?)),
+            TurnAdds::Variants(variants) => variants.get(at).cloned(),
+        }
+    }
+}
+
+impl Variant {
+    /// A template's variant for `manager`: every [`Id::slot`] that stands for
+    /// the manager becomes `manager`, the id of his notification
+    /// `notification_id`. The places a manager can take are the responsible
+    /// of a contact, a deal and their CRM events, and a notification's
+    /// recipient; a template has the slot nowhere else.
+    pub fn filled(&self, manager: &Id, notification_id: &Id) -> Variant {
+        let mut variant = self.clone();
+        for change in &mut variant.changes {
+            fill_change(change, manager);
+        }
+        for output in &mut variant.outputs.0 {
+            fill_output(output, manager, notification_id);
+        }
+        variant
+    }
+}
+
+/// Fills the [`Id::slot`] that stands for a turn's manager in `change` with
+/// `manager` (see [`Variant::filled`]); whether it had one.
+pub fn fill_change(change: &mut Change, manager: &Id) -> bool {
+    let id = match change {
+        Change::SaveContact(c) => &mut c.responsible_user_id,
+        Change::SaveDeal(d) => &mut d.responsible_user_id,
+        _ => return false,
+    };
+    fill(id, manager)
+}
+
+/// Fills the [`Id::slot`]s that stand for a turn's manager in `output` with
+/// `manager`, and his notification's id with `notification_id` (see
+/// [`Variant::filled`]); whether it had any.
+pub fn fill_output(output: &mut Output, manager: &Id, notification_id: &Id) -> bool {
+    match output {
+        Output::Notify { to, .. } => {
+            let mut any = false;
+            for recipient in to.iter_mut().filter(|r| r.user.is_slot()) {
+                recipient.user.clone_from(manager);
+                recipient.id.clone_from(notification_id);
+                any = true;
+            }
+            any
+        }
+        Output::Crm(
+            CrmEvent::ContactCreated {
+                responsible_user_id,
+                ..
+            }
+            | CrmEvent::DealCreated {
+                responsible_user_id,
+                ..
+            }
+            | CrmEvent::ContactResponsibleChanged {
+                responsible_user_id,
+                ..
+            },
+        ) => fill(responsible_user_id, manager),
+        Output::Send(_) | Output::Reply { .. } => false,
+    }
+}
+
+/// `id` := `manager` if it is the slot; whether it was.
+fn fill(id: &mut Id, manager: &Id) -> bool {
+    let slot = id.is_slot();
+    if slot {
+        id.clone_from(manager);
+    }
+    slot
+}
+
 impl Plan {
     /// The plan as it is applied when `manager` takes the turn (the plan
-    /// itself when it has no turn); `None` if he is none of its variants.
+    /// itself when it has no turn); `None` if he is none of its managers.
     pub fn with_turn_to(&self, manager: Option<&Id>) -> Option<Plan> {
         let Some(turn) = &self.turn else {
             return manager.is_none().then(|| self.clone());
         };
-        let variant = turn.variants.iter().find(|v| Some(&v.manager) == manager)?;
-        // Field by field: cloning `self` would copy every variant of the turn.
+        let variant = turn.variant(manager?)?;
+        // Field by field: cloning `self` would copy the turn.
+        let mut changes = self.changes.clone();
+        changes.extend(variant.changes);
+        let mut outputs = self.outputs.clone();
+        outputs.0.extend(variant.outputs.0);
         Some(Plan {
             guards: self.guards.clone(),
-            changes: self
-                .changes
-                .iter()
-                .chain(&variant.changes)
-                .cloned()
-                .collect(),
-            outputs: Outputs(
-                self.outputs
-                    .iter()
-                    .chain(variant.outputs.iter())
-                    .cloned()
-                    .collect(),
-            ),
+            changes,
+            outputs,
             declare_users: self.declare_users.clone(),
             tally: self.tally,
             turn: None,

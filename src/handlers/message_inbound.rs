@@ -6,13 +6,24 @@
 use super::assign::{Assigned, Handover, assign};
 use super::chat::{Opened, open};
 use super::routing::{self, About};
-use super::{Change, ChatSnapshot, Decision, Plan, Turn, Variant};
+use super::{Change, ChatSnapshot, Decision, Plan, Turn, TurnAdds, Variant};
 use crate::events::MessageInbound;
 use crate::ids::Id;
-use crate::model::{Chat, Distribution};
+use crate::model::{Chat, Contact, Distribution};
 use crate::output::NotificationType;
 
 pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
+    decide_as(e, s, true)
+}
+
+/// [`decide`], a round-robin turn always as one variant per manager: what a
+/// template ([`TurnAdds::Template`]) must give each manager.
+#[cfg(test)]
+pub(super) fn decide_by_variants(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
+    decide_as(e, s, false)
+}
+
+fn decide_as(e: &MessageInbound, s: &ChatSnapshot, templates: bool) -> Decision {
     let Opened {
         mut plan,
         mut chat,
@@ -65,32 +76,41 @@ pub fn decide(e: &MessageInbound, s: &ChatSnapshot) -> Decision {
         // Round robin: the manager in turn becomes responsible now. Which one
         // is decided as the plan is applied; here, what each would get.
         let chat_ref = e.chat();
-        let variants = eligible
-            .iter()
-            .map(|manager| {
-                let mut variant = Plan::default();
-                let handover = Handover {
-                    envelope: &e.envelope,
-                    chat_ref: &chat_ref,
-                    chat: &chat,
-                    contact,
-                    client_name: client_name(e),
-                };
-                let assigned = assign(&mut variant, handover, manager, Some(settings));
-                let mut about = about.clone();
-                announce(&mut variant, &mut about, manager, &assigned, &observers);
-                notify_observers(&mut variant, &about, &observers, observer_kind, &mut vec![]);
-                Variant {
-                    manager: manager.clone(),
-                    changes: variant.changes,
-                    outputs: variant.outputs,
-                }
-            })
-            .collect();
+        let handover = || Handover {
+            envelope: &e.envelope,
+            chat_ref: &chat_ref,
+            chat: &chat,
+            contact,
+            client_name: client_name(e),
+        };
+        let variant_for = |manager: &Id| {
+            let mut variant = Plan::default();
+            let assigned = assign(&mut variant, handover(), manager, Some(settings));
+            let mut about = about.clone();
+            announce(&mut variant, &mut about, manager, &assigned, &observers);
+            notify_observers(&mut variant, &about, &observers, observer_kind, &mut vec![]);
+            Variant {
+                changes: variant.changes,
+                outputs: variant.outputs,
+            }
+        };
+        let adds = if templates && alike_for_all(&chat, contact, &eligible) {
+            // One variant for all, the manager left as a slot.
+            TurnAdds::Template {
+                variant: variant_for(&Id::slot()),
+                notification_ids: eligible
+                    .iter()
+                    .map(|manager| about.notification_id(manager, NotificationType::ChatNew))
+                    .collect(),
+            }
+        } else {
+            TurnAdds::Variants(eligible.iter().map(variant_for).collect())
+        };
         plan.tally.round_robin += 1;
         plan.turn = Some(Turn {
             channel: e.channel_id.clone(),
-            variants,
+            managers: eligible,
+            adds,
         });
         return Decision::Apply(plan);
     }
@@ -146,6 +166,16 @@ fn answer_or_apply(plan: Plan) -> Decision {
     } else {
         Decision::Apply(plan)
     }
+}
+
+/// Whether a new client's round-robin variants differ only by the manager's
+/// id (and his notification's): no manager is the contact's responsible
+/// already (who keeps it without a `contact.responsibleChanged`), none was
+/// shown the chat while it waited (who is not told it is withdrawn).
+fn alike_for_all(chat: &Chat, contact: Option<&Contact>, managers: &[Id]) -> bool {
+    let shown = chat.pending.as_ref().map_or(&[][..], |p| &p.shown[..]);
+    contact.is_none_or(|c| !managers.contains(&c.responsible_user_id))
+        && !shown.iter().any(|u| managers.contains(u))
 }
 
 fn has_seat(s: &ChatSnapshot, user: &Id) -> bool {

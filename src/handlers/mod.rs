@@ -26,7 +26,7 @@ use crate::events::{Event, Rejection};
 use crate::output::Outputs;
 pub use crate::state::{
     Change, ChannelState, ChatQuery, ChatSnapshot, Guard, Item, ItemValue, Plan, Read, Reads,
-    Stored, Tally, Turn, Variant, Version, WaitingChat,
+    Stored, Tally, Turn, TurnAdds, Variant, Version, WaitingChat,
 };
 
 /// What becomes of an event.

@@ -125,20 +125,30 @@ impl<'a> About<'a> {
         kind: NotificationType,
         reason: Option<RejectReason>,
     ) {
-        let env = self.envelope;
         let to = Recipient {
             user: user.clone(),
             kind,
-            id: derive_id(&[
-                "notification",
-                env.account_id.as_str(),
-                env.event_id.as_str(),
-                user.as_str(),
-                kind.as_str(),
-            ]),
+            // A slot's id is filled in with the user (see `Variant::filled`).
+            id: if user.is_slot() {
+                Id::slot()
+            } else {
+                self.notification_id(user, kind)
+            },
             reason,
         };
         outputs.notify(|t| self.is(t), |to| self.notification(to), to);
+    }
+
+    /// The id of the notification of `kind` that tells `user` of this event.
+    pub fn notification_id(&self, user: &Id, kind: NotificationType) -> Id {
+        let env = self.envelope;
+        derive_id(&[
+            "notification",
+            env.account_id.as_str(),
+            env.event_id.as_str(),
+            user.as_str(),
+            kind.as_str(),
+        ])
     }
 
     /// Whether `t` is this chat's template (compared without copying the text).

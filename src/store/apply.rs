@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::compact::{contact_value, deal_value};
 use super::keys::{AccountKeys, Key, bucket, bucket_of, chat_field, waiting_field};
+use super::turn::write_json_str;
 use super::{Store, StoreError, corrupt, parse, within};
 use crate::ids::Id;
 use crate::model::Seat;
@@ -177,31 +178,50 @@ impl Command {
     /// The command's JSON text as `apply.lua` reads it, its key given by
     /// `slot`: the same value as [`Command::to_json`], written straight out.
     fn json_text(&self, slot: &mut impl FnMut(&Key) -> usize) -> String {
-        let (name, key, field, value) = match self {
-            Command::Set(k, v) => ("set", k, None, Some(v)),
-            Command::HSet(k, f, v) => ("hset", k, Some(f), Some(v)),
-            Command::HSetNx(k, f, v) => ("hsetnx", k, Some(f), Some(v)),
-            Command::HDel(k, f) => ("hdel", k, Some(f), None),
-            Command::Incr(k) => ("incr", k, None, None),
-            // Rarer commands (a chat's field, a moved key, a deal link).
-            Command::HSetField(..) | Command::Del(_) | Command::Member { .. } => {
-                return self.to_json(slot).to_string();
+        // The name, the key, the texts after it, and the older key last.
+        let (name, key, texts, old): (_, _, [Option<&str>; 3], _) = match self {
+            Command::Set(k, v) => ("set", k, [Some(v.as_str()), None, None], None),
+            Command::HSet(k, f, v) => ("hset", k, [Some(f.as_str()), Some(v.as_str()), None], None),
+            Command::HSetNx(k, f, v) => (
+                "hsetnx",
+                k,
+                [Some(f.as_str()), Some(v.as_str()), None],
+                None,
+            ),
+            Command::HDel(k, f) => ("hdel", k, [Some(f.as_str()), None, None], None),
+            Command::HSetField(k, f, v) => {
+                ("hset", k, [Some(f.as_str()), Some(v.as_str()), None], None)
             }
+            Command::Del(k) => ("del", k, [None, None, None], None),
+            Command::Member {
+                key,
+                field,
+                member,
+                old,
+                add,
+            } => (
+                if *add { "hsadd" } else { "hsrem" },
+                key,
+                [Some(field.as_str()), Some(member.as_str()), None],
+                Some(old),
+            ),
+            Command::Incr(k) => ("incr", k, [None, None, None], None),
         };
         let mut out = format!("[\"{name}\",{}", slot(key));
-        for text in field
-            .map(Id::as_str)
-            .into_iter()
-            .chain(value.map(String::as_str))
-        {
+        for text in texts.into_iter().flatten() {
             out.push(',');
-            out.push_str(&json(&text));
+            write_json_str(&mut out, text);
+        }
+        if let Some(old) = old {
+            out.push(',');
+            out.push_str(&slot(old).to_string());
         }
         out.push(']');
         out
     }
 
     /// The command as `apply.lua` reads it, its key given by `slot`.
+    #[cfg(test)]
     fn to_json(&self, slot: &mut impl FnMut(&Key) -> usize) -> serde_json::Value {
         use serde_json::json;
         match self {
@@ -287,38 +307,54 @@ fn script_input(keys: &AccountKeys, event_id: &Id, plan: &Plan, ttl: u64) -> (Ve
             names.len()
         })
     };
-    let guards: Vec<serde_json::Value> = plan
-        .guards
-        .iter()
-        .map(|guard| {
-            let (key, field) = Key::of(&guard.item);
-            let mut g = serde_json::json!({ "k": slot(&key) });
-            if let Some(f) = field {
-                g["f"] = f.as_ref().into();
-            }
-            if let Some(e) = guard.expect.expected() {
-                g["e"] = e.into();
-            }
-            if let Some(old) = Key::legacy(&guard.item) {
-                g["o"] = slot(&old).into();
-            }
-            g
-        })
-        .collect();
-    let ops = commands(&plan.changes, &mut slot);
-    let mut arg = serde_json::json!({
-        "ttl": ttl,
-        "guards": guards,
-        "ops": ops,
-    });
-    match &plan.turn {
-        None => arg["record"] = Record::of(plan).to_json().into(),
-        Some(turn) => arg["turn"] = turn_input(plan, turn, &mut slot),
+    // Written straight to text: the guards' expected values are the stored
+    // JSON of what they guard, escaped once here.
+    let mut arg = format!("{{\"ttl\":{ttl},\"guards\":[");
+    for (n, guard) in plan.guards.iter().enumerate() {
+        if n > 0 {
+            arg.push(',');
+        }
+        let (key, field) = Key::of(&guard.item);
+        arg.push_str("{\"k\":");
+        arg.push_str(&slot(&key).to_string());
+        if let Some(f) = field {
+            arg.push_str(",\"f\":");
+            write_json_str(&mut arg, &f);
+        }
+        if let Some(e) = guard.expect.expected() {
+            arg.push_str(",\"e\":");
+            write_json_str(&mut arg, e);
+        }
+        if let Some(old) = Key::legacy(&guard.item) {
+            arg.push_str(",\"o\":");
+            arg.push_str(&slot(&old).to_string());
+        }
+        arg.push('}');
     }
-    (names, arg.to_string())
+    arg.push_str("],\"ops\":[");
+    for (n, command) in plan.changes.iter().flat_map(Command::of).enumerate() {
+        if n > 0 {
+            arg.push(',');
+        }
+        arg.push_str(&command.json_text(&mut slot));
+    }
+    arg.push(']');
+    match &plan.turn {
+        None => {
+            arg.push_str(",\"record\":");
+            write_json_str(&mut arg, &Record::of(plan).to_json());
+        }
+        Some(turn) => {
+            arg.push_str(",\"turn\":");
+            arg.push_str(&turn_input(plan, turn, &mut slot));
+        }
+    }
+    arg.push('}');
+    (names, arg)
 }
 
 /// The commands of `changes` as `apply.lua` reads them.
+#[cfg(test)]
 fn commands(changes: &[Change], slot: &mut impl FnMut(&Key) -> usize) -> Vec<serde_json::Value> {
     changes
         .iter()

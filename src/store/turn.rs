@@ -3,6 +3,10 @@
 //! each variant's text (its commands, its record) goes to `apply.lua` as the
 //! pieces all variants share and the slots each fills in. The message text
 //! sits in a shared piece, so it goes once however many managers there are.
+//!
+//! A turn whose variants differ only by the manager is one template: its
+//! pieces come from two fills of it ([`holes`]). Otherwise each variant is
+//! written out and their texts are compared ([`factor`]).
 
 /// One piece of a factored text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,30 +25,121 @@ pub(super) struct Factored {
     pub slots: Vec<Vec<String>>,
 }
 
-impl Factored {
-    /// The pieces as `apply.lua` reads them: a string for a shared piece, the
-    /// slot's number (from 1) for a slot.
-    pub fn pieces_json(&self) -> Vec<serde_json::Value> {
-        self.pieces
-            .iter()
-            .map(|piece| match piece {
-                Piece::Shared(text) => text.as_str().into(),
-                Piece::Slot(n) => (n + 1).into(),
-            })
-            .collect()
+/// Pieces as `apply.lua` reads them, appended to `out`: a JSON array of a
+/// string for a shared piece and the slot's number (from 1) for a slot.
+pub(super) fn write_pieces(out: &mut String, pieces: &[Piece]) {
+    out.push('[');
+    for (n, piece) in pieces.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        match piece {
+            Piece::Shared(text) => write_json_str(out, text),
+            Piece::Slot(k) => out.push_str(&(k + 1).to_string()),
+        }
     }
+    out.push(']');
+}
 
+/// Bytes a JSON string escapes: `"`, `\\` and the control characters.
+static ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// `text` as a JSON string, appended to `out`: the bytes serde_json writes
+/// (`\"`, `\\`, the short escapes of control characters, `\u00XX` for the
+/// others; everything else as it is).
+pub(super) fn write_json_str(out: &mut String, text: &str) {
+    out.reserve(text.len() + 2);
+    out.push('"');
+    let bytes = text.as_bytes();
+    let mut done = 0;
+    while let Some(skip) = bytes[done..].iter().position(|&b| ESCAPED[usize::from(b)]) {
+        let at = done + skip;
+        // Every byte escaped is ASCII, so `at` is a character boundary.
+        out.push_str(&text[done..at]);
+        match bytes[at] {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            byte => out.push_str(&format!("\\u{byte:04x}")),
+        }
+        done = at + 1;
+    }
+    out.push_str(&text[done..]);
+    out.push('"');
+}
+
+/// The pieces of a template's texts, in parts: `a` and `b` are its texts
+/// filled in twice, with `marks[k].0` and `marks[k].1` in slot `k`. The marks
+/// of a slot are ASCII, equally long and differ at every byte, so the bytes
+/// where `a` and `b` differ are exactly the slots, whatever the texts around
+/// them hold (a message may quote a mark). `None` if the texts differ
+/// anywhere else or their parts do not line up.
+pub(super) fn holes(a: &[String], b: &[String], marks: &[(&str, &str)]) -> Option<Vec<Piece>> {
+    if a.len() != b.len() {
+        return None;
+    }
+    let mut pieces = Vec::new();
+    for (x, y) in a.iter().zip(b) {
+        if x == y {
+            share(&mut pieces, x);
+            continue;
+        }
+        let (xb, yb) = (x.as_bytes(), y.as_bytes());
+        if xb.len() != yb.len() {
+            return None;
+        }
+        let (mut at, mut done) = (0, 0);
+        while at < xb.len() {
+            if xb[at] == yb[at] {
+                at += 1;
+                continue;
+            }
+            let end = (at..xb.len()).find(|&i| xb[i] == yb[i]).unwrap_or(xb.len());
+            let k = marks.iter().position(|(ma, mb)| {
+                ma.as_bytes() == &xb[at..end] && mb.as_bytes() == &yb[at..end]
+            })?;
+            // The slot is ASCII, so `at` and `end` are on character boundaries.
+            share(&mut pieces, &x[done..at]);
+            pieces.push(Piece::Slot(k));
+            (at, done) = (end, end);
+        }
+        share(&mut pieces, &x[done..]);
+    }
+    Some(pieces)
+}
+
+impl Factored {
     /// The text of variant `n`, as `apply.lua` puts it together.
     #[cfg(test)]
     pub fn text(&self, n: usize) -> String {
-        self.pieces
-            .iter()
-            .map(|piece| match piece {
-                Piece::Shared(text) => text.as_str(),
-                Piece::Slot(k) => self.slots[n][*k].as_str(),
-            })
-            .collect()
+        put_together(&self.pieces, &self.slots[n])
     }
+}
+
+/// A text from its pieces and the texts of its slots, as `apply.lua` fills it.
+#[cfg(test)]
+pub(super) fn put_together(pieces: &[Piece], slots: &[String]) -> String {
+    pieces
+        .iter()
+        .map(|piece| match piece {
+            Piece::Shared(text) => text.as_str(),
+            Piece::Slot(k) => slots[*k].as_str(),
+        })
+        .collect()
 }
 
 /// Factors `variants`, each a text in parts (the variant's text is its parts
@@ -171,6 +266,93 @@ mod tests {
                 assert_eq!(factored.text(n), v.concat(), "{variants:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_template_has_holes_where_its_marks_were() {
+        let marks = [("aaaa", "bbbb"), ("cc", "dd")];
+        // Each: a template's parts with `{0}` and `{1}` for its slots, and
+        // what the slots are filled with.
+        let table: [(&[&str], [&str; 2]); 5] = [
+            (
+                &["{\"u\":\"{0}\",\"i\":\"{1}\"}", "[\"x\",\"{0}\"]"],
+                ["m1", "id-1"],
+            ),
+            // Text around a slot that quotes or continues a mark.
+            (&["aaaa{0}bbbb", "cc{1}dd", "aa"], ["m-10", "x"]),
+            (&["{0}", "no slot", "{1}{1}{1}"], ["é", "ü"]),
+            (&["é{0}è"], ["q", ""]),
+            (&[], ["m", "i"]),
+        ];
+        for (template, fill) in table {
+            let text = |slots: [&str; 2]| -> Vec<String> {
+                template
+                    .iter()
+                    .map(|t| t.replace("{0}", slots[0]).replace("{1}", slots[1]))
+                    .collect()
+            };
+            let pieces = holes(
+                &text([marks[0].0, marks[1].0]),
+                &text([marks[0].1, marks[1].1]),
+                &marks,
+            );
+            // Adjacent slots cannot be told apart: no template, the caller
+            // writes each variant out.
+            if template.iter().any(|t| t.contains("{1}{1}")) {
+                assert_eq!(pieces, None, "{template:?}");
+                continue;
+            }
+            let pieces = pieces.expect("a template");
+            let slots = fill.map(str::to_owned);
+            assert_eq!(
+                put_together(&pieces, &slots),
+                text(fill).concat(),
+                "{template:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn texts_that_differ_elsewhere_are_no_template() {
+        let marks = [("aaaa", "bbbb")];
+        let a = parts(&["x aaaa y", "1"]);
+        assert_eq!(holes(&a, &parts(&["x bbbb y", "2"]), &marks), None);
+        assert_eq!(holes(&a, &parts(&["x bbbb y"]), &marks), None);
+        assert_eq!(holes(&a, &parts(&["x bbbbb y", "1"]), &marks), None);
+        assert_eq!(holes(&a, &parts(&["x bbba y", "1"]), &marks), None);
+        let text = holes(&a, &parts(&["x bbbb y", "1"]), &marks).unwrap();
+        assert_eq!(
+            text,
+            vec![
+                Piece::Shared("x ".into()),
+                Piece::Slot(0),
+                Piece::Shared(" y1".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        let every_ascii: String = (0u8..128).map(char::from).collect();
+        for text in [every_ascii.as_str(), "", "plain", "é\u{2028}😀\"\\x\u{7f}"] {
+            let mut out = String::from("[");
+            write_json_str(&mut out, text);
+            assert_eq!(out[1..], serde_json::to_string(text).unwrap(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn pieces_are_written_as_apply_lua_reads_them() {
+        let mut out = String::from("x:");
+        write_pieces(
+            &mut out,
+            &[
+                Piece::Shared("a\"b\\".into()),
+                Piece::Slot(0),
+                Piece::Slot(1),
+            ],
+        );
+        assert_eq!(out, r#"x:["a\"b\\",1,2]"#);
     }
 
     #[test]

@@ -9,7 +9,7 @@ pub(super) fn plan(d: Decision) -> Plan {
         None => plan,
         // With an empty pool the first manager by id takes the turn.
         Some(turn) => plan
-            .with_turn_to(Some(&turn.variants[0].manager))
+            .with_turn_to(Some(&turn.managers[0]))
             .expect("a variant"),
     }
 }

@@ -136,7 +136,7 @@ fn inbound_round_robin_offers_the_turn_to_every_eligible_manager() {
     ));
     let turn = p.turn.as_ref().expect("a round-robin turn");
     assert_eq!(turn.channel, id(WA1));
-    let managers: Vec<&str> = turn.variants.iter().map(|v| v.manager.as_str()).collect();
+    let managers: Vec<&str> = turn.managers.iter().map(Id::as_str).collect();
     assert_eq!(managers, ["m1", "m2"], "eligible managers, by id");
     assert_eq!(p.tally.round_robin, 1);
     for manager in ["m1", "m2"] {
@@ -152,6 +152,74 @@ fn inbound_round_robin_offers_the_turn_to_every_eligible_manager() {
     }
     assert!(p.with_turn_to(Some(&id("m3"))).is_none());
     assert!(p.with_turn_to(None).is_none());
+}
+
+#[test]
+fn inbound_round_robin_template_gives_each_manager_his_own_variant() {
+    use crate::state::TurnAdds;
+    // The chat of contact `c1` waits, shown as new to `shown`.
+    let waits_on_c1 = |shown: &[&str]| Chat {
+        contact_id: Some(id("c1")),
+        ..pending(shown)
+    };
+    // Each: the snapshot, and whether its turn is one template for all.
+    let table = [
+        (Snap::round_robin(), true),
+        (Snap::round_robin().known_to("gone"), true),
+        (Snap::round_robin().waiting_on_contact("gone"), false),
+        (Snap::round_robin().waiting_on_contact("m3"), false),
+        (Snap::round_robin().chat(pending(&["m3", "q1"])), true),
+        (
+            Snap::round_robin()
+                .chat(waits_on_c1(&["m3"]))
+                .contact("c1", "gone"),
+            true,
+        ),
+        (Snap::round_robin().chat(pending(&["m2"])), false),
+        (Snap::round_robin().waiting(), false),
+        (
+            Snap::round_robin()
+                .chat(waits_on_c1(&[]))
+                .contact("c1", "m2"),
+            false,
+        ),
+        (
+            Snap::round_robin()
+                .chat(waits_on_c1(&[]))
+                .contact("c1", "m3"),
+            true,
+        ),
+        (Snap::round_robin().seat("m9", Role::Manager, true), true),
+    ];
+    for (n, (snap, alike)) in table.into_iter().enumerate() {
+        let snap = snap.build();
+        let e = inbound("ev-1");
+        let p = raw_plan(decide_in(&e, &snap));
+        let by_variants = raw_plan(super::super::message_inbound::decide_by_variants(&e, &snap));
+        let turn = p.turn.as_ref().expect("a turn");
+        assert_eq!(
+            matches!(turn.adds, TurnAdds::Template { .. }),
+            alike,
+            "case {n}"
+        );
+        assert_eq!(
+            turn.managers,
+            by_variants.turn.as_ref().unwrap().managers,
+            "case {n}"
+        );
+        for manager in &turn.managers {
+            let given = p.with_turn_to(Some(manager)).unwrap();
+            assert_eq!(
+                given,
+                by_variants.with_turn_to(Some(manager)).unwrap(),
+                "case {n}, {manager}"
+            );
+            assert!(
+                !format!("{given:?}").contains("Id(\"\")"),
+                "case {n}: a slot left in {given:?}"
+            );
+        }
+    }
 }
 
 #[test]

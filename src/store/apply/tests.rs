@@ -107,12 +107,12 @@ fn each_variant_is_its_own_plan_and_the_text_goes_once() {
         let manager = id(&format!("m{n}"));
         assert_eq!(variant["m"], manager.as_str());
         let chosen = plan.with_turn_to(Some(&manager)).unwrap();
-        let text = fill(&turn["record"], &variant["record"]);
+        let text = fill(&turn["record"], &variant["s"]);
         assert_eq!(text, Record::of(&chosen).to_json(), "byte for byte");
         let record: Record = parse(&text).unwrap();
         assert_eq!(record, Record::of(&chosen));
         let ops: serde_json::Value =
-            serde_json::from_str(&fill(&turn["ops"], &variant["ops"])).unwrap();
+            serde_json::from_str(&fill(&turn["ops"], &variant["s"])).unwrap();
         let mut slot = |key: &Key| names.iter().position(|n| *n == keys.key(key)).unwrap() + 1;
         let expected = commands(&chosen.changes, &mut slot);
         assert_eq!(ops, serde_json::Value::Array(expected));
@@ -132,4 +132,75 @@ fn a_variant_costs_ids_not_the_plan_again() {
         "{} bytes for a record of {single}",
         arg.len()
     );
+}
+
+#[test]
+fn a_command_as_text_is_its_json() {
+    use crate::model::{ChatRef, RoundRobin, WaitingEntry};
+    let chat = ChatRef {
+        chat_type: ChatType::Whatsapp,
+        chat_id: id("+7 \"900\""),
+    };
+    let seat = |role| Seat {
+        role,
+        receives_new_clients: true,
+    };
+    let changes = vec![
+        Change::ConfigChanged,
+        Change::SaveSeat {
+            channel: id("wa"),
+            user: id("m\\1"),
+            seat: seat(Role::Manager),
+        },
+        Change::SaveSeat {
+            channel: id("wa"),
+            user: id("q"),
+            seat: seat(Role::QualityControl),
+        },
+        Change::RemoveSeat {
+            channel: id("wa"),
+            user: id("m1"),
+        },
+        Change::SaveChat(chat.clone(), crate::model::Chat::default()),
+        Change::LinkDeal {
+            contact: id("c"),
+            deal: id("d"),
+        },
+        Change::UnlinkDeal {
+            contact: id("c"),
+            deal: id("d"),
+        },
+        Change::SaveRoundRobin(
+            id("wa"),
+            RoundRobin {
+                turn: 3,
+                last: [(id("m1"), 3)].into_iter().collect(),
+            },
+        ),
+        Change::UnmarkWaiting {
+            channel: id("wa"),
+            chat: chat.clone(),
+        },
+        Change::MarkWaiting {
+            channel: id("wa"),
+            entry: WaitingEntry {
+                chat_type: chat.chat_type,
+                chat_id: chat.chat_id.clone(),
+                since: "2026-11-25T10:00:00Z".into(),
+            },
+        },
+    ];
+    let keys = AccountKeys::new("sb", &id("acc"));
+    let mut names: Vec<String> = Vec::new();
+    let mut slot = |key: &Key| {
+        let name = keys.key(key);
+        names.iter().position(|n| *n == name).unwrap_or_else(|| {
+            names.push(name);
+            names.len() - 1
+        }) + 1
+    };
+    for command in changes.iter().flat_map(Command::of) {
+        let text: serde_json::Value = serde_json::from_str(&command.json_text(&mut slot)).unwrap();
+        assert_eq!(text, command.to_json(&mut slot));
+    }
 }

@@ -15,9 +15,10 @@
 --      {"pool": k of the channel's pool (hash manager -> last turn, 0 for never),
 --       "turn": k of its turn counter,
 --       "ops": pieces of the chosen variant's ops (JSON text), "record": pieces of its record,
---       "variants": [{"m": manager, "ops": [slot text, ...], "record": [slot text, ...]}, ...]}}
+--       "variants": [{"m": manager, "s": [slot text, ...]}, ...]}}
 --   where a key index counts in KEYS from 1, and pieces are a list of shared
---   texts and slot numbers (from 1) that a variant's slot texts fill in.
+--   texts and slot numbers (from 1) that a variant's slot texts fill in (one
+--   list of slots for both: typically the manager's id and his notification's).
 --
 -- A turn goes to the variant whose manager's last turn is oldest (the first
 -- listed among equals: the variants come sorted by manager id); the counter
@@ -87,10 +88,10 @@ if plan.turn then
   end
   local now = redis.call('INCR', KEYS[turn.turn])
   redis.call('HSET', KEYS[turn.pool], chosen.m, now)
-  for _, op in ipairs(cjson.decode(fill(turn.ops, chosen.ops))) do
+  for _, op in ipairs(cjson.decode(fill(turn.ops, chosen.s))) do
     table.insert(ops, op)
   end
-  record, manager = fill(turn.record, chosen.record), chosen.m
+  record, manager = fill(turn.record, chosen.s), chosen.m
 end
 
 for _, op in ipairs(ops) do
