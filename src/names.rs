@@ -15,12 +15,20 @@ const MAX_NAME_BYTES: usize = 255;
 #[derive(Debug, Clone)]
 pub struct Names {
     prefix: String,
+    /// `P.notify`, `P.crm` and `P.outbound`, built once: every message sent
+    /// names one of them.
+    notify: String,
+    crm: String,
+    outbound: String,
 }
 
 impl Names {
     pub fn new(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_owned(),
+            notify: format!("{prefix}.notify"),
+            crm: format!("{prefix}.crm"),
+            outbound: format!("{prefix}.outbound"),
         }
     }
 
@@ -50,15 +58,15 @@ impl Names {
     }
 
     pub fn notify(&self) -> String {
-        format!("{}.notify", self.prefix)
+        self.notify.clone()
     }
 
     pub fn crm(&self) -> String {
-        format!("{}.crm", self.prefix)
+        self.crm.clone()
     }
 
     pub fn outbound(&self) -> String {
-        format!("{}.outbound", self.prefix)
+        self.outbound.clone()
     }
 
     /// Every exchange the worker declares (for removing a prefix).
@@ -109,17 +117,29 @@ pub fn inbound_key(account: &Id) -> String {
 
 /// Routing key of a user's notifications on `P.notify`: `{accountId}.{userId}`.
 pub fn user_key(account: &Id, user: &Id) -> String {
-    bounded(format!("{}.{}", account.name_part(), user.name_part()))
+    two_words(account, user.as_str().len(), |out| user.push_name_part(out))
 }
 
 /// Routing key on `P.crm`: `{accountId}.{type}`.
 pub fn crm_key(account: &Id, kind: &str) -> String {
-    bounded(format!("{}.{kind}", account.name_part()))
+    two_words(account, kind.len(), |out| out.push_str(kind))
 }
 
 /// Routing key on `P.outbound`: `{accountId}.{channelId}`.
 pub fn outbound_key(account: &Id, channel: &Id) -> String {
-    bounded(format!("{}.{}", account.name_part(), channel.name_part()))
+    two_words(account, channel.as_str().len(), |out| {
+        channel.push_name_part(out)
+    })
+}
+
+/// `{accountId}.{second}`, bounded, in one string sized for the unescaped
+/// parts (an id seldom needs escaping).
+fn two_words(account: &Id, second_len: usize, second: impl FnOnce(&mut String)) -> String {
+    let mut key = String::with_capacity(account.as_str().len() + 1 + second_len);
+    account.push_name_part(&mut key);
+    key.push('.');
+    second(&mut key);
+    bounded(key)
 }
 
 fn bounded(name: String) -> String {
@@ -153,6 +173,48 @@ mod tests {
         assert_eq!(inbound_key(&Id::parse("a%*#").unwrap()), "a%25%2A%23");
         let long = inbound_key(&Id::parse("é".repeat(128)).unwrap());
         assert!(long.len() <= MAX_NAME_BYTES && long.contains('~'));
+    }
+
+    #[test]
+    fn routing_keys_are_the_escaped_words() {
+        let names = Names::new("pre.fix");
+        let id = |s: &str| Id::parse(s).unwrap();
+        let account = id("acme.ru");
+        let cases = [
+            (
+                Destination::User(id("u#1")),
+                "pre.fix.notify",
+                "acme%2Eru.u%231",
+            ),
+            (
+                Destination::Crm("contact.created"),
+                "pre.fix.crm",
+                "acme%2Eru.contact.created",
+            ),
+            (
+                Destination::Gateway(id("ch*%")),
+                "pre.fix.outbound",
+                "acme%2Eru.ch%2A%25",
+            ),
+            (Destination::ReplyTo("amq.gen-1".into()), "", "amq.gen-1"),
+        ];
+        for (to, exchange, key) in cases {
+            assert_eq!(
+                names.destination(&account, &to),
+                (exchange.to_owned(), key.to_owned())
+            );
+        }
+        assert_eq!(names.notify(), "pre.fix.notify");
+        assert_eq!(names.crm(), "pre.fix.crm");
+        assert_eq!(names.outbound(), "pre.fix.outbound");
+        // A key too long for AMQP is bounded as before.
+        let long = id(&"é".repeat(128));
+        let key = user_key(&long, &long);
+        assert!(key.len() <= MAX_NAME_BYTES && key.contains('~'));
+        assert_eq!(
+            key,
+            bounded(format!("{}.{}", long.name_part(), long.name_part()))
+        );
     }
 
     #[test]
