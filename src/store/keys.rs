@@ -156,42 +156,95 @@ impl AccountKeys {
     }
 
     pub fn event(&self, event_id: &Id) -> String {
-        format!("{}event:{}", self.base, event_id.key_part())
+        self.with_id("event:", event_id)
     }
 
     pub fn key(&self, key: &Key) -> String {
-        let b = &self.base;
         match key {
-            Key::Config => format!("{b}config"),
-            Key::Channels => format!("{b}channels"),
-            Key::Users => format!("{b}users"),
-            Key::Seats(channel) => format!("{b}seats:{}", channel.key_part()),
-            Key::Pipelines => format!("{b}pipelines"),
-            Key::Settings => format!("{b}settings"),
-            Key::Chat(chat) => format!(
-                "{b}chat:{}:{}",
-                chat.chat_type.as_str(),
-                chat.chat_id.key_part()
-            ),
-            Key::Chats(n) => format!("{b}chats:{n}"),
-            Key::Contacts(n) => format!("{b}contacts:{n}"),
-            Key::Deals(n) => format!("{b}deals:{n}"),
-            Key::DealLinks(n) => format!("{b}deal-links:{n}"),
-            Key::Contact(id) => format!("{b}contact:{}", id.key_part()),
-            Key::Deal(id) => format!("{b}deal:{}", id.key_part()),
-            Key::ContactDeals(id) => format!("{b}contact-deals:{}", id.key_part()),
-            Key::Observers(channel) => format!("{b}observers:{}", channel.key_part()),
-            Key::Pool(channel) => format!("{b}pool:{}", channel.key_part()),
-            Key::Turn(channel) => format!("{b}turn:{}", channel.key_part()),
-            Key::Layout => format!("{b}layout"),
-            Key::Waiting(channel) => format!("{b}waiting:{}", channel.key_part()),
+            Key::Config => self.with("config"),
+            Key::Channels => self.with("channels"),
+            Key::Users => self.with("users"),
+            Key::Seats(channel) => self.with_id("seats:", channel),
+            Key::Pipelines => self.with("pipelines"),
+            Key::Settings => self.with("settings"),
+            Key::Chat(chat) => {
+                let kind = chat.chat_type.as_str();
+                let mut key =
+                    self.sized("chat:".len() + kind.len() + 1 + chat.chat_id.as_str().len());
+                key.push_str("chat:");
+                key.push_str(kind);
+                key.push(':');
+                chat.chat_id.push_key_part(&mut key);
+                key
+            }
+            Key::Chats(n) => self.with_bucket("chats:", *n),
+            Key::Contacts(n) => self.with_bucket("contacts:", *n),
+            Key::Deals(n) => self.with_bucket("deals:", *n),
+            Key::DealLinks(n) => self.with_bucket("deal-links:", *n),
+            Key::Contact(id) => self.with_id("contact:", id),
+            Key::Deal(id) => self.with_id("deal:", id),
+            Key::ContactDeals(id) => self.with_id("contact-deals:", id),
+            Key::Observers(channel) => self.with_id("observers:", channel),
+            Key::Pool(channel) => self.with_id("pool:", channel),
+            Key::Turn(channel) => self.with_id("turn:", channel),
+            Key::Layout => self.with("layout"),
+            Key::Waiting(channel) => self.with_id("waiting:", channel),
         }
+    }
+
+    /// The base in a string with room for `tail` more bytes.
+    fn sized(&self, tail: usize) -> String {
+        let mut key = String::with_capacity(self.base.len() + tail);
+        key.push_str(&self.base);
+        key
+    }
+
+    /// `{base}{name}`.
+    fn with(&self, name: &str) -> String {
+        let mut key = self.sized(name.len());
+        key.push_str(name);
+        key
+    }
+
+    /// `{base}{head}{id escaped}`, sized for an id that needs no escaping.
+    fn with_id(&self, head: &str, id: &Id) -> String {
+        let mut key = self.sized(head.len() + id.as_str().len());
+        key.push_str(head);
+        id.push_key_part(&mut key);
+        key
+    }
+
+    /// `{base}{head}{n}`, `n` in decimal.
+    fn with_bucket(&self, head: &str, n: u16) -> String {
+        let mut key = self.sized(head.len() + 5);
+        key.push_str(head);
+        push_decimal(&mut key, n);
+        key
+    }
+}
+
+/// Appends `n` in decimal, as `format!("{n}")` writes it.
+fn push_decimal(out: &mut String, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::escape;
     use crate::model::{ChatRef, ChatType};
 
     /// The slot-deciding hash tag as Redis Cluster finds it: the text between the
@@ -225,6 +278,52 @@ mod tests {
         ];
         for key in &all {
             assert_eq!(hash_tag(key), account.key_part(), "{key}");
+        }
+    }
+
+    /// Every key as the `format!` of the layout writes it.
+    #[test]
+    fn keys_are_the_layout() {
+        let account = Id::parse("acc {x}:*").unwrap();
+        let keys = AccountKeys::new("sb", &account);
+        let b = "sb:{acc%20%7Bx%7D%3A%2A}:";
+        assert_eq!(keys.base(), b);
+        let id = |s: &str| Id::parse(s).unwrap();
+        let chat = |raw: &str| {
+            Key::Chat(ChatRef {
+                chat_type: ChatType::Vk,
+                chat_id: id(raw),
+            })
+        };
+        let mut cases = vec![
+            (Key::Config, format!("{b}config")),
+            (Key::Channels, format!("{b}channels")),
+            (Key::Users, format!("{b}users")),
+            (Key::Pipelines, format!("{b}pipelines")),
+            (Key::Settings, format!("{b}settings")),
+            (Key::Layout, format!("{b}layout")),
+        ];
+        for n in [0u16, 7, 10, 99, 100, 4095, u16::MAX] {
+            cases.push((Key::Chats(n), format!("{b}chats:{n}")));
+            cases.push((Key::Contacts(n), format!("{b}contacts:{n}")));
+            cases.push((Key::Deals(n), format!("{b}deals:{n}")));
+            cases.push((Key::DealLinks(n), format!("{b}deal-links:{n}")));
+        }
+        for raw in ["plain-1", "}{: *é", "a.b%c"] {
+            let e = escape(raw);
+            cases.push((chat(raw), format!("{b}chat:vk:{e}")));
+            cases.push((Key::Seats(id(raw)), format!("{b}seats:{e}")));
+            cases.push((Key::Observers(id(raw)), format!("{b}observers:{e}")));
+            cases.push((Key::Pool(id(raw)), format!("{b}pool:{e}")));
+            cases.push((Key::Turn(id(raw)), format!("{b}turn:{e}")));
+            cases.push((Key::Waiting(id(raw)), format!("{b}waiting:{e}")));
+            cases.push((Key::Contact(id(raw)), format!("{b}contact:{e}")));
+            cases.push((Key::Deal(id(raw)), format!("{b}deal:{e}")));
+            cases.push((Key::ContactDeals(id(raw)), format!("{b}contact-deals:{e}")));
+            assert_eq!(keys.event(&id(raw)), format!("{b}event:{e}"));
+        }
+        for (key, expected) in cases {
+            assert_eq!(keys.key(&key), expected, "{key:?}");
         }
     }
 
