@@ -120,18 +120,31 @@ impl Output {
         };
         match self {
             Output::Notify { template, to } => {
-                // One copy of the template, readdressed to each recipient in turn.
-                let mut each = template.clone();
-                to.iter()
-                    .map(|r| {
-                        each.address(r);
-                        Message {
+                match (to.len() > 1).then(|| Addressed::of(template)).flatten() {
+                    // The template's JSON once, each recipient's fields spliced in.
+                    Some(shared) => to
+                        .iter()
+                        .map(|r| Message {
                             to: Destination::User(r.user.clone()),
-                            body: json(&each),
+                            body: shared.body(r),
                             correlation_id: None,
-                        }
-                    })
-                    .collect()
+                        })
+                        .collect(),
+                    None => {
+                        // One copy of the template, readdressed to each recipient in turn.
+                        let mut each = template.clone();
+                        to.iter()
+                            .map(|r| {
+                                each.address(r);
+                                Message {
+                                    to: Destination::User(r.user.clone()),
+                                    body: json(&each),
+                                    correlation_id: None,
+                                }
+                            })
+                            .collect()
+                    }
+                }
             }
             Output::Crm(event) => one(Destination::Crm(event.type_name()), json(event)),
             Output::Send(send) => one(Destination::Gateway(send.channel_id.clone()), json(send)),
@@ -155,6 +168,89 @@ impl Notification {
         self.kind = to.kind;
         self.user_id.clone_from(&to.user);
         self.reason = to.reason;
+    }
+}
+
+/// A notification's JSON without the fields its [`Recipient`] sets, cut from
+/// serde's JSON of the template, so a group of notifications escapes its text
+/// once: `{"notificationId":ID,"type":KIND` + `head` + `USER` + `middle` +
+/// (`,"reason":REASON`) + `tail`, in the order of [`Notification`]'s fields.
+struct Addressed {
+    /// `,"accountId":..,"userId":`.
+    head: String,
+    /// From `,"channelId"` up to the reason.
+    middle: String,
+    /// `,"occurredAt":..}`.
+    tail: String,
+}
+
+impl Addressed {
+    /// The shared parts of `template`'s JSON, or `None` when its JSON is not
+    /// laid out as expected (then each notification is serialized whole).
+    fn of(template: &Notification) -> Option<Addressed> {
+        let whole = json(template);
+        let mut start = String::new();
+        start_of(&mut start, &template.notification_id, template.kind);
+        let head = format!(",\"accountId\":{},\"userId\":", json(&template.account_id));
+        let user = json(&template.user_id);
+        let mut end = String::new();
+        push_reason(&mut end, template.reason);
+        let tail = format!(",\"occurredAt\":{}}}", json(&template.occurred_at));
+        end.push_str(&tail);
+        let from = start.len() + head.len() + user.len();
+        let rest = whole.get(start.len()..)?;
+        if !whole.starts_with(&start)
+            || !rest.starts_with(&head)
+            || !rest[head.len()..].starts_with(&user)
+            || !whole.ends_with(&end)
+            || whole.len() < from + end.len()
+        {
+            return None;
+        }
+        let middle = whole[from..whole.len() - end.len()].to_owned();
+        Some(Addressed { head, middle, tail })
+    }
+
+    /// The JSON of the template addressed to `to`: serde's bytes of
+    /// [`Notification::address`]ed.
+    fn body(&self, to: &Recipient) -> String {
+        let mut body =
+            String::with_capacity(self.head.len() + self.middle.len() + self.tail.len() + 160);
+        start_of(&mut body, &to.id, to.kind);
+        body.push_str(&self.head);
+        push_json_str(&mut body, to.user.as_str());
+        body.push_str(&self.middle);
+        push_reason(&mut body, to.reason);
+        body.push_str(&self.tail);
+        body
+    }
+}
+
+/// `{"notificationId":ID,"type":KIND`.
+fn start_of(out: &mut String, id: &Id, kind: NotificationType) {
+    out.push_str("{\"notificationId\":");
+    push_json_str(out, id.as_str());
+    out.push_str(",\"type\":\"");
+    out.push_str(kind.as_str());
+    out.push('"');
+}
+
+/// `,"reason":REASON`, or nothing.
+fn push_reason(out: &mut String, reason: Option<RejectReason>) {
+    if let Some(reason) = reason {
+        out.push_str(",\"reason\":");
+        out.push_str(&json(&reason));
+    }
+}
+
+/// Appends `raw` as a JSON string, as serde_json writes it.
+fn push_json_str(out: &mut String, raw: &str) {
+    if raw.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(&json(raw));
+    } else {
+        out.push('"');
+        out.push_str(raw);
+        out.push('"');
     }
 }
 
@@ -205,7 +301,7 @@ impl Outputs {
 }
 
 /// JSON of a value the worker itself made; serializing plain data cannot fail.
-fn json<T: Serialize>(value: &T) -> String {
+fn json<T: Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data serializes")
 }
 
@@ -255,6 +351,106 @@ thread_local! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::events::Timestamp;
+    use crate::model::ChatType;
+
+    fn id(raw: &str) -> Id {
+        Id::parse(raw).unwrap()
+    }
+
+    fn template(text: Option<&str>, extra: bool, reason: Option<RejectReason>) -> Notification {
+        let occurred_at: Timestamp =
+            serde_json::from_str("\"2026-11-27T01:02:03.456+03:00\"").unwrap();
+        let nobody = Recipient::nobody();
+        Notification {
+            notification_id: nobody.id,
+            kind: nobody.kind,
+            account_id: id("acme \"co\" \\ é"),
+            user_id: nobody.user,
+            channel_id: id("ch.1"),
+            chat_type: ChatType::Vk,
+            chat_id: id("chat\\\"9"),
+            contact_id: extra.then(|| id("contact-1")),
+            deal_id: extra.then(|| id("deal \"1\"")),
+            message_id: extra.then(|| id("m-1")),
+            text: text.map(str::to_owned),
+            reason,
+            occurred_at,
+        }
+    }
+
+    /// Splicing each recipient into the template's JSON gives serde's bytes
+    /// of the addressed notification, whatever the text and ids hold.
+    #[test]
+    fn spliced_notifications_are_serdes_bytes() {
+        let texts = [
+            None,
+            Some(""),
+            Some("plain"),
+            Some(
+                "quote \" backslash \\ slash / tab \t nl \n cr \r nul \u{0} bell \u{7} del \u{7f}",
+            ),
+            Some("Ünïcødé 日本 🙂 \u{2028} \u{2029} </script>"),
+            Some("\"\"\"\\\\"),
+        ];
+        let recipients = vec![
+            Recipient {
+                user: id("u1"),
+                kind: NotificationType::ChatMessage,
+                id: id("n-1"),
+                reason: None,
+            },
+            Recipient {
+                user: id("user \"two\" \\ é"),
+                kind: NotificationType::ChatNew,
+                id: id("n\"2\\"),
+                reason: None,
+            },
+            Recipient {
+                user: id("u3"),
+                kind: NotificationType::MessageRejected,
+                id: id("n-3"),
+                reason: Some(RejectReason::ClaimedByOther),
+            },
+            Recipient {
+                user: id("u.4"),
+                kind: NotificationType::ChatAssigned,
+                id: id("n-4"),
+                reason: Some(RejectReason::NoAccess),
+            },
+            Recipient {
+                user: id("u5"),
+                kind: NotificationType::ChatWithdrawn,
+                id: id("n-5"),
+                reason: None,
+            },
+        ];
+        let mut checked = 0;
+        for text in texts {
+            for extra in [false, true] {
+                for reason in [None, Some(RejectReason::ReadOnly)] {
+                    let template = template(text, extra, reason);
+                    assert!(Addressed::of(&template).is_some(), "{template:?}");
+                    let output = Output::Notify {
+                        template: template.clone(),
+                        to: recipients.clone(),
+                    };
+                    let messages = output.messages();
+                    assert_eq!(messages.len(), recipients.len());
+                    for (message, r) in messages.iter().zip(&recipients) {
+                        let mut each = template.clone();
+                        each.address(r);
+                        assert_eq!(message.body, serde_json::to_string(&each).unwrap());
+                        assert_eq!(message.to, Destination::User(r.user.clone()));
+                        assert_eq!(message.correlation_id, None);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 6 * 2 * 2 * 5);
+    }
 
     #[test]
     fn derived_ids_are_stable_and_unambiguous() {
