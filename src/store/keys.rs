@@ -129,7 +129,12 @@ pub fn bucket_of(field: &str) -> u16 {
 /// The field of a chat in its bucket of [`Key::Chats`]: `<type>:<chatId>`,
 /// unescaped (a field holds any bytes).
 pub fn chat_field(chat: &ChatRef) -> String {
-    format!("{}:{}", chat.chat_type.as_str(), chat.chat_id.as_str())
+    let (kind, id) = (chat.chat_type.as_str(), chat.chat_id.as_str());
+    let mut field = String::with_capacity(kind.len() + 1 + id.len());
+    field.push_str(kind);
+    field.push(':');
+    field.push_str(id);
+    field
 }
 
 /// The field of a chat in its channel's waiting index.
@@ -145,9 +150,12 @@ pub struct AccountKeys {
 
 impl AccountKeys {
     pub fn new(prefix: &str, account: &Id) -> Self {
-        Self {
-            base: format!("{prefix}:{{{}}}:", account.key_part()),
-        }
+        let mut base = String::with_capacity(prefix.len() + account.as_str().len() + 4);
+        base.push_str(prefix);
+        base.push_str(":{");
+        account.push_key_part(&mut base);
+        base.push_str("}:");
+        Self { base }
     }
 
     /// The common start of every key of the account.
@@ -288,6 +296,15 @@ mod tests {
         let keys = AccountKeys::new("sb", &account);
         let b = "sb:{acc%20%7Bx%7D%3A%2A}:";
         assert_eq!(keys.base(), b);
+        assert_eq!(
+            AccountKeys::new("p", &Id::parse("plain").unwrap()).base(),
+            "p:{plain}:"
+        );
+        let chat_ref = ChatRef {
+            chat_type: ChatType::Vk,
+            chat_id: Id::parse("c:1").unwrap(),
+        };
+        assert_eq!(chat_field(&chat_ref), "vk:c:1");
         let id = |s: &str| Id::parse(s).unwrap();
         let chat = |raw: &str| {
             Key::Chat(ChatRef {
