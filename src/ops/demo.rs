@@ -50,7 +50,7 @@ pub async fn demo(config: Config) -> Result<Report, OpsError> {
     let mut store = redis(&target).await?;
     let token = CancellationToken::new();
     let worker = tokio::spawn(crate::run(config, token.clone()));
-    let played = play(&conn, &names).await;
+    let played = play(&target, &conn, &names).await;
     token.cancel();
     let stopped = tokio::time::timeout(Duration::from_secs(30), worker).await;
     let options = Options {
@@ -70,7 +70,7 @@ pub async fn demo(config: Config) -> Result<Report, OpsError> {
     Ok(report)
 }
 
-async fn play(conn: &Connection, names: &Names) -> Result<Report, OpsError> {
+async fn play(target: &Target, conn: &Connection, names: &Names) -> Result<Report, OpsError> {
     // The worker declared its topology when `P.dead`, declared last, exists.
     wait_for_queue(
         conn,
@@ -79,7 +79,7 @@ async fn play(conn: &Connection, names: &Names) -> Result<Report, OpsError> {
     )
     .await?;
     let channel = within("opening a channel", conn.create_channel()).await?;
-    let result = play_on(conn, &channel, names).await;
+    let result = play_on(target, conn, &channel, names).await;
     close_channel(&channel).await;
     result
 }
@@ -101,6 +101,34 @@ async fn wait_for_queue(conn: &Connection, queue: &str, what: &str) -> Result<()
         .await;
         close_channel(&probe).await;
         if matches!(found, Ok(Ok(_))) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(OpsError::Timeout(what.into()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `queue` (a quorum queue that exists) can be read. Right after
+/// its declare the broker may not have started the queue's process yet, and a
+/// `basic.get` then fails with INTERNAL_ERROR (`noproc`), which closes the whole
+/// connection: the demo's own exclusive queues would go with it. So the probe
+/// runs on a connection of its own; a message it got goes back to the queue,
+/// unacked, when that connection closes.
+async fn wait_until_readable(target: &Target, queue: &str, what: &str) -> Result<(), OpsError> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let probe = amqp(target).await?;
+        let read = async {
+            let channel = probe.create_channel().await?;
+            channel
+                .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+                .await
+        };
+        let readable = matches!(tokio::time::timeout(WAIT, read).await, Ok(Ok(_)));
+        close(&probe).await;
+        if readable {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -165,7 +193,12 @@ async fn publish(
     Ok(())
 }
 
-async fn play_on(conn: &Connection, channel: &Channel, names: &Names) -> Result<Report, OpsError> {
+async fn play_on(
+    target: &Target,
+    conn: &Connection,
+    channel: &Channel,
+    names: &Names,
+) -> Result<Report, OpsError> {
     within(
         "confirm.select",
         channel.confirm_select(ConfirmSelectOptions::default()),
@@ -204,6 +237,7 @@ async fn play_on(conn: &Connection, channel: &Channel, names: &Names) -> Result<
                 // The users' queues exist once the worker applied `users.upserted`.
                 for (_, queue, _) in &seen.users {
                     wait_for_queue(conn, queue, "the users' queues").await?;
+                    wait_until_readable(target, queue, "the users' queues").await?;
                 }
                 queues_exist = true;
             }
