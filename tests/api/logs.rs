@@ -2,9 +2,7 @@
 //! go to a file or a pipe, one JSON object per line with `--log-format json`,
 //! no ERROR on a clean shutdown, and start-up failures said in words.
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::helpers::Prefix;
@@ -19,13 +17,7 @@ fn start_and_stop(prefix: &str, format: &str) -> (i32, Vec<String>, String) {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
-    let stdout = child.0.stdout.take().unwrap();
-    let (lines_tx, lines_rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let (lines_rx, reader) = child.stdout_lines();
     let mut lines = Vec::new();
     while let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(30)) {
         let started = line.contains("Worker started.");
@@ -145,13 +137,7 @@ fn every_line_of_an_event_carries_its_ids() {
             .stdout(Stdio::piped())
             .stderr(Stdio::null()),
     );
-    let stdout = child.0.stdout.take().unwrap();
-    let (lines_tx, lines_rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let (lines_rx, reader) = child.stdout_lines();
     let wait_for = |needle: &str| {
         while let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(30)) {
             if line.contains(needle) {

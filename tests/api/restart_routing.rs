@@ -7,9 +7,7 @@
 //! binding the partitions in order. The restart itself is the chaos run's
 //! (`chaos.rs`, a private node); the shared broker is not restarted here.
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use lapin::options::ExchangeDeclareOptions;
@@ -31,13 +29,7 @@ fn start_up_log(prefix: &str, partitions: u16) -> Vec<String> {
             .stdout(Stdio::piped())
             .stderr(Stdio::null()),
     );
-    let stdout = worker.0.stdout.take().unwrap();
-    let (lines_tx, lines_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let (lines_rx, _reader) = worker.stdout_lines();
     let mut lines = Vec::new();
     while let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(30)) {
         let started = line.contains("Worker started.");

@@ -2,8 +2,10 @@
 //! when dropped, so a failing test leaves no worker behind to declare its
 //! topology again, and one-shot commands with their output.
 
-use std::io::Write as _;
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// `switchboard` with the services' and the log's variables of the
@@ -42,6 +44,19 @@ impl Process {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
         )
+    }
+
+    /// The lines of the child's piped stdout, as they come, read on a thread
+    /// of their own that ends with the pipe (join it to have every line).
+    pub fn stdout_lines(&mut self) -> (mpsc::Receiver<String>, JoinHandle<()>) {
+        let stdout = self.0.stdout.take().expect("stdout is piped");
+        let (lines_tx, lines_rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+        (lines_rx, reader)
     }
 
     /// Kills the process (SIGKILL) and reaps it.
