@@ -12,6 +12,7 @@ pub use publisher::{PublishError, Publisher, Unconfirmed, WaitFor};
 pub use topology::{
     Existing, bind_partition, declare, declare_partition, declare_ring, declare_with,
 };
+pub(crate) use user_queues::is_precondition_failed;
 pub use user_queues::{DECLARE_CHANNELS, UserQueues};
 
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};

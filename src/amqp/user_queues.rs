@@ -198,8 +198,9 @@ fn arguments(kind: UserQueueType) -> FieldTable {
     }
 }
 
-/// A broker's 406: the queue exists with other arguments.
-fn is_precondition_failed(error: &lapin::Error) -> bool {
+/// A broker's 406 PRECONDITION_FAILED: the queue or exchange exists with other
+/// arguments or properties.
+pub(crate) fn is_precondition_failed(error: &lapin::Error) -> bool {
     matches!(error.kind(), ErrorKind::ProtocolError(e)
         if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)))
 }

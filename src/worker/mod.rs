@@ -235,45 +235,63 @@ async fn declare(conn: &Connection, names: &Names, partitions: u16) -> Result<()
 }
 
 /// Whether the existing `P.inbound.hash` is transient, as this version declares
-/// it: declared again as such on a channel of its own, it is accepted; one an
-/// earlier version made durable is refused with 406 PRECONDITION_FAILED.
+/// it: declared again as such, it is accepted; one an earlier version made
+/// durable is refused with 406 PRECONDITION_FAILED.
 async fn ring_is_transient(conn: &Connection, names: &Names) -> Result<bool, lapin::Error> {
-    let probe = bounded(conn.create_channel()).await?;
-    match bounded(amqp::declare_ring(&probe, names)).await {
-        Ok(()) => {
-            let _ = tokio::time::timeout(CLOSE_WAIT, probe.close(200, "probed".into())).await;
-            Ok(true)
-        }
-        // PRECONDITION_FAILED closed the probe's channel.
-        Err(e) if is_precondition_failed(&e) => Ok(false),
-        Err(e) => Err(e),
-    }
+    let names = names.clone();
+    probe(
+        conn,
+        |channel| async move { amqp::declare_ring(&channel, &names).await },
+        amqp::is_precondition_failed,
+    )
+    .await
 }
 
-/// Whether `exchange` exists, asked with a passive declare on a channel of its own.
+/// Whether `exchange` exists, asked with a passive declare.
 async fn exchange_exists(
     conn: &Connection,
     exchange: &str,
     kind: &str,
 ) -> Result<bool, lapin::Error> {
-    let probe = bounded(conn.create_channel()).await?;
-    let exists = bounded(probe.exchange_declare(
-        exchange.into(),
-        lapin::ExchangeKind::Custom(kind.into()),
-        lapin::options::ExchangeDeclareOptions {
-            passive: true,
-            ..Default::default()
+    let (exchange, kind) = (exchange.to_owned(), kind.to_owned());
+    probe(
+        conn,
+        |channel| async move {
+            channel
+                .exchange_declare(
+                    exchange.as_str().into(),
+                    lapin::ExchangeKind::Custom(kind),
+                    lapin::options::ExchangeDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    Default::default(),
+                )
+                .await
         },
-        Default::default(),
-    ))
-    .await;
-    match exists {
+        is_not_found,
+    )
+    .await
+}
+
+/// Runs `declare` on a channel of its own, under [`CONNECT_WAIT`]: true if the
+/// broker accepted it, false if it refused it as `refused` tells (the refusal
+/// closed the channel); any other error is returned.
+async fn probe<F>(
+    conn: &Connection,
+    declare: impl FnOnce(lapin::Channel) -> F,
+    refused: fn(&lapin::Error) -> bool,
+) -> Result<bool, lapin::Error>
+where
+    F: std::future::Future<Output = Result<(), lapin::Error>>,
+{
+    let channel = bounded(conn.create_channel()).await?;
+    match bounded(declare(channel.clone())).await {
         Ok(()) => {
-            let _ = tokio::time::timeout(CLOSE_WAIT, probe.close(200, "probed".into())).await;
+            let _ = tokio::time::timeout(CLOSE_WAIT, channel.close(200, "probed".into())).await;
             Ok(true)
         }
-        // NOT_FOUND closed the probe's channel.
-        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) if refused(&e) => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -290,11 +308,6 @@ pub(crate) async fn bounded<T>(
                 format!("RabbitMQ did not answer within {CONNECT_WAIT:?}"),
             )))
         })
-}
-
-/// The broker answered PRECONDITION_FAILED (it exists with other properties).
-fn is_precondition_failed(error: &lapin::Error) -> bool {
-    matches!(error.kind(), lapin::ErrorKind::ProtocolError(e) if e.get_id() == 406)
 }
 
 /// The broker answered NOT_FOUND (a missing queue or exchange).
