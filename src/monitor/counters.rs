@@ -58,7 +58,7 @@ pub(super) fn describe() {
     );
     describe_counter!(
         REDIS_ROUND_TRIPS,
-        "Requests sent to Redis and answered or not, by operation (snapshot, read, channel, apply, replicate, heartbeat)."
+        "Requests sent to Redis and answered or not, by operation (snapshot, read, channel, apply, replicate, heartbeat; connection: the pool's check of the connection it hands out)."
     );
     describe_counter!(
         DROPPED_REPLIES,

@@ -1,7 +1,8 @@
 //! The two kinds of Redis the store speaks to, behind one connection type.
 //!
-//! - **Standalone**: a deadpool of multiplexed connections to one server, as
-//!   before.
+//! - **Standalone**: one multiplexed connection to one server, shared by
+//!   every operation ([`Shared`]), taken from a deadpool that makes (and, after
+//!   a failure, remakes) it.
 //! - **Cluster**: one shared [`ClusterConnection`] (redis-rs `cluster-async`).
 //!   It multiplexes every request over one connection per node, routes each
 //!   command and script by the slot of its first key, follows `MOVED`/`ASK`
@@ -16,15 +17,16 @@
 //! `channel.lua`) are in that same slot, which Redis Cluster accepts because
 //! the invocation's declared keys already pinned the slot.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_redis::{Config as PoolConfig, Pool, Runtime};
-use redis::aio::ConnectionLike;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
 use tokio::sync::OnceCell;
 
 use super::StoreError;
@@ -37,13 +39,89 @@ const CLUSTER_RESPONSE_WAIT: Duration = Duration::from_secs(1);
 /// redirections (a failover in progress); past it the worker's backoff takes over.
 const CLUSTER_REQUEST_WAIT: Duration = Duration::from_secs(3);
 
+/// Connections the pool of one server keeps: the one shared, and room for
+/// its successor while the pool checks and drops a failed one.
+const POOL_SIZE: usize = 2;
+
 /// How long an applied write waits for a replica to acknowledge it.
 const REPLICA_WAIT_MS: u64 = 100;
 
 #[derive(Clone)]
 pub(super) enum Backend {
-    Standalone(Pool),
+    Standalone(Arc<Standalone>),
     Cluster(Arc<Cluster>),
+}
+
+/// One server: the connection every operation shares, and the pool it comes from.
+///
+/// redis-rs multiplexes a connection (requests of many tasks pipelined on one
+/// socket, answers matched in order), so operations need not take turns on
+/// pooled connections. Taking one from the pool per operation cost a second
+/// round trip each time: deadpool checks a connection (`UNWATCH` + `PING`)
+/// whenever it hands one out. So the connection is taken once and kept until
+/// it fails as a connection (I/O, a timeout, a reply that does not parse);
+/// then the next operation takes a fresh one from the pool, whose check drops
+/// the dead one and connects anew.
+pub(super) struct Standalone {
+    pool: Pool,
+    current: Mutex<Option<Current>>,
+    generations: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Current {
+    conn: MultiplexedConnection,
+    /// Which connection this is, so a late failure of an older one does not
+    /// drop its successor.
+    generation: u64,
+}
+
+impl Standalone {
+    async fn get(self: &Arc<Self>) -> Result<Shared, StoreError> {
+        if let Some(current) = self.lock().clone() {
+            return Ok(Shared {
+                current,
+                owner: Arc::clone(self),
+            });
+        }
+        // Handing out a connection it keeps idle, the pool checks it first
+        // (a round trip); a new one is a connect.
+        crate::monitor::counters::redis_round_trip("connection");
+        let pooled = self.pool.get().await?;
+        let mut slot = self.lock();
+        let current = match &*slot {
+            // Another operation got there first: share its connection.
+            Some(current) => current.clone(),
+            None => {
+                let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+                let current = Current {
+                    conn: (*pooled).clone(),
+                    generation,
+                };
+                *slot = Some(current.clone());
+                current
+            }
+        };
+        Ok(Shared {
+            current,
+            owner: Arc::clone(self),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
+        // A panic while holding the lock cannot leave the slot half-written.
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stops sharing the connection of `generation` (it failed as a connection).
+    fn drop_connection(&self, generation: u64) {
+        let mut slot = self.lock();
+        if slot.as_ref().is_some_and(|c| c.generation == generation) {
+            *slot = None;
+        }
+    }
 }
 
 pub(super) struct Cluster {
@@ -52,15 +130,19 @@ pub(super) struct Cluster {
 }
 
 impl Backend {
-    /// A pool of `size` connections to one server; connects lazily.
-    pub(super) fn standalone(url: &str, size: usize) -> Result<Self, String> {
+    /// One server, over one shared connection (see [`Standalone`]); connects lazily.
+    pub(super) fn standalone(url: &str) -> Result<Self, String> {
         redis::Client::open(url).map_err(|e| e.to_string())?;
         let mut config = PoolConfig::from_url(url);
-        config.pool = Some(deadpool_redis::PoolConfig::new(size));
+        config.pool = Some(deadpool_redis::PoolConfig::new(POOL_SIZE));
         let pool = config
             .create_pool(Some(Runtime::Tokio1))
             .map_err(|e| e.to_string())?;
-        Ok(Backend::Standalone(pool))
+        Ok(Backend::Standalone(Arc::new(Standalone {
+            pool,
+            current: Mutex::new(None),
+            generations: AtomicU64::new(0),
+        })))
     }
 
     /// A cluster reached through its `seeds`; connects lazily.
@@ -83,11 +165,11 @@ impl Backend {
         })))
     }
 
-    /// A connection for one operation: one from the pool, or a handle on the
-    /// shared cluster connection (made now if this is the first use).
+    /// A connection for one operation: a handle on the shared connection to
+    /// the server or to the cluster (made now if this is the first use).
     pub(super) async fn get(&self) -> Result<Conn, StoreError> {
         match self {
-            Backend::Standalone(pool) => Ok(Conn::Standalone(pool.get().await?)),
+            Backend::Standalone(server) => Ok(Conn::Standalone(server.get().await?)),
             Backend::Cluster(cluster) => {
                 let conn = cluster
                     .conn
@@ -140,7 +222,62 @@ pub enum AnyRedis<S> {
 }
 
 /// One operation's connection, whichever the kind.
-pub(super) type Conn = AnyRedis<deadpool_redis::Connection>;
+pub(super) type Conn = AnyRedis<Shared>;
+
+/// A handle on the shared connection to one server; a failure of the
+/// connection itself stops it being shared.
+pub(super) struct Shared {
+    current: Current,
+    owner: Arc<Standalone>,
+}
+
+impl Shared {
+    fn check<T>(&self, result: &Result<T, RedisError>) {
+        if let Err(e) = result
+            && breaks_connection(e)
+        {
+            self.owner.drop_connection(self.current.generation);
+        }
+    }
+}
+
+/// A failure of the connection rather than of the request: I/O (a timeout
+/// included), a reply that does not parse (the stream may be out of step), or
+/// whatever redis-rs says only a reconnect cures.
+fn breaks_connection(e: &RedisError) -> bool {
+    e.is_io_error() || e.kind() == ErrorKind::Parse || e.is_unrecoverable_error()
+}
+
+impl ConnectionLike for Shared {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let result = self.current.conn.req_packed_command(cmd).await;
+            self.check(&result);
+            result
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let result = self
+                .current
+                .conn
+                .req_packed_commands(pipeline, offset, count)
+                .await;
+            self.check(&result);
+            result
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.current.conn.get_db()
+    }
+}
 
 impl<S: ConnectionLike + Send> ConnectionLike for AnyRedis<S> {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
@@ -167,5 +304,45 @@ impl<S: ConnectionLike + Send> ConnectionLike for AnyRedis<S> {
             AnyRedis::Standalone(conn) => conn.get_db(),
             AnyRedis::Cluster(conn) => conn.get_db(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error a server reply (RESP bytes) becomes.
+    fn server(reply: &str) -> RedisError {
+        let value = redis::parse_redis_value(reply.as_bytes()).unwrap();
+        value.extract_error().unwrap_err()
+    }
+
+    #[test]
+    fn only_a_failure_of_the_connection_stops_it_being_shared() {
+        let io = |kind| RedisError::from(std::io::Error::new(kind, "x"));
+        for kind in [
+            std::io::ErrorKind::TimedOut,
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::BrokenPipe,
+            std::io::ErrorKind::UnexpectedEof,
+        ] {
+            assert!(breaks_connection(&io(kind)), "{kind:?}");
+        }
+        assert!(breaks_connection(&RedisError::from((
+            ErrorKind::Parse,
+            "out of step"
+        ))));
+        for reply in [
+            "-OOM command not allowed when used memory > 'maxmemory'.\r\n",
+            "-BUSY Redis is busy running a script.\r\n",
+            "-CORRUPT the chat is not a JSON object\r\n",
+            "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+        ] {
+            assert!(!breaks_connection(&server(reply)), "{reply}");
+        }
+        assert!(!breaks_connection(&RedisError::from((
+            ErrorKind::UnexpectedReturnType,
+            "not a string"
+        ))));
     }
 }

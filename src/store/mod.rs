@@ -51,11 +51,11 @@ pub struct Store {
 }
 
 impl Store {
-    /// A pool of `size` connections; connects lazily, so check with [`Store::ping`].
-    /// An applied event is remembered, with its outputs, for `event_ttl`.
-    pub fn new(url: &str, prefix: &str, size: usize, event_ttl: Duration) -> Result<Self, String> {
+    /// One server, over one shared connection; connects lazily, so check with
+    /// [`Store::ping`]. An applied event is remembered, with its outputs, for `event_ttl`.
+    pub fn new(url: &str, prefix: &str, event_ttl: Duration) -> Result<Self, String> {
         Ok(Self::with_backend(
-            Backend::standalone(url, size)?,
+            Backend::standalone(url)?,
             prefix,
             event_ttl,
         ))
@@ -72,13 +72,12 @@ impl Store {
     }
 
     /// The store a worker with `config` uses: `--redis-mode` decides the kind,
-    /// `--redis-url` the server or the cluster's seeds. `size` is the pool's
-    /// size in standalone mode (a cluster shares one multiplexed connection).
-    pub fn open(config: &Config, size: usize) -> Result<Self, String> {
+    /// `--redis-url` the server or the cluster's seeds.
+    pub fn open(config: &Config) -> Result<Self, String> {
         let nodes = config.redis_nodes();
         match config.redis_mode {
             RedisMode::Standalone => match nodes.as_slice() {
-                [url] => Self::new(url, &config.prefix, size, config.event_ttl()),
+                [url] => Self::new(url, &config.prefix, config.event_ttl()),
                 _ => Err(
                     "standalone mode takes one URL; several seed nodes need --redis-mode cluster"
                         .into(),
@@ -178,13 +177,13 @@ mod tests {
     fn the_mode_decides_what_the_url_may_list() {
         let mut config = Config::with_prefix("t");
         config.redis_url = "redis://a:7000,redis://b:7001".into();
-        let refused = Store::open(&config, 1).err().unwrap();
+        let refused = Store::open(&config).err().unwrap();
         assert!(refused.contains("--redis-mode cluster"), "{refused}");
         config.redis_mode = RedisMode::Cluster;
-        assert!(Store::open(&config, 1).is_ok(), "seeds are not dialled yet");
+        assert!(Store::open(&config).is_ok(), "seeds are not dialled yet");
         config.redis_url = "redis://a:7000,not a url".into();
-        assert!(Store::open(&config, 1).is_err());
+        assert!(Store::open(&config).is_err());
         config.redis_url = " , ".into();
-        assert!(Store::open(&config, 1).is_err());
+        assert!(Store::open(&config).is_err());
     }
 }

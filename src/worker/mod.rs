@@ -65,11 +65,9 @@ pub async fn run(mut config: Config, shutdown: CancellationToken) -> Result<(), 
         url: bad.url,
         reason: bad.reason,
     })?;
-    let store = Store::open(&config, usize::from(config.concurrency) + 4).map_err(|reason| {
-        RunError::RedisUrl {
-            url: redact(&config.redis_url),
-            reason,
-        }
+    let store = Store::open(&config).map_err(|reason| RunError::RedisUrl {
+        url: redact(&config.redis_url),
+        reason,
     })?;
     let health = Health::default();
     if let Some(addr) = config.metrics_addr {

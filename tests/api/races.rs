@@ -61,7 +61,7 @@ impl Raced {
     /// Managers `m0`.. (eligible) and quality control `q` on channel "wa".
     pub(crate) async fn new(managers: usize, distribution: &str) -> Self {
         let prefix = Prefix::random();
-        let store = Store::new(REDIS, &prefix.name, 64, Duration::from_secs(600)).unwrap();
+        let store = Store::new(REDIS, &prefix.name, Duration::from_secs(600)).unwrap();
         let mut setup = Account::new("acc").distribution(Some(distribution));
         for i in 0..managers {
             setup = setup.user(&format!("m{i}"), &[("wa", "manager", true)]);

@@ -13,8 +13,17 @@ use crate::helpers::process::Process;
 use crate::helpers::*;
 use crate::monitor::{get, metrics_addr, samples, wait_ready};
 
-/// The operations of an event (not the heartbeat).
-const EVENT_OPS: [&str; 5] = ["snapshot", "read", "channel", "apply", "replicate"];
+/// The operations of an event (not the heartbeat), and taking a Redis
+/// connection from the pool (its check is a round trip of its own; the
+/// worker shares one connection, so this happens only after a failure).
+const EVENT_OPS: [&str; 6] = [
+    "snapshot",
+    "read",
+    "channel",
+    "apply",
+    "replicate",
+    "connection",
+];
 
 /// Chat events handled and Redis round trips they took, over every worker.
 async fn tally(workers: &[SocketAddr]) -> (f64, f64) {

@@ -95,9 +95,12 @@ pub struct RedisDelta {
     pub evalsha: u64,
     pub eval: u64,
     pub exec: u64,
+    /// PING: a connection pool's check of a connection it hands out (deadpool
+    /// sends `UNWATCH` + `PING` in one round trip), or a client's ping.
+    pub ping: u64,
     /// Every command but INFO.
     pub all_calls: u64,
-    /// Server time spent in the round-trip commands (EVALSHA/EVAL/EXEC), µs.
+    /// Server time spent in the round-trip commands (EVALSHA/EVAL/EXEC/PING), µs.
     pub round_trip_usec: u64,
     /// CPU seconds of the server (`INFO cpu`, user + system).
     pub cpu_secs: Option<f64>,
@@ -116,6 +119,7 @@ impl RedisDelta {
         let (evalsha, u1) = delta("evalsha");
         let (eval, u2) = delta("eval");
         let (exec, u3) = delta("exec");
+        let (ping, u4) = delta("ping");
         let all_calls = after
             .keys()
             .filter(|k| k.as_str() != "info")
@@ -127,8 +131,9 @@ impl RedisDelta {
             evalsha,
             eval,
             exec,
+            ping,
             all_calls,
-            round_trip_usec: u1 + u2 + u3,
+            round_trip_usec: u1 + u2 + u3 + u4,
             cpu_secs,
             failed_note,
         }

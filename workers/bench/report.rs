@@ -177,11 +177,12 @@ impl PhaseResult {
         let r = &self.redis;
         let per = |x: u64| x as f64 / n as f64;
         println!(
-            "  Redis round trips per event  {:.2}   (EVALSHA {:.2} + EVAL {:.2} + EXEC {:.2}); commands per event incl. those inside scripts {:.2}; server time {:.0} µs/event{}",
-            per(r.evalsha + r.eval + r.exec),
+            "  Redis round trips per event  {:.2}   (EVALSHA {:.2} + EVAL {:.2} + EXEC {:.2} + PING {:.2}); commands per event incl. those inside scripts {:.2}; server time {:.0} µs/event{}",
+            per(r.evalsha + r.eval + r.exec + r.ping),
             per(r.evalsha),
             per(r.eval),
             per(r.exec),
+            per(r.ping),
             per(r.all_calls),
             r.round_trip_usec as f64 / n as f64,
             r.failed_note

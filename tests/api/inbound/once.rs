@@ -66,7 +66,7 @@ async fn a_worker_that_died_after_applying_has_its_outputs_published_by_the_rede
     // A worker applies the event's state change, then dies before publishing.
     let body = inbound("acc", "client", "hi");
     let event = switchboard::events::parse(body.to_string().as_bytes()).unwrap();
-    let store = Store::new(REDIS, &app.prefix, 2, std::time::Duration::from_secs(60)).unwrap();
+    let store = Store::new(REDIS, &app.prefix, std::time::Duration::from_secs(60)).unwrap();
     let env = event.envelope();
     let query = handlers::chat_query(&event).unwrap();
     let snapshot = store.snapshot(&env.account_id, &env.event_id, &query);
