@@ -10,19 +10,39 @@ use std::process::ExitCode;
 use clap::Parser;
 use switchboard::telemetry::{self, Stream};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let stream = match cli.command {
-        cli::Command::Run(_) => Stream::Stdout,
-        _ => Stream::Stderr,
+    let (stream, threads) = match &cli.command {
+        cli::Command::Run(config) => (Stream::Stdout, config.threads),
+        _ => (Stream::Stderr, 1),
     };
     telemetry::init(cli.log_format, stream);
-    match commands::execute(cli.command).await {
-        Ok(code) => code,
+    let runtime = match runtime(threads) {
+        Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("switchboard: {error:#}");
-            ExitCode::FAILURE
+            eprintln!("switchboard: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
         }
-    }
+    };
+    runtime.block_on(async {
+        match commands::execute(cli.command).await {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("switchboard: {error:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// One thread for everything (`--threads 1`), or that many worker threads.
+fn runtime(threads: u16) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(usize::from(threads));
+        builder
+    };
+    builder.enable_all().build()
 }

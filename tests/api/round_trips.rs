@@ -2,7 +2,7 @@
 //! (`switchboard_redis_round_trips_total`): at most two (a snapshot and an
 //! apply) for new clients by round robin with two workers at once, for
 //! first-reply offers and for their claims. Each worker is a process of its
-//! own with its own metrics (the recorder is process-wide), and the figures
+//! own (one on one thread, the default, one on two) with its own metrics (the recorder is process-wide), and the figures
 //! are differences between two scrapes; nothing here is timed.
 
 use std::collections::BTreeMap;
@@ -58,9 +58,13 @@ async fn new_clients_offers_and_claims_take_at_most_two_round_trips() {
     let mut app = TestApp::spawn(0).await;
     let addrs = [metrics_addr(), metrics_addr()];
     let mut workers = Vec::new();
-    for addr in &addrs {
+    // One worker on the default single-threaded runtime, one on two threads.
+    for (addr, threads) in addrs.iter().zip(["1", "2"]) {
         let metrics = addr.to_string();
-        workers.push(Process::worker(&app.prefix, &["--metrics-addr", &metrics]));
+        workers.push(Process::worker(
+            &app.prefix,
+            &["--metrics-addr", &metrics, "--threads", threads],
+        ));
     }
     app.wait_queue(&app.names.dead()).await;
     for addr in &addrs {
