@@ -87,7 +87,9 @@ impl Standalone {
         // Handing out a connection it keeps idle, the pool checks it first
         // (a round trip); a new one is a connect.
         crate::monitor::counters::redis_round_trip("connection");
-        let pooled = self.pool.get().await?;
+        // Boxed, like the cluster's connect below: connecting is a large
+        // future, and every operation's future would carry (and move) it.
+        let pooled = Box::pin(self.pool.get()).await?;
         let mut slot = self.lock();
         let current = match &*slot {
             // Another operation got there first: share its connection.
@@ -173,7 +175,7 @@ impl Backend {
             Backend::Cluster(cluster) => {
                 let conn = cluster
                     .conn
-                    .get_or_try_init(|| cluster.client.get_async_connection())
+                    .get_or_try_init(|| Box::pin(cluster.client.get_async_connection()))
                     .await?;
                 Ok(Conn::Cluster(conn.clone()))
             }
@@ -315,6 +317,22 @@ mod tests {
     fn server(reply: &str) -> RedisError {
         let value = redis::parse_redis_value(reply.as_bytes()).unwrap();
         value.extract_error().unwrap_err()
+    }
+
+    /// Every store operation's future holds `get`'s; connecting is boxed, so
+    /// they stay small (an event's whole pipeline is moved when it is spawned;
+    /// with the connect inline each store future was about 14 KB).
+    #[test]
+    fn store_futures_do_not_carry_a_connect() {
+        let backend = Backend::standalone("redis://127.0.0.1:6379").unwrap();
+        assert!(std::mem::size_of_val(&backend.get()) <= 512);
+        let cluster = Backend::cluster(&["redis://127.0.0.1:7000"]).unwrap();
+        assert!(std::mem::size_of_val(&cluster.get()) <= 512);
+        let store = crate::store::Store::new("redis://127.0.0.1:6379", "p", Duration::from_secs(1))
+            .unwrap();
+        assert!(std::mem::size_of_val(&store.ping()) <= 2048);
+        let heartbeat = store.heartbeat("w", Duration::from_secs(1), false);
+        assert!(std::mem::size_of_val(&heartbeat) <= 2048);
     }
 
     #[test]
