@@ -216,6 +216,13 @@ pub enum Change {
         channel: Id,
         chat: ChatRef,
     },
+    /// No change of its own: the plan creates `item` (a contact or a deal,
+    /// saved by another change) under an id derived from its event, so no
+    /// version stored it before at the key of an older layout. A hint for the
+    /// store, which then neither reads nor removes that key. (Only the
+    /// event's own first application could have, and it left the event's
+    /// record, which the apply finds first.)
+    Created(Item),
 }
 
 /// State changes and outputs of one event, applied at once or not at all.

@@ -4,7 +4,7 @@
 //! and the CRM is told of each.
 
 use super::routing::Derived;
-use super::{Change, Plan};
+use super::{Change, Item, Plan};
 use crate::events::Envelope;
 use crate::ids::Id;
 use crate::model::{Chat, ChatRef, Contact, Deal, Settings};
@@ -86,6 +86,8 @@ fn assign_contact(
                 responsible_user_id: responsible.clone(),
                 contact_data: vec![chat.chat_ref.clone()],
             };
+            plan.changes
+                .push(Change::Created(Item::Contact(contact.contact_id.clone())));
             plan.outputs.push(Output::Crm(CrmEvent::ContactCreated {
                 envelope: derived.crm_envelope("contact.created"),
                 contact_id: contact.contact_id.clone(),
@@ -118,6 +120,8 @@ fn create_deal(
         closed: false,
         uri: None,
     };
+    plan.changes
+        .push(Change::Created(Item::Deal(deal.deal_id.clone())));
     save_deal(plan, deal.clone());
     plan.outputs.push(Output::Crm(CrmEvent::DealCreated {
         envelope: derived.crm_envelope("deal.created"),

@@ -4,20 +4,20 @@
 //! account's keys, with their JSON; a turn's variants go as shared pieces and
 //! what each fills in ([`super::turn`]).
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use redis::Value as Reply;
 use serde::{Deserialize, Serialize};
 
 use super::compact::{contact_value, deal_value};
 use super::keys::{AccountKeys, Key, bucket, bucket_of, chat_field, waiting_field};
-use super::turn::write_json_str;
 use super::{Store, StoreError, corrupt, parse, within};
 use crate::ids::Id;
 use crate::model::Seat;
 use crate::monitor::counters;
 use crate::output::Outputs;
-use crate::state::{Change, Plan};
+use crate::state::{Change, Item, Plan, TurnAdds};
 use turn_input::turn_input;
 
 /// What an applied event leaves behind: enough to repeat its effects on the
@@ -142,6 +142,7 @@ impl Command {
             Change::UnmarkWaiting { channel, chat } => {
                 Command::HDel(Key::Waiting(channel.clone()), waiting_field(chat))
             }
+            Change::Created(_) => return Vec::new(),
         };
         vec![one]
     }
@@ -175,24 +176,23 @@ impl Command {
         .ignore();
     }
 
-    /// The command's JSON text as `apply.lua` reads it, its key given by
-    /// `slot`: the same value as [`Command::to_json`], written straight out.
-    fn json_text(&self, slot: &mut impl FnMut(&Key) -> usize) -> String {
+    /// The command's tokens as `apply.lua` reads them (its name, its key's
+    /// index given by `slot`, its texts as they are), appended to `out`; an
+    /// older-layout key known to be `absent` is `0`, no key.
+    fn tokens(
+        &self,
+        absent: &HashSet<Key>,
+        slot: &mut impl FnMut(&Key) -> usize,
+        out: &mut Vec<String>,
+    ) {
         // The name, the key, the texts after it, and the older key last.
-        let (name, key, texts, old): (_, _, [Option<&str>; 3], _) = match self {
-            Command::Set(k, v) => ("set", k, [Some(v.as_str()), None, None], None),
-            Command::HSet(k, f, v) => ("hset", k, [Some(f.as_str()), Some(v.as_str()), None], None),
-            Command::HSetNx(k, f, v) => (
-                "hsetnx",
-                k,
-                [Some(f.as_str()), Some(v.as_str()), None],
-                None,
-            ),
-            Command::HDel(k, f) => ("hdel", k, [Some(f.as_str()), None, None], None),
-            Command::HSetField(k, f, v) => {
-                ("hset", k, [Some(f.as_str()), Some(v.as_str()), None], None)
-            }
-            Command::Del(k) => ("del", k, [None, None, None], None),
+        let (name, key, texts, old): (_, _, [Option<&str>; 2], _) = match self {
+            Command::Set(k, v) => ("set", k, [Some(v.as_str()), None], None),
+            Command::HSet(k, f, v) => ("hset", k, [Some(f.as_str()), Some(v.as_str())], None),
+            Command::HSetNx(k, f, v) => ("hsetnx", k, [Some(f.as_str()), Some(v.as_str())], None),
+            Command::HDel(k, f) => ("hdel", k, [Some(f.as_str()), None], None),
+            Command::HSetField(k, f, v) => ("hset", k, [Some(f.as_str()), Some(v.as_str())], None),
+            Command::Del(k) => ("del", k, [None, None], None),
             Command::Member {
                 key,
                 field,
@@ -202,22 +202,21 @@ impl Command {
             } => (
                 if *add { "hsadd" } else { "hsrem" },
                 key,
-                [Some(field.as_str()), Some(member.as_str()), None],
+                [Some(field.as_str()), Some(member.as_str())],
                 Some(old),
             ),
-            Command::Incr(k) => ("incr", k, [None, None, None], None),
+            Command::Incr(k) => ("incr", k, [None, None], None),
         };
-        let mut out = format!("[\"{name}\",{}", slot(key));
-        for text in texts.into_iter().flatten() {
-            out.push(',');
-            write_json_str(&mut out, text);
-        }
+        out.push(name.to_owned());
+        out.push(slot(key).to_string());
+        out.extend(texts.into_iter().flatten().map(str::to_owned));
         if let Some(old) = old {
-            out.push(',');
-            out.push_str(&slot(old).to_string());
+            if absent.contains(old) {
+                out.push("0".to_owned());
+            } else {
+                out.push(slot(old).to_string());
+            }
         }
-        out.push(']');
-        out
     }
 
     /// The command as `apply.lua` reads it, its key given by `slot`.
@@ -296,9 +295,62 @@ fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data serializes")
 }
 
-/// The argument of `apply.lua` for `plan`, and the key names it touches
-/// (the event's record first).
-fn script_input(keys: &AccountKeys, event_id: &Id, plan: &Plan, ttl: u64) -> (Vec<String>, String) {
+/// The tokens of `commands` for `apply.lua` (see [`Command::tokens`]),
+/// appended to `out`, without the removal of an older-layout key known to be
+/// `absent` ([`absent_older_keys`]).
+pub(super) fn command_tokens(
+    commands: impl IntoIterator<Item = Command>,
+    absent: &HashSet<Key>,
+    slot: &mut impl FnMut(&Key) -> usize,
+    out: &mut Vec<String>,
+) {
+    for command in commands {
+        if matches!(&command, Command::Del(key) if absent.contains(key)) {
+            continue;
+        }
+        command.tokens(absent, slot, out);
+    }
+}
+
+/// The older-layout keys `plan` need not read nor remove, since they do not
+/// exist when its guards hold:
+/// - of an item guarded as absent: it had neither its field nor its older key
+///   when the snapshot read it, and this version never writes an older key, so
+///   while the field is still missing (which the guard checks) so is the key;
+/// - of a contact or deal the plan creates ([`Change::Created`]), the
+///   contact's older set of deals too.
+pub(super) fn absent_older_keys(plan: &Plan) -> HashSet<Key> {
+    let mut absent = HashSet::new();
+    for guard in &plan.guards {
+        if guard.expect.expected().is_none() {
+            absent.extend(Key::legacy(&guard.item));
+        }
+    }
+    let turn_changes = plan.turn.iter().flat_map(|turn| match &turn.adds {
+        TurnAdds::Template { variant, .. } => variant.changes.iter().collect::<Vec<_>>(),
+        TurnAdds::Variants(variants) => variants.iter().flat_map(|v| &v.changes).collect(),
+    });
+    for change in plan.changes.iter().chain(turn_changes) {
+        if let Change::Created(item) = change {
+            absent.extend(Key::legacy(item));
+            if let Item::Contact(id) = item {
+                absent.insert(Key::ContactDeals(id.clone()));
+            }
+        }
+    }
+    absent
+}
+
+/// The arguments of `apply.lua` for `plan`, plain tokens (see the script),
+/// and the key names it touches (the event's record first). Older-layout
+/// keys known to be absent ([`absent_older_keys`]) are neither read nor
+/// removed.
+fn script_input(
+    keys: &AccountKeys,
+    event_id: &Id,
+    plan: &Plan,
+    ttl: u64,
+) -> (Vec<String>, Vec<String>) {
     let mut index: HashMap<Key, usize> = HashMap::new();
     let mut names = vec![keys.event(event_id)];
     let mut slot = |key: &Key| -> usize {
@@ -307,60 +359,49 @@ fn script_input(keys: &AccountKeys, event_id: &Id, plan: &Plan, ttl: u64) -> (Ve
             names.len()
         })
     };
-    // Written straight to text: the guards' expected values are the stored
-    // JSON of what they guard, escaped once here.
-    let mut arg = format!("{{\"ttl\":{ttl},\"guards\":[");
-    for (n, guard) in plan.guards.iter().enumerate() {
-        if n > 0 {
-            arg.push(',');
-        }
+    let absent = absent_older_keys(plan);
+    let mut args = Vec::with_capacity(8 + 5 * plan.guards.len() + 8 * plan.changes.len());
+    args.push(ttl.to_string());
+    args.push(plan.guards.len().to_string());
+    for guard in &plan.guards {
         let (key, field) = Key::of(&guard.item);
-        arg.push_str("{\"k\":");
-        arg.push_str(&slot(&key).to_string());
-        if let Some(f) = field {
-            arg.push_str(",\"f\":");
-            write_json_str(&mut arg, &f);
+        args.push(slot(&key).to_string());
+        args.push(field.map(Cow::into_owned).unwrap_or_default());
+        match Key::legacy(&guard.item).filter(|old| !absent.contains(old)) {
+            Some(old) => args.push(slot(&old).to_string()),
+            None => args.push("0".to_owned()),
         }
-        if let Some(e) = guard.expect.expected() {
-            arg.push_str(",\"e\":");
-            write_json_str(&mut arg, e);
+        match guard.expect.expected() {
+            Some(e) => {
+                args.push("1".to_owned());
+                args.push(e.to_owned());
+            }
+            None => {
+                args.push("0".to_owned());
+                args.push(String::new());
+            }
         }
-        if let Some(old) = Key::legacy(&guard.item) {
-            arg.push_str(",\"o\":");
-            arg.push_str(&slot(&old).to_string());
-        }
-        arg.push('}');
     }
-    arg.push_str("],\"ops\":[");
-    for (n, command) in plan.changes.iter().flat_map(Command::of).enumerate() {
-        if n > 0 {
-            arg.push(',');
-        }
-        arg.push_str(&command.json_text(&mut slot));
-    }
-    arg.push(']');
+    let count = args.len();
+    args.push(String::new());
+    command_tokens(
+        plan.changes.iter().flat_map(Command::of),
+        &absent,
+        &mut slot,
+        &mut args,
+    );
+    args[count] = (args.len() - count - 1).to_string();
     match &plan.turn {
         None => {
-            arg.push_str(",\"record\":");
-            write_json_str(&mut arg, &Record::of(plan).to_json());
+            args.push("r".to_owned());
+            args.push(Record::of(plan).to_json());
         }
         Some(turn) => {
-            arg.push_str(",\"turn\":");
-            arg.push_str(&turn_input(plan, turn, &mut slot));
+            args.push("t".to_owned());
+            turn_input(plan, turn, &absent, &mut slot, &mut args);
         }
     }
-    arg.push('}');
-    (names, arg)
-}
-
-/// The commands of `changes` as `apply.lua` reads them.
-#[cfg(test)]
-fn commands(changes: &[Change], slot: &mut impl FnMut(&Key) -> usize) -> Vec<serde_json::Value> {
-    changes
-        .iter()
-        .flat_map(Command::of)
-        .map(|command| command.to_json(slot))
-        .collect()
+    (names, args)
 }
 
 impl Store {
@@ -382,12 +423,14 @@ impl Store {
     ) -> Result<Applied, StoreError> {
         let keys = self.keys(account);
         let ttl = self.event_ttl.as_secs().max(1);
-        let (names, arg) = script_input(&keys, event_id, plan, ttl);
+        let (names, args) = script_input(&keys, event_id, plan, ttl);
         let mut invocation = self.apply.prepare_invoke();
         for name in &names {
             invocation.key(name);
         }
-        invocation.arg(arg);
+        for arg in &args {
+            invocation.arg(arg);
+        }
         let mut conn = self.backend.get().await?;
         counters::redis_round_trip("apply");
         let value: Reply = invocation.invoke_async(&mut conn).await?;

@@ -1,8 +1,9 @@
 //! Texts of a round-robin turn's variants, sent once: the variants of a plan
 //! differ only where the manager shows (his id, his notification's id), so
 //! each variant's text (its commands, its record) goes to `apply.lua` as the
-//! pieces all variants share and the slots each fills in. The message text
-//! sits in a shared piece, so it goes once however many managers there are.
+//! pieces all variants share and the slots each fills in, marked in one text
+//! ([`marked`]). The message text sits in a shared piece, so it goes once
+//! however many managers there are.
 //!
 //! A turn whose variants differ only by the manager is one template: its
 //! pieces come from two fills of it ([`holes`]). Otherwise each variant is
@@ -25,61 +26,48 @@ pub(super) struct Factored {
     pub slots: Vec<Vec<String>>,
 }
 
-/// Pieces as `apply.lua` reads them, appended to `out`: a JSON array of a
-/// string for a shared piece and the slot's number (from 1) for a slot.
-pub(super) fn write_pieces(out: &mut String, pieces: &[Piece]) {
-    out.push('[');
-    for (n, piece) in pieces.iter().enumerate() {
-        if n > 0 {
-            out.push(',');
-        }
+/// Pieces as one text for `apply.lua`, each slot marked as `\u{1}` `n`
+/// `\u{2}` (`n` its number from 1). A shared piece holds no control
+/// character (JSON escapes them, an id has none), so no mark is ambiguous.
+pub(super) fn marked(pieces: &[Piece]) -> String {
+    let len = pieces
+        .iter()
+        .map(|piece| match piece {
+            Piece::Shared(text) => text.len(),
+            Piece::Slot(_) => 4,
+        })
+        .sum();
+    let mut out = String::with_capacity(len);
+    for piece in pieces {
         match piece {
-            Piece::Shared(text) => write_json_str(out, text),
-            Piece::Slot(k) => out.push_str(&(k + 1).to_string()),
+            Piece::Shared(text) => {
+                debug_assert!(!text.contains(['\u{1}', '\u{2}']), "{text:?}");
+                out.push_str(text);
+            }
+            Piece::Slot(k) => {
+                out.push('\u{1}');
+                out.push_str(&(k + 1).to_string());
+                out.push('\u{2}');
+            }
         }
     }
-    out.push(']');
+    out
 }
 
-/// Bytes a JSON string escapes: `"`, `\\` and the control characters.
-static ESCAPED: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 0x20 {
-        table[byte] = true;
-        byte += 1;
+/// A marked text ([`marked`]) with its slots filled, as `apply.lua` fills it.
+#[cfg(test)]
+pub(super) fn fill_marked(text: &str, slots: &[String]) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('\u{1}') {
+        let end = start + rest[start..].find('\u{2}').expect("a closed mark");
+        out.push_str(&rest[..start]);
+        let n: usize = rest[start + 1..end].parse().expect("a slot number");
+        out.push_str(&slots[n - 1]);
+        rest = &rest[end + 1..];
     }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
-
-/// `text` as a JSON string, appended to `out`: the bytes serde_json writes
-/// (`\"`, `\\`, the short escapes of control characters, `\u00XX` for the
-/// others; everything else as it is).
-pub(super) fn write_json_str(out: &mut String, text: &str) {
-    out.reserve(text.len() + 2);
-    out.push('"');
-    let bytes = text.as_bytes();
-    let mut done = 0;
-    while let Some(skip) = bytes[done..].iter().position(|&b| ESCAPED[usize::from(b)]) {
-        let at = done + skip;
-        // Every byte escaped is ASCII, so `at` is a character boundary.
-        out.push_str(&text[done..at]);
-        match bytes[at] {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x08 => out.push_str("\\b"),
-            0x0c => out.push_str("\\f"),
-            byte => out.push_str(&format!("\\u{byte:04x}")),
-        }
-        done = at + 1;
-    }
-    out.push_str(&text[done..]);
-    out.push('"');
+    out.push_str(rest);
+    out
 }
 
 /// The pieces of a template's texts, in parts: `a` and `b` are its texts
@@ -332,27 +320,18 @@ mod tests {
     }
 
     #[test]
-    fn strings_are_written_as_serde_json_writes_them() {
-        let every_ascii: String = (0u8..128).map(char::from).collect();
-        for text in [every_ascii.as_str(), "", "plain", "é\u{2028}😀\"\\x\u{7f}"] {
-            let mut out = String::from("[");
-            write_json_str(&mut out, text);
-            assert_eq!(out[1..], serde_json::to_string(text).unwrap(), "{text:?}");
-        }
-    }
-
-    #[test]
-    fn pieces_are_written_as_apply_lua_reads_them() {
-        let mut out = String::from("x:");
-        write_pieces(
-            &mut out,
-            &[
-                Piece::Shared("a\"b\\".into()),
-                Piece::Slot(0),
-                Piece::Slot(1),
-            ],
-        );
-        assert_eq!(out, r#"x:["a\"b\\",1,2]"#);
+    fn marked_pieces_fill_as_apply_lua_fills_them() {
+        let pieces = [
+            Piece::Shared("a\"b\\".into()),
+            Piece::Slot(0),
+            Piece::Slot(11),
+            Piece::Shared("é".into()),
+        ];
+        let text = marked(&pieces);
+        assert_eq!(text, "a\"b\\\u{1}1\u{2}\u{1}12\u{2}é");
+        let slots: Vec<String> = (1..=12).map(|n| format!("s{n}")).collect();
+        assert_eq!(fill_marked(&text, &slots), put_together(&pieces, &slots));
+        assert_eq!(fill_marked("plain", &slots), "plain");
     }
 
     #[test]

@@ -1,10 +1,13 @@
-//! What `apply.lua` is sent for a round-robin turn: each variant put together
-//! from the shared pieces is that variant's own record and commands, and the
+//! What `apply.lua` is sent: plain tokens, read here as the script reads
+//! them. For a round-robin turn, each variant put together from the shared
+//! texts and its slots is that variant's own record and commands, and the
 //! message text goes once.
 
 use super::*;
 use crate::handlers::{ChatSnapshot, Decision, ReplyTo, decide_chat};
 use crate::model::{Channel, ChatType, Distribution, Links, NewClients, Role, Settings};
+use crate::state::{Guard, Item, TurnAdds, Version};
+use crate::store::turn::fill_marked;
 
 fn id(s: &str) -> Id {
     Id::parse(s).unwrap()
@@ -64,78 +67,210 @@ fn new_client(text: &str, managers: usize) -> Plan {
     }
 }
 
-/// A variant's text from the pieces and its slots, as `apply.lua` fills it.
-fn fill(pieces: &serde_json::Value, slots: &serde_json::Value) -> String {
-    pieces
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|piece| match piece {
-            serde_json::Value::Number(n) => slots[n.as_u64().unwrap() as usize - 1]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-            text => text.as_str().unwrap().to_owned(),
-        })
-        .collect()
+/// `apply.lua`'s arguments as the script reads them.
+#[derive(Debug)]
+struct Input {
+    ttl: String,
+    /// k, f, o, whether a value is expected, the value.
+    guards: Vec<[String; 5]>,
+    ops: Vec<String>,
+    /// The record, or what each manager of the turn would get.
+    record: Option<String>,
+    turn: Option<TurnInput>,
+}
+
+#[derive(Debug)]
+struct TurnInput {
+    pool: usize,
+    counter: usize,
+    /// Each manager, with his op tokens (the shared ones filled, then his
+    /// own) and his record.
+    variants: Vec<(String, Vec<String>, String)>,
+}
+
+fn read(args: &[String]) -> Input {
+    let mut at = args.iter();
+    let mut next = || at.next().expect("a token").clone();
+    let number = |s: String| -> usize { s.parse().unwrap() };
+    let ttl = next();
+    let guards = (0..number(next()))
+        .map(|_| [next(), next(), next(), next(), next()])
+        .collect();
+    let ops = (0..number(next())).map(|_| next()).collect();
+    let mut input = Input {
+        ttl,
+        guards,
+        ops,
+        record: None,
+        turn: None,
+    };
+    match next().as_str() {
+        "r" => input.record = Some(next()),
+        "t" => {
+            let (pool, counter) = (number(next()), number(next()));
+            let shared: Vec<String> = (0..number(next())).map(|_| next()).collect();
+            let record = next();
+            let mut variants = Vec::new();
+            for _ in 0..number(next()) {
+                let manager = next();
+                let slots: Vec<String> = (0..number(next())).map(|_| next()).collect();
+                let mut ops: Vec<String> = shared.iter().map(|t| fill_marked(t, &slots)).collect();
+                ops.extend((0..number(next())).map(|_| next()));
+                variants.push((manager, ops, fill_marked(&record, &slots)));
+            }
+            input.turn = Some(TurnInput {
+                pool,
+                counter,
+                variants,
+            });
+        }
+        other => panic!("neither a record nor a turn: {other:?}"),
+    }
+    assert_eq!(at.next(), None, "tokens left over");
+    input
+}
+
+/// The op tokens of `changes` as a plan without older-layout removals would send them.
+fn tokens(changes: &[Change], gone: &HashSet<Key>, slot: &mut impl FnMut(&Key) -> usize) -> Vec<String> {
+    let mut out = Vec::new();
+    command_tokens(changes.iter().flat_map(Command::of), gone, slot, &mut out);
+    out
+}
+
+/// Checks that each manager of `plan`'s turn gets, from `args`, exactly the
+/// record and commands of the plan as applied with the turn his.
+fn each_manager_gets_his_plan(plan: &Plan, keys: &AccountKeys, names: &[String], args: &[String]) {
+    let input = read(args);
+    let turn = input.turn.as_ref().expect("a turn");
+    assert!(input.record.is_none(), "the record comes from the turn");
+    assert_eq!(names[turn.pool - 1], "sb:{acc}:pool:wa");
+    assert_eq!(names[turn.counter - 1], "sb:{acc}:turn:wa");
+    let managers = &plan.turn.as_ref().unwrap().managers;
+    assert_eq!(turn.variants.len(), managers.len());
+    // The chat was absent and the contact and deal are new, so their older
+    // keys are neither read nor removed.
+    let gone = absent_older_keys(plan);
+    assert_eq!(gone.len(), 4, "{gone:?}");
+    let mut slot = |key: &Key| names.iter().position(|n| *n == keys.key(key)).unwrap() + 1;
+    for ((manager, ops, record), expected) in turn.variants.iter().zip(managers) {
+        assert_eq!(manager, expected.as_str());
+        let chosen = plan.with_turn_to(Some(expected)).unwrap();
+        assert_eq!(*record, Record::of(&chosen).to_json(), "byte for byte");
+        let mut all = input.ops.clone();
+        all.extend(ops.iter().cloned());
+        assert_eq!(all, tokens(&chosen.changes, &gone, &mut slot));
+        for key in &gone {
+            assert!(!names.contains(&keys.key(key)), "{key:?} is not touched");
+        }
+    }
 }
 
 #[test]
 fn each_variant_is_its_own_plan_and_the_text_goes_once() {
     let text = "A long message from a new client that must be sent once, not once per manager.";
     let plan = new_client(text, 5);
+    assert!(matches!(
+        plan.turn.as_ref().unwrap().adds,
+        TurnAdds::Template { .. }
+    ));
     let keys = AccountKeys::new("sb", &id("acc"));
-    let (names, arg) = script_input(&keys, &id("ev-1"), &plan, 60);
-    assert_eq!(arg.matches(text).count(), 1, "{arg}");
-    let arg: serde_json::Value = serde_json::from_str(&arg).unwrap();
-    let turn = &arg["turn"];
-    assert!(
-        arg.get("record").is_none(),
-        "the record comes from the turn"
-    );
+    let (names, args) = script_input(&keys, &id("ev-1"), &plan, 60);
+    assert_eq!(args.concat().matches(text).count(), 1, "{args:?}");
+    assert_eq!(read(&args).ttl, "60");
+    each_manager_gets_his_plan(&plan, &keys, &names, &args);
+}
+
+#[test]
+fn a_turn_of_variants_gives_each_manager_his_plan() {
+    let text = "A message \u{1} with \"quotes\" and a mark \u{2} of its own.";
+    let mut plan = new_client(text, 4);
+    let turn = plan.turn.as_mut().unwrap();
+    let variants = turn
+        .managers
+        .iter()
+        .map(|m| turn.variant(m).unwrap())
+        .collect();
+    turn.adds = TurnAdds::Variants(variants);
+    let keys = AccountKeys::new("sb", &id("acc"));
+    let (names, args) = script_input(&keys, &id("ev-1"), &plan, 60);
+    // Once, as the record's JSON writes it.
+    assert_eq!(args.concat().matches("with \\\"quotes\\\"").count(), 1);
+    each_manager_gets_his_plan(&plan, &keys, &names, &args);
+}
+
+#[test]
+fn an_older_key_is_read_and_removed_only_where_it_may_be() {
+    let chat = crate::model::ChatRef {
+        chat_type: ChatType::Whatsapp,
+        chat_id: id("c1"),
+    };
+    let other = crate::model::ChatRef {
+        chat_type: ChatType::Whatsapp,
+        chat_id: id("c2"),
+    };
+    let plan = Plan {
+        guards: vec![
+            Guard {
+                item: Item::Config,
+                expect: Version::stored(Some("3".into())),
+            },
+            // Absent at the snapshot: in its bucket and at its older key.
+            Guard {
+                item: Item::Chat(chat.clone()),
+                expect: Version::stored(None),
+            },
+            // Found (perhaps at its older key).
+            Guard {
+                item: Item::Chat(other.clone()),
+                expect: Version::stored(Some("{}".into())),
+            },
+        ],
+        changes: vec![
+            Change::SaveChat(chat.clone(), crate::model::Chat::default()),
+            Change::SaveChat(other.clone(), crate::model::Chat::default()),
+        ],
+        ..Plan::default()
+    };
+    let keys = AccountKeys::new("sb", &id("acc"));
+    let (names, args) = script_input(&keys, &id("ev-1"), &plan, 60);
+    let input = read(&args);
+    let old = |c: &crate::model::ChatRef| keys.key(&Key::Chat(c.clone()));
+    assert!(!names.contains(&old(&chat)), "{names:?}");
+    let other_old = names.iter().position(|n| *n == old(&other)).unwrap() + 1;
+    assert_eq!(input.guards[0][1..], ["", "0", "1", "3"].map(String::from));
+    assert_eq!(input.guards[1][1..], ["whatsapp:c1", "0", "0", ""].map(String::from));
     assert_eq!(
-        names[turn["pool"].as_u64().unwrap() as usize - 1],
-        "sb:{acc}:pool:wa"
+        input.guards[2][1..],
+        ["whatsapp:c2".into(), other_old.to_string(), "1".into(), "{}".into()]
     );
-    assert_eq!(
-        names[turn["turn"].as_u64().unwrap() as usize - 1],
-        "sb:{acc}:turn:wa"
-    );
-    let variants = turn["variants"].as_array().unwrap();
-    assert_eq!(variants.len(), 5);
-    for (n, variant) in variants.iter().enumerate() {
-        let manager = id(&format!("m{n}"));
-        assert_eq!(variant["m"], manager.as_str());
-        let chosen = plan.with_turn_to(Some(&manager)).unwrap();
-        let text = fill(&turn["record"], &variant["s"]);
-        assert_eq!(text, Record::of(&chosen).to_json(), "byte for byte");
-        let record: Record = parse(&text).unwrap();
-        assert_eq!(record, Record::of(&chosen));
-        let ops: serde_json::Value =
-            serde_json::from_str(&fill(&turn["ops"], &variant["s"])).unwrap();
-        let mut slot = |key: &Key| names.iter().position(|n| *n == keys.key(key)).unwrap() + 1;
-        let expected = commands(&chosen.changes, &mut slot);
-        assert_eq!(ops, serde_json::Value::Array(expected));
-    }
+    let dels: Vec<&String> = input
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(i, t)| *t == "del" && input.ops.get(i + 1).is_some())
+        .map(|(i, _)| &input.ops[i + 1])
+        .collect();
+    assert_eq!(dels, vec![&other_old.to_string()]);
+    assert_eq!(input.record.as_deref(), Some(Record::of(&plan).to_json().as_str()));
 }
 
 #[test]
 fn a_variant_costs_ids_not_the_plan_again() {
     let plan = new_client(&"x".repeat(2000), 10);
     let keys = AccountKeys::new("sb", &id("acc"));
-    let (_, arg) = script_input(&keys, &id("ev-1"), &plan, 60);
+    let (_, args) = script_input(&keys, &id("ev-1"), &plan, 60);
     let one = plan.with_turn_to(Some(&id("m0"))).unwrap();
     let single = Record::of(&one).to_json().len();
     // Ten variants: the shared record once, plus a few hundred bytes each.
+    let sent: usize = args.iter().map(String::len).sum();
     assert!(
-        arg.len() < single + 10 * 600,
-        "{} bytes for a record of {single}",
-        arg.len()
+        sent < single + 10 * 600,
+        "{sent} bytes for a record of {single}"
     );
 }
 
 #[test]
-fn a_command_as_text_is_its_json() {
+fn a_command_as_tokens_is_its_json_as_texts() {
     use crate::model::{ChatRef, RoundRobin, WaitingEntry};
     let chat = ChatRef {
         chat_type: ChatType::Whatsapp,
@@ -200,7 +335,18 @@ fn a_command_as_text_is_its_json() {
         }) + 1
     };
     for command in changes.iter().flat_map(Command::of) {
-        let text: serde_json::Value = serde_json::from_str(&command.json_text(&mut slot)).unwrap();
-        assert_eq!(text, command.to_json(&mut slot));
+        let mut tokens = Vec::new();
+        command.tokens(&HashSet::new(), &mut slot, &mut tokens);
+        let json: Vec<String> = command
+            .to_json(&mut slot)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        assert_eq!(tokens, json);
     }
 }

@@ -1,19 +1,21 @@
-//! A round-robin turn's part of `apply.lua`'s argument: what the turn adds
-//! for each manager (its commands and its record, JSON texts) as pieces all
-//! managers share and slots each fills in. A template ([`TurnAdds::Template`])
-//! is written out twice with marks for the manager, and the slots are where
-//! the two differ ([`holes`]): each manager fills in his id and his
-//! notification's. Other turns write out every variant and compare them
-//! ([`factor`]). What the plan itself publishes is written once for all.
+//! A round-robin turn's part of `apply.lua`'s arguments: what the turn adds
+//! for each manager (its commands' tokens and its record's JSON) as texts all
+//! managers share with slots marked in them that each fills in. A template
+//! ([`TurnAdds::Template`]) is written out twice with marks for the manager,
+//! and the slots are where the two differ ([`holes`]): each manager fills in
+//! his id and his notification's. Other turns send each variant's commands
+//! as they are and compare their records ([`factor`]). What the plan itself
+//! publishes is written once for all.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
-use super::{Command, json};
+use super::{Command, command_tokens, json};
 use crate::ids::Id;
 use crate::output::{Notification, Output};
 use crate::state::{Change, Plan, Turn, TurnAdds, Variant, fill_change, fill_output};
 use crate::store::keys::Key;
-use crate::store::turn::{Piece, factor, holes, write_json_str, write_pieces};
+use crate::store::turn::{factor, holes, marked};
 
 /// The JSON of a record of `outputs` (given as their texts) and
 /// `declare_users`, in parts that join into [`super::Record::to_json`]'s text: one
@@ -51,13 +53,15 @@ fn output_json(output: &Output, template: &mut Option<(Notification, String)>) -
     out
 }
 
-/// The commands of `changes` as JSON texts, for [`factor`] and [`holes`].
-fn command_texts(changes: &[Change], slot: &mut impl FnMut(&Key) -> usize) -> Vec<String> {
-    changes
-        .iter()
-        .flat_map(Command::of)
-        .map(|command| command.json_text(slot))
-        .collect()
+/// The tokens of `changes`' commands (see [`command_tokens`]).
+fn change_tokens(
+    changes: &[Change],
+    absent: &HashSet<Key>,
+    slot: &mut impl FnMut(&Key) -> usize,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    command_tokens(changes.iter().flat_map(Command::of), absent, slot, &mut out);
+    out
 }
 
 /// What the turn's variants write, as texts in parts.
@@ -69,13 +73,8 @@ struct Texts<'a> {
 }
 
 impl Texts<'_> {
-    /// `variant`'s commands and record, in parts.
-    fn of(
-        &mut self,
-        variant: &Variant,
-        slot: &mut impl FnMut(&Key) -> usize,
-    ) -> (Vec<String>, Vec<String>) {
-        let ops = json_array(command_texts(&variant.changes, slot));
+    /// `variant`'s record, in parts.
+    fn record(&mut self, variant: &Variant) -> Vec<String> {
         let mut outputs = self.shared.to_vec();
         outputs.extend(
             variant
@@ -83,7 +82,7 @@ impl Texts<'_> {
                 .iter()
                 .map(|o| output_json(o, &mut self.template)),
         );
-        (ops, record_parts(outputs, self.declare_users))
+        record_parts(outputs, self.declare_users)
     }
 }
 
@@ -102,34 +101,44 @@ fn plain(id: &Id) -> bool {
     !id.as_str().contains(['"', '\\'])
 }
 
-/// A template's commands and record as pieces whose slot 1 is the manager
-/// and slot 2 his notification's id; `None` where the managers' ids would
-/// need escaping, or the two fills differ elsewhere than in the marks. Only
-/// what holds a slot is written twice.
-fn template_pieces(
+/// A template's command tokens and record with slot 1 marked where the
+/// manager goes and slot 2 his notification's id; `None` where the managers'
+/// ids would need escaping in the record's JSON, or the two fills differ
+/// elsewhere than in the marks. Only what holds a slot is written twice.
+fn template_texts(
     texts: &mut Texts<'_>,
     variant: &Variant,
     managers: &[Id],
+    absent: &HashSet<Key>,
     slot: &mut impl FnMut(&Key) -> usize,
-) -> Option<(Vec<Piece>, Vec<Piece>)> {
+) -> Option<(Vec<String>, String)> {
     if !managers.iter().all(plain) {
         return None;
     }
     let id = |s: &str| Id::parse(s).expect("a mark is a valid id");
     let (ma, mb) = (id(MANAGER_MARKS.0), id(MANAGER_MARKS.1));
     let (na, nb) = (id(NOTIFICATION_MARKS.0), id(NOTIFICATION_MARKS.1));
-    let (mut ops_a, mut ops_b) = (Vec::new(), Vec::new());
+    let marks = [MANAGER_MARKS, NOTIFICATION_MARKS];
+    let mut ops = Vec::new();
     for change in &variant.changes {
         let mut a = change.clone();
         if fill_change(&mut a, &ma) {
             let mut b = change.clone();
             fill_change(&mut b, &mb);
-            ops_a.extend(command_texts(std::slice::from_ref(&a), slot));
-            ops_b.extend(command_texts(std::slice::from_ref(&b), slot));
+            let tokens_a = change_tokens(std::slice::from_ref(&a), absent, slot);
+            let tokens_b = change_tokens(std::slice::from_ref(&b), absent, slot);
+            if tokens_a.len() != tokens_b.len() {
+                return None;
+            }
+            for (x, y) in tokens_a.into_iter().zip(tokens_b) {
+                if x == y {
+                    ops.push(x);
+                } else {
+                    ops.push(marked(&holes(&[x], &[y], &marks)?));
+                }
+            }
         } else {
-            let same = command_texts(std::slice::from_ref(change), slot);
-            ops_b.extend(same.iter().cloned());
-            ops_a.extend(same);
+            ops.extend(change_tokens(std::slice::from_ref(change), absent, slot));
         }
     }
     let (mut outputs_a, mut outputs_b) = (texts.shared.to_vec(), texts.shared.to_vec());
@@ -146,21 +155,25 @@ fn template_pieces(
             outputs_a.push(same);
         }
     }
-    let marks = [MANAGER_MARKS, NOTIFICATION_MARKS];
-    Some((
-        holes(&json_array(ops_a), &json_array(ops_b), &marks)?,
-        holes(
-            &record_parts(outputs_a, texts.declare_users),
-            &record_parts(outputs_b, texts.declare_users),
-            &marks,
-        )?,
-    ))
+    let record = holes(
+        &record_parts(outputs_a, texts.declare_users),
+        &record_parts(outputs_b, texts.declare_users),
+        &marks,
+    )?;
+    Some((ops, marked(&record)))
 }
 
-/// A turn for `apply.lua`, as JSON text: the pool and its counter, the
-/// pieces of the commands and of the record, and the managers in order, each
-/// with the texts of his slots (`s`, numbered from 1 in both pieces).
-pub(super) fn turn_input(plan: &Plan, turn: &Turn, slot: &mut impl FnMut(&Key) -> usize) -> String {
+/// A turn's tokens for `apply.lua`, appended to `out`: the pool and its
+/// counter, the op tokens every manager shares and the record, with slots
+/// marked, then the managers in order, each with the texts of his slots and
+/// his own op tokens.
+pub(super) fn turn_input(
+    plan: &Plan,
+    turn: &Turn,
+    absent: &HashSet<Key>,
+    slot: &mut impl FnMut(&Key) -> usize,
+    out: &mut Vec<String>,
+) {
     let mut template = None;
     let shared: Vec<String> = plan
         .outputs
@@ -172,31 +185,29 @@ pub(super) fn turn_input(plan: &Plan, turn: &Turn, slot: &mut impl FnMut(&Key) -
         declare_users: &plan.declare_users,
         template,
     };
-    let mut out = String::new();
-    out.push_str("{\"pool\":");
-    out.push_str(&slot(&Key::Pool(turn.channel.clone())).to_string());
-    out.push_str(",\"turn\":");
-    out.push_str(&slot(&Key::Turn(turn.channel.clone())).to_string());
+    out.push(slot(&Key::Pool(turn.channel.clone())).to_string());
+    out.push(slot(&Key::Turn(turn.channel.clone())).to_string());
 
     let from_template = match &turn.adds {
         TurnAdds::Template {
             variant,
             notification_ids,
-        } => template_pieces(&mut texts, variant, &turn.managers, slot)
-            .map(|pieces| (pieces, notification_ids)),
+        } => template_texts(&mut texts, variant, &turn.managers, absent, slot)
+            .map(|texts| (texts, notification_ids)),
         TurnAdds::Variants(_) => None,
     };
-    // The pieces, and the texts of each manager's slots, in order.
-    let factored_slots: Vec<Vec<String>>;
-    let (ops, record, slots): (Vec<Piece>, Vec<Piece>, Vec<Vec<&str>>) = match from_template {
+    match from_template {
         Some(((ops, record), notification_ids)) => {
-            let slots = turn
-                .managers
-                .iter()
-                .zip(notification_ids)
-                .map(|(m, n)| vec![m.as_str(), n.as_str()])
-                .collect();
-            (ops, record, slots)
+            out.push(ops.len().to_string());
+            out.extend(ops);
+            out.push(record);
+            out.push(turn.managers.len().to_string());
+            for (manager, notification) in turn.managers.iter().zip(notification_ids) {
+                out.extend(
+                    [manager.as_str(), "2", manager.as_str(), notification.as_str(), "0"]
+                        .map(str::to_owned),
+                );
+            }
         }
         None => {
             let variants: Vec<Cow<'_, Variant>> = match &turn.adds {
@@ -207,53 +218,23 @@ pub(super) fn turn_input(plan: &Plan, turn: &Turn, slot: &mut impl FnMut(&Key) -
                     .map(|m| Cow::Owned(turn.variant(m).expect("a manager of the turn")))
                     .collect(),
             };
-            let (ops, records): (Vec<_>, Vec<_>) =
-                variants.iter().map(|v| texts.of(v, slot)).unzip();
-            let (ops, records) = (factor(&ops), factor(&records));
-            // The record's slots follow the commands'.
-            let offset = ops.slots.first().map_or(0, Vec::len);
-            let record = records
-                .pieces
-                .into_iter()
-                .map(|piece| match piece {
-                    Piece::Slot(k) => Piece::Slot(k + offset),
-                    shared => shared,
-                })
-                .collect();
-            let mut all = ops.slots;
-            for (each, own) in all.iter_mut().zip(records.slots) {
-                each.extend(own);
+            let records: Vec<Vec<String>> = variants.iter().map(|v| texts.record(v)).collect();
+            let records = factor(&records);
+            // No shared op tokens: each variant sends its own.
+            out.push("0".to_owned());
+            out.push(marked(&records.pieces));
+            out.push(turn.managers.len().to_string());
+            for ((manager, variant), slots) in turn.managers.iter().zip(&variants).zip(records.slots)
+            {
+                out.push(manager.as_str().to_owned());
+                out.push(slots.len().to_string());
+                out.extend(slots);
+                let ops = change_tokens(&variant.changes, absent, slot);
+                out.push(ops.len().to_string());
+                out.extend(ops);
             }
-            factored_slots = all;
-            let slots = factored_slots
-                .iter()
-                .map(|s| s.iter().map(String::as_str).collect())
-                .collect();
-            (ops.pieces, record, slots)
         }
-    };
-    out.push_str(",\"ops\":");
-    write_pieces(&mut out, &ops);
-    out.push_str(",\"record\":");
-    write_pieces(&mut out, &record);
-    out.push_str(",\"variants\":[");
-    for (n, (manager, slots)) in turn.managers.iter().zip(&slots).enumerate() {
-        if n > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"m\":");
-        write_json_str(&mut out, manager.as_str());
-        out.push_str(",\"s\":[");
-        for (k, text) in slots.iter().enumerate() {
-            if k > 0 {
-                out.push(',');
-            }
-            write_json_str(&mut out, text);
-        }
-        out.push_str("]}");
     }
-    out.push_str("]}");
-    out
 }
 
 /// A JSON array's text from its elements' texts, as parts (`[`, elements

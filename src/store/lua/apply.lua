@@ -3,22 +3,34 @@
 --
 -- KEYS[1]   the event's record
 -- KEYS[2..] every key the plan guards or writes
--- ARGV[1]   the plan, JSON:
---   {"ttl": seconds the record is kept,
---    "record": the record to store (the outputs to publish, queues to declare),
---    "guards": [{"k": key index, "f": hash field or absent, "e": expected value or absent,
---                "o": key index of the value's older-layout key, read while the field is missing}],
---    "ops": [["set", k, value] | ["del", k] | ["hset", k, field, value] | ["hsetnx", k, field, value]
---           | ["hdel", k, field] | ["sadd", k, member] | ["srem", k, member] | ["incr", k]
---           | ["hsadd" | "hsrem", k, field, member, k of the older set]],
---    "turn": absent, or a round-robin turn taken here (then "record" is absent):
---      {"pool": k of the channel's pool (hash manager -> last turn, 0 for never),
---       "turn": k of its turn counter,
---       "ops": pieces of the chosen variant's ops (JSON text), "record": pieces of its record,
---       "variants": [{"m": manager, "s": [slot text, ...]}, ...]}}
---   where a key index counts in KEYS from 1, and pieces are a list of shared
---   texts and slot numbers (from 1) that a variant's slot texts fill in (one
---   list of slots for both: typically the manager's id and his notification's).
+-- ARGV      the plan as plain tokens, read in order (no JSON to decode: each
+--           token is a Redis string as it is, so nothing is escaped or parsed
+--           but the counts and key indexes):
+--   ttl                     seconds the record is kept
+--   G, then G guards of 5 tokens each:
+--     k  key index
+--     f  hash field, '' for a plain key
+--     o  key index of the value's older-layout key, read while the field is
+--        missing; '0' for none (also when the guard expects nothing: an
+--        older-layout key is never written again, so one that was absent
+--        stays absent)
+--     e? '1' if a value is expected, '0' if the item must be absent
+--     e  the expected value ('' when absent)
+--   N, then N tokens of ops, each op its name then its tokens:
+--     set k value | del k | hset k field value | hsetnx k field value
+--     | hdel k field | incr k | hsadd k field member k_old | hsrem k field member k_old
+--   'r' then the record to store (the outputs to publish, queues to declare), or
+--   't' then a round-robin turn taken here:
+--     pool  k of the channel's pool (hash manager -> last turn, 0 for never)
+--     turn  k of its turn counter
+--     T, then T op tokens shared by every variant, slots marked in them
+--     the record, slots marked in it
+--     V, then V variants: m (the manager), S, his S slot texts, then U and U
+--        op tokens of his own (after the shared ones)
+--   where a key index counts in KEYS from 1, and a slot is marked in a text as
+--   "\1" .. n .. "\2" (n from 1), filled with the chosen variant's n-th slot
+--   text (no stored text holds a control character: JSON escapes them and an
+--   id has none).
 --
 -- A turn goes to the variant whose manager's last turn is oldest (the first
 -- listed among equals: the variants come sorted by manager id); the counter
@@ -40,88 +52,139 @@ if applied then
   return {'applied', applied}
 end
 
-local plan = cjson.decode(ARGV[1])
-
-for n, guard in ipairs(plan.guards) do
+local at = 2
+for n = 1, tonumber(ARGV[at]) do
+  local k, f, o, has, e = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4], ARGV[at + 5]
+  at = at + 5
   local current
-  if guard.f then
-    current = redis.call('HGET', KEYS[guard.k], guard.f)
-    if not current and guard.o then
-      current = redis.call('GET', KEYS[guard.o])
+  if f ~= '' then
+    current = redis.call('HGET', KEYS[tonumber(k)], f)
+    if not current and o ~= '0' then
+      current = redis.call('GET', KEYS[tonumber(o)])
     end
   else
-    current = redis.call('GET', KEYS[guard.k])
+    current = redis.call('GET', KEYS[tonumber(k)])
   end
-  local expected = guard.e or false
-  if current ~= expected then
+  if has == '1' then
+    if current ~= e then
+      return {'conflict', n}
+    end
+  elseif current then
     return {'conflict', n}
   end
 end
 
--- A variant's text: the shared pieces with its slots filled in.
-local function fill(pieces, slots)
-  local out = {}
-  for i, piece in ipairs(pieces) do
-    if type(piece) == 'number' then
-      out[i] = slots[piece]
+-- Runs the ops in tokens t[first..last].
+local function run(t, first, last)
+  local i = first
+  while i <= last do
+    local name, key = t[i], KEYS[tonumber(t[i + 1])]
+    if name == 'hset' then
+      redis.call('HSET', key, t[i + 2], t[i + 3])
+      i = i + 4
+    elseif name == 'del' then
+      redis.call('DEL', key)
+      i = i + 2
+    elseif name == 'set' then
+      redis.call('SET', key, t[i + 2])
+      i = i + 3
+    elseif name == 'hsetnx' then
+      redis.call('HSETNX', key, t[i + 2], t[i + 3])
+      i = i + 4
+    elseif name == 'hdel' then
+      redis.call('HDEL', key, t[i + 2])
+      i = i + 3
+    elseif name == 'hsadd' or name == 'hsrem' then
+      change_members(key, t[i + 2], t[i + 3], KEYS[tonumber(t[i + 4])], name == 'hsadd')
+      i = i + 5
+    elseif name == 'incr' then
+      redis.call('INCR', key)
+      i = i + 2
     else
-      out[i] = piece
+      -- A plan this script cannot read is a bug, not corrupt data: a plain ERR
+      -- (retried a bounded number of times), never the CORRUPT tag.
+      return redis.error_reply('ERR apply.lua: unknown op ' .. tostring(name))
     end
   end
+end
+
+-- A text with its slots ("\1" .. n .. "\2") filled from `slots`.
+local function fill(text, slots)
+  local s = string.find(text, '\1', 1, true)
+  if not s then
+    return text
+  end
+  local out, from = {}, 1
+  while s do
+    local e = string.find(text, '\2', s + 1, true)
+    out[#out + 1] = string.sub(text, from, s - 1)
+    out[#out + 1] = slots[tonumber(string.sub(text, s + 1, e - 1))]
+    from = e + 1
+    s = string.find(text, '\1', from, true)
+  end
+  out[#out + 1] = string.sub(text, from)
   return table.concat(out)
 end
 
-local ops, record, manager = plan.ops, plan.record, nil
-if plan.turn then
-  local turn = plan.turn
-  local managers = {}
-  for i, variant in ipairs(turn.variants) do
-    managers[i] = variant.m
+local n_ops = tonumber(ARGV[at + 1])
+local ops_first = at + 2
+at = ops_first + n_ops
+local record, manager
+local turn_ops, own_first, own_last
+if ARGV[at] == 'r' then
+  record = ARGV[at + 1]
+else
+  local pool, counter = KEYS[tonumber(ARGV[at + 1])], KEYS[tonumber(ARGV[at + 2])]
+  local n_shared = tonumber(ARGV[at + 3])
+  local shared_first = at + 4
+  at = shared_first + n_shared
+  local template = ARGV[at]
+  -- The variants: where each starts, and their managers.
+  local starts, managers = {}, {}
+  local v = at + 2
+  for i = 1, tonumber(ARGV[at + 1]) do
+    starts[i], managers[i] = v, ARGV[v]
+    v = v + 2 + tonumber(ARGV[v + 1])
+    v = v + 1 + tonumber(ARGV[v])
   end
-  local lasts = redis.call('HMGET', KEYS[turn.pool], unpack(managers))
+  local lasts = redis.call('HMGET', pool, unpack(managers))
   local chosen, oldest = nil, nil
   for i = 1, #managers do
     local last = tonumber(lasts[i]) or 0
     if chosen == nil or last < oldest then
-      chosen, oldest = turn.variants[i], last
+      chosen, oldest = i, last
     end
   end
-  local now = redis.call('INCR', KEYS[turn.turn])
-  redis.call('HSET', KEYS[turn.pool], chosen.m, now)
-  for _, op in ipairs(cjson.decode(fill(turn.ops, chosen.s))) do
-    table.insert(ops, op)
+  manager = managers[chosen]
+  local now = redis.call('INCR', counter)
+  redis.call('HSET', pool, manager, now)
+  local s = starts[chosen]
+  local n_slots = tonumber(ARGV[s + 1])
+  local slots = {}
+  for i = 1, n_slots do
+    slots[i] = ARGV[s + 1 + i]
   end
-  record, manager = fill(turn.record, chosen.s), chosen.m
+  turn_ops = {}
+  for i = 1, n_shared do
+    turn_ops[i] = fill(ARGV[shared_first + i - 1], slots)
+  end
+  own_first = s + 3 + n_slots
+  own_last = own_first + tonumber(ARGV[s + 2 + n_slots]) - 1
+  record = fill(template, slots)
 end
 
-for _, op in ipairs(ops) do
-  local name, key = op[1], KEYS[op[2]]
-  if name == 'set' then
-    redis.call('SET', key, op[3])
-  elseif name == 'del' then
-    redis.call('DEL', key)
-  elseif name == 'hset' then
-    redis.call('HSET', key, op[3], op[4])
-  elseif name == 'hsetnx' then
-    redis.call('HSETNX', key, op[3], op[4])
-  elseif name == 'hdel' then
-    redis.call('HDEL', key, op[3])
-  elseif name == 'sadd' then
-    redis.call('SADD', key, op[3])
-  elseif name == 'srem' then
-    redis.call('SREM', key, op[3])
-  elseif name == 'hsadd' or name == 'hsrem' then
-    change_members(key, op[3], op[4], KEYS[op[5]], name == 'hsadd')
-  elseif name == 'incr' then
-    redis.call('INCR', key)
-  else
-    -- A plan this script cannot read is a bug, not corrupt data: a plain ERR
-    -- (retried a bounded number of times), never the CORRUPT tag.
-    return redis.error_reply('ERR apply.lua: unknown op ' .. tostring(name))
+local failed = run(ARGV, ops_first, ops_first + n_ops - 1)
+if failed then
+  return failed
+end
+if turn_ops then
+  failed = run(turn_ops, 1, #turn_ops) or run(ARGV, own_first, own_last)
+  if failed then
+    return failed
   end
 end
 
-redis.call('SET', KEYS[1], record, 'EX', plan.ttl)
+redis.call('SET', KEYS[1], record, 'EX', tonumber(ARGV[1]))
 if manager then
   return {'ok', manager}
 end

@@ -4,15 +4,18 @@
 --
 -- A field not yet written starts from the members of the older layout's set
 -- key `old` (one set per contact), which is deleted: the move happens at the
--- first change. An empty set is no field at all.
+-- first change. `old` is nil where no such set can exist (a contact this
+-- event creates). An empty set is no field at all.
 local function change_members(key, field, member, old, add)
   local raw = redis.call('HGET', key, field)
   local members
   if raw then
     members = cjson.decode(raw)
-  else
+  elseif old then
     members = redis.call('SMEMBERS', old)
     redis.call('DEL', old)
+  else
+    members = {}
   end
   local kept = {}
   for _, m in ipairs(members) do
