@@ -27,9 +27,10 @@ pub(super) struct Factored {
 }
 
 /// Pieces as one text for `apply.lua`, each slot marked as `\u{1}` `n`
-/// `\u{2}` (`n` its number from 1). A shared piece holds no control
-/// character (JSON escapes them, an id has none), so no mark is ambiguous.
-pub(super) fn marked(pieces: &[Piece]) -> String {
+/// `\u{2}`, `n` its number counted from `first`. A shared piece holds no
+/// control character (JSON escapes them, an id has none), so no mark is
+/// ambiguous.
+pub(super) fn marked(pieces: &[Piece], first: usize) -> String {
     let len = pieces
         .iter()
         .map(|piece| match piece {
@@ -46,7 +47,7 @@ pub(super) fn marked(pieces: &[Piece]) -> String {
             }
             Piece::Slot(k) => {
                 out.push('\u{1}');
-                out.push_str(&(k + 1).to_string());
+                out.push_str(&(k + first).to_string());
                 out.push('\u{2}');
             }
         }
@@ -327,7 +328,7 @@ mod tests {
             Piece::Slot(11),
             Piece::Shared("é".into()),
         ];
-        let text = marked(&pieces);
+        let text = marked(&pieces, 1);
         assert_eq!(text, "a\"b\\\u{1}1\u{2}\u{1}12\u{2}é");
         let slots: Vec<String> = (1..=12).map(|n| format!("s{n}")).collect();
         assert_eq!(fill_marked(&text, &slots), put_together(&pieces, &slots));

@@ -110,12 +110,20 @@ fn read(args: &[String]) -> Input {
             let (pool, counter) = (number(next()), number(next()));
             let shared: Vec<String> = (0..number(next())).map(|_| next()).collect();
             let record = next();
+            let managers: Vec<String> = (0..number(next())).map(|_| next()).collect();
+            let width = number(next());
             let mut variants = Vec::new();
-            for _ in 0..number(next()) {
-                let manager = next();
-                let slots: Vec<String> = (0..number(next())).map(|_| next()).collect();
+            for manager in managers {
+                let mut slots = vec![manager.clone()];
+                let mut own = Vec::new();
+                if width > 0 {
+                    slots.extend((0..width).map(|_| next()));
+                } else {
+                    slots.extend((0..number(next())).map(|_| next()).collect::<Vec<_>>());
+                    own.extend((0..number(next())).map(|_| next()).collect::<Vec<_>>());
+                }
                 let mut ops: Vec<String> = shared.iter().map(|t| fill_marked(t, &slots)).collect();
-                ops.extend((0..number(next())).map(|_| next()));
+                ops.extend(own);
                 variants.push((manager, ops, fill_marked(&record, &slots)));
             }
             input.turn = Some(TurnInput {

@@ -134,7 +134,7 @@ fn template_texts(
                 if x == y {
                     ops.push(x);
                 } else {
-                    ops.push(marked(&holes(&[x], &[y], &marks)?));
+                    ops.push(marked(&holes(&[x], &[y], &marks)?, 1));
                 }
             }
         } else {
@@ -160,13 +160,13 @@ fn template_texts(
         &record_parts(outputs_b, texts.declare_users),
         &marks,
     )?;
-    Some((ops, marked(&record)))
+    Some((ops, marked(&record, 1)))
 }
 
 /// A turn's tokens for `apply.lua`, appended to `out`: the pool and its
 /// counter, the op tokens every manager shares and the record, with slots
-/// marked, then the managers in order, each with the texts of his slots and
-/// his own op tokens.
+/// marked (slot 1 is the manager's id), the managers in order, then the texts
+/// of each one's other slots, and his own op tokens where there are any.
 pub(super) fn turn_input(
     plan: &Plan,
     turn: &Turn,
@@ -201,13 +201,10 @@ pub(super) fn turn_input(
             out.push(ops.len().to_string());
             out.extend(ops);
             out.push(record);
-            out.push(turn.managers.len().to_string());
-            for (manager, notification) in turn.managers.iter().zip(notification_ids) {
-                out.extend(
-                    [manager.as_str(), "2", manager.as_str(), notification.as_str(), "0"]
-                        .map(str::to_owned),
-                );
-            }
+            managers(turn, out);
+            // One more slot each: his notification's id.
+            out.push("1".to_owned());
+            out.extend(notification_ids.iter().map(|n| n.as_str().to_owned()));
         }
         None => {
             let variants: Vec<Cow<'_, Variant>> = match &turn.adds {
@@ -220,13 +217,13 @@ pub(super) fn turn_input(
             };
             let records: Vec<Vec<String>> = variants.iter().map(|v| texts.record(v)).collect();
             let records = factor(&records);
-            // No shared op tokens: each variant sends its own.
+            // No shared op tokens: each variant sends its own. The record's
+            // slots follow the manager's id.
             out.push("0".to_owned());
-            out.push(marked(&records.pieces));
-            out.push(turn.managers.len().to_string());
-            for ((manager, variant), slots) in turn.managers.iter().zip(&variants).zip(records.slots)
-            {
-                out.push(manager.as_str().to_owned());
+            out.push(marked(&records.pieces, 2));
+            managers(turn, out);
+            out.push("0".to_owned());
+            for (variant, slots) in variants.iter().zip(records.slots) {
                 out.push(slots.len().to_string());
                 out.extend(slots);
                 let ops = change_tokens(&variant.changes, absent, slot);
@@ -235,6 +232,12 @@ pub(super) fn turn_input(
             }
         }
     }
+}
+
+/// The turn's managers, counted, in order.
+fn managers(turn: &Turn, out: &mut Vec<String>) {
+    out.push(turn.managers.len().to_string());
+    out.extend(turn.managers.iter().map(|m| m.as_str().to_owned()));
 }
 
 /// A JSON array's text from its elements' texts, as parts (`[`, elements

@@ -25,8 +25,10 @@
 --     turn  k of its turn counter
 --     T, then T op tokens shared by every variant, slots marked in them
 --     the record, slots marked in it
---     V, then V variants: m (the manager), S, his S slot texts, then U and U
---        op tokens of his own (after the shared ones)
+--     V, then the V managers (one variant each, in order)
+--     W, then each manager's slot texts after his id (slot 1): W of them each
+--        when W > 0; when W is 0, for each manager S, his S texts, then U and U
+--        op tokens of his own (run after the shared ones)
 --   where a key index counts in KEYS from 1, and a slot is marked in a text as
 --   "\1" .. n .. "\2" (n from 1), filled with the chosen variant's n-th slot
 --   text (no stored text holds a control character: JSON escapes them and an
@@ -139,37 +141,45 @@ else
   local shared_first = at + 4
   at = shared_first + n_shared
   local template = ARGV[at]
-  -- The variants: where each starts, and their managers.
-  local starts, managers = {}, {}
-  local v = at + 2
-  for i = 1, tonumber(ARGV[at + 1]) do
-    starts[i], managers[i] = v, ARGV[v]
-    v = v + 2 + tonumber(ARGV[v + 1])
-    v = v + 1 + tonumber(ARGV[v])
-  end
-  local lasts = redis.call('HMGET', pool, unpack(managers))
+  local n_managers = tonumber(ARGV[at + 1])
+  local first = at + 2
+  local lasts = redis.call('HMGET', pool, unpack(ARGV, first, first + n_managers - 1))
   local chosen, oldest = nil, nil
-  for i = 1, #managers do
+  for i = 1, n_managers do
     local last = tonumber(lasts[i]) or 0
     if chosen == nil or last < oldest then
       chosen, oldest = i, last
     end
   end
-  manager = managers[chosen]
+  manager = ARGV[first + chosen - 1]
   local now = redis.call('INCR', counter)
   redis.call('HSET', pool, manager, now)
-  local s = starts[chosen]
-  local n_slots = tonumber(ARGV[s + 1])
-  local slots = {}
-  for i = 1, n_slots do
-    slots[i] = ARGV[s + 1 + i]
+  -- The chosen manager's slots and own ops.
+  local slots = {manager}
+  local width = tonumber(ARGV[first + n_managers])
+  local v = first + n_managers + 1
+  if width > 0 then
+    v = v + (chosen - 1) * width
+    for i = 1, width do
+      slots[i + 1] = ARGV[v + i - 1]
+    end
+    own_first, own_last = 1, 0
+  else
+    for _ = 2, chosen do
+      v = v + 1 + tonumber(ARGV[v])
+      v = v + 1 + tonumber(ARGV[v])
+    end
+    local n_slots = tonumber(ARGV[v])
+    for i = 1, n_slots do
+      slots[i + 1] = ARGV[v + i]
+    end
+    v = v + 1 + n_slots
+    own_first, own_last = v + 1, v + tonumber(ARGV[v])
   end
   turn_ops = {}
   for i = 1, n_shared do
     turn_ops[i] = fill(ARGV[shared_first + i - 1], slots)
   end
-  own_first = s + 3 + n_slots
-  own_last = own_first + tonumber(ARGV[s + 2 + n_slots]) - 1
   record = fill(template, slots)
 end
 
@@ -184,7 +194,7 @@ if turn_ops then
   end
 end
 
-redis.call('SET', KEYS[1], record, 'EX', tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], record, 'EX', ARGV[1])
 if manager then
   return {'ok', manager}
 end
