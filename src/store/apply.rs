@@ -1,8 +1,9 @@
 //! The write: `apply.lua` applies a plan's changes only if its guards still
 //! hold, takes its round-robin turn if it has one, and records the event with
 //! its outputs. Here a plan's domain [`Change`]s become Redis commands on the
-//! account's keys, with their JSON; a turn's variants go as shared pieces and
-//! what each fills in ([`super::turn`]).
+//! account's keys, with their JSON values, sent as plain tokens (nothing for
+//! the script to decode); a turn's variants go as shared texts and what each
+//! fills in ([`super::turn`]).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -219,7 +220,8 @@ impl Command {
         }
     }
 
-    /// The command as `apply.lua` reads it, its key given by `slot`.
+    /// The command as JSON, its key given by `slot`: the reference its
+    /// tokens are checked against.
     #[cfg(test)]
     fn to_json(&self, slot: &mut impl FnMut(&Key) -> usize) -> serde_json::Value {
         use serde_json::json;

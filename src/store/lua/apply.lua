@@ -7,7 +7,8 @@
 --           token is a Redis string as it is, so nothing is escaped or parsed
 --           but the counts and key indexes):
 --   ttl                     seconds the record is kept
---   G, then G guards of 5 tokens each:
+--   G, then G guards of 5 tokens each (the plain keys among them are read
+--   with the record in one MGET):
 --     k  key index
 --     f  hash field, '' for a plain key
 --     o  key index of the value's older-layout key, read while the field is
@@ -49,13 +50,22 @@
 -- replica): the event is retried. Nothing here is tagged CORRUPT, since the
 -- script reads no stored value it has to decode.
 
-local applied = redis.call('GET', KEYS[1])
-if applied then
-  return {'applied', applied}
+-- The record and every plain key a guard reads, in one MGET.
+local n_guards = tonumber(ARGV[2])
+local plain = {KEYS[1]}
+for n = 1, n_guards do
+  local g = 5 * n - 3
+  if ARGV[g + 2] == '' then
+    plain[#plain + 1] = KEYS[tonumber(ARGV[g + 1])]
+  end
+end
+local values = redis.call('MGET', unpack(plain))
+if values[1] then
+  return {'applied', values[1]}
 end
 
-local at = 2
-for n = 1, tonumber(ARGV[at]) do
+local at, next_plain = 2, 1
+for n = 1, n_guards do
   local k, f, o, has, e = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4], ARGV[at + 5]
   at = at + 5
   local current
@@ -65,7 +75,8 @@ for n = 1, tonumber(ARGV[at]) do
       current = redis.call('GET', KEYS[tonumber(o)])
     end
   else
-    current = redis.call('GET', KEYS[tonumber(k)])
+    next_plain = next_plain + 1
+    current = values[next_plain]
   end
   if has == '1' then
     if current ~= e then

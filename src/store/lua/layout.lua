@@ -81,10 +81,13 @@ local function hash(flat)
   return map
 end
 
--- Builds the channel indexes of the account at `base` unless it has them.
-local function ensure_layout(base)
-  local marker = base .. 'layout'
-  if redis.call('GET', marker) == '2' then
+-- Builds the channel indexes of the account at `base` unless it has them;
+-- `marker` is the value of its `layout` key when the caller read it already.
+local function ensure_layout(base, marker)
+  if marker == nil then
+    marker = redis.call('GET', base .. 'layout')
+  end
+  if marker == '2' then
     return
   end
   for _, channel in ipairs(redis.call('HKEYS', base .. 'channels')) do
@@ -122,6 +125,6 @@ local function ensure_layout(base)
       end
     end
   end
-  redis.call('SET', marker, '2')
+  redis.call('SET', base .. 'layout', '2')
 end
 

@@ -31,11 +31,12 @@
 -- "contact", "user", "deals": [[dealId, deal], ...]}, each absent where Redis has
 -- nothing (or where it is not needed: "eligible").
 
-local applied = redis.call('GET', KEYS[1])
-if applied then
-  return cjson.encode({applied = applied})
+-- The plain values at once: the record, the layout marker, config, settings.
+local plain = redis.call('MGET', KEYS[1], ARGV[3] .. 'layout', KEYS[2], KEYS[3])
+if plain[1] then
+  return cjson.encode({applied = plain[1]})
 end
-ensure_layout(ARGV[3])
+ensure_layout(ARGV[3], plain[2] or false)
 
 local reply = {}
 if ARGV[1] ~= '' then
@@ -102,8 +103,8 @@ if ARGV[1] ~= '' then
   end
 end
 
-reply.config = redis.call('GET', KEYS[2]) or nil
-reply.settings = redis.call('GET', KEYS[3]) or nil
+reply.config = plain[3] or nil
+reply.settings = plain[4] or nil
 if #deals > 0 then
   reply.deals = deals
 end
