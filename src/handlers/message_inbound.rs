@@ -98,10 +98,7 @@ fn decide_as(e: &MessageInbound, s: &ChatSnapshot, templates: bool) -> Decision 
             // One variant for all, the manager left as a slot.
             TurnAdds::Template {
                 variant: variant_for(&Id::slot()),
-                notification_ids: eligible
-                    .iter()
-                    .map(|manager| about.notification_id(manager, NotificationType::ChatNew))
-                    .collect(),
+                notification_ids: about.notification_ids(&eligible, NotificationType::ChatNew),
             }
         } else {
             TurnAdds::Variants(eligible.iter().map(variant_for).collect())

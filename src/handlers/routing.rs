@@ -6,6 +6,7 @@ use crate::ids::Id;
 use crate::model::{ChatType, RoundRobin, Seat};
 use crate::output::{
     CrmEnvelope, Notification, NotificationType, Outputs, Recipient, RejectReason, derive_id,
+    derive_ids,
 };
 
 /// The seat of `user` on the channel, if he has one.
@@ -137,6 +138,16 @@ impl<'a> About<'a> {
             reason,
         };
         outputs.notify(|t| self.is(t), |to| self.notification(to), to);
+    }
+
+    /// [`About::notification_id`] of each of `users`, derived at once.
+    pub fn notification_ids(&self, users: &[Id], kind: NotificationType) -> Vec<Id> {
+        let env = self.envelope;
+        let each: Vec<[&str; 2]> = users.iter().map(|u| [u.as_str(), kind.as_str()]).collect();
+        derive_ids(
+            &["notification", env.account_id.as_str(), env.event_id.as_str()],
+            &each,
+        )
     }
 
     /// The id of the notification of `kind` that tells `user` of this event.

@@ -316,11 +316,8 @@ const NAMESPACE: Uuid = Uuid::from_u128(0x5b1c_8f0e_4a7d_4e2b_9c3f_6d1e_2a8b_7c4
 /// A deterministic id from its parts: the same cause gives the same id on every
 /// retry and redelivery, which is what lets consumers drop repeats.
 pub fn derive_id(parts: &[&str]) -> Id {
-    let mut name = Vec::new();
-    for part in parts {
-        name.extend_from_slice(&(part.len() as u32).to_be_bytes());
-        name.extend_from_slice(part.as_bytes());
-    }
+    let mut name = Vec::with_capacity(parts.iter().map(|p| 4 + p.len()).sum());
+    push_parts(&mut name, parts);
     RECENT.with_borrow_mut(|recent| {
         if let Some(at) = recent.iter().position(|(n, _)| *n == name) {
             // Used again: moved to the front, so the ids every variant derives
@@ -330,14 +327,52 @@ pub fn derive_id(parts: &[&str]) -> Id {
             recent.push_front(kept);
             return id;
         }
-        let id =
-            Id::parse(Uuid::new_v5(&NAMESPACE, &name).to_string()).expect("a uuid is a valid id");
+        let id = uuid_id(Uuid::new_v5(&NAMESPACE, &name));
         if recent.len() == RECENT_IDS {
             recent.pop_back();
         }
         recent.push_front((name, id.clone()));
         id
     })
+}
+
+/// [`derive_id`] of `prefix` followed by each of `each` in turn (the same
+/// ids), for many at once: the SHA-1 of the names' common start is computed
+/// once, so an id whose name adds a block or less to it costs one block of
+/// SHA-1, not two. Not kept in [`RECENT`]: each is derived once.
+pub fn derive_ids<const N: usize>(prefix: &[&str], each: &[[&str; N]]) -> Vec<Id> {
+    let mut name = Vec::with_capacity(prefix.iter().map(|p| 4 + p.len()).sum());
+    push_parts(&mut name, prefix);
+    let mut start = sha1_smol::Sha1::new();
+    start.update(NAMESPACE.as_bytes());
+    start.update(&name);
+    let mut rest = Vec::new();
+    each.iter()
+        .map(|parts| {
+            rest.clear();
+            push_parts(&mut rest, parts);
+            let mut sha1 = start.clone();
+            sha1.update(&rest);
+            let digest = sha1.digest().bytes();
+            let mut bytes = [0; 16];
+            bytes.copy_from_slice(&digest[..16]);
+            uuid_id(uuid::Builder::from_sha1_bytes(bytes).into_uuid())
+        })
+        .collect()
+}
+
+/// The parts of a derived id's name, each after its length.
+fn push_parts(name: &mut Vec<u8>, parts: &[&str]) {
+    for part in parts {
+        name.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        name.extend_from_slice(part.as_bytes());
+    }
+}
+
+/// A UUID as an id, in its lowercase hyphenated form.
+fn uuid_id(uuid: Uuid) -> Id {
+    let mut buffer = Uuid::encode_buffer();
+    Id::parse(uuid.hyphenated().encode_lower(&mut buffer).to_owned()).expect("a uuid is a valid id")
 }
 
 /// How many of the last derived ids [`RECENT`] keeps.
@@ -356,6 +391,29 @@ thread_local! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_derived_at_once_are_the_ids_derived_one_by_one() {
+        let long = "x".repeat(200);
+        for prefix in [
+            vec!["notification", "acc", "2f1d7a4e-0000-4000-8000-000000000001"],
+            vec![],
+            vec![long.as_str()],
+            vec!["é", ""],
+        ] {
+            let each = [["m1", "chat.new"], ["", ""], [long.as_str(), "chat.new"]];
+            let at_once = derive_ids(&prefix, &each);
+            for (parts, id) in each.iter().zip(&at_once) {
+                let mut all = prefix.clone();
+                all.extend(parts);
+                assert_eq!(*id, derive_id(&all), "{all:?}");
+            }
+        }
+        assert_eq!(
+            derive_id(&["a"]).as_str(),
+            Uuid::new_v5(&NAMESPACE, b"\0\0\0\x01a").to_string()
+        );
+    }
 
     use crate::events::Timestamp;
     use crate::model::ChatType;
