@@ -145,7 +145,11 @@ impl<'a> About<'a> {
         let env = self.envelope;
         let each: Vec<[&str; 2]> = users.iter().map(|u| [u.as_str(), kind.as_str()]).collect();
         derive_ids(
-            &["notification", env.account_id.as_str(), env.event_id.as_str()],
+            &[
+                "notification",
+                env.account_id.as_str(),
+                env.event_id.as_str(),
+            ],
             &each,
         )
     }

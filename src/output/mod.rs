@@ -396,7 +396,11 @@ mod tests {
     fn ids_derived_at_once_are_the_ids_derived_one_by_one() {
         let long = "x".repeat(200);
         for prefix in [
-            vec!["notification", "acc", "2f1d7a4e-0000-4000-8000-000000000001"],
+            vec![
+                "notification",
+                "acc",
+                "2f1d7a4e-0000-4000-8000-000000000001",
+            ],
             vec![],
             vec![long.as_str()],
             vec!["é", ""],

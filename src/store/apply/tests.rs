@@ -139,7 +139,11 @@ fn read(args: &[String]) -> Input {
 }
 
 /// The op tokens of `changes` as a plan without older-layout removals would send them.
-fn tokens(changes: &[Change], gone: &HashSet<Key>, slot: &mut impl FnMut(&Key) -> usize) -> Vec<String> {
+fn tokens(
+    changes: &[Change],
+    gone: &HashSet<Key>,
+    slot: &mut impl FnMut(&Key) -> usize,
+) -> Vec<String> {
     let mut out = Vec::new();
     command_tokens(changes.iter().flat_map(Command::of), gone, slot, &mut out);
     out
@@ -246,10 +250,18 @@ fn an_older_key_is_read_and_removed_only_where_it_may_be() {
     assert!(!names.contains(&old(&chat)), "{names:?}");
     let other_old = names.iter().position(|n| *n == old(&other)).unwrap() + 1;
     assert_eq!(input.guards[0][1..], ["", "0", "1", "3"].map(String::from));
-    assert_eq!(input.guards[1][1..], ["whatsapp:c1", "0", "0", ""].map(String::from));
+    assert_eq!(
+        input.guards[1][1..],
+        ["whatsapp:c1", "0", "0", ""].map(String::from)
+    );
     assert_eq!(
         input.guards[2][1..],
-        ["whatsapp:c2".into(), other_old.to_string(), "1".into(), "{}".into()]
+        [
+            "whatsapp:c2".into(),
+            other_old.to_string(),
+            "1".into(),
+            "{}".into()
+        ]
     );
     let dels: Vec<&String> = input
         .ops
@@ -259,7 +271,10 @@ fn an_older_key_is_read_and_removed_only_where_it_may_be() {
         .map(|(i, _)| &input.ops[i + 1])
         .collect();
     assert_eq!(dels, vec![&other_old.to_string()]);
-    assert_eq!(input.record.as_deref(), Some(Record::of(&plan).to_json().as_str()));
+    assert_eq!(
+        input.record.as_deref(),
+        Some(Record::of(&plan).to_json().as_str())
+    );
 }
 
 #[test]
