@@ -21,12 +21,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deadpool_redis::{Config as PoolConfig, Pool, Runtime};
+use deadpool_redis::{Manager, Pool, Runtime};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
+use redis::io::tcp::TcpSettings;
+use redis::{Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
 use tokio::sync::OnceCell;
 
 use super::StoreError;
@@ -38,6 +39,13 @@ const CLUSTER_RESPONSE_WAIT: Duration = Duration::from_secs(1);
 /// How long one request may take with the client's own retries and
 /// redirections (a failover in progress); past it the worker's backoff takes over.
 const CLUSTER_REQUEST_WAIT: Duration = Duration::from_secs(3);
+
+/// Requests go out at once (`TCP_NODELAY`): many of them share one
+/// connection, and with Nagle's algorithm a request written while an earlier
+/// one is unanswered waits for that answer's ACK before it leaves.
+fn no_delay() -> TcpSettings {
+    TcpSettings::default().set_nodelay(true)
+}
 
 /// Connections the pool of one server keeps: the one shared, and room for
 /// its successor while the pool checks and drops a failed one.
@@ -134,11 +142,15 @@ pub(super) struct Cluster {
 impl Backend {
     /// One server, over one shared connection (see [`Standalone`]); connects lazily.
     pub(super) fn standalone(url: &str) -> Result<Self, String> {
-        redis::Client::open(url).map_err(|e| e.to_string())?;
-        let mut config = PoolConfig::from_url(url);
-        config.pool = Some(deadpool_redis::PoolConfig::new(POOL_SIZE));
-        let pool = config
-            .create_pool(Some(Runtime::Tokio1))
+        let info = url
+            .into_connection_info()
+            .map_err(|e| e.to_string())?
+            .set_tcp_settings(no_delay());
+        let manager = Manager::new(info).map_err(|e| e.to_string())?;
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .build()
             .map_err(|e| e.to_string())?;
         Ok(Backend::Standalone(Arc::new(Standalone {
             pool,
@@ -156,6 +168,7 @@ impl Backend {
             redis::Client::open(*seed).map_err(|e| format!("{seed}: {e}"))?;
         }
         let client = ClusterClient::builder(seeds.iter().copied())
+            .tcp_settings(no_delay())
             .connection_timeout(CLUSTER_CONNECT_WAIT)
             .response_timeout(CLUSTER_RESPONSE_WAIT)
             .overall_response_timeout(Some(CLUSTER_REQUEST_WAIT))
