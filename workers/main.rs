@@ -7,13 +7,13 @@ mod commands;
 
 use std::process::ExitCode;
 
+use clap::Parser;
+use switchboard::telemetry::{self, Stream};
+
 /// mimalloc instead of the system allocator: the worker allocates and frees
 /// many small, short-lived buffers per event (deliveries, JSON, frames).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use clap::Parser;
-use switchboard::telemetry::{self, Stream};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

@@ -314,6 +314,17 @@ pub(super) fn command_tokens(
     }
 }
 
+/// The tokens of `changes`' commands (see [`command_tokens`]).
+fn change_tokens(
+    changes: &[Change],
+    absent: &HashSet<Key>,
+    slot: &mut impl FnMut(&Key) -> usize,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    command_tokens(changes.iter().flat_map(Command::of), absent, slot, &mut out);
+    out
+}
+
 /// The older-layout keys `plan` need not read nor remove, since they do not
 /// exist when its guards hold:
 /// - of an item guarded as absent: it had neither its field nor its older key

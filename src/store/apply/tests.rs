@@ -138,17 +138,6 @@ fn read(args: &[String]) -> Input {
     input
 }
 
-/// The op tokens of `changes` as a plan without older-layout removals would send them.
-fn tokens(
-    changes: &[Change],
-    gone: &HashSet<Key>,
-    slot: &mut impl FnMut(&Key) -> usize,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    command_tokens(changes.iter().flat_map(Command::of), gone, slot, &mut out);
-    out
-}
-
 /// Checks that each manager of `plan`'s turn gets, from `args`, exactly the
 /// record and commands of the plan as applied with the turn his.
 fn each_manager_gets_his_plan(plan: &Plan, keys: &AccountKeys, names: &[String], args: &[String]) {
@@ -170,7 +159,7 @@ fn each_manager_gets_his_plan(plan: &Plan, keys: &AccountKeys, names: &[String],
         assert_eq!(*record, Record::of(&chosen).to_json(), "byte for byte");
         let mut all = input.ops.clone();
         all.extend(ops.iter().cloned());
-        assert_eq!(all, tokens(&chosen.changes, &gone, &mut slot));
+        assert_eq!(all, change_tokens(&chosen.changes, &gone, &mut slot));
         for key in &gone {
             assert!(!names.contains(&keys.key(key)), "{key:?} is not touched");
         }

@@ -10,10 +10,10 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use super::{Command, command_tokens, json};
+use super::{change_tokens, json};
 use crate::ids::Id;
 use crate::output::{Notification, Output};
-use crate::state::{Change, Plan, Turn, TurnAdds, Variant, fill_change, fill_output};
+use crate::state::{Plan, Turn, TurnAdds, Variant, fill_change, fill_output};
 use crate::store::keys::Key;
 use crate::store::turn::{factor, holes, marked};
 
@@ -50,17 +50,6 @@ fn output_json(output: &Output, template: &mut Option<(Notification, String)>) -
     out.push_str(",\"to\":");
     out.push_str(&json(to));
     out.push_str("}}");
-    out
-}
-
-/// The tokens of `changes`' commands (see [`command_tokens`]).
-fn change_tokens(
-    changes: &[Change],
-    absent: &HashSet<Key>,
-    slot: &mut impl FnMut(&Key) -> usize,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    command_tokens(changes.iter().flat_map(Command::of), absent, slot, &mut out);
     out
 }
 
