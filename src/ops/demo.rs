@@ -57,7 +57,20 @@ pub async fn demo(config: Config) -> Result<Report, OpsError> {
         yes: true,
         force: true,
     };
-    let cleaned = teardown(&conn, &mut store, &names, options).await;
+    // A hard error of the broker (a channel's can close the whole connection)
+    // must not leave the prefix behind: the clean-up then connects afresh.
+    let cleaned = if conn.status().connected() {
+        teardown(&conn, &mut store, &names, options).await
+    } else {
+        match amqp(&target).await {
+            Ok(fresh) => {
+                let cleaned = teardown(&fresh, &mut store, &names, options).await;
+                close(&fresh).await;
+                cleaned
+            }
+            Err(e) => Err(e),
+        }
+    };
     close(&conn).await;
     let mut report = played?;
     match stopped {

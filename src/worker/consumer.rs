@@ -14,7 +14,9 @@
 //! worker's partitions pass to the next in line at once.
 //!
 //! Balance: once a second, the worker renews its entry in the Redis registry
-//! of live workers and computes each partition's owner ([`partitions::owners`]).
+//! of live workers and reads the partition state, in a task of its own so the
+//! loop that starts events never waits on Redis for it ([`Probe`]); with the
+//! answer it computes each partition's owner ([`partitions::owners`]).
 //! When it may be active on a partition it does not own, it hands it over
 //! without breaking order: it stops starting that partition's deliveries, lets
 //! the ones in flight finish, then closes the subscription, which returns the
@@ -46,6 +48,8 @@ use super::turn::{Lanes, Sent};
 use crate::config::Config;
 use crate::monitor::counters;
 use crate::names::Names;
+use crate::partitioning::State;
+use crate::store::Store;
 
 /// How long a worker's registry entry lives without a heartbeat.
 const HEARTBEAT_TTL: Duration = Duration::from_secs(5);
@@ -131,6 +135,9 @@ impl Consumer<'_> {
         self.health.set_consuming(true);
 
         let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+        // At most one probe at a time: a slow Redis skips ticks, never piles them up.
+        let mut probes: JoinSet<Probe> = JoinSet::new();
+        let mut probed: u64 = 0;
         let mut failure = None;
         let mut repartitioned = None;
         let mut stopping = false;
@@ -162,7 +169,7 @@ impl Consumer<'_> {
                         let Some(sub) = subs.get_mut(&partition) else { continue };
                         if sub.generation == generation && !stopping && sub.fence.is_none() {
                             sub.active = true;
-                            sub.fence = Some(Fence { id, marker, recorded: false });
+                            sub.fence = Some(Fence { id, marker, recorded: false, first_probe: probed + 1 });
                         }
                     }
                     Incoming::Ended { partition, generation, error } => {
@@ -216,11 +223,21 @@ impl Consumer<'_> {
                     counters::waiting(sequencer.waiting());
                     counters::partitions_led(subs.values().filter(|s| s.active).count());
                     summary.maybe_log(running.set.len(), sequencer.waiting());
-                    let answered = self.rebalance(&mut subs, &mut sequencer, &mut generation, &opener, &mut forwarders).await?;
-                    if !answered {
-                        continue;
+                    if probes.is_empty() {
+                        probed += 1;
+                        probes.spawn(probe(self.pipeline.store.clone(), self.worker_id.to_owned(), probed));
                     }
-                    let Some(count) = self.follow_partitioning(&mut subs, &mut generation, &opener, &mut forwarders).await? else {
+                }
+                Some(probe_done) = probes.join_next(), if !stopping => {
+                    // Without Redis, balance waits; order never does.
+                    let Ok(Probe { number, live: Some(live), state }) = probe_done else {
+                        continue;
+                    };
+                    self.rebalance(&mut subs, &mut sequencer, &mut generation, &opener, &mut forwarders, &live).await?;
+                    let Some(state) = state else {
+                        continue;
+                    };
+                    let Some(count) = self.follow_partitioning(&mut subs, &mut generation, &opener, &mut forwarders, &state, number).await? else {
                         continue;
                     };
                     // Like a shutdown, but the worker goes on with the new partitions.
@@ -278,6 +295,7 @@ impl Consumer<'_> {
                     .await;
         }
         forwarders.abort_all();
+        probes.abort_all();
         if failure.is_none() && repartitioned.is_none() {
             let _ = tokio::time::timeout(
                 super::CLOSE_WAIT,
@@ -322,9 +340,8 @@ impl Consumer<'_> {
         Ok(())
     }
 
-    /// Renews this worker's heartbeat and starts handing over the partitions it
-    /// is active on but does not own (never one held at a fence). Without
-    /// Redis, balance waits; order never does. Tells whether Redis answered.
+    /// Starts handing over the partitions this worker is active on but does
+    /// not own among the `live` workers (never one held at a fence).
     async fn rebalance(
         &self,
         subs: &mut HashMap<u16, Subscription>,
@@ -332,23 +349,9 @@ impl Consumer<'_> {
         generation: &mut u64,
         opener: &Opener<'_>,
         forwarders: &mut JoinSet<()>,
-    ) -> Result<bool, lapin::Error> {
-        let heartbeat = self
-            .pipeline
-            .store
-            .heartbeat(self.worker_id, HEARTBEAT_TTL, false);
-        let live = match tokio::time::timeout(REGISTRY_WAIT, heartbeat).await {
-            Ok(Ok(live)) => live,
-            Err(_) => {
-                debug!("Heartbeat timed out; keeping the current balance.");
-                return Ok(false);
-            }
-            Ok(Err(error)) => {
-                debug!(%error, "Heartbeat failed; keeping the current balance.");
-                return Ok(false);
-            }
-        };
-        let owners = partitions::owners(self.config.partitions, &live);
+        live: &[String],
+    ) -> Result<(), lapin::Error> {
+        let owners = partitions::owners(self.config.partitions, live);
         for (n, owner) in owners.iter().enumerate() {
             let n = n as u16;
             let Some(sub) = subs.get_mut(&n) else {
@@ -368,7 +371,54 @@ impl Consumer<'_> {
                     .await?;
             }
         }
-        Ok(true)
+        Ok(())
+    }
+}
+
+/// What a tick learns from Redis: the live workers (`None` when the heartbeat
+/// did not answer) and the partition state (`None` when it could not be read).
+struct Probe {
+    /// The probes of a session are numbered from 1 as they start.
+    number: u64,
+    live: Option<Vec<String>>,
+    state: Option<State>,
+}
+
+/// Renews this worker's heartbeat and reads the partition state, both on the
+/// store's one connection (so one round trip), each bounded by [`REGISTRY_WAIT`].
+async fn probe(store: Store, worker: String, number: u64) -> Probe {
+    let heartbeat = tokio::time::timeout(
+        REGISTRY_WAIT,
+        store.heartbeat(&worker, HEARTBEAT_TTL, false),
+    );
+    let state = tokio::time::timeout(REGISTRY_WAIT, store.partition_state());
+    let (live, state) = tokio::join!(heartbeat, state);
+    let live = match live {
+        Ok(Ok(live)) => Some(live),
+        Ok(Err(error)) => {
+            debug!(%error, "Heartbeat failed; keeping the current balance.");
+            None
+        }
+        Err(_) => {
+            debug!("Heartbeat timed out; keeping the current balance.");
+            None
+        }
+    };
+    let state = match state {
+        Ok(Ok(state)) => Some(state),
+        Ok(Err(error)) => {
+            debug!(%error, "Cannot read the partition state; trying again next tick.");
+            None
+        }
+        Err(_) => {
+            debug!("Reading the partition state timed out; trying again next tick.");
+            None
+        }
+    };
+    Probe {
+        number,
+        live,
+        state,
     }
 }
 

@@ -19,32 +19,31 @@ use tracing::{debug, info};
 use super::bounded;
 use super::consumer::{Consumer, REGISTRY_WAIT};
 use super::subscription::{Opener, Subscription};
+use crate::partitioning::State;
 
 impl Consumer<'_> {
-    /// Settles the markers that are due and returns the recorded count when
-    /// it differs from the session's. Without Redis, nothing changes.
+    /// Settles the markers that are due, given the partition `state` read by
+    /// probe `probe`, and returns the recorded count when it differs from the
+    /// session's. A marker that arrived after that probe started waits for the
+    /// next one.
     pub(super) async fn follow_partitioning(
         &self,
         subs: &mut HashMap<u16, Subscription>,
         generation: &mut u64,
         opener: &Opener<'_>,
         forwarders: &mut JoinSet<()>,
+        state: &State,
+        probe: u64,
     ) -> Result<Option<u16>, lapin::Error> {
         let store = &self.pipeline.store;
-        let state = match tokio::time::timeout(REGISTRY_WAIT, store.partition_state()).await {
-            Ok(Ok(state)) => state,
-            Ok(Err(error)) => {
-                debug!(%error, "Cannot read the partition state; trying again next tick.");
-                return Ok(None);
-            }
-            Err(_) => {
-                debug!("Reading the partition state timed out; trying again next tick.");
-                return Ok(None);
-            }
-        };
         let due: Vec<u16> = subs
             .iter()
-            .filter(|(_, s)| s.in_flight == 0 && s.fence.as_ref().is_some_and(|f| !f.recorded))
+            .filter(|(_, s)| {
+                s.in_flight == 0
+                    && s.fence
+                        .as_ref()
+                        .is_some_and(|f| !f.recorded && f.first_probe <= probe)
+            })
             .map(|(n, _)| *n)
             .collect();
         for n in due {

@@ -36,6 +36,11 @@ pub(super) struct Fence {
     pub marker: Acker,
     /// Every delivery before the marker finished, and Redis knows it.
     pub recorded: bool,
+    /// The first tick's probe that read Redis after this marker arrived, so
+    /// after the change it belongs to was recorded (the command records a
+    /// change before it places the markers): an earlier probe's state may not
+    /// know the change yet.
+    pub first_probe: u64,
 }
 
 /// One partition's subscription and what is in flight from it.
