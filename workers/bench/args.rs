@@ -98,6 +98,14 @@ pub struct Args {
     /// apart from the bench's own; without it they run inside the bench process.
     #[arg(long)]
     pub worker_bin: Option<std::path::PathBuf>,
+    /// Seconds to measure the disk's fsync before the phases (0: skip): the
+    /// broker syncs every persistent message before it confirms or delivers it.
+    #[arg(long, default_value_t = 10)]
+    pub fsync_secs: u64,
+    /// Where to measure it: the broker's data directory's file system
+    /// (default /var/lib/rabbitmq when writable, else the temporary directory).
+    #[arg(long)]
+    pub fsync_dir: Option<std::path::PathBuf>,
     /// Skip the broker-ceiling run.
     #[arg(long, conflicts_with = "ceiling_only")]
     pub skip_ceiling: bool,

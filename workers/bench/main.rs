@@ -30,6 +30,7 @@ mod ceiling;
 mod cleanup;
 mod collect;
 mod cpu;
+mod disk;
 mod fleet;
 mod limit;
 mod load;

@@ -74,6 +74,25 @@ pub fn background(cpu: &CpuDelta, redis_clients: Option<u64>) {
     );
 }
 
+/// The disk's fsync, which bounds every phase's latency from below.
+pub fn disk(f: &crate::disk::Fsyncs) {
+    println!(
+        "disk ({}): fsync of 4 KiB, ms p50/p99/max {:.2} / {:.2} / {:.1}; {} of {} over 10 ms in {:.0} s",
+        f.dir.display(),
+        f.quantile(0.5),
+        f.quantile(0.99),
+        f.quantile(1.0),
+        f.over(10.0),
+        f.count(),
+        f.took.as_secs_f64()
+    );
+    if f.over(10.0) > 0 {
+        println!(
+            "      the broker syncs each persistent message before confirming or delivering it: stalls like these reach both phases' latency tails alike"
+        );
+    }
+}
+
 /// What loading `--contacts` took.
 pub fn preloaded(p: &Preloaded) {
     println!(

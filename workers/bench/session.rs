@@ -96,6 +96,14 @@ impl Bench {
             .await
             .and_then(|v| v.parse::<u64>().ok());
         report::background(&background, clients);
+        if args.fsync_secs > 0 {
+            let dir = crate::disk::probe_dir(args.fsync_dir.as_deref());
+            let span = Duration::from_secs(args.fsync_secs);
+            let probed = tokio::task::spawn_blocking(move || crate::disk::probe(&dir, span))
+                .await
+                .context("the fsync probe")??;
+            report::disk(&probed);
+        }
 
         let shape = Shape::new(args);
         // Switchboard first: the ceiling pads what it relays to the sizes the
