@@ -86,6 +86,14 @@ pub fn disk(f: &crate::disk::Fsyncs) {
         f.count(),
         f.took.as_secs_f64()
     );
+    if let Some(bytes) =
+        crate::disk::quorum_log_bytes(std::path::Path::new("/var/lib/rabbitmq/mnesia"))
+    {
+        println!(
+            "      the broker's quorum log holds {:.0} MB (it rolls over at 512 MB; the broker was seen to slow as it fills: restart it before a set of runs)",
+            bytes as f64 / 1e6
+        );
+    }
     if f.over(10.0) > 0 {
         println!(
             "      the broker syncs each persistent message before confirming or delivering it: stalls like these reach both phases' latency tails alike"
