@@ -393,32 +393,34 @@ async fn probe(store: Store, worker: String, number: u64) -> Probe {
     );
     let state = tokio::time::timeout(REGISTRY_WAIT, store.partition_state());
     let (live, state) = tokio::join!(heartbeat, state);
-    let live = match live {
-        Ok(Ok(live)) => Some(live),
-        Ok(Err(error)) => {
-            debug!(%error, "Heartbeat failed; keeping the current balance.");
-            None
-        }
-        Err(_) => {
-            debug!("Heartbeat timed out; keeping the current balance.");
-            None
-        }
-    };
-    let state = match state {
-        Ok(Ok(state)) => Some(state),
-        Ok(Err(error)) => {
-            debug!(%error, "Cannot read the partition state; trying again next tick.");
-            None
-        }
-        Err(_) => {
-            debug!("Reading the partition state timed out; trying again next tick.");
-            None
-        }
-    };
     Probe {
         number,
-        live,
-        state,
+        live: answer(live, "The heartbeat", "keeping the current balance"),
+        state: answer(
+            state,
+            "Reading the partition state",
+            "trying again next tick",
+        ),
+    }
+}
+
+/// The value of a bounded Redis read, or `None` (logged as `what` failed or
+/// timed out, then what the worker does instead) when it has none.
+fn answer<T>(
+    read: Result<Result<T, crate::store::StoreError>, tokio::time::error::Elapsed>,
+    what: &str,
+    instead: &str,
+) -> Option<T> {
+    match read {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(error)) => {
+            debug!(%error, "{what} failed; {instead}.");
+            None
+        }
+        Err(_) => {
+            debug!("{what} timed out; {instead}.");
+            None
+        }
     }
 }
 
