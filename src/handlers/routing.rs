@@ -142,28 +142,25 @@ impl<'a> About<'a> {
 
     /// [`About::notification_id`] of each of `users`, derived at once.
     pub fn notification_ids(&self, users: &[Id], kind: NotificationType) -> Vec<Id> {
-        let env = self.envelope;
         let each: Vec<[&str; 2]> = users.iter().map(|u| [u.as_str(), kind.as_str()]).collect();
-        derive_ids(
-            &[
-                "notification",
-                env.account_id.as_str(),
-                env.event_id.as_str(),
-            ],
-            &each,
-        )
+        derive_ids(&self.notification_name(), &each)
     }
 
     /// The id of the notification of `kind` that tells `user` of this event.
     pub fn notification_id(&self, user: &Id, kind: NotificationType) -> Id {
+        let [what, account, event] = self.notification_name();
+        derive_id(&[what, account, event, user.as_str(), kind.as_str()])
+    }
+
+    /// The start of the name a notification id of this event is derived
+    /// from (the user and the kind follow), one for both ways to derive it.
+    fn notification_name(&self) -> [&str; 3] {
         let env = self.envelope;
-        derive_id(&[
+        [
             "notification",
             env.account_id.as_str(),
             env.event_id.as_str(),
-            user.as_str(),
-            kind.as_str(),
-        ])
+        ]
     }
 
     /// Whether `t` is this chat's template (compared without copying the text).
@@ -292,6 +289,26 @@ mod tests {
         let pool = take_turn(&pool, &id("c"), &three);
         // After c, the oldest turn is a's (turn 3).
         assert_eq!(next_in_turn(&three, &pool), Some(id("a")));
+    }
+
+    #[test]
+    fn notification_ids_derived_at_once_are_each_ones_id() {
+        let envelope = Envelope {
+            event_id: id("e1"),
+            account_id: id("acc"),
+            occurred_at: serde_json::from_value("2026-01-01T10:00:00Z".into()).unwrap(),
+        };
+        let (channel, chat) = (id("wa"), id("c1"));
+        let about = About::new(&envelope, &channel, ChatType::Whatsapp, &chat, None);
+        let users = [id("m1"), id("m2"), id("x".repeat(100).as_str())];
+        let at_once = about.notification_ids(&users, NotificationType::ChatNew);
+        assert_eq!(at_once.len(), users.len());
+        for (user, at_once) in users.iter().zip(&at_once) {
+            assert_eq!(
+                *at_once,
+                about.notification_id(user, NotificationType::ChatNew)
+            );
+        }
     }
 
     #[test]
