@@ -39,13 +39,16 @@ impl Fsyncs {
     }
 }
 
+/// Where a packaged RabbitMQ keeps its data.
+const BROKER_DATA: &str = "/var/lib/rabbitmq";
+
 /// The directory to probe: `--fsync-dir`, else the broker's data directory of
 /// a packaged install when it is writable, else the temporary directory.
 pub fn probe_dir(asked: Option<&Path>) -> PathBuf {
     if let Some(dir) = asked {
         return dir.to_path_buf();
     }
-    let broker = Path::new("/var/lib/rabbitmq");
+    let broker = Path::new(BROKER_DATA);
     if broker.is_dir() && tempfile_in(broker).is_ok() {
         broker.to_path_buf()
     } else {
@@ -65,8 +68,13 @@ fn tempfile_in(dir: &Path) -> std::io::Result<()> {
     result
 }
 
-/// The bytes in the quorum-queue logs (`*.wal`) of a packaged broker's nodes
-/// under `mnesia` (e.g. /var/lib/rabbitmq/mnesia), when readable. RabbitMQ
+/// [`quorum_log_bytes`] of a packaged broker.
+pub fn broker_quorum_log_bytes() -> Option<u64> {
+    quorum_log_bytes(&Path::new(BROKER_DATA).join("mnesia"))
+}
+
+/// The bytes in the quorum-queue logs (`*.wal`) of the broker nodes under
+/// `mnesia` (a packaged broker's is /var/lib/rabbitmq/mnesia), when readable. RabbitMQ
 /// keeps what a log holds in memory tables until the log rolls over (512 MB
 /// by default), and was seen to spend a fifth more CPU per message with a
 /// few hundred MB in it than just after a restart.

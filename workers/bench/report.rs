@@ -86,9 +86,7 @@ pub fn disk(f: &crate::disk::Fsyncs) {
         f.count(),
         f.took.as_secs_f64()
     );
-    if let Some(bytes) =
-        crate::disk::quorum_log_bytes(std::path::Path::new("/var/lib/rabbitmq/mnesia"))
-    {
+    if let Some(bytes) = crate::disk::broker_quorum_log_bytes() {
         println!(
             "      the broker's quorum log holds {:.0} MB (it rolls over at 512 MB; the broker was seen to slow as it fills: restart it before a set of runs)",
             bytes as f64 / 1e6
