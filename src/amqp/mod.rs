@@ -8,7 +8,7 @@ mod topology;
 mod user_queues;
 
 pub use nodes::{BadUrl, Nodes, Unreachable};
-pub use publisher::{PublishError, Publisher, Unconfirmed, WaitFor};
+pub use publisher::{PublishError, Publisher, Unconfirmed};
 pub use topology::{
     Existing, bind_partition, declare, declare_partition, declare_ring, declare_with,
 };

@@ -37,26 +37,6 @@ pub enum PublishError {
     /// No confirm in time: the channel is stuck; only a new connection helps.
     #[error("no publisher confirm within {0:?}")]
     ConfirmTimeout(std::time::Duration),
-    /// Nothing was sent: the publishing channel is not the one the earlier
-    /// event of the chat used, which is not acked yet (see `worker::turn`).
-    #[error("the earlier event of the chat went out on another channel and is not acked yet")]
-    WouldOvertake,
-}
-
-/// A send that must wait for the earlier event of its chat to be acked
-/// (`worker::turn`),
-/// unless it goes on the channel `unless_on` (the earlier event's, which keeps
-/// their order).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WaitFor {
-    pub unless_on: Option<u16>,
-}
-
-impl WaitFor {
-    /// Whether a send on `channel` must wait.
-    pub fn blocks(&self, channel: u16) -> bool {
-        self.unless_on != Some(channel)
-    }
 }
 
 /// How long opening a fresh publishing channel may take.
@@ -176,18 +156,13 @@ impl Publisher {
     /// Hands every message of `outputs` (of `account`) to the channel, in
     /// order, and returns once all are written: a later send on this
     /// publisher goes out after them. Their confirms are awaited with
-    /// [`Unconfirmed::confirmed`]. Sends nothing, and says
-    /// [`PublishError::WouldOvertake`], when `wait` blocks the channel.
+    /// [`Unconfirmed::confirmed`].
     pub async fn send(
         &self,
         account: &Id,
         outputs: &Outputs,
-        wait: Option<WaitFor>,
     ) -> Result<Unconfirmed<'_>, PublishError> {
         let channel = self.channel();
-        if wait.is_some_and(|wait| wait.blocks(channel.id())) {
-            return Err(PublishError::WouldOvertake);
-        }
         let messages = outputs.messages();
         // Each publish puts its frames in the channel's queue at its first
         // poll, and `try_join_all` polls them in order.
@@ -320,13 +295,6 @@ pub struct Unconfirmed<'a> {
     account: Id,
     messages: Vec<Message>,
     confirms: Vec<PublisherConfirm>,
-}
-
-impl Unconfirmed<'_> {
-    /// The channel the messages went on.
-    pub fn channel_id(&self) -> u16 {
-        self.channel.id()
-    }
 }
 
 impl std::fmt::Debug for Unconfirmed<'_> {

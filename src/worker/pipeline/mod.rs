@@ -1,7 +1,7 @@
 //! One event's way through the worker, top to bottom:
 //! bytes -> parse (typed event or dead letter) -> snapshot -> decide (pure)
-//! -> apply (atomic, guarded) -> send (on the channel: the next event of its
-//! chat may start) -> confirmed -> the earlier event of its chat acked -> ack.
+//! -> apply (atomic, guarded) -> the earlier event of its chat acked -> send
+//! (on the channel: the next event of its chat may start) -> confirmed -> ack.
 //!
 //! [`admit`] is the edge: it runs as a delivery arrives and tells the consumer
 //! what the event may not overtake ([`Scope`]); [`Processor::process`] is the
@@ -21,7 +21,7 @@ pub use admit::{Admitted, MAX_DELIVERIES, admit};
 use super::retry_backoff;
 
 use super::turn::Turn;
-use crate::amqp::{PublishError, Publisher, Unconfirmed, WaitFor};
+use crate::amqp::{PublishError, Publisher, Unconfirmed};
 use crate::events::{Event, Rejection};
 use crate::handlers::{self, Decision, ReplyTo, Tally};
 use crate::ids::Id;
@@ -51,6 +51,9 @@ pub enum Outcome<'a> {
     DeadLetter(Rejection),
     /// A passing failure: keep the delivery and try again after a pause.
     Retry(Transient),
+    /// The session ended while the event waited for the earlier event of its
+    /// chat, which was not acked: nothing was sent; the broker redelivers both.
+    Ended,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,9 +105,9 @@ pub struct Processor {
 
 impl Processor {
     /// Handles one admitted delivery until it is acked, retrying passing
-    /// failures with backoff. Once its outputs are on the channel it tells its
-    /// `turn` (the next event of its chat may start); it acks once they are
-    /// confirmed and the earlier event of its chat was acked. Returns what
+    /// failures with backoff. It sends only once the earlier event of its chat
+    /// was acked; once its outputs are on the channel it tells its `turn` (the
+    /// next event of its chat may start); it acks once they are confirmed. Returns what
     /// became of it (`done`, `replayed`, `dead_lettered`), or `None` if the
     /// session ended first (the broker then redelivers what was not acked):
     /// only then, so a later event of the chat is never acked before it;
@@ -123,10 +126,7 @@ impl Processor {
         let mut refusals = 0;
         loop {
             let outcome = match &admitted.event {
-                Ok(event) => {
-                    let wait = turn.wait_for();
-                    self.handle(event, &delivery.properties, wait).await
-                }
+                Ok(event) => self.handle(event, &delivery.properties, turn).await,
                 Err(rejection) => Outcome::DeadLetter(rejection.clone()),
             };
             // A failure not known to pass is given up after a bound, as a dead letter.
@@ -145,7 +145,7 @@ impl Processor {
                     replayed,
                     sent,
                 } => {
-                    turn.sent(Some(sent.channel_id()));
+                    turn.sent();
                     debug!(kind, replayed, "Event handled.");
                     sent.confirmed()
                         .await
@@ -154,7 +154,7 @@ impl Processor {
                 }
                 Outcome::DeadLetter(rejection) => {
                     // Nothing of its chat is published: the next event may start.
-                    turn.sent(None);
+                    turn.sent();
                     warn!(reason = %rejection.header(), routing_key = %delivery.routing_key, "Input dead-lettered.");
                     counters::dead_letter(rejection.code());
                     self.publisher
@@ -174,6 +174,7 @@ impl Processor {
                     }
                     Err(e)
                 }
+                Outcome::Ended => return None,
             };
             match result {
                 Ok(outcome) => {
@@ -202,13 +203,6 @@ impl Processor {
                         }
                     };
                 }
-                Err(Transient::Publish(PublishError::WouldOvertake)) => {
-                    // Nothing was sent: go once the earlier event is acked.
-                    debug!("Waiting for the chat's earlier event, sent on a replaced channel.");
-                    if !turn.earlier_acked().await {
-                        return None;
-                    }
-                }
                 Err(e) if e.needs_reconnect() || !self.publisher.channel().status().connected() => {
                     // Retrying on a stuck or closed channel cannot succeed: end the session.
                     warn!(error = %e, "The broker stopped answering; reconnecting.");
@@ -228,20 +222,19 @@ impl Processor {
         }
     }
 
-    /// Decides and applies one event, sending its outputs.
-    /// `wait`: the channel a send must not use before the earlier event of
-    /// the chat is acked ([`Turn::wait_for`]).
+    /// Decides and applies one event, then sends its outputs once the earlier
+    /// event of its chat (`turn`) was acked.
     pub async fn handle(
         &self,
         event: &Event,
         properties: &BasicProperties,
-        wait: Option<WaitFor>,
+        turn: &mut Turn,
     ) -> Outcome<'_> {
         let reply = ReplyTo {
             reply_to: properties.reply_to().as_ref().map(|s| s.to_string()),
             correlation_id: properties.correlation_id().as_ref().map(|s| s.to_string()),
         };
-        match self.decide_apply_publish(event, &reply, wait).await {
+        match self.decide_apply_publish(event, &reply, turn).await {
             Ok(outcome) => outcome,
             Err(Transient::Store(e)) if !e.is_transient() => {
                 // Redis holds data this worker cannot read: keep the input for an operator.
@@ -256,7 +249,7 @@ impl Processor {
         &self,
         event: &Event,
         reply: &ReplyTo,
-        wait: Option<WaitFor>,
+        turn: &mut Turn,
     ) -> Result<Outcome<'_>, Transient> {
         let account = &event.envelope().account_id;
         let kind = event.type_name();
@@ -266,14 +259,17 @@ impl Processor {
                 // Applied: counted now, since a failed send is retried as a replay.
                 counters::claims(tally.claims_won, tally.claims_lost);
                 counters::round_robin(tally.round_robin);
-                let sent = self.publisher.send(account, &outputs, wait).await?;
+                if !turn.earlier_acked().await {
+                    return Ok(Outcome::Ended);
+                }
+                let sent = self.publisher.send(account, &outputs).await?;
                 Ok(Outcome::Sent {
                     kind,
                     replayed: false,
                     sent,
                 })
             }
-            Decided::Replay(record) => self.replay(account, kind, record, wait).await,
+            Decided::Replay(record) => self.replay(account, kind, record, turn).await,
         }
     }
 
@@ -282,24 +278,18 @@ impl Processor {
         account: &Id,
         kind: &'static str,
         record: Record,
-        wait: Option<WaitFor>,
+        turn: &mut Turn,
     ) -> Result<Outcome<'_>, Transient> {
+        // The queues the event introduced, declared before its outputs go.
+        self.declare_queues(account, &record.declare_users).await?;
+        if !turn.earlier_acked().await {
+            return Ok(Outcome::Ended);
+        }
         Ok(Outcome::Sent {
             kind,
             replayed: true,
-            sent: self.publish(account, &record, wait).await?,
+            sent: self.publisher.send(account, &record.outputs).await?,
         })
-    }
-
-    /// Declares the queues the event introduced, then sends its outputs.
-    async fn publish(
-        &self,
-        account: &Id,
-        record: &Record,
-        wait: Option<WaitFor>,
-    ) -> Result<Unconfirmed<'_>, Transient> {
-        self.declare_queues(account, &record.declare_users).await?;
-        Ok(self.publisher.send(account, &record.outputs, wait).await?)
     }
 
     async fn declare_queues(&self, account: &Id, users: &[Id]) -> Result<(), Transient> {
