@@ -64,7 +64,9 @@ enum Delivery {
 /// leader (seen when a cluster node dies; `tests/api/rabbit_cluster.rs`).
 #[derive(Clone)]
 pub struct Publisher {
-    channel: Arc<std::sync::RwLock<Channel>>,
+    /// Shared as an `Arc`: a send takes the channel in use, and cloning a
+    /// lapin `Channel` clones a dozen `Arc`s of its own.
+    channel: Arc<std::sync::RwLock<Arc<Channel>>>,
     connection: Arc<Connection>,
     names: Names,
     user_queues: UserQueues,
@@ -75,7 +77,7 @@ impl Publisher {
     pub async fn open(connection: &Arc<Connection>, names: Names) -> Result<Self, lapin::Error> {
         let channel = confirm_channel(connection).await?;
         Ok(Self {
-            channel: Arc::new(std::sync::RwLock::new(channel)),
+            channel: Arc::new(std::sync::RwLock::new(Arc::new(channel))),
             connection: connection.clone(),
             user_queues: UserQueues::new(connection.clone(), names.clone()),
             names,
@@ -113,7 +115,7 @@ impl Publisher {
     }
 
     /// The publishing channel in use now.
-    pub fn channel(&self) -> Channel {
+    pub fn channel(&self) -> Arc<Channel> {
         self.channel
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -128,6 +130,7 @@ impl Publisher {
         else {
             return;
         };
+        let fresh = Arc::new(fresh);
         let old = {
             let mut slot = self
                 .channel
@@ -291,7 +294,7 @@ async fn delivery(confirm: PublisherConfirm) -> Result<Delivery, PublishError> {
 pub struct Unconfirmed<'a> {
     publisher: &'a Publisher,
     /// The channel they went on: renewed if the broker refuses one of them.
-    channel: Channel,
+    channel: Arc<Channel>,
     account: Id,
     messages: Vec<Message>,
     confirms: Vec<PublisherConfirm>,
