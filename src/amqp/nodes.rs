@@ -94,19 +94,30 @@ impl Nodes {
     ) -> Result<(Connection, usize), Unreachable> {
         let mut tries = Vec::new();
         for index in self.order(lost) {
-            let props = ConnectionProperties::default().with_connection_name(name.into());
-            let attempt = tokio::time::timeout(wait, Connection::connect(&self.urls[index], props));
-            let error = match attempt.await {
-                Ok(Ok(conn)) => return Ok((conn, index)),
-                Ok(Err(error)) => error,
-                Err(_) => lapin::Error::from(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("RabbitMQ did not answer within {wait:?}"),
-                )),
-            };
-            tries.push((self.shown(index), error));
+            match self.connect_to(index, name, wait).await {
+                Ok(conn) => return Ok((conn, index)),
+                Err(error) => tries.push((self.shown(index), error)),
+            }
         }
         Err(Unreachable { tries })
+    }
+
+    /// Connects to node `index` under `wait` (a node that never answers is a
+    /// timeout, an I/O error), naming the connection `name` for operators.
+    pub async fn connect_to(
+        &self,
+        index: usize,
+        name: &str,
+        wait: Duration,
+    ) -> Result<Connection, lapin::Error> {
+        let props = ConnectionProperties::default().with_connection_name(name.into());
+        match tokio::time::timeout(wait, Connection::connect(&self.urls[index], props)).await {
+            Ok(result) => result,
+            Err(_) => Err(lapin::Error::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("RabbitMQ did not answer within {wait:?}"),
+            ))),
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 //! The ceiling declares the worker's own topology (under `P.ceiling`): events
 //! go to `P.inbound` with their account's key, so the consistent hash puts
 //! each account's stream on the same number of partitions as for Switchboard.
-//! Stand-in consumers (one connection each, the worker's prefetch, single
+//! Stand-in consumers (a connection to consume and one to publish each, as a
+//! worker has, the worker's prefetch, single
 //! active consumer per partition) take each event and publish it, persistent
 //! and confirmed, wherever the worker publishes for that event
 //! ([`Shape::outputs`]: through `P.notify` to each user told, to `P.crm` for
@@ -96,9 +97,15 @@ impl Bench {
         let mut tasks = self.watch_all(&mut collector, &names, shape).await?;
         let session = CancellationToken::new();
         for w in 0..args.workers {
+            // Like a worker: consume on one connection, publish on another.
             let conn = amqp::connect(&args.amqp_url, "switchboard-bench ceiling").await?;
-            tasks.push(stand_in(&conn, args, &names, w, session.clone()).await?);
+            let publishing =
+                amqp::connect(&args.amqp_url, "switchboard-bench ceiling publisher").await?;
+            let relays = stand_in(&conn, &publishing, args, &names, w, session.clone());
+            let relays = relays.await;
             self.side_connections.push(conn);
+            self.side_connections.push(publishing);
+            tasks.push(relays?);
         }
 
         let publisher = amqp::confirm_channel(self.conn()).await?;
@@ -215,12 +222,15 @@ impl Exchanges {
     }
 }
 
-/// Stand-in worker `w` on its own connection: a channel per partition with
-/// the worker's prefetch, as the worker subscribes, and as many relays at
-/// once as it has lanes. Partitions are dealt out in turn (`n % workers`),
-/// one consumer each, where the workers balance theirs by rendezvous hashing.
+/// Stand-in worker `w` on its own connections: on `conn` a channel per
+/// partition with the worker's prefetch, as the worker subscribes, and as many
+/// relays at once as it has lanes; they publish on `publishing`, as the
+/// worker publishes on a connection of its own. Partitions are dealt out in
+/// turn (`n % workers`), one consumer each, where the workers balance theirs
+/// by rendezvous hashing.
 async fn stand_in(
     conn: &Connection,
+    publishing: &Connection,
     args: &Args,
     names: &Names,
     w: usize,
@@ -242,7 +252,7 @@ async fn stand_in(
         );
         consumers.push(within("basic.consume", consume).await?);
     }
-    let publish = amqp::confirm_channel(conn).await?;
+    let publish = amqp::confirm_channel(publishing).await?;
     let slots = Arc::new(Semaphore::new(
         args.ceiling_slots().unwrap_or(Semaphore::MAX_PERMITS),
     ));
