@@ -228,6 +228,12 @@ async fn a_node_killed_under_a_stream_loses_doubles_and_reorders_nothing() {
                 repeats += notes.len() - check_notes(account, user, &notes, &copies);
             }
         }
+        // The timing queue (bound apart from quality control's own) got them all too.
+        assert_eq!(
+            distinct.len(),
+            total,
+            "every message reached quality control"
+        );
         let crm_got = app
             .take(&crm, 2 * ACCOUNTS.len() * CHATS, Duration::from_secs(60))
             .await;

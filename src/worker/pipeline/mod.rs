@@ -26,6 +26,7 @@ use crate::events::{Event, Rejection};
 use crate::handlers::{self, Decision, ReplyTo, Tally};
 use crate::ids::Id;
 use crate::monitor::counters;
+use crate::output::Outputs;
 use crate::store::{Applied, Loaded, Record, Store, StoreError};
 
 /// How many times an event is retried after a failure that is not known to
@@ -259,10 +260,9 @@ impl Processor {
                 // Applied: counted now, since a failed send is retried as a replay.
                 counters::claims(tally.claims_won, tally.claims_lost);
                 counters::round_robin(tally.round_robin);
-                if !turn.earlier_acked().await {
+                let Some(sent) = self.send_in_turn(account, &outputs, turn).await? else {
                     return Ok(Outcome::Ended);
-                }
-                let sent = self.publisher.send(account, &outputs).await?;
+                };
                 Ok(Outcome::Sent {
                     kind,
                     replayed: false,
@@ -282,14 +282,30 @@ impl Processor {
     ) -> Result<Outcome<'_>, Transient> {
         // The queues the event introduced, declared before its outputs go.
         self.declare_queues(account, &record.declare_users).await?;
-        if !turn.earlier_acked().await {
+        let Some(sent) = self.send_in_turn(account, &record.outputs, turn).await? else {
             return Ok(Outcome::Ended);
-        }
+        };
         Ok(Outcome::Sent {
             kind,
             replayed: true,
-            sent: self.publisher.send(account, &record.outputs).await?,
+            sent,
         })
+    }
+
+    /// Sends `outputs` once the earlier event of the chat (`turn`) was acked,
+    /// so that nothing of a chat goes out ahead of a retry of its earlier
+    /// event (see `worker::turn`). `None`, having sent nothing, when that
+    /// event ended unacked: the session is over.
+    async fn send_in_turn(
+        &self,
+        account: &Id,
+        outputs: &Outputs,
+        turn: &mut Turn,
+    ) -> Result<Option<Unconfirmed<'_>>, Transient> {
+        if !turn.earlier_acked().await {
+            return Ok(None);
+        }
+        Ok(Some(self.publisher.send(account, outputs).await?))
     }
 
     async fn declare_queues(&self, account: &Id, users: &[Id]) -> Result<(), Transient> {
@@ -318,10 +334,7 @@ pub trait DeclareQueues {
 #[derive(Debug)]
 pub enum Decided {
     /// Publish these: the outputs of a fresh apply, or of an answer that changes nothing.
-    Publish {
-        outputs: crate::output::Outputs,
-        tally: Tally,
-    },
+    Publish { outputs: Outputs, tally: Tally },
     /// Applied before (a redelivery, a republish, a worker that died before its
     /// confirms): publish exactly what it published, its queues declared first.
     Replay(Record),
