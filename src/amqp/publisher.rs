@@ -9,9 +9,22 @@
 //! refuses (a full queue with `x-overflow: reject-publish`) or cannot route
 //! (the requester is gone) is dropped with a warning and counted, never
 //! retried, since no retry can change it and the requester may simply ask again.
+//!
+//! Every publish on a channel of a [`Publisher`] starts under its
+//! `numbering` lock ([`Numbered`]). lapin numbers a publish for its confirm
+//! (`register_pending`) and then queues its frames, in the same poll but not
+//! under one lock: two tasks publishing on one channel from two threads could
+//! be numbered in one order and reach the broker in the other. The broker
+//! numbers messages as they arrive, so each confirm then went to the other
+//! message: a refused notification counted as confirmed and was lost (seen
+//! with the worker on several threads, `--threads` or in-process under a
+//! multi-threaded runtime, whenever the broker refused publishes).
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 
 use futures_util::future::try_join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -68,6 +81,8 @@ pub struct Publisher {
     /// lapin `Channel` clones a dozen `Arc`s of its own.
     channel: Arc<std::sync::RwLock<Arc<Channel>>>,
     connection: Arc<Connection>,
+    /// Held while a publish is numbered and queued (see the module's docs).
+    numbering: Arc<Mutex<()>>,
     names: Names,
     user_queues: UserQueues,
     dropped_replies: Arc<AtomicU64>,
@@ -79,6 +94,7 @@ impl Publisher {
         Ok(Self {
             channel: Arc::new(std::sync::RwLock::new(Arc::new(channel))),
             connection: connection.clone(),
+            numbering: Arc::default(),
             user_queues: UserQueues::new(connection.clone(), names.clone()),
             names,
             dropped_replies: Arc::default(),
@@ -118,7 +134,7 @@ impl Publisher {
     pub fn channel(&self) -> Arc<Channel> {
         self.channel
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
@@ -132,10 +148,7 @@ impl Publisher {
         };
         let fresh = Arc::new(fresh);
         let old = {
-            let mut slot = self
-                .channel
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut slot = self.channel.write().unwrap_or_else(PoisonError::into_inner);
             if slot.id() == refused.id() {
                 std::mem::replace(&mut *slot, fresh.clone())
             } else {
@@ -176,7 +189,7 @@ impl Publisher {
                 props = props.with_correlation_id(ShortString::from(correlation_id.as_str()));
             }
             let reply = matches!(message.to, Destination::ReplyTo(_));
-            write(
+            self.write(
                 &channel,
                 exchange,
                 key,
@@ -253,27 +266,67 @@ impl Publisher {
         props: BasicProperties,
         mandatory: bool,
     ) -> Result<Delivery, PublishError> {
-        let confirm = write(channel, exchange.into(), key.into(), body, props, mandatory).await?;
+        let confirm = self
+            .write(channel, exchange.into(), key.into(), body, props, mandatory)
+            .await?;
         delivery(confirm).await
+    }
+
+    /// Hands one message to `channel`, numbered under the lock; returns once
+    /// it is written.
+    async fn write(
+        &self,
+        channel: &Channel,
+        exchange: String,
+        key: String,
+        body: &[u8],
+        props: BasicProperties,
+        mandatory: bool,
+    ) -> Result<PublisherConfirm, PublishError> {
+        let options = BasicPublishOptions {
+            mandatory,
+            ..BasicPublishOptions::default()
+        };
+        let publish = channel.basic_publish(exchange.into(), key.into(), options, body, props);
+        Ok(Numbered::new(&self.numbering, publish).await?)
     }
 }
 
-/// Hands one message to `channel`; returns once it is written.
-async fn write(
-    channel: &Channel,
-    exchange: String,
-    key: String,
-    body: &[u8],
-    props: BasicProperties,
-    mandatory: bool,
-) -> Result<PublisherConfirm, PublishError> {
-    let options = BasicPublishOptions {
-        mandatory,
-        ..BasicPublishOptions::default()
-    };
-    Ok(channel
-        .basic_publish(exchange.into(), key.into(), options, body, props)
-        .await?)
+pin_project_lite::pin_project! {
+    /// A future whose first poll runs under `lock`. lapin's `basic_publish`
+    /// numbers the message for its confirm and queues its frames in its first
+    /// poll, so under one lock per channel messages are numbered in the order
+    /// they go out, whichever threads publish.
+    pub(crate) struct Numbered<'l, F> {
+        lock: &'l Mutex<()>,
+        started: bool,
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<'l, F> Numbered<'l, F> {
+    pub(crate) fn new(lock: &'l Mutex<()>, inner: F) -> Self {
+        Self {
+            lock,
+            started: false,
+            inner,
+        }
+    }
+}
+
+impl<F: Future> Future for Numbered<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        if *this.started {
+            return this.inner.poll(cx);
+        }
+        *this.started = true;
+        let _numbering = this.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        this.inner.poll(cx)
+    }
 }
 
 /// What the broker answered to one message, waiting at most [`CONFIRM_WAIT`].

@@ -22,6 +22,7 @@ mod ops_dead;
 mod ops_state;
 mod order;
 mod partitions;
+mod publisher;
 mod rabbit_cluster;
 mod races;
 mod redis_cluster;

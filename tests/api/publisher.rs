@@ -1,0 +1,180 @@
+//! The publisher's confirms under many threads: each message gets the broker's
+//! answer to that message, while many tasks on several threads publish on the
+//! publisher's channel and the broker refuses some of what they send.
+//!
+//! lapin numbers a publish for its confirm, then queues its frames; two
+//! threads could be numbered in one order and reach the broker in the other,
+//! and the broker's answer for one message then went to the other: a refused
+//! message counted as confirmed and was lost (`amqp::publisher`, `Numbered`).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use serde_json::json;
+use switchboard::amqp::Publisher;
+use switchboard::ids::Id;
+use switchboard::names;
+use switchboard::output::{Output, Outputs};
+
+use crate::helpers::*;
+
+const TASKS: usize = 32;
+const EACH: usize = 60;
+
+/// An approved reply to the gateway of `channel` (of account `acc`), its ids `id`.
+fn reply(channel: &str, id: &str) -> Outputs {
+    let send = json!({
+        "type": "message.send", "eventId": id, "accountId": "acc", "messageId": id,
+        "channelId": channel, "chatType": "telegram", "chatId": "c1", "userId": "m1",
+        "contactId": "k1", "text": id, "occurredAt": TS,
+    });
+    Outputs(vec![Output::Send(serde_json::from_value(send).unwrap())])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_message_is_never_confirmed_when_many_threads_publish() {
+    let mut app = TestApp::spawn_with(0, |_| {}).await;
+    let account = Id::parse("acc").unwrap();
+    let key = |channel: &str| names::outbound_key(&account, &Id::parse(channel).unwrap());
+    let exchange = app.names.outbound();
+    let declare = app.channel.exchange_declare(
+        exchange.as_str().into(),
+        lapin::ExchangeKind::Topic,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    );
+    timed("exchange.declare", declare).await.unwrap();
+    // The gateway of channel `open` takes everything; the one of `full`
+    // refuses everything (a queue of at most 0 messages that rejects publishes).
+    let open = app.bind(&exchange, &key("open")).await;
+    let full = format!("{}.full", app.prefix);
+    app.track_queue(&full);
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
+    arguments.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    let declare = app
+        .channel
+        .queue_declare(full.as_str().into(), options, arguments);
+    timed("queue.declare", declare).await.unwrap();
+    let bind = app.channel.queue_bind(
+        full.as_str().into(),
+        exchange.as_str().into(),
+        key("full").as_str().into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    );
+    timed("queue.bind", bind).await.unwrap();
+
+    let verdict = within(Duration::from_secs(120), async {
+        let connection = timed(
+            "connection.open",
+            lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default()),
+        )
+        .await
+        .unwrap();
+        let connection = Arc::new(connection);
+        let publisher = timed("publisher", Publisher::open(&connection, app.names.clone()))
+            .await
+            .unwrap();
+        // Each task sends, at once, a reply to `full` (once) and one to
+        // `open` (again until it is confirmed; a refusal elsewhere replaces
+        // the channel, failing what was still unconfirmed on it).
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|t| {
+                let (publisher, account) = (publisher.clone(), account.clone());
+                tokio::spawn(async move {
+                    let mut confirmed_refused = Vec::new();
+                    for i in 0..EACH {
+                        let id = format!("t{t}-{i}");
+                        let (to_full, to_open) = (reply("full", &id), reply("open", &id));
+                        let once = async {
+                            let sent = timed("basic.publish", publisher.send(&account, &to_full));
+                            match sent.await {
+                                Ok(sent) => timed("the confirm", sent.confirmed()).await.is_ok(),
+                                Err(_) => false,
+                            }
+                        };
+                        let until_confirmed = async {
+                            for _ in 0..1000 {
+                                let sent =
+                                    timed("basic.publish", publisher.send(&account, &to_open));
+                                if let Ok(sent) = sent.await
+                                    && timed("the confirm", sent.confirmed()).await.is_ok()
+                                {
+                                    return;
+                                }
+                                tokio::time::sleep(Duration::from_millis(1)).await;
+                            }
+                            panic!("{id}: not confirmed in 1000 tries");
+                        };
+                        let (confirmed, ()) = tokio::join!(once, until_confirmed);
+                        if confirmed {
+                            confirmed_refused.push(id);
+                        }
+                    }
+                    confirmed_refused
+                })
+            })
+            .collect();
+        let mut confirmed_refused = Vec::new();
+        for task in tasks {
+            confirmed_refused.extend(task.await.unwrap());
+        }
+        publisher.close().await;
+        let _ = timed("connection.close", connection.close(200, "done".into())).await;
+
+        let reader = timed("channel.open", app.conn.create_channel())
+            .await
+            .unwrap();
+        let options = BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        };
+        let consume = reader.basic_consume(
+            open.as_str().into(),
+            "reader".into(),
+            options,
+            FieldTable::default(),
+        );
+        let mut consumer = timed("basic.consume", consume).await.unwrap();
+        let mut got = BTreeSet::new();
+        while got.len() < TASKS * EACH {
+            match tokio::time::timeout(Duration::from_secs(5), consumer.next()).await {
+                Ok(Some(Ok(delivery))) => {
+                    let send: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap();
+                    got.insert(send["text"].as_str().unwrap().to_owned());
+                }
+                _ => break,
+            }
+        }
+        (confirmed_refused, got)
+    })
+    .await;
+    app.cleanup().await;
+    let (confirmed_refused, got) = verdict;
+    assert!(
+        confirmed_refused.is_empty(),
+        "replies to the full queue reported confirmed: {confirmed_refused:?}"
+    );
+    assert_eq!(
+        got.len(),
+        TASKS * EACH,
+        "every confirmed reply is in its queue"
+    );
+}
