@@ -63,8 +63,6 @@ enum Delivery {
     Confirmed,
     /// Nacked: the broker would not take it (e.g. a full queue that rejects publishes).
     Refused,
-    /// Returned: a mandatory message no queue was bound for.
-    Unroutable,
 }
 
 /// A confirm-mode channel with the exchange names, plus the channels that
@@ -249,7 +247,7 @@ impl Publisher {
             .await?
         {
             Delivery::Confirmed => Ok(()),
-            _ => {
+            Delivery::Refused => {
                 self.renew(&channel).await;
                 Err(PublishError::Nacked(self.names.dead()))
             }
@@ -269,7 +267,31 @@ impl Publisher {
         let confirm = self
             .write(channel, exchange.into(), key.into(), body, props, mandatory)
             .await?;
-        delivery(confirm).await
+        self.delivery(confirm).await
+    }
+
+    /// What the broker answered to one message, waiting at most [`CONFIRM_WAIT`].
+    ///
+    /// A message the broker returned (a mandatory suitcase reply no queue
+    /// took) is counted here as a dropped reply, whichever confirm lapin hands
+    /// it with: lapin gives a returned message to the next confirm it
+    /// completes, which may be another message's (one `basic.ack` with
+    /// `multiple` completes several, in no set order). The message the
+    /// confirm belongs to is judged by the ack or nack alone, so a
+    /// notification is never failed by a reply's return.
+    async fn delivery(&self, confirm: PublisherConfirm) -> Result<Delivery, PublishError> {
+        let confirm = tokio::time::timeout(CONFIRM_WAIT, confirm)
+            .await
+            .map_err(|_| PublishError::ConfirmTimeout(CONFIRM_WAIT))??;
+        let (delivery, returned) = match confirm {
+            Confirmation::Ack(returned) => (Delivery::Confirmed, returned),
+            Confirmation::Nack(returned) => (Delivery::Refused, returned),
+            Confirmation::NotRequested => (Delivery::Confirmed, None),
+        };
+        if let Some(returned) = returned {
+            self.count_dropped_reply(returned.delivery.routing_key.as_str(), "unroutable");
+        }
+        Ok(delivery)
     }
 
     /// Hands one message to `channel`, numbered under the lock; returns once
@@ -329,18 +351,6 @@ impl<F: Future> Future for Numbered<'_, F> {
     }
 }
 
-/// What the broker answered to one message, waiting at most [`CONFIRM_WAIT`].
-async fn delivery(confirm: PublisherConfirm) -> Result<Delivery, PublishError> {
-    let confirm = tokio::time::timeout(CONFIRM_WAIT, confirm)
-        .await
-        .map_err(|_| PublishError::ConfirmTimeout(CONFIRM_WAIT))??;
-    Ok(match confirm {
-        Confirmation::Ack(None) | Confirmation::NotRequested => Delivery::Confirmed,
-        Confirmation::Ack(Some(_)) => Delivery::Unroutable,
-        Confirmation::Nack(_) => Delivery::Refused,
-    })
-}
-
 /// The messages of one [`Publisher::send`], on the channel in order, their
 /// confirms still to come.
 #[must_use = "a batch counts as published only once confirmed"]
@@ -376,14 +386,13 @@ impl Unconfirmed<'_> {
             .map(|(confirm, message)| {
                 let account = &account;
                 async move {
-                    let reply = matches!(message.to, Destination::ReplyTo(_));
-                    match (delivery(confirm).await?, reply) {
+                    match (publisher.delivery(confirm).await?, &message.to) {
                         (Delivery::Confirmed, _) => Ok(()),
-                        (outcome, true) => {
-                            publisher.dropped_reply(&message.to, outcome);
+                        (Delivery::Refused, Destination::ReplyTo(queue)) => {
+                            publisher.count_dropped_reply(queue, "refused");
                             Ok(())
                         }
-                        (_, false) => {
+                        (Delivery::Refused, _) => {
                             let (exchange, key) = publisher.names.destination(account, &message.to);
                             Err(PublishError::Nacked(format!("{exchange:?} {key:?}")))
                         }
@@ -404,17 +413,11 @@ impl Unconfirmed<'_> {
 }
 
 impl Publisher {
-    /// Counts and reports a suitcase reply the broker refused or could not route.
-    fn dropped_reply(&self, to: &Destination, outcome: Delivery) {
+    /// Counts and reports a suitcase reply to `queue` the broker refused or
+    /// could not route (`why`).
+    fn count_dropped_reply(&self, queue: &str, why: &'static str) {
         let dropped = self.dropped_replies.fetch_add(1, Ordering::Relaxed) + 1;
-        let why = match outcome {
-            Delivery::Refused => "refused",
-            _ => "unroutable",
-        };
-        let queue = match to {
-            Destination::ReplyTo(queue) => queue.as_str(),
-            _ => "",
-        };
+        crate::monitor::counters::dropped_reply();
         warn!(reply_to = %clip(queue, MAX_SHORT_BYTES), why, dropped_total = dropped, "Suitcase reply dropped.");
     }
 }

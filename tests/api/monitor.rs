@@ -153,6 +153,23 @@ async fn metrics_count_a_known_workload() {
         delta(&after, &last, r#"switchboard_claims_total{result="lost"}"#),
         1.0
     );
+
+    // A suitcase reply no queue takes (its requester is gone): dropped and
+    // counted. The chat's next request, answered, tells it was handled.
+    let request = event(
+        "suitcase.requested",
+        "acc",
+        serde_json::json!({ "userId": "m1", "chatType": "whatsapp", "chatId": "c9" }),
+    );
+    let gone = lapin::BasicProperties::default()
+        .with_reply_to("amq.gen-no-such-queue".into())
+        .with_correlation_id("lost".into());
+    app.publish_raw(&account_key("acc"), request.to_string().as_bytes(), gone)
+        .await;
+    let own = reply_queue(&app, Default::default()).await;
+    let _ = ask(&app, &own, "acc", "m1", ("whatsapp", "c9")).await;
+    let end = samples(&get(addr, "/metrics").await.1);
+    assert_eq!(delta(&last, &end, "switchboard_replies_dropped_total"), 1.0);
     worker.sigterm();
     let (code, _) = worker.exits_within(Duration::from_secs(30)).await;
     assert_eq!(code, 0, "the worker ended cleanly");

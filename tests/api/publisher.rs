@@ -20,7 +20,7 @@ use serde_json::json;
 use switchboard::amqp::Publisher;
 use switchboard::ids::Id;
 use switchboard::names;
-use switchboard::output::{Output, Outputs};
+use switchboard::output::{Output, Outputs, SuitcaseError, SuitcaseReply};
 
 use crate::helpers::*;
 
@@ -177,4 +177,102 @@ async fn a_refused_message_is_never_confirmed_when_many_threads_publish() {
         TASKS * EACH,
         "every confirmed reply is in its queue"
     );
+}
+
+/// A suitcase reply to `queue`, its correlation id `id`.
+fn suitcase_reply(queue: &str, id: &str) -> Outputs {
+    Outputs(vec![Output::Reply {
+        reply_to: queue.to_owned(),
+        correlation_id: id.to_owned(),
+        reply: SuitcaseReply::Error {
+            error: SuitcaseError::NoAccess,
+        },
+    }])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reply_that_comes_back_never_fails_another_message() {
+    let mut app = TestApp::spawn_with(0, |_| {}).await;
+    let account = Id::parse("acc").unwrap();
+    let exchange = app.names.outbound();
+    let declare = app.channel.exchange_declare(
+        exchange.as_str().into(),
+        lapin::ExchangeKind::Topic,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    );
+    timed("exchange.declare", declare).await.unwrap();
+    let open = app
+        .bind(
+            &exchange,
+            &names::outbound_key(&account, &Id::parse("open").unwrap()),
+        )
+        .await;
+    let gone = format!("{}.no-such-queue", app.prefix);
+
+    let verdict = within(Duration::from_secs(120), async {
+        let connection = timed(
+            "connection.open",
+            lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default()),
+        )
+        .await
+        .unwrap();
+        let connection = Arc::new(connection);
+        let publisher = timed("publisher", Publisher::open(&connection, app.names.clone()))
+            .await
+            .unwrap();
+        // Each task sends, at once, a reply no queue takes (the broker
+        // returns it, then confirms it) and a message to the gateway, once.
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|t| {
+                let (publisher, account, gone) = (publisher.clone(), account.clone(), gone.clone());
+                tokio::spawn(async move {
+                    let mut failed = Vec::new();
+                    for i in 0..EACH {
+                        let id = format!("t{t}-{i}");
+                        let (back, on) = (suitcase_reply(&gone, &id), reply("open", &id));
+                        let send = |outputs| {
+                            let (publisher, account) = (&publisher, &account);
+                            async move {
+                                let sent = timed("basic.publish", publisher.send(account, outputs));
+                                timed("the confirm", sent.await.unwrap().confirmed()).await
+                            }
+                        };
+                        let (back, on) = tokio::join!(send(&back), send(&on));
+                        // Neither fails: a returned reply is done, and the
+                        // return is no answer to the other message.
+                        if let Err(e) = back {
+                            failed.push(format!("{id} (the reply): {e}"));
+                        }
+                        if let Err(e) = on {
+                            failed.push(format!("{id}: {e}"));
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        let mut failed = Vec::new();
+        for task in tasks {
+            failed.extend(task.await.unwrap());
+        }
+        let dropped = publisher.dropped_replies();
+        publisher.close().await;
+        let _ = timed("connection.close", connection.close(200, "done".into())).await;
+        (failed, dropped)
+    })
+    .await;
+    let got = app.take(&open, TASKS * EACH, Duration::from_secs(10)).await;
+    app.cleanup().await;
+    let (failed, dropped) = verdict;
+    assert!(failed.is_empty(), "messages failed: {failed:?}");
+    assert_eq!(
+        dropped,
+        (TASKS * EACH) as u64,
+        "every reply counted as dropped"
+    );
+    assert_eq!(got.len(), TASKS * EACH, "every message in its queue, once");
 }
