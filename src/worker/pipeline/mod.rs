@@ -188,9 +188,18 @@ impl Processor {
                         delivery.ack(BasicAckOptions::default()),
                     );
                     return match ack.await {
-                        Ok(Ok(_)) => {
+                        Ok(Ok(true)) => {
                             turn.acked();
                             Some(outcome)
+                        }
+                        Ok(Ok(false)) => {
+                            // lapin sent no ack: the channel was closed (or the
+                            // delivery acked already, which this code never does).
+                            warn!(
+                                "Ack not sent, the channel is closed; the event will be redelivered and replayed."
+                            );
+                            broken.cancel();
+                            None
                         }
                         Ok(Err(e)) => {
                             warn!(error = %e, "Ack failed; the event will be redelivered and replayed.");
