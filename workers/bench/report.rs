@@ -264,7 +264,7 @@ fn report_ceiling(args: &Args, c: &PhaseResult) {
     let n = args.events;
     let slots = args.ceiling_slots();
     println!(
-        "broker ceiling: the worker's topology, {} -> {} partitions -> {} relay connection(s), prefetch {}, {} relayed at once each; per event one confirmed persistent publish to each place the worker publishes to for it, then the ack",
+        "broker ceiling: the worker's topology, {} -> {} partitions -> {} relay(s), each with a connection to consume and one to publish, as a worker has, prefetch {}, {} relayed at once each; per event one confirmed persistent publish to each place the worker publishes to for it, then the ack",
         describe(args.accounts, args.chats),
         args.partitions,
         args.workers,
