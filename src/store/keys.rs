@@ -121,7 +121,7 @@ pub fn bucket(id: &Id) -> u16 {
 
 /// The bucket of any field (a chat's is [`chat_field`]).
 pub fn bucket_of(field: &str) -> u16 {
-    let digest = sha1_smol::Sha1::from(field).digest().bytes();
+    let digest = <sha1::Sha1 as sha1::Digest>::digest(field.as_bytes());
     let head = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
     (head % BUCKETS) as u16
 }
