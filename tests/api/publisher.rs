@@ -7,14 +7,10 @@
 //! and the broker's answer for one message then went to the other: a refused
 //! message counted as confirmed and was lost (`amqp::publisher`, `Numbered`).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
+use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use serde_json::json;
 use switchboard::amqp::Publisher;
@@ -41,7 +37,6 @@ fn reply(channel: &str, id: &str) -> Outputs {
 async fn a_refused_message_is_never_confirmed_when_many_threads_publish() {
     let mut app = TestApp::spawn_with(0, |_| {}).await;
     let account = Id::parse("acc").unwrap();
-    let key = |channel: &str| names::outbound_key(&account, &Id::parse(channel).unwrap());
     let exchange = app.names.outbound();
     let declare = app.channel.exchange_declare(
         exchange.as_str().into(),
@@ -53,9 +48,16 @@ async fn a_refused_message_is_never_confirmed_when_many_threads_publish() {
         FieldTable::default(),
     );
     timed("exchange.declare", declare).await.unwrap();
-    // The gateway of channel `open` takes everything; the one of `full`
-    // refuses everything (a queue of at most 0 messages that rejects publishes).
-    let open = app.bind(&exchange, &key("open")).await;
+    // The gateway of channel `open` takes everything. A requester's reply
+    // queue of at most 0 messages that rejects publishes refuses every
+    // suitcase reply: the publisher counts each as dropped and goes on (no
+    // new channel, so nothing else on the channel fails).
+    let open = app
+        .bind(
+            &exchange,
+            &names::outbound_key(&account, &Id::parse("open").unwrap()),
+        )
+        .await;
     let full = format!("{}.full", app.prefix);
     app.track_queue(&full);
     let mut arguments = FieldTable::default();
@@ -72,14 +74,6 @@ async fn a_refused_message_is_never_confirmed_when_many_threads_publish() {
         .channel
         .queue_declare(full.as_str().into(), options, arguments);
     timed("queue.declare", declare).await.unwrap();
-    let bind = app.channel.queue_bind(
-        full.as_str().into(),
-        exchange.as_str().into(),
-        key("full").as_str().into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    );
-    timed("queue.bind", bind).await.unwrap();
 
     let verdict = within(Duration::from_secs(120), async {
         let connection = timed(
@@ -92,91 +86,59 @@ async fn a_refused_message_is_never_confirmed_when_many_threads_publish() {
         let publisher = timed("publisher", Publisher::open(&connection, app.names.clone()))
             .await
             .unwrap();
-        // Each task sends, at once, a reply to `full` (once) and one to
-        // `open` (again until it is confirmed; a refusal elsewhere replaces
-        // the channel, failing what was still unconfirmed on it).
+        // Each task sends, at once, a reply the broker refuses and a message
+        // to the gateway it takes. A nack that went to the gateway's message
+        // fails it; an ack that went to the reply leaves it uncounted.
         let tasks: Vec<_> = (0..TASKS)
             .map(|t| {
-                let (publisher, account) = (publisher.clone(), account.clone());
+                let (publisher, account, full) = (publisher.clone(), account.clone(), full.clone());
                 tokio::spawn(async move {
-                    let mut confirmed_refused = Vec::new();
+                    let mut failed = Vec::new();
                     for i in 0..EACH {
                         let id = format!("t{t}-{i}");
-                        let (to_full, to_open) = (reply("full", &id), reply("open", &id));
-                        let once = async {
-                            let sent = timed("basic.publish", publisher.send(&account, &to_full));
-                            match sent.await {
-                                Ok(sent) => timed("the confirm", sent.confirmed()).await.is_ok(),
-                                Err(_) => false,
+                        let send = |outputs| {
+                            let (publisher, account) = (&publisher, &account);
+                            async move {
+                                let sent = timed("basic.publish", publisher.send(account, outputs));
+                                timed("the confirm", sent.await.unwrap().confirmed()).await
                             }
                         };
-                        let until_confirmed = async {
-                            for _ in 0..1000 {
-                                let sent =
-                                    timed("basic.publish", publisher.send(&account, &to_open));
-                                if let Ok(sent) = sent.await
-                                    && timed("the confirm", sent.confirmed()).await.is_ok()
-                                {
-                                    return;
-                                }
-                                tokio::time::sleep(Duration::from_millis(1)).await;
-                            }
-                            panic!("{id}: not confirmed in 1000 tries");
-                        };
-                        let (confirmed, ()) = tokio::join!(once, until_confirmed);
-                        if confirmed {
-                            confirmed_refused.push(id);
+                        let (refused, taken) = (suitcase_reply(&full, &id), reply("open", &id));
+                        let (refused, taken) = tokio::join!(send(&refused), send(&taken));
+                        if let Err(e) = refused {
+                            failed.push(format!("{id} (the reply): {e}"));
+                        }
+                        if let Err(e) = taken {
+                            failed.push(format!("{id}: {e}"));
                         }
                     }
-                    confirmed_refused
+                    failed
                 })
             })
             .collect();
-        let mut confirmed_refused = Vec::new();
+        let mut failed = Vec::new();
         for task in tasks {
-            confirmed_refused.extend(task.await.unwrap());
+            failed.extend(task.await.unwrap());
         }
+        let dropped = publisher.dropped_replies();
         publisher.close().await;
         let _ = timed("connection.close", connection.close(200, "done".into())).await;
-
-        let reader = timed("channel.open", app.conn.create_channel())
-            .await
-            .unwrap();
-        let options = BasicConsumeOptions {
-            no_ack: true,
-            ..Default::default()
-        };
-        let consume = reader.basic_consume(
-            open.as_str().into(),
-            "reader".into(),
-            options,
-            FieldTable::default(),
-        );
-        let mut consumer = timed("basic.consume", consume).await.unwrap();
-        let mut got = BTreeSet::new();
-        while got.len() < TASKS * EACH {
-            match tokio::time::timeout(Duration::from_secs(5), consumer.next()).await {
-                Ok(Some(Ok(delivery))) => {
-                    let send: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap();
-                    got.insert(send["text"].as_str().unwrap().to_owned());
-                }
-                _ => break,
-            }
-        }
-        (confirmed_refused, got)
+        (failed, dropped)
     })
     .await;
+    let got = app.take(&open, TASKS * EACH, Duration::from_secs(10)).await;
     app.cleanup().await;
-    let (confirmed_refused, got) = verdict;
+    let (failed, dropped) = verdict;
     assert!(
-        confirmed_refused.is_empty(),
-        "replies to the full queue reported confirmed: {confirmed_refused:?}"
+        failed.is_empty(),
+        "messages the broker took, failed: {failed:?}"
     );
     assert_eq!(
-        got.len(),
-        TASKS * EACH,
-        "every confirmed reply is in its queue"
+        dropped,
+        (TASKS * EACH) as u64,
+        "every refused reply counted as refused, not confirmed"
     );
+    assert_eq!(got.len(), TASKS * EACH, "every message in its queue, once");
 }
 
 /// A suitcase reply to `queue`, its correlation id `id`.
