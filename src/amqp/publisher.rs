@@ -319,7 +319,7 @@ pin_project_lite::pin_project! {
     /// numbers the message for its confirm and queues its frames in its first
     /// poll, so under one lock per channel messages are numbered in the order
     /// they go out, whichever threads publish.
-    pub(crate) struct Numbered<'l, F> {
+    struct Numbered<'l, F> {
         lock: &'l Mutex<()>,
         started: bool,
         #[pin]
@@ -328,7 +328,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<'l, F> Numbered<'l, F> {
-    pub(crate) fn new(lock: &'l Mutex<()>, inner: F) -> Self {
+    fn new(lock: &'l Mutex<()>, inner: F) -> Self {
         Self {
             lock,
             started: false,

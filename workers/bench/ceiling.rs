@@ -101,8 +101,7 @@ impl Bench {
             let conn = amqp::connect(&args.amqp_url, "switchboard-bench ceiling").await?;
             let publishing =
                 amqp::connect(&args.amqp_url, "switchboard-bench ceiling publisher").await?;
-            let relays = stand_in(&conn, &publishing, args, &names, w, session.clone());
-            let relays = relays.await;
+            let relays = stand_in(&conn, &publishing, args, &names, w, session.clone()).await;
             self.side_connections.push(conn);
             self.side_connections.push(publishing);
             tasks.push(relays?);
