@@ -81,6 +81,8 @@ pub struct Publisher {
     connection: Arc<Connection>,
     /// Held while a publish is numbered and queued (see the module's docs).
     numbering: Arc<Mutex<()>>,
+    /// Held while the channel is renewed (see [`Publisher::renew`]).
+    renewing: Arc<tokio::sync::Mutex<()>>,
     names: Names,
     user_queues: UserQueues,
     dropped_replies: Arc<AtomicU64>,
@@ -93,6 +95,7 @@ impl Publisher {
             channel: Arc::new(std::sync::RwLock::new(Arc::new(channel))),
             connection: connection.clone(),
             numbering: Arc::default(),
+            renewing: Arc::default(),
             user_queues: UserQueues::new(connection.clone(), names.clone()),
             names,
             dropped_replies: Arc::default(),
@@ -138,29 +141,34 @@ impl Publisher {
 
     /// Replaces `refused`, if it is still the publishing channel, by a fresh
     /// one; when none can be opened the old one stays (the retry will tell).
-    async fn renew(&self, refused: &Channel) {
+    ///
+    /// The old channel is not closed at once: every other message already on
+    /// it gets the broker's own answer first (it drains, see [`retire`]).
+    /// Closing it at once failed all of them, so a queue that kept refusing
+    /// made every event in flight on the worker fail and send again, whatever
+    /// its account. Renewals are one at a time, and a refusal on a channel
+    /// that was already replaced renews nothing.
+    async fn renew(&self, refused: &Arc<Channel>) {
+        let _one_at_a_time = self.renewing.lock().await;
+        if !Arc::ptr_eq(&self.channel(), refused) {
+            return;
+        }
         let Ok(Ok(fresh)) =
             tokio::time::timeout(RENEW_WAIT, confirm_channel(&self.connection)).await
         else {
             return;
         };
         let fresh = Arc::new(fresh);
-        let old = {
-            let mut slot = self.channel.write().unwrap_or_else(PoisonError::into_inner);
-            if slot.id() == refused.id() {
-                std::mem::replace(&mut *slot, fresh.clone())
-            } else {
-                fresh.clone()
-            }
-        };
-        if old.id() != fresh.id() {
-            warn!(
-                old = old.id(),
-                new = fresh.id(),
-                "The broker refused a message; publishing on a fresh channel."
-            );
-        }
-        close(&old).await;
+        let old = std::mem::replace(
+            &mut *self.channel.write().unwrap_or_else(PoisonError::into_inner),
+            fresh.clone(),
+        );
+        warn!(
+            old = old.id(),
+            new = fresh.id(),
+            "The broker refused a message; publishing on a fresh channel."
+        );
+        tokio::spawn(retire(old));
     }
 
     pub fn names(&self) -> &Names {
@@ -436,6 +444,18 @@ async fn confirm_channel(connection: &Connection) -> Result<Channel, lapin::Erro
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
     Ok(channel)
+}
+
+/// Closes a replaced publishing channel once nothing holds it any more: every
+/// send and batch awaiting confirms holds its channel, and a replaced channel
+/// gets no new ones, so then the broker has answered every message on it.
+/// Waits at most [`CONFIRM_WAIT`] (as long as any confirm may take).
+async fn retire(channel: Arc<Channel>) {
+    let deadline = tokio::time::Instant::now() + CONFIRM_WAIT;
+    while Arc::strong_count(&channel) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    close(&channel).await;
 }
 
 /// Closes a channel if it is open, waiting at most 5 s.
