@@ -164,3 +164,88 @@ fn bad_inputs_table() {
         assert!(parse(body.as_bytes()).is_ok(), "{id}");
     }
 }
+
+/// Bodies near the two messages' examples: each field left out, null, of
+/// another JSON kind, empty, escaped, huge or repeated; other types; extra
+/// fields; a repeated or escaped `type`.
+fn near_messages() -> Vec<String> {
+    let examples = [
+        include_str!("../../schemas/examples/inbound/message.inbound.json"),
+        include_str!("../../schemas/examples/inbound/message.outbound.json"),
+    ];
+    let replacements = [
+        "null",
+        "5",
+        "true",
+        "[]",
+        "{}",
+        r#""""#,
+        r#""x""#,
+        r#""a\"b""#,
+        r#""\u0041""#,
+        r#""message.inbound""#,
+        r#""message.outbound""#,
+        r#""suitcase.requested""#,
+        r#""whatsapp""#,
+        r#""2026-13-01T00:00:00Z""#,
+        r#""2026-01-01T00:00:00+03:00""#,
+        r#"{"name":"M","phone":null,"extra":1}"#,
+        r#"{"name":5}"#,
+    ];
+    let mut bodies = Vec::new();
+    for example in examples {
+        let value: serde_json::Value = serde_json::from_str(example).unwrap();
+        let object = value.as_object().unwrap();
+        bodies.push(example.to_owned());
+        bodies.push(format!("  {example}"));
+        let keys = object
+            .keys()
+            .cloned()
+            .chain(["contentUri", "userId", "extra"].map(String::from));
+        for key in keys.collect::<Vec<_>>() {
+            let key = &key;
+            let mut without = object.clone();
+            without.remove(key);
+            bodies.push(serde_json::Value::Object(without).to_string());
+            for with in replacements {
+                let mut changed = object.clone();
+                changed.insert(key.clone(), serde_json::from_str(with).unwrap());
+                let text = serde_json::Value::Object(changed).to_string();
+                // The key also repeated, at the end, with the example's value or none.
+                let first = object.get(key).map_or("null".to_owned(), |v| v.to_string());
+                bodies.push(format!("{},\"{key}\":{first}}}", &text[..text.len() - 1]));
+                bodies.push(text);
+            }
+            let huge = serde_json::Value::String("z".repeat(300 * 1024));
+            let mut changed = object.clone();
+            changed.insert(key.clone(), huge);
+            bodies.push(serde_json::Value::Object(changed).to_string());
+        }
+        bodies.push(example.replacen(r#""type""#, r#""\u0074ype""#, 1));
+        bodies.push(format!("[{example}]"));
+    }
+    bodies
+}
+
+#[test]
+fn the_straight_parse_of_messages_agrees_with_the_general_one() {
+    let mut straight = 0;
+    for body in near_messages() {
+        let general = parse_general(body.as_bytes(), body.trim_start().starts_with('{'));
+        if let Some(fast) = wire::message(body.as_bytes()) {
+            straight += 1;
+            assert_eq!(general.as_ref(), Ok(&fast), "{body:.300}");
+        }
+        // And `parse` as a whole says what the general parse says.
+        if body.len() <= MAX_BODY_BYTES {
+            let parsed = parse(body.as_bytes()).map_err(|e| e.header());
+            let general = general.map_err(|e| e.header()).and_then(|event| {
+                crate::web_url::check(&event).map_err(|e| e.header())?;
+                Ok(event)
+            });
+            assert_eq!(parsed, general, "{body:.300}");
+        }
+    }
+    // The examples and most of their variants do take the straight way.
+    assert!(straight > 100, "{straight} bodies parsed straight");
+}

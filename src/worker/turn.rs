@@ -19,7 +19,8 @@
 //! (the consumer then lets the next event of the chat start) and the link to
 //! the earlier event's ack.
 
-use std::collections::HashMap;
+// foldhash: see `sequencer`.
+use foldhash::{HashMap, HashMapExt};
 
 use tokio::sync::{mpsc, oneshot};
 
