@@ -437,16 +437,13 @@ impl Store {
         let keys = self.keys(account);
         let ttl = self.event_ttl.as_secs().max(1);
         let (names, args) = script_input(&keys, event_id, plan, ttl);
-        let mut invocation = self.apply.prepare_invoke();
-        for name in &names {
-            invocation.key(name);
-        }
+        let mut invocation = super::eval::Eval::new(&self.apply, &names);
         for arg in &args {
             invocation.arg(arg);
         }
         let mut conn = self.backend.get().await?;
         counters::redis_round_trip("apply");
-        let value: Reply = invocation.invoke_async(&mut conn).await?;
+        let value: Reply = invocation.run(&mut conn).await?;
         let mut items = array(value)?.into_iter();
         match string(items.next())?.as_deref() {
             Some("ok") => {

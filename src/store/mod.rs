@@ -10,6 +10,7 @@ mod backend;
 pub mod bulk;
 pub mod compact;
 mod error;
+mod eval;
 mod keys;
 mod partitioning;
 mod read;
@@ -127,16 +128,16 @@ impl Store {
         ttl: Duration,
         leave: bool,
     ) -> Result<Vec<String>, StoreError> {
-        let mut invocation = self.heartbeat.prepare_invoke();
+        let mut invocation =
+            eval::Eval::new(&self.heartbeat, &[format!("{}:workers", self.prefix)]);
         invocation
-            .key(format!("{}:workers", self.prefix))
             .arg(worker)
             .arg(ttl.as_millis() as u64)
             .arg(if leave { "1" } else { "0" });
         within(async {
             let mut conn = self.backend.get().await?;
             counters::redis_round_trip("heartbeat");
-            Ok(invocation.invoke_async(&mut conn).await?)
+            Ok(invocation.run(&mut conn).await?)
         })
         .await
     }

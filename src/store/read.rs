@@ -106,15 +106,16 @@ impl Store {
             #[serde(default)]
             waiting: Vec<Row>,
         }
-        let mut invocation = self.channel.prepare_invoke();
-        invocation
-            .key(keys.key(&Key::Seats(channel.clone())))
-            .key(keys.key(&Key::Pool(channel.clone())))
-            .key(keys.key(&Key::Turn(channel.clone())))
-            .key(keys.key(&Key::Waiting(channel.clone())))
-            .arg(keys.base());
+        let names = [
+            keys.key(&Key::Seats(channel.clone())),
+            keys.key(&Key::Pool(channel.clone())),
+            keys.key(&Key::Turn(channel.clone())),
+            keys.key(&Key::Waiting(channel.clone())),
+        ];
+        let mut invocation = super::eval::Eval::new(&self.channel, &names);
+        invocation.arg(keys.base());
         counters::redis_round_trip("channel");
-        let raw: String = invocation.invoke_async(conn).await?;
+        let raw: String = invocation.run(conn).await?;
         let reply: Reply = parse(&raw)?;
         let mut waiting = Vec::with_capacity(reply.waiting.len());
         for row in reply.waiting {
@@ -166,18 +167,20 @@ impl Store {
             .channel_id
             .clone()
             .unwrap_or_else(|| Id::parse("-").expect("valid"));
-        let mut invocation = self.snapshot.prepare_invoke();
+        let names = [
+            keys.event(event_id),
+            keys.key(&Key::Config),
+            keys.key(&Key::Settings),
+            keys.key(&Key::Channels),
+            keys.key(&Key::Seats(channel.clone())),
+            keys.key(&Key::Observers(channel.clone())),
+            keys.key(&Key::Pool(channel)),
+            keys.key(&Key::Chats(bucket_of(&chat_field))),
+            keys.key(&Key::Users),
+            keys.key(&Key::Chat(q.chat.clone())),
+        ];
+        let mut invocation = super::eval::Eval::new(&self.snapshot, &names);
         invocation
-            .key(keys.event(event_id))
-            .key(keys.key(&Key::Config))
-            .key(keys.key(&Key::Settings))
-            .key(keys.key(&Key::Channels))
-            .key(keys.key(&Key::Seats(channel.clone())))
-            .key(keys.key(&Key::Observers(channel.clone())))
-            .key(keys.key(&Key::Pool(channel)))
-            .key(keys.key(&Key::Chats(bucket_of(&chat_field))))
-            .key(keys.key(&Key::Users))
-            .key(keys.key(&Key::Chat(q.chat.clone())))
             .arg(q.channel_id.as_ref().map_or("", Id::as_str))
             .arg(q.user_id.as_ref().map_or("", Id::as_str))
             .arg(keys.base())
@@ -203,7 +206,7 @@ impl Store {
         }
         let mut conn = self.backend.get().await?;
         counters::redis_round_trip("snapshot");
-        let raw: String = invocation.invoke_async(&mut conn).await?;
+        let raw: String = invocation.run(&mut conn).await?;
         let reply: Reply = parse(&raw)?;
         if let Some(record) = reply.applied {
             return Ok(Loaded::Applied(parse(&record)?));

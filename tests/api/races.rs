@@ -303,3 +303,42 @@ async fn an_account_of_the_old_layout_gets_its_indexes_at_its_first_snapshot() {
     .unwrap();
     assert_eq!(old_pool, None, "the old pool is gone");
 }
+
+/// `SCRIPT FLUSH` on the test's Redis: it forgets every script, as a
+/// restarted or failed-over Redis does.
+async fn forget_scripts() {
+    let client = redis::Client::open(REDIS).unwrap();
+    let flush = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async::<()>(&mut conn)
+            .await
+    };
+    timed("SCRIPT FLUSH", flush).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_scripts_are_loaded_again_when_redis_forgot_them() {
+    // Every step's script is unknown to Redis when it runs (`NOSCRIPT`): the
+    // store loads it and runs the same call again, and nothing is lost.
+    let account = Raced::new(2, "round_robin").await;
+    forget_scripts().await;
+    let first = run_event(&account.store, &inbound("acc", "client", "hi")).await;
+    let given = bodies(&first, "notify")
+        .into_iter()
+        .find(|n| n["type"] == "chat.new" && n["userId"] != "q")
+        .expect("a manager was given the client");
+    assert_eq!(bodies(&first, "crm").len(), 2, "contact and deal created");
+    forget_scripts().await;
+    let again = run_event(&account.store, &inbound("acc", "client", "again")).await;
+    let told: Vec<_> = bodies(&again, "notify")
+        .into_iter()
+        .filter(|n| n["type"] == "chat.message")
+        .map(|n| n["userId"].clone())
+        .collect();
+    assert!(
+        told.contains(&given["userId"]),
+        "the responsible was told: {told:?}"
+    );
+}
