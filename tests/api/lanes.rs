@@ -11,7 +11,10 @@
 //! order holds there too. Without the wait it failed about 2 runs in 3; with a
 //! wait only for sends on another channel than the earlier event's, about 1 in
 //! 4 (the full queue, read in between, refused one message and accepted the
-//! next on the same channel).
+//! next on the same channel). A queue that refuses everything fails only its
+//! own account's events, each given up after its tries; before, each refusal
+//! closed the publishing channel under the other account's messages (repeats)
+//! and a refusal after the send was never counted (tried for ever).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -216,6 +219,43 @@ fn policy(name: &str, queue: &str, definition: Option<&str>) {
     );
 }
 
+/// Runs `verdict` (at most 120 s), then clears the policy `name` on
+/// `queue`, also when it ran out of time.
+async fn then_clear<T>(
+    name: &str,
+    queue: &str,
+    verdict: impl std::future::Future<Output = T>,
+) -> T {
+    let verdict = tokio::time::timeout(Duration::from_secs(120), verdict).await;
+    policy(name, queue, None);
+    verdict.expect("done within 120 s")
+}
+
+/// Waits until the broker refuses a message to `queue` (a policy takes a
+/// moment to reach a queue); at most 20 s.
+async fn until_refused(app: &TestApp, queue: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let probe = async {
+            app.channel
+                .basic_publish(
+                    "".into(),
+                    queue.into(),
+                    Default::default(),
+                    b"{}",
+                    lapin::BasicProperties::default(),
+                )
+                .await?
+                .await
+        };
+        if let lapin::Confirmation::Nack(_) = timed("a probe", probe).await.unwrap() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{queue} never refused a message");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Consumes `queue` until `want` distinct messages came (repeats on top) or
 /// nothing came for 5 s; every message, in arrival order.
 async fn drain(app: &TestApp, queue: &str, want: usize) -> Vec<Value> {
@@ -280,13 +320,7 @@ async fn a_refused_message_is_not_overtaken_by_the_later_events_of_its_chat() {
         let dead = app.dead(0).await;
         (notes, dead)
     };
-    let (notes, dead) = tokio::time::timeout(Duration::from_secs(120), verdict)
-        .await
-        .unwrap_or_else(|_| {
-            policy(&name, &queue, None);
-            panic!("not done within 120 s")
-        });
-    policy(&name, &queue, None);
+    let (notes, dead) = then_clear(&name, &queue, verdict).await;
     let reasons: Vec<_> = dead
         .iter()
         .map(|d| d.header("x-switchboard-error"))
@@ -299,5 +333,61 @@ async fn a_refused_message_is_not_overtaken_by_the_later_events_of_its_chat() {
     let repeats = assert_managers_in_order(&app).await - CHATS * PER_CHAT as usize;
     assert!(repeats > 0, "quality control's queue refused messages");
     eprintln!("refused queue: {repeats} events sent again");
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_queue_that_keeps_refusing_fails_no_other_accounts_events() {
+    let app = TestApp::spawn_with(1, |c| c.concurrency = 64).await;
+    setup_account(&app, "acc", &STAFF, Some("round_robin")).await;
+    setup_account(&app, "full", &STAFF, Some("round_robin")).await;
+    // Account `full`'s quality control has a queue that refuses every message:
+    // each of `full`'s events is refused, again and again, and every refusal
+    // has the publishing channel renewed, while `acc`'s events go out on the
+    // same worker and channel. `acc`'s users must get each message once: an
+    // `acc` event failed by another's refusal would be sent again (a repeat).
+    // `full`'s events are given up after their tries, as dead letters.
+    const REFUSED: usize = 20;
+    let queue = app.user_queue("full", "q");
+    let name = format!("{}-refuse-all", app.prefix);
+    policy(
+        &name,
+        &queue,
+        Some(r#"{"max-length":0,"overflow":"reject-publish"}"#),
+    );
+    until_refused(&app, &queue).await;
+    let verdict = async {
+        app.stop_workers().await;
+        let refused = (0..REFUSED).map(|c| inbound("full", &format!("c-{c}"), "hi"));
+        let events: Vec<Value> = refused.chain(backlog()).collect();
+        send(&app, &events).await;
+        app.start_worker(app.config()).await;
+        let notes = all_notes(&app, "q").await;
+        // Ten tries with backoff (up to 5 s apart) take up to about half a minute.
+        let dead = app
+            .take(&app.names.dead(), REFUSED, Duration::from_secs(60))
+            .await;
+        (notes, dead)
+    };
+    let (notes, dead) = then_clear(&name, &queue, verdict).await;
+    assert_all_in_order(&in_arrival_order(&notes), "quality control");
+    let managers = assert_managers_in_order(&app).await;
+    let want = CHATS * PER_CHAT as usize;
+    assert_eq!(
+        (notes.len(), managers),
+        (want, want),
+        "quality control's and the managers' notifications, repeats included"
+    );
+    let reasons: Vec<_> = dead
+        .iter()
+        .map(|d| d.header("x-switchboard-error").unwrap_or_default())
+        .collect();
+    assert_eq!(reasons.len(), REFUSED, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r.starts_with("failed: still failing")),
+        "{reasons:?}"
+    );
     app.cleanup().await;
 }

@@ -125,10 +125,20 @@ impl Processor {
         let started = std::time::Instant::now();
         let mut backoff = retry_backoff();
         let mut refusals = 0;
+        // The last failure not known to pass: its message, once its outputs
+        // were refused (nacked) after they were sent.
+        let mut refused: Option<String> = None;
         loop {
-            let outcome = match &admitted.event {
-                Ok(event) => self.handle(event, &delivery.properties, turn).await,
-                Err(rejection) => Outcome::DeadLetter(rejection.clone()),
+            let outcome = match (&admitted.event, refused.take()) {
+                // Sent and refused for the last time: given up before it is sent again.
+                (_, Some(e)) if refusals >= MAX_REFUSALS => {
+                    warn!(error = %e, "Event given up.");
+                    Outcome::DeadLetter(Rejection::Failed(format!(
+                        "still failing after {MAX_REFUSALS} tries: {e}"
+                    )))
+                }
+                (Ok(event), _) => self.handle(event, &delivery.properties, turn).await,
+                (Err(rejection), _) => Outcome::DeadLetter(rejection.clone()),
             };
             // A failure not known to pass is given up after a bound, as a dead letter.
             let outcome = match outcome {
@@ -169,14 +179,17 @@ impl Processor {
                         .map(|()| "dead_lettered")
                         .map_err(Transient::from)
                 }
-                Outcome::Retry(e) => {
-                    if !e.is_passing() {
-                        refusals += 1;
-                    }
-                    Err(e)
-                }
+                Outcome::Retry(e) => Err(e),
                 Outcome::Ended => return None,
             };
+            // Every failure not known to pass counts towards the bound, the
+            // broker refusing the event's outputs included.
+            if let Err(e) = &result
+                && !e.is_passing()
+            {
+                refusals += 1;
+                refused = Some(e.to_string());
+            }
             match result {
                 Ok(outcome) => {
                     if !turn.earlier_acked().await {
