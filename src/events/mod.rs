@@ -295,7 +295,7 @@ pub fn parse(body: &[u8]) -> Result<Event, Rejection> {
     // too) parses straight to its type. Anything else is read as a JSON value
     // first, to tell what is wrong with it.
     let object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    let event = match wire::message(body).filter(|_| object) {
+    let event = match object.then(|| wire::message(body)).flatten() {
         Some(message) => message,
         None => parse_general(body, object)?,
     };
@@ -337,6 +337,7 @@ fn parse_by_steps(body: &[u8]) -> Result<Event, Rejection> {
     serde_json::from_value(value).map_err(|e| Rejection::InvalidField(e.to_string()))
 }
 
+mod wire;
+
 #[cfg(test)]
 mod tests;
-mod wire;

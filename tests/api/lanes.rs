@@ -326,8 +326,7 @@ async fn a_refused_message_is_not_overtaken_by_the_later_events_of_its_chat() {
         .map(|d| d.header("x-switchboard-error"))
         .collect();
     assert!(dead.is_empty(), "nothing given up: {reasons:?}");
-    // A refused event is sent again whole: what the broker took of it the
-    // first time repeats, with the same id.
+    // Quality control got each chat whole and in order, the refused ones later.
     assert_all_in_order(&in_arrival_order(&notes), "quality control");
     // A refused event is sent again whole: its manager's notification repeats.
     let repeats = assert_managers_in_order(&app).await - CHATS * PER_CHAT as usize;

@@ -8,22 +8,12 @@ use switchboard::ids::Id;
 use switchboard::model::{ChatRef, ChatType};
 use switchboard::store::{AccountKeys, Key, Loaded, bucket, bucket_of, chat_field};
 
-use crate::helpers::{REDIS, eid, event, inbound, timed};
+use crate::helpers::{eid, event, inbound, redis_conn, timed};
 use crate::races::{Raced, bodies, run_event};
 
 /// Ids that need escaping in the older keys (braces, colon, `%`, non-ASCII).
 const CONTACT: &str = "ct {1}:é.%2E";
 const OLD_DEAL: &str = "d {2}:%é.";
-
-async fn redis() -> redis::aio::MultiplexedConnection {
-    let client = redis::Client::open(REDIS).unwrap();
-    timed(
-        "connecting to Redis",
-        client.get_multiplexed_async_connection(),
-    )
-    .await
-    .unwrap()
-}
 
 async fn query<T: redis::FromRedisValue>(
     conn: &mut redis::aio::MultiplexedConnection,
@@ -71,7 +61,7 @@ async fn data_of_the_older_layout_is_read_and_moves_when_written() {
     let old_contact_key = keys.key(&Key::Contact(contact.clone()));
     let old_deal_key = keys.key(&Key::Deal(old_deal.clone()));
     let old_set = keys.key(&Key::ContactDeals(contact.clone()));
-    let mut conn = redis().await;
+    let mut conn = redis_conn().await;
     // As an older worker wrote them: the model's JSON at a key each, a set of deal ids.
     let chat = ChatRef {
         chat_type: ChatType::Whatsapp,

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::helpers::{Account, Prefix, REDIS, eid, inbound, outbound, timed};
+use crate::helpers::{Account, Prefix, REDIS, eid, inbound, outbound, redis_conn, timed};
 use serde_json::Value;
 use switchboard::handlers::{ChatQuery, ReplyTo};
 use switchboard::ids::Id;
@@ -260,14 +260,7 @@ async fn the_scripts_find_keys_of_ids_that_need_escaping() {
 async fn an_account_of_the_old_layout_gets_its_indexes_at_its_first_snapshot() {
     let account = Raced::new(3, "round_robin").await;
     let base = format!("{}:{{acc}}:", account._prefix.name);
-    let mut redis = timed(
-        "connecting to Redis",
-        redis::Client::open(REDIS)
-            .unwrap()
-            .get_multiplexed_async_connection(),
-    )
-    .await
-    .unwrap();
+    let mut redis = redis_conn().await;
     // m0 and m1 had clients (m1 the last), m2 none: m2, then m0, then m1.
     let old = serde_json::json!({ "turn": 7, "last": { "m0": 6, "m1": 7 } });
     let mut to_old = redis::pipe();
@@ -307,15 +300,12 @@ async fn an_account_of_the_old_layout_gets_its_indexes_at_its_first_snapshot() {
 /// `SCRIPT FLUSH` on the test's Redis: it forgets every script, as a
 /// restarted or failed-over Redis does.
 async fn forget_scripts() {
-    let client = redis::Client::open(REDIS).unwrap();
-    let flush = async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        redis::cmd("SCRIPT")
-            .arg("FLUSH")
-            .query_async::<()>(&mut conn)
-            .await
-    };
-    timed("SCRIPT FLUSH", flush).await.unwrap();
+    let mut conn = redis_conn().await;
+    let mut flush = redis::cmd("SCRIPT");
+    flush.arg("FLUSH");
+    timed("SCRIPT FLUSH", flush.query_async::<()>(&mut conn))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -125,12 +125,12 @@ impl Processor {
         let started = std::time::Instant::now();
         let mut backoff = retry_backoff();
         let mut refusals = 0;
-        // The last failure not known to pass: its message, once its outputs
-        // were refused (nacked) after they were sent.
+        // The failure not known to pass of the last try, if it was one.
         let mut refused: Option<String> = None;
         loop {
             let outcome = match (&admitted.event, refused.take()) {
-                // Sent and refused for the last time: given up before it is sent again.
+                // A failure not known to pass is given up after a bound, as a
+                // dead letter, before the event is tried again.
                 (_, Some(e)) if refusals >= MAX_REFUSALS => {
                     warn!(error = %e, "Event given up.");
                     Outcome::DeadLetter(Rejection::Failed(format!(
@@ -139,16 +139,6 @@ impl Processor {
                 }
                 (Ok(event), _) => self.handle(event, &delivery.properties, turn).await,
                 (Err(rejection), _) => Outcome::DeadLetter(rejection.clone()),
-            };
-            // A failure not known to pass is given up after a bound, as a dead letter.
-            let outcome = match outcome {
-                Outcome::Retry(e) if !e.is_passing() && refusals + 1 >= MAX_REFUSALS => {
-                    warn!(error = %e, "Event given up.");
-                    Outcome::DeadLetter(Rejection::Failed(format!(
-                        "still failing after {MAX_REFUSALS} tries: {e}"
-                    )))
-                }
-                other => other,
             };
             let result = match outcome {
                 Outcome::Sent {
@@ -191,6 +181,8 @@ impl Processor {
                 refused = Some(e.to_string());
             }
             match result {
+                // The bound is reached: given up at once (above), no pause.
+                Err(_) if refused.is_some() && refusals >= MAX_REFUSALS => {}
                 Ok(outcome) => {
                     if !turn.earlier_acked().await {
                         return None;

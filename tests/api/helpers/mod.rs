@@ -44,6 +44,17 @@ pub const SETTLE: Duration = Duration::from_millis(700);
 /// How long one request to the broker or Redis may take.
 pub const REQUEST: Duration = Duration::from_secs(20);
 
+/// A connection to the tests' Redis ([`REDIS`]).
+pub async fn redis_conn() -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(REDIS).unwrap();
+    timed(
+        "connecting to Redis",
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .unwrap()
+}
+
 /// `fut`, one request to the broker or Redis (`what` names it): the test
 /// fails, saying so, when no answer comes within [`REQUEST`].
 pub async fn timed<F: Future>(what: &str, fut: F) -> F::Output {
