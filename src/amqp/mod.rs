@@ -4,6 +4,7 @@
 
 mod nodes;
 mod publisher;
+mod refusing;
 mod topology;
 mod user_queues;
 

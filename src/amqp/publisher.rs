@@ -32,11 +32,13 @@ use lapin::types::{AMQPValue, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
 use tracing::warn;
 
+use super::refusing::{Refusing, Route};
 use super::user_queues::UserQueues;
 use crate::clip::{MAX_REASON_BYTES, MAX_SHORT_BYTES, clip};
 use crate::config::UserQueueType;
 use crate::ids::Id;
 use crate::names::Names;
+use crate::ops::dead::EXCHANGE;
 use crate::output::{Destination, Message, Outputs};
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,8 @@ pub struct Publisher {
     names: Names,
     user_queues: UserQueues,
     dropped_replies: Arc<AtomicU64>,
+    /// Destinations that keep refusing messages (see [`super::refusing`]).
+    refusing: Arc<Refusing>,
 }
 
 impl Publisher {
@@ -99,6 +103,7 @@ impl Publisher {
             user_queues: UserQueues::new(connection.clone(), names.clone()),
             names,
             dropped_replies: Arc::default(),
+            refusing: Arc::default(),
         })
     }
 
@@ -186,15 +191,31 @@ impl Publisher {
     ) -> Result<Unconfirmed<'_>, PublishError> {
         let channel = self.channel();
         let messages = outputs.messages();
+        // Only while some destination refuses: which messages go to `P.dead`.
+        let now = self.refusing.any().then(std::time::Instant::now);
+        let mut diverted = Vec::new();
         // Each publish puts its frames in the channel's queue at its first
         // poll, and `try_join_all` polls them in order.
         let writes = messages.iter().map(|message| {
-            let (exchange, key) = self.names.destination(account, &message.to);
+            let (mut exchange, mut key) = self.names.destination(account, &message.to);
             let mut props = json_props();
             if let Some(correlation_id) = &message.correlation_id {
                 props = props.with_correlation_id(ShortString::from(correlation_id.as_str()));
             }
             let reply = matches!(message.to, Destination::ReplyTo(_));
+            if let Some(now) = now {
+                let route = if reply {
+                    Route::Send
+                } else {
+                    self.refusing.route(&exchange, &key, now)
+                };
+                if let Route::Divert(refusing_for) = route {
+                    props = undelivered(props, &exchange, &key, refusing_for);
+                    exchange = String::new();
+                    key = self.names.dead();
+                }
+                diverted.push(matches!(route, Route::Divert(_)));
+            }
             self.write(
                 &channel,
                 exchange,
@@ -212,6 +233,7 @@ impl Publisher {
             channel,
             account: account.clone(),
             messages,
+            diverted,
             confirms,
         })
     }
@@ -229,6 +251,13 @@ impl Publisher {
         reason: &str,
     ) -> Result<(), PublishError> {
         let mut headers = original.headers().clone().unwrap_or_default();
+        if headers.contains_key(EXCHANGE) {
+            // Only the worker says where an undelivered output was going: an
+            // input's own header would make a replay send it there.
+            let mut kept = headers.inner().clone();
+            kept.remove(EXCHANGE);
+            headers = kept.into();
+        }
         headers.insert(
             "x-switchboard-error".into(),
             AMQPValue::LongString(LongString::from(clip(reason, MAX_REASON_BYTES))),
@@ -240,10 +269,7 @@ impl Publisher {
         // When it died, for an operator's `switchboard dead list` (its age).
         headers.insert(
             "x-switchboard-dead-at".into(),
-            AMQPValue::LongString(LongString::from(
-                chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            )),
+            AMQPValue::LongString(LongString::from(now_rfc3339())),
         );
         let mut props = original.clone().with_headers(headers);
         if original.delivery_mode().is_none() {
@@ -368,6 +394,9 @@ pub struct Unconfirmed<'a> {
     channel: Arc<Channel>,
     account: Id,
     messages: Vec<Message>,
+    /// Which messages went to `P.dead`, their destination refusing (empty
+    /// when none refused).
+    diverted: Vec<bool>,
     confirms: Vec<PublisherConfirm>,
 }
 
@@ -379,42 +408,66 @@ impl std::fmt::Debug for Unconfirmed<'_> {
 
 impl Unconfirmed<'_> {
     /// Waits until the broker confirmed every message (a suitcase reply the
-    /// broker refuses or cannot route counts as done).
+    /// broker refuses or cannot route counts as done; so does a message to a
+    /// refusing destination once `P.dead` took it).
     pub async fn confirmed(self) -> Result<(), PublishError> {
         let Unconfirmed {
             publisher,
             channel,
             account,
             messages,
+            diverted,
             confirms,
         } = self;
-        let answers = confirms
-            .into_iter()
-            .zip(&messages)
-            .map(|(confirm, message)| {
-                let account = &account;
-                async move {
-                    match (publisher.delivery(confirm).await?, &message.to) {
-                        (Delivery::Confirmed, _) => Ok(()),
-                        (Delivery::Refused, Destination::ReplyTo(queue)) => {
-                            publisher.count_dropped_reply(queue, "refused");
-                            Ok(())
-                        }
-                        (Delivery::Refused, _) => {
-                            let (exchange, key) = publisher.names.destination(account, &message.to);
-                            Err(PublishError::Nacked(format!("{exchange:?} {key:?}")))
+        let refusing = &publisher.refusing;
+        let answers =
+            confirms
+                .into_iter()
+                .zip(&messages)
+                .enumerate()
+                .map(|(i, (confirm, message))| {
+                    let account = &account;
+                    let diverted = diverted.get(i).copied().unwrap_or(false);
+                    async move {
+                        let delivery = publisher.delivery(confirm).await?;
+                        match (delivery, &message.to) {
+                            (Delivery::Confirmed, _) if diverted => {
+                                crate::monitor::counters::undelivered(message.to.label());
+                                Ok(())
+                            }
+                            (Delivery::Refused, _) if diverted => {
+                                Err(PublishError::Nacked(publisher.names.dead()))
+                            }
+                            (Delivery::Confirmed, Destination::ReplyTo(_)) => Ok(()),
+                            (Delivery::Confirmed, to) => {
+                                if refusing.any() {
+                                    let (exchange, key) = publisher.names.destination(account, to);
+                                    refusing.accepted(&exchange, &key);
+                                }
+                                Ok(())
+                            }
+                            (Delivery::Refused, Destination::ReplyTo(queue)) => {
+                                publisher.count_dropped_reply(queue, "refused");
+                                Ok(())
+                            }
+                            (Delivery::Refused, to) => {
+                                let (exchange, key) = publisher.names.destination(account, to);
+                                refusing.refused(&exchange, &key, std::time::Instant::now());
+                                Err(PublishError::Nacked(format!("{exchange:?} {key:?}")))
+                            }
                         }
                     }
-                }
-            });
+                });
         if let Err(error) = try_join_all(answers).await {
             if matches!(error, PublishError::Nacked(_)) {
                 publisher.renew(&channel).await;
             }
             return Err(error);
         }
-        for message in &messages {
-            crate::monitor::counters::published(message.to.label(), 1);
+        for (i, message) in messages.iter().enumerate() {
+            if !diverted.get(i).copied().unwrap_or(false) {
+                crate::monitor::counters::published(message.to.label(), 1);
+            }
         }
         Ok(())
     }
@@ -428,6 +481,37 @@ impl Publisher {
         crate::monitor::counters::dropped_reply();
         warn!(reply_to = %clip(queue, MAX_SHORT_BYTES), why, dropped_total = dropped, "Suitcase reply dropped.");
     }
+}
+
+/// `props` of a message whose destination (`exchange`, `key`) has refused
+/// every message for `refusing_for`, as it goes to `P.dead`: the reason
+/// (`undelivered: ...`), where it was going and when it died.
+fn undelivered(
+    props: BasicProperties,
+    exchange: &str,
+    key: &str,
+    refusing_for: std::time::Duration,
+) -> BasicProperties {
+    let mut headers = lapin::types::FieldTable::default();
+    let reason = format!(
+        "undelivered: {exchange} {} refused every message for {} s",
+        clip(key, MAX_SHORT_BYTES),
+        refusing_for.as_secs()
+    );
+    let text = |s: &str| AMQPValue::LongString(LongString::from(s));
+    headers.insert(
+        "x-switchboard-error".into(),
+        text(&clip(&reason, MAX_REASON_BYTES)),
+    );
+    headers.insert("x-switchboard-routing-key".into(), text(key));
+    headers.insert(EXCHANGE.into(), text(exchange));
+    headers.insert("x-switchboard-dead-at".into(), text(&now_rfc3339()));
+    props.with_headers(headers)
+}
+
+fn now_rfc3339() -> String {
+    chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn json_props() -> BasicProperties {

@@ -21,6 +21,8 @@ pub const WAITING: &str = "switchboard_events_waiting";
 pub const PARTITIONS_LED: &str = "switchboard_partitions_led";
 pub const DROPPED_REPLIES: &str = "switchboard_replies_dropped_total";
 pub const REDIS_ROUND_TRIPS: &str = "switchboard_redis_round_trips_total";
+pub const UNDELIVERED: &str = "switchboard_undelivered_total";
+pub const REFUSING: &str = "switchboard_refusing_destinations";
 
 pub(super) fn describe() {
     describe_counter!(
@@ -59,6 +61,14 @@ pub(super) fn describe() {
     describe_counter!(
         REDIS_ROUND_TRIPS,
         "Requests sent to Redis and answered or not, by operation (snapshot, read, channel, apply, replicate, heartbeat; connection: the pool's check of the connection it hands out)."
+    );
+    describe_counter!(
+        UNDELIVERED,
+        "Messages put on P.dead (undelivered) instead of their destination, which kept refusing messages, by target (notify, crm, outbound)."
+    );
+    describe_gauge!(
+        REFUSING,
+        "Destinations (exchange and routing key) whose messages go to P.dead now, since the broker refused every message to them for 10 s."
     );
     describe_counter!(
         DROPPED_REPLIES,
@@ -112,6 +122,14 @@ pub fn waiting(n: usize) {
 
 pub fn partitions_led(n: usize) {
     gauge!(PARTITIONS_LED).set(n as f64);
+}
+
+pub fn undelivered(target: &'static str) {
+    counter!(UNDELIVERED, "target" => target).increment(1);
+}
+
+pub fn refusing(destinations: usize) {
+    gauge!(REFUSING).set(destinations as f64);
 }
 
 pub fn dropped_reply() {

@@ -23,6 +23,8 @@ use crate::names::{Names, inbound_key};
 pub const REASON: &str = "x-switchboard-error";
 /// The routing key the input was published with.
 pub const ROUTING_KEY: &str = "x-switchboard-routing-key";
+/// An undelivered output's exchange (its key is in [`ROUTING_KEY`]).
+pub const EXCHANGE: &str = "x-switchboard-exchange";
 /// When it was dead-lettered (RFC 3339).
 pub const DEAD_AT: &str = "x-switchboard-dead-at";
 
@@ -47,6 +49,12 @@ impl DeadLetter {
 
     pub fn routing_key(&self) -> Option<String> {
         self.header(ROUTING_KEY)
+    }
+
+    /// For an output the worker could not deliver (its destination kept
+    /// refusing), the exchange it was for; `None` for an input.
+    pub fn exchange(&self) -> Option<String> {
+        self.header(EXCHANGE)
     }
 
     /// The body as JSON, when it is.

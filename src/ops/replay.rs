@@ -3,7 +3,9 @@
 //!
 //! For every dead letter that matches: publish the original body with its
 //! original routing key and properties (less the headers the worker and the
-//! broker added), `mandatory`, on a confirm channel; wait for the broker's
+//! broker added), `mandatory`, on a confirm channel (an input to `P.inbound`;
+//! an undelivered output, whose destination kept refusing, to the exchange
+//! it was for: `P.notify`, `P.crm` or `P.outbound`); wait for the broker's
 //! confirm; only then ack the dead letter. A refusal (nack, unroutable, missing
 //! exchange, lost connection, timeout) stops the replay: the dead letter being
 //! replayed and every one not replayed yet stay unacked and go back to `P.dead`
@@ -23,9 +25,10 @@ use crate::names::{Names, inbound_key};
 
 /// Headers that are not the publisher's: the worker's reason, original key and
 /// time of death, and the broker's delivery counters of a quorum queue.
-const ADDED_HEADERS: [&str; 5] = [
+const ADDED_HEADERS: [&str; 6] = [
     super::dead::REASON,
     super::dead::ROUTING_KEY,
+    super::dead::EXCHANGE,
     super::dead::DEAD_AT,
     "x-delivery-count",
     "x-acquired-count",
@@ -102,7 +105,20 @@ async fn run(
             report.kept += 1;
             continue;
         }
-        let Some(key) = routing_key(&letter, options.rekey) else {
+        let exchange = match exchange(&letter, names) {
+            Ok(exchange) => exchange,
+            Err(why) => {
+                tracing::warn!(position, why, "Dead letter kept.");
+                report.kept += 1;
+                continue;
+            }
+        };
+        let key = if exchange == names.inbound() {
+            routing_key(&letter, options.rekey)
+        } else {
+            letter.routing_key()
+        };
+        let Some(key) = key else {
             tracing::warn!(
                 position,
                 "Dead letter has no routing key and no accountId; kept."
@@ -110,7 +126,7 @@ async fn run(
             report.kept += 1;
             continue;
         };
-        if let Err(why) = republish(publish, names, &key, &letter).await {
+        if let Err(why) = republish(publish, &exchange, &key, &letter).await {
             report.stopped = Some(format!("dead letter {position}: {why}"));
             return Ok(report);
         }
@@ -129,6 +145,20 @@ async fn run(
         report.replayed += 1;
     }
     Ok(report)
+}
+
+/// The exchange to replay to: `P.inbound` for an input; for an undelivered
+/// output the exchange it was for, which must be one of this prefix's output
+/// exchanges.
+fn exchange(letter: &DeadLetter, names: &Names) -> Result<String, &'static str> {
+    let Some(exchange) = letter.exchange() else {
+        return Ok(names.inbound());
+    };
+    if [names.notify(), names.crm(), names.outbound()].contains(&exchange) {
+        Ok(exchange)
+    } else {
+        Err("an undelivered output for an exchange that is not this prefix's")
+    }
 }
 
 /// The key to replay with: the original, or the account's with `rekey`.
@@ -184,16 +214,15 @@ pub fn original_properties(letter: &DeadLetter) -> BasicProperties {
     out
 }
 
-/// Publishes one dead letter to `P.inbound` and waits for the broker's confirm.
+/// Publishes one dead letter to `exchange` and waits for the broker's confirm.
 async fn republish(
     channel: &Channel,
-    names: &Names,
+    exchange: &str,
     key: &str,
     letter: &DeadLetter,
 ) -> Result<(), OpsError> {
-    let exchange = names.inbound();
     let properties = original_properties(letter);
-    let confirm = publish_mandatory(channel, &exchange, key, &letter.body, properties).await?;
+    let confirm = publish_mandatory(channel, exchange, key, &letter.body, properties).await?;
     match taken(within("the publisher confirm", confirm).await?) {
         Ok(()) => Ok(()),
         Err(Unsent::Unroutable) => Err(OpsError::Refused(format!(

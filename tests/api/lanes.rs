@@ -11,19 +11,22 @@
 //! order holds there too. Without the wait it failed about 2 runs in 3; with a
 //! wait only for sends on another channel than the earlier event's, about 1 in
 //! 4 (the full queue, read in between, refused one message and accepted the
-//! next on the same channel). A queue that refuses everything fails only its
-//! own account's events, each given up after its tries; before, each refusal
-//! closed the publishing channel under the other account's messages (repeats)
-//! and a refusal after the send was never counted (tried for ever).
+//! next on the same channel). A queue that refuses everything (a stream of
+//! events for it) stalls no other account: after 10 s of refusals its
+//! messages go to `P.dead` as `undelivered`, and a replay delivers them once
+//! it takes messages again; before, each of those events held its place for
+//! 10 tries and the other account waited minutes (and each refusal closed the
+//! publishing channel under its messages: repeats).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::ops::{depth, send};
+use crate::helpers::ops::{self, depth, send};
 use crate::helpers::proxy::Proxy;
 use crate::helpers::*;
+use switchboard::ops::{dead, replay};
 
 const CHATS: usize = 3;
 const PER_CHAT: u32 = 80;
@@ -335,18 +338,25 @@ async fn a_refused_message_is_not_overtaken_by_the_later_events_of_its_chat() {
     app.cleanup().await;
 }
 
+/// `full`'s chats: [`FULL_PER_CHAT`] messages each, interleaved.
+const FULL_CHATS: usize = 40;
+const FULL_PER_CHAT: usize = 10;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_queue_that_keeps_refusing_fails_no_other_accounts_events() {
+async fn a_queue_that_keeps_refusing_stalls_no_other_account() {
     let app = TestApp::spawn_with(1, |c| c.concurrency = 64).await;
     setup_account(&app, "acc", &STAFF, Some("round_robin")).await;
     setup_account(&app, "full", &STAFF, Some("round_robin")).await;
-    // Account `full`'s quality control has a queue that refuses every message:
-    // each of `full`'s events is refused, again and again, and every refusal
-    // has the publishing channel renewed, while `acc`'s events go out on the
-    // same worker and channel. `acc`'s users must get each message once: an
-    // `acc` event failed by another's refusal would be sent again (a repeat).
-    // `full`'s events are given up after their tries, as dead letters.
-    const REFUSED: usize = 20;
+    // Account `full`'s quality control has a queue that refuses every message
+    // (a user who reads nothing, a `max-length` policy). 400 of `full`'s
+    // events come first, then `acc`'s backlog, all on one worker, one
+    // partition. Each refusal renews the publishing channel under `acc`'s
+    // messages; each refused event is tried again. Before, every such event
+    // held its delivery and its place for 10 tries (16-30 s), so `full`'s
+    // stream filled the window and `acc` waited minutes. Now the worker finds
+    // within 10 s that the queue refuses everything and puts its messages on
+    // `P.dead` (`undelivered`) instead: `full`'s other users and `acc` go on.
+    const FULL: usize = FULL_CHATS * FULL_PER_CHAT;
     let queue = app.user_queue("full", "q");
     let name = format!("{}-refuse-all", app.prefix);
     policy(
@@ -355,20 +365,32 @@ async fn a_queue_that_keeps_refusing_fails_no_other_accounts_events() {
         Some(r#"{"max-length":0,"overflow":"reject-publish"}"#),
     );
     until_refused(&app, &queue).await;
+    let dead_queue = app.names.dead();
     let verdict = async {
         app.stop_workers().await;
-        let refused = (0..REFUSED).map(|c| inbound("full", &format!("c-{c}"), "hi"));
+        let refused = (0..FULL_PER_CHAT).flat_map(|i| {
+            (0..FULL_CHATS).map(move |c| inbound("full", &format!("f-{c}"), &i.to_string()))
+        });
         let events: Vec<Value> = refused.chain(backlog()).collect();
         send(&app, &events).await;
         app.start_worker(app.config()).await;
         let notes = all_notes(&app, "q").await;
-        // Ten tries with backoff (up to 5 s apart) take up to about half a minute.
-        let dead = app
-            .take(&app.names.dead(), REFUSED, Duration::from_secs(60))
-            .await;
-        (notes, dead)
+        // One dead letter per `full` event: its quality control's notification
+        // (or, for an event that reached its 10 tries first, the event).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while depth(&app, &dead_queue).await < FULL as u32 {
+            assert!(Instant::now() < deadline, "not every `full` event ended");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        notes
     };
-    let (notes, dead) = then_clear(&name, &queue, verdict).await;
+    let notes = tokio::time::timeout(Duration::from_secs(120), verdict).await;
+    if notes.is_err() {
+        policy(&name, &queue, None);
+    }
+    let notes = notes.expect("done within 120 s");
+    // `acc`'s users got each message once (no repeats: the renewals let the
+    // old channel drain) and in order.
     assert_all_in_order(&in_arrival_order(&notes), "quality control");
     let managers = assert_managers_in_order(&app).await;
     let want = CHATS * PER_CHAT as usize;
@@ -377,16 +399,99 @@ async fn a_queue_that_keeps_refusing_fails_no_other_accounts_events() {
         (want, want),
         "quality control's and the managers' notifications, repeats included"
     );
-    let reasons: Vec<_> = dead
+    // `full`'s managers got each of their chats whole and in order.
+    let mut full_chats = BTreeMap::new();
+    for m in ["m1", "m2"] {
+        for (chat, texts) in in_arrival_order(&app.notes("full", m, 1).await) {
+            assert!(full_chats.insert(chat, texts).is_none(), "a chat with both");
+        }
+    }
+    assert_eq!(full_chats.len(), FULL_CHATS);
+    for (chat, texts) in &full_chats {
+        let want: Vec<u32> = (0..FULL_PER_CHAT as u32).collect();
+        assert_eq!(texts, &want, "{chat}");
+    }
+    let conn = ops::amqp(&ops::target(&app)).await;
+    let letters = dead::peek(&conn, &app.names, &dead::Filter::default(), usize::MAX)
+        .await
+        .unwrap()
+        .letters;
+    let key = format!("{}.{}", "full", "q");
+    let undelivered: Vec<_> = letters
         .iter()
-        .map(|d| d.header("x-switchboard-error").unwrap_or_default())
+        .filter(|l| l.reason().is_some_and(|r| r.starts_with("undelivered: ")))
         .collect();
-    assert_eq!(reasons.len(), REFUSED, "{reasons:?}");
-    assert!(
-        reasons
-            .iter()
-            .all(|r| r.starts_with("failed: still failing")),
-        "{reasons:?}"
+    let given_up = letters
+        .iter()
+        .filter(|l| {
+            l.reason()
+                .is_some_and(|r| r.starts_with("failed: still failing"))
+        })
+        .count();
+    assert_eq!(
+        (letters.len(), undelivered.len() + given_up),
+        (FULL, FULL),
+        "each `full` event: one dead letter, undelivered or given up"
+    );
+    // At most the first window's events reached their 10 tries.
+    assert!(undelivered.len() >= FULL - 64, "{}", undelivered.len());
+    for letter in &undelivered {
+        assert_eq!(letter.exchange(), Some(app.names.notify()));
+        assert_eq!(letter.routing_key(), Some(key.clone()));
+        let note = letter.json().unwrap();
+        assert_eq!(
+            (note["accountId"].as_str(), note["userId"].as_str()),
+            (Some("full"), Some("q"))
+        );
+    }
+
+    // The queue takes messages again: within a probe's time, the worker
+    // sends there again, and a replay delivers what was undelivered.
+    policy(&name, &queue, None);
+    for i in 0..12 {
+        send(&app, &[inbound("full", "after", &i.to_string())]).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let after = app.notes("full", "q", 1).await;
+    let direct: Vec<u32> = after
+        .iter()
+        // Leaving out `until_refused`'s probes the queue took before the policy.
+        .filter(|n| n["chatId"] == "after")
+        .map(|n| {
+            let text = n["text"].as_str();
+            text.and_then(|t| t.parse().ok())
+                .unwrap_or_else(|| panic!("{n}"))
+        })
+        .collect();
+    assert!(!direct.is_empty(), "never sent to the queue again");
+    let first = 12 - direct.len() as u32;
+    assert_eq!(
+        direct,
+        (first..12).collect::<Vec<_>>(),
+        "once it takes messages, all go there"
+    );
+    let options = replay::Options {
+        filter: dead::Filter {
+            reason: Some("undelivered".into()),
+            account: None,
+        },
+        ..Default::default()
+    };
+    let report = replay::replay(&conn, &app.names, &options).await.unwrap();
+    switchboard::ops::close(&conn).await;
+    let diverted_after = first as usize;
+    assert_eq!(
+        (report.replayed, report.stopped),
+        (undelivered.len() + diverted_after, None)
+    );
+    let replayed = app.notes("full", "q", report.replayed).await;
+    let ids: std::collections::BTreeSet<_> = replayed
+        .iter()
+        .map(|n| n["notificationId"].to_string())
+        .collect();
+    assert_eq!(
+        (replayed.len(), ids.len()),
+        (report.replayed, report.replayed)
     );
     app.cleanup().await;
 }

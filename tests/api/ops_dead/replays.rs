@@ -9,6 +9,12 @@ async fn a_replay_republishes_each_dead_letter_as_it_came_and_removes_it() {
     let app = &mut test_app;
     let mut headers = FieldTable::default();
     headers.insert("x-trace".into(), AMQPValue::LongString("42".into()));
+    // A publisher cannot make its input replay elsewhere: only the worker
+    // says where an undelivered output was for.
+    headers.insert(
+        "x-switchboard-exchange".into(),
+        AMQPValue::LongString(app.names.notify().into()),
+    );
     let props = BasicProperties::default()
         .with_message_id("m-1".into())
         .with_headers(headers);
@@ -40,6 +46,7 @@ async fn a_replay_republishes_each_dead_letter_as_it_came_and_removes_it() {
         "x-switchboard-error",
         "x-switchboard-routing-key",
         "x-switchboard-dead-at",
+        "x-switchboard-exchange",
         "x-delivery-count",
     ] {
         assert_eq!(got[0].header(name), None, "{name} removed");
