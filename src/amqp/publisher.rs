@@ -10,6 +10,10 @@
 //! (the requester is gone) is dropped with a warning and counted, never
 //! retried, since no retry can change it and the requester may simply ask again.
 //!
+//! A destination that keeps refusing (see [`super::refusing`]) gets its
+//! messages put on `P.dead` as `undelivered` instead, so that one full queue
+//! does not hold up the events that tell its user.
+//!
 //! Every publish on a channel of a [`Publisher`] starts under its
 //! `numbering` lock ([`Numbered`]). lapin numbers a publish for its confirm
 //! (`register_pending`) and then queues its frames, in the same poll but not
@@ -442,7 +446,7 @@ impl Unconfirmed<'_> {
                             (Delivery::Confirmed, to) => {
                                 if refusing.any() {
                                     let (exchange, key) = publisher.names.destination(account, to);
-                                    refusing.accepted(&exchange, &key);
+                                    refusing.accepted(&exchange, &key, std::time::Instant::now());
                                 }
                                 Ok(())
                             }

@@ -148,7 +148,7 @@ impl Refusing {
     }
 
     /// The broker took a message to `exchange`/`key`.
-    pub fn accepted(&self, exchange: &str, key: &str) {
+    pub fn accepted(&self, exchange: &str, key: &str, now: Instant) {
         if !self.any() {
             return;
         }
@@ -162,6 +162,12 @@ impl Refusing {
                 "The destination takes messages again."
             );
         }
+        // A run that ended without making the destination refusing (a
+        // refusal or two, then nothing more to it) is forgotten, so that the
+        // messages of a healthy broker take no lock for it.
+        streaks.retain(|_, s| {
+            s.probe_at.is_some() || now.saturating_duration_since(s.last) <= OPEN_AFTER
+        });
         self.settle(&streaks);
     }
 }
@@ -203,7 +209,7 @@ mod tests {
         ));
         assert_eq!(r.route(EX, KEY, due + PROBE_EVERY), Route::Probe);
         // A probe taken: sent again.
-        r.accepted(EX, KEY);
+        r.accepted(EX, KEY, due + PROBE_EVERY);
         assert_eq!(r.route(EX, KEY, due + PROBE_EVERY), Route::Send);
         assert!(!r.any());
         assert_eq!(r.refusing(), 0);
@@ -218,7 +224,7 @@ mod tests {
         r.refused(EX, KEY, t0 + OPEN_AFTER);
         assert_eq!(r.route(EX, KEY, t0 + OPEN_AFTER), Route::Send);
         // A message taken ends the run.
-        r.accepted(EX, KEY);
+        r.accepted(EX, KEY, t0 + OPEN_AFTER);
         r.refused(EX, KEY, t0 + OPEN_AFTER);
         r.refused(EX, KEY, t0 + OPEN_AFTER + Duration::from_secs(5));
         r.refused(EX, KEY, t0 + OPEN_AFTER + Duration::from_secs(9));
@@ -238,5 +244,24 @@ mod tests {
         let later = t0 + Duration::from_secs(60);
         r.refused(EX, KEY, later);
         assert_eq!(r.route(EX, KEY, later), Route::Send);
+    }
+
+    #[test]
+    fn a_run_that_ended_is_forgotten_when_another_destination_takes_a_message() {
+        let r = Refusing::default();
+        let t0 = Instant::now();
+        r.refused(EX, KEY, t0);
+        // Another destination's message taken, soon after: the run may go on.
+        r.accepted(EX, "a.v", t0 + Duration::from_secs(1));
+        assert!(r.any());
+        // Long after: forgotten, the hot path takes no lock again.
+        r.accepted(EX, "a.v", t0 + OPEN_AFTER + Duration::from_secs(1));
+        assert!(!r.any());
+        // A refusing destination is kept however long ago it last refused.
+        for i in 0..3 {
+            r.refused(EX, KEY, t0 + OPEN_AFTER * i);
+        }
+        r.accepted(EX, "a.v", t0 + OPEN_AFTER * 10);
+        assert_eq!(r.refusing(), 1);
     }
 }
