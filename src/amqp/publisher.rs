@@ -42,7 +42,7 @@ use crate::clip::{MAX_REASON_BYTES, MAX_SHORT_BYTES, clip};
 use crate::config::UserQueueType;
 use crate::ids::Id;
 use crate::names::Names;
-use crate::ops::dead::EXCHANGE;
+use crate::ops::dead::{DEAD_AT, EXCHANGE, REASON, ROUTING_KEY};
 use crate::output::{Destination, Message, Outputs};
 
 #[derive(Debug, thiserror::Error)]
@@ -244,9 +244,8 @@ impl Publisher {
 
     /// Puts an input the worker cannot accept on `P.dead` as it came: the
     /// same body and every AMQP property (reply_to, correlation_id, message_id,
-    /// headers, ...), so that an operator can replay it exactly. Two headers are
-    /// added: `x-switchboard-error`, the reason (bounded, so the dead letter
-    /// always fits in a frame), and `x-switchboard-routing-key`.
+    /// headers, ...), so that an operator can replay it exactly, with the
+    /// worker's headers added ([`mark_dead`]).
     pub async fn dead_letter(
         &self,
         body: &[u8],
@@ -262,19 +261,7 @@ impl Publisher {
             kept.remove(EXCHANGE);
             headers = kept.into();
         }
-        headers.insert(
-            "x-switchboard-error".into(),
-            AMQPValue::LongString(LongString::from(clip(reason, MAX_REASON_BYTES))),
-        );
-        headers.insert(
-            "x-switchboard-routing-key".into(),
-            AMQPValue::LongString(LongString::from(clip(routing_key, MAX_SHORT_BYTES))),
-        );
-        // When it died, for an operator's `switchboard dead list` (its age).
-        headers.insert(
-            "x-switchboard-dead-at".into(),
-            AMQPValue::LongString(LongString::from(now_rfc3339())),
-        );
+        mark_dead(&mut headers, reason, routing_key);
         let mut props = original.clone().with_headers(headers);
         if original.delivery_mode().is_none() {
             props = props.with_delivery_mode(2);
@@ -424,6 +411,7 @@ impl Unconfirmed<'_> {
             confirms,
         } = self;
         let refusing = &publisher.refusing;
+        let was_diverted = |i: usize| diverted.get(i).copied().unwrap_or(false);
         let answers =
             confirms
                 .into_iter()
@@ -431,7 +419,7 @@ impl Unconfirmed<'_> {
                 .enumerate()
                 .map(|(i, (confirm, message))| {
                     let account = &account;
-                    let diverted = diverted.get(i).copied().unwrap_or(false);
+                    let diverted = was_diverted(i);
                     async move {
                         let delivery = publisher.delivery(confirm).await?;
                         match (delivery, &message.to) {
@@ -469,7 +457,7 @@ impl Unconfirmed<'_> {
             return Err(error);
         }
         for (i, message) in messages.iter().enumerate() {
-            if !diverted.get(i).copied().unwrap_or(false) {
+            if !was_diverted(i) {
                 crate::monitor::counters::published(message.to.label(), 1);
             }
         }
@@ -502,20 +490,26 @@ fn undelivered(
         clip(key, MAX_SHORT_BYTES),
         refusing_for.as_secs()
     );
-    let text = |s: &str| AMQPValue::LongString(LongString::from(s));
+    mark_dead(&mut headers, &reason, key);
     headers.insert(
-        "x-switchboard-error".into(),
-        text(&clip(&reason, MAX_REASON_BYTES)),
+        EXCHANGE.into(),
+        AMQPValue::LongString(LongString::from(exchange)),
     );
-    headers.insert("x-switchboard-routing-key".into(), text(key));
-    headers.insert(EXCHANGE.into(), text(exchange));
-    headers.insert("x-switchboard-dead-at".into(), text(&now_rfc3339()));
     props.with_headers(headers)
 }
 
-fn now_rfc3339() -> String {
-    chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+/// The headers every dead letter the worker writes carries: the reason
+/// (bounded, so the dead letter always fits in a frame), the routing key
+/// and when it died (for `switchboard dead list`, its age).
+fn mark_dead(headers: &mut lapin::types::FieldTable, reason: &str, routing_key: &str) {
+    let text = |s: String| AMQPValue::LongString(LongString::from(s));
+    headers.insert(REASON.into(), text(clip(reason, MAX_REASON_BYTES)));
+    headers.insert(ROUTING_KEY.into(), text(clip(routing_key, MAX_SHORT_BYTES)));
+    let now = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
+    headers.insert(
+        DEAD_AT.into(),
+        text(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+    );
 }
 
 fn json_props() -> BasicProperties {

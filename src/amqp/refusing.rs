@@ -56,6 +56,14 @@ struct Streak {
     probe_at: Option<Instant>,
 }
 
+impl Streak {
+    /// A run with no refusal for longer than [`OPEN_AFTER`] is over (unless
+    /// it made the destination refusing, which only a message taken ends).
+    fn over(&self, now: Instant) -> bool {
+        self.probe_at.is_none() && now.saturating_duration_since(self.last) > OPEN_AFTER
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Refusing {
     /// Destinations with a streak: zero on the hot path, so no lock is taken.
@@ -125,7 +133,7 @@ impl Refusing {
             probe_at: None,
         });
         // Refusals far apart are not one run.
-        if streak.probe_at.is_none() && now.saturating_duration_since(streak.last) > OPEN_AFTER {
+        if streak.over(now) {
             streak.first = now;
             streak.refusals = 0;
         }
@@ -165,9 +173,7 @@ impl Refusing {
         // A run that ended without making the destination refusing (a
         // refusal or two, then nothing more to it) is forgotten, so that the
         // messages of a healthy broker take no lock for it.
-        streaks.retain(|_, s| {
-            s.probe_at.is_some() || now.saturating_duration_since(s.last) <= OPEN_AFTER
-        });
+        streaks.retain(|_, s| !s.over(now));
         self.settle(&streaks);
     }
 }
