@@ -1,8 +1,11 @@
 //! The reads: an account event's items (one MULTI/EXEC pipeline), a channel's
 //! state (`channel.lua`) and a chat event's snapshot (`snapshot.lua`), each at
-//! one instant, each decoded from Redis's JSON into the domain's values. The
-//! scripts answer one JSON object, decoded here by name. Both scripts start
-//! with `layout.lua`, which builds the channel indexes of older accounts.
+//! one instant, each decoded from Redis's JSON into the domain's values.
+//! `channel.lua` answers one JSON object, decoded by name; `snapshot.lua`, on
+//! every chat event, answers its stored values as they are, each behind a tag
+//! and its length ([`Fields`]), so none is escaped by the script and decoded
+//! twice here. Both scripts start with `layout.lua`, which builds the channel
+//! indexes of older accounts.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -186,50 +189,98 @@ impl Store {
             .arg(keys.base())
             .arg(if q.with_deals { "1" } else { "0" })
             .arg(&chat_field);
-        #[derive(Deserialize)]
-        struct Reply {
-            applied: Option<String>,
-            config: Option<String>,
-            settings: Option<String>,
-            channel: Option<String>,
-            #[serde(default)]
-            observers: HashMap<String, String>,
-            #[serde(default)]
-            seats: HashMap<String, String>,
-            #[serde(default)]
-            eligible: Vec<String>,
-            chat: Option<String>,
-            contact: Option<String>,
-            user: Option<String>,
-            #[serde(default)]
-            deals: Vec<(String, String)>,
-        }
         let mut conn = self.backend.get().await?;
         counters::redis_round_trip("snapshot");
         let raw: String = invocation.run(&mut conn).await?;
-        let reply: Reply = parse(&raw)?;
-        if let Some(record) = reply.applied {
-            return Ok(Loaded::Applied(parse(&record)?));
+        snapshot_from(&raw)
+    }
+}
+
+/// A snapshot (or the record of an earlier application) from `snapshot.lua`'s
+/// reply: one string of fields, each `<tag><length>:<bytes>`, the stored
+/// values as they are.
+fn snapshot_from(raw: &str) -> Result<Loaded<ChatSnapshot>, StoreError> {
+    let mut config = None;
+    let mut settings = None;
+    let mut channel = None;
+    let mut user = None;
+    let mut chat = None;
+    let mut contact = None;
+    let mut observers = Vec::new();
+    let mut named = Vec::new();
+    let mut eligible = Vec::new();
+    let mut deals = Vec::new();
+    let mut fields = Fields(raw);
+    while let Some((tag, value)) = fields.next_field()? {
+        match tag {
+            b'A' => return Ok(Loaded::Applied(parse(value)?)),
+            b'C' => config = Some(value),
+            b'S' => settings = Some(value),
+            b'H' => channel = Some(value),
+            b'U' => user = Some(value),
+            b'K' => chat = Some(value),
+            b'N' => contact = Some(value),
+            b'E' => eligible.push(value),
+            b'O' => observers.push((value, fields.paired()?)),
+            b'T' => named.push((value, fields.paired()?)),
+            b'D' => {
+                let id = Id::parse(value).map_err(corrupt)?;
+                deals.push(compact::deal(&id, fields.paired()?)?);
+            }
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "the snapshot has a field tagged {:?}",
+                    char::from(other)
+                )));
+            }
         }
-        let mut deals = Vec::with_capacity(reply.deals.len());
-        for (id, raw) in &reply.deals {
-            deals.push(compact::deal(
-                &Id::parse(id.as_str()).map_err(corrupt)?,
-                raw,
-            )?);
+    }
+    let chat: Stored<Chat> = stored(chat.map(str::to_owned))?;
+    let contact = stored_contact(&chat, contact.map(str::to_owned))?;
+    Ok(Loaded::Fresh(ChatSnapshot {
+        config: Version::stored(config.map(str::to_owned)),
+        settings: settings.map(parse).transpose()?,
+        channel: channel.map(parse).transpose()?,
+        seats: known_seats(observers, named, eligible)?,
+        chat,
+        contact,
+        user: user.map(parse).transpose()?,
+        deals,
+    }))
+}
+
+/// The fields of a script's reply, `<tag><length>:<bytes>` one after another
+/// (the length in bytes, in decimal).
+struct Fields<'a>(&'a str);
+
+impl<'a> Fields<'a> {
+    /// The next field's tag and value; `None` at the end.
+    fn next_field(&mut self) -> Result<Option<(u8, &'a str)>, StoreError> {
+        let rest = self.0;
+        let Some(&tag) = rest.as_bytes().first() else {
+            return Ok(None);
+        };
+        let bad = || StoreError::Corrupt("the script's reply is not a list of fields".into());
+        let colon = rest.find(':').ok_or_else(bad)?;
+        let len: usize = rest
+            .get(1..colon)
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse().ok())
+            .ok_or_else(bad)?;
+        let end = len.checked_add(colon + 1).ok_or_else(bad)?;
+        let value = rest.get(colon + 1..end).ok_or_else(bad)?;
+        self.0 = &rest[end..];
+        Ok(Some((tag, value)))
+    }
+
+    /// The value (`V`) that goes with the field just read.
+    fn paired(&mut self) -> Result<&'a str, StoreError> {
+        match self.next_field()? {
+            Some((b'V', value)) => Ok(value),
+            _ => Err(StoreError::Corrupt(
+                "the script's reply lacks a field's value".into(),
+            )),
         }
-        let chat: Stored<Chat> = stored(reply.chat)?;
-        let contact = stored_contact(&chat, reply.contact)?;
-        Ok(Loaded::Fresh(ChatSnapshot {
-            config: Version::stored(reply.config),
-            settings: reply.settings.as_deref().map(parse).transpose()?,
-            channel: reply.channel.as_deref().map(parse).transpose()?,
-            seats: known_seats(reply.observers, reply.seats, reply.eligible)?,
-            chat,
-            contact,
-            user: reply.user.as_deref().map(parse).transpose()?,
-            deals,
-        }))
     }
 }
 
@@ -297,22 +348,27 @@ pub(super) fn items_from(items: &[Item], values: Vec<Option<String>>) -> Vec<Opt
     out
 }
 
-/// A channel's seats hash, sorted by user id.
-fn seats(raw: HashMap<String, String>) -> Result<Vec<(Id, Seat)>, StoreError> {
-    let mut seats = Vec::with_capacity(raw.len());
+/// A channel's seats (user id, stored seat), sorted by user id.
+fn seats<S: AsRef<str>>(
+    raw: impl IntoIterator<Item = (S, S)>,
+) -> Result<Vec<(Id, Seat)>, StoreError> {
+    let raw = raw.into_iter();
+    let mut seats = Vec::with_capacity(raw.size_hint().0);
     for (user, seat) in raw {
-        seats.push((Id::parse(user).map_err(corrupt)?, parse::<Seat>(&seat)?));
+        let user = Id::parse(user.as_ref()).map_err(corrupt)?;
+        seats.push((user, parse::<Seat>(seat.as_ref())?));
     }
     seats.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(seats)
 }
 
 /// The seats a snapshot read: observers and named users as stored, and each
-/// eligible manager (a field of the pool), sorted by user id.
+/// eligible manager (a field of the pool), sorted by user id. A named user's
+/// seat wins over the same user's as an observer.
 fn known_seats(
-    observers: HashMap<String, String>,
-    named: HashMap<String, String>,
-    eligible: Vec<String>,
+    observers: Vec<(&str, &str)>,
+    named: Vec<(&str, &str)>,
+    eligible: Vec<&str>,
 ) -> Result<Vec<(Id, Seat)>, StoreError> {
     let mut known: BTreeMap<Id, Seat> = BTreeMap::new();
     for manager in eligible {
@@ -354,4 +410,111 @@ pub(super) fn decode(item: &Item, raw: &str) -> Result<ItemValue, StoreError> {
             ));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reply as `snapshot.lua` writes it: each field behind its tag and its
+    /// length in bytes (Lua's `#`).
+    fn reply(fields: &[(char, &str)]) -> String {
+        fields
+            .iter()
+            .map(|(tag, value)| format!("{tag}{}:{value}", value.len()))
+            .collect()
+    }
+
+    #[test]
+    fn fields_are_read_by_their_length_in_bytes() {
+        let raw = reply(&[('K', "{\"a\":\"Мария: 1\"}"), ('E', ""), ('C', "7")]);
+        let mut fields = Fields(&raw);
+        assert_eq!(
+            fields.next_field().unwrap(),
+            Some((b'K', "{\"a\":\"Мария: 1\"}"))
+        );
+        assert_eq!(fields.next_field().unwrap(), Some((b'E', "")));
+        assert_eq!(fields.next_field().unwrap(), Some((b'C', "7")));
+        assert_eq!(fields.next_field().unwrap(), None);
+    }
+
+    #[test]
+    fn a_reply_that_is_not_a_list_of_fields_is_corrupt() {
+        for bad in [
+            "K",                          // no length
+            "K3",                         // no colon
+            "K:abc",                      // an empty length
+            "K+3:abc",                    // a sign
+            "K4:abc",                     // longer than what is left
+            "K1:Я",                       // ends inside a character
+            "K99999999999999999999999:a", // does not fit
+            "K18446744073709551615:a",    // the largest length
+        ] {
+            let err = Fields(bad).next_field().unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt(_)), "{bad}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn the_snapshot_is_read_from_its_fields() {
+        let seat = |role: &str| format!("{{\"role\":\"{role}\",\"receivesNewClients\":false}}");
+        let qc = seat("quality_control");
+        let manager = seat("manager");
+        let raw = reply(&[
+            ('C', "4"),
+            ('O', "qc"),
+            ('V', &qc),
+            ('K', "{\"contactId\":\"c1\"}"),
+            ('N', "[\"Мария\",\"m1\",[]]"),
+            ('D', "d1"),
+            ('V', "[\"deal\",[\"c1\"],\"m1\",\"p\",\"s\"]"),
+            ('T', "m1"),
+            ('V', &manager),
+            ('E', "m2"),
+        ]);
+        let Loaded::Fresh(snapshot) = snapshot_from(&raw).unwrap() else {
+            panic!("not fresh");
+        };
+        assert_eq!(snapshot.config.expected(), Some("4"));
+        assert_eq!(
+            snapshot.chat.version.expected(),
+            Some("{\"contactId\":\"c1\"}")
+        );
+        let contact = snapshot.contact.value.unwrap();
+        assert_eq!(
+            (contact.name.as_str(), contact.responsible_user_id.as_str()),
+            ("Мария", "m1")
+        );
+        assert_eq!(snapshot.deals.len(), 1);
+        assert_eq!(snapshot.deals[0].deal_id.as_str(), "d1");
+        let seats: Vec<(&str, Role, bool)> = snapshot
+            .seats
+            .iter()
+            .map(|(id, s)| (id.as_str(), s.role, s.receives_new_clients))
+            .collect();
+        assert_eq!(
+            seats,
+            [
+                ("m1", Role::Manager, false),
+                ("m2", Role::Manager, true),
+                ("qc", Role::QualityControl, false),
+            ]
+        );
+        assert!(
+            snapshot.settings.is_none() && snapshot.channel.is_none() && snapshot.user.is_none()
+        );
+    }
+
+    #[test]
+    fn a_paired_field_without_its_value_or_an_unknown_tag_is_corrupt() {
+        for raw in [
+            reply(&[('O', "qc")]),
+            reply(&[('T', "m1"), ('E', "m2")]),
+            reply(&[('D', "d1")]),
+            reply(&[('Z', "x")]),
+        ] {
+            let err = snapshot_from(&raw).err().unwrap();
+            assert!(matches!(err, StoreError::Corrupt(_)), "{raw}: {err:?}");
+        }
+    }
 }

@@ -22,37 +22,54 @@
 -- key, so the script touches one Redis Cluster slot.
 --
 -- Errors: 'CORRUPT ...' when the chat's value is not the JSON object the worker
--- wrote (the only error that sends the event to P.dead; any other error of this
--- script, such as OOM or BUSY, passes and the event is retried).
+-- wrote, or its contact's deal list holds something other than ids (the only
+-- errors that send the event to P.dead; any other error of this script, such
+-- as OOM or BUSY, passes and the event is retried).
 --
--- Returns one JSON object, decoded by name: {"applied": record} when the event
--- was already applied, else {"config", "settings", "channel", "observers":
--- {userId: seat}, "seats": {userId: seat}, "eligible": [userId, ...], "chat",
--- "contact", "user", "deals": [[dealId, deal], ...]}, each absent where Redis has
--- nothing (or where it is not needed: "eligible").
+-- Returns one string of fields, each `<tag><length>:<bytes>` (the length in
+-- bytes, in decimal), so the stored values pass as they are, neither escaped
+-- nor decoded (store/read.rs, `Fields`):
+--   A the record, alone, when the event was already applied; else any of
+--   C config   S settings   H the channel   U the event's user   K the chat
+--   N the contact   E an eligible manager's id (only when needed)
+--   O an observer's id, T a named user's id, D a deal's id: each followed by
+--     V its seat or its deal
+-- each absent where Redis has nothing.
 
 -- The plain values at once: the record, the layout marker, config, settings.
 local plain = redis.call('MGET', KEYS[1], ARGV[3] .. 'layout', KEYS[2], KEYS[3])
 if plain[1] then
-  return cjson.encode({applied = plain[1]})
+  return 'A' .. #plain[1] .. ':' .. plain[1]
 end
 ensure_layout(ARGV[3], plain[2] or false)
 
-local reply = {}
+local out, n = {}, 0
+local function put(tag, value)
+  if value then
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = tag, #value, ':', value
+    n = n + 4
+  end
+end
+
+put('C', plain[3])
+put('S', plain[4])
 if ARGV[1] ~= '' then
-  reply.channel = redis.call('HGET', KEYS[4], ARGV[1]) or nil
-  reply.observers = hash(redis.call('HGETALL', KEYS[6]))
+  put('H', redis.call('HGET', KEYS[4], ARGV[1]))
+  local observers = redis.call('HGETALL', KEYS[6])
+  for i = 1, #observers, 2 do
+    put('O', observers[i])
+    put('V', observers[i + 1])
+  end
 end
 
 if ARGV[2] ~= '' then
-  reply.user = redis.call('HGET', KEYS[9], ARGV[2]) or nil
+  put('U', redis.call('HGET', KEYS[9], ARGV[2]))
 end
 
 local chat = redis.call('HGET', KEYS[8], ARGV[5]) or redis.call('GET', KEYS[10])
-local deals = {}
 local settled, responsible = false, nil
 if chat then
-  reply.chat = chat
+  put('K', chat)
   local ok, decoded = pcall(cjson.decode, chat)
   if not ok or type(decoded) ~= 'table' then
     return redis.error_reply('CORRUPT the chat at ' .. KEYS[8] .. ' is not a JSON object')
@@ -61,15 +78,19 @@ if chat then
   if type(contact_id) == 'string' then
     local contact = stored_contact(ARGV[3], contact_id)
     if contact then
-      reply.contact = contact
+      put('N', contact)
       responsible = responsible_of(contact)
       settled = responsible ~= nil and decoded['pending'] == nil
     end
     if ARGV[4] == '1' then
       for _, deal_id in ipairs(deal_ids(ARGV[3], contact_id)) do
+        if type(deal_id) ~= 'string' then
+          return redis.error_reply('CORRUPT the deals of contact ' .. contact_id .. ' are not a list of ids')
+        end
         local deal = stored_deal(ARGV[3], deal_id)
         if deal then
-          table.insert(deals, {deal_id, deal})
+          put('D', deal_id)
+          put('V', deal)
         end
       end
     end
@@ -84,28 +105,24 @@ if ARGV[1] ~= '' then
   if ARGV[2] ~= '' then
     table.insert(named, ARGV[2])
   end
-  local seats = {}
+  local responsible_seated = false
   if #named > 0 then
     local found = redis.call('HMGET', KEYS[5], unpack(named))
     for i, user in ipairs(named) do
       if found[i] then
-        seats[user] = found[i]
+        put('T', user)
+        put('V', found[i])
+        if user == responsible then
+          responsible_seated = true
+        end
       end
     end
   end
-  reply.seats = seats
-  if not (settled and seats[responsible]) then
-    local eligible = redis.call('HKEYS', KEYS[7])
-    -- cjson writes an empty table as {}: an empty list is left out.
-    if #eligible > 0 then
-      reply.eligible = eligible
+  if not (settled and responsible_seated) then
+    for _, manager in ipairs(redis.call('HKEYS', KEYS[7])) do
+      put('E', manager)
     end
   end
 end
 
-reply.config = plain[3] or nil
-reply.settings = plain[4] or nil
-if #deals > 0 then
-  reply.deals = deals
-end
-return cjson.encode(reply)
+return table.concat(out, '', 1, n)
