@@ -3,8 +3,7 @@
 //! one instant, each decoded from Redis's JSON into the domain's values.
 //! `channel.lua` answers one JSON object, decoded by name; `snapshot.lua`, on
 //! every chat event, answers its stored values as they are, each behind a tag
-//! and its length ([`Fields`]), so none is escaped by the script and decoded
-//! twice here. Both scripts start with `layout.lua`, which builds the channel
+//! byte ([`Fields`]), so none is escaped by the script and decoded twice here. Both scripts start with `layout.lua`, which builds the channel
 //! indexes of older accounts.
 
 use std::collections::{BTreeMap, HashMap};
@@ -196,10 +195,35 @@ impl Store {
     }
 }
 
+/// The tags of `snapshot.lua`'s reply: control characters that are not JSON's
+/// whitespace, so no stored value holds one (JSON escapes them in strings, and
+/// ids refuse them).
+mod tag {
+    pub const APPLIED: u8 = 1;
+    pub const CONFIG: u8 = 2;
+    pub const SETTINGS: u8 = 3;
+    pub const CHANNEL: u8 = 4;
+    pub const USER: u8 = 5;
+    pub const CHAT: u8 = 6;
+    pub const CONTACT: u8 = 7;
+    pub const ELIGIBLE: u8 = 8;
+    pub const OBSERVER: u8 = 14;
+    pub const NAMED: u8 = 15;
+    pub const DEAL: u8 = 16;
+    pub const VALUE: u8 = 17;
+
+    /// Whether `b` starts a field.
+    pub fn is_tag(b: u8) -> bool {
+        b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')
+    }
+}
+
 /// A snapshot (or the record of an earlier application) from `snapshot.lua`'s
-/// reply: one string of fields, each `<tag><length>:<bytes>`, the stored
-/// values as they are.
+/// reply: one string of fields, each a [`tag`] byte and the value as stored.
 fn snapshot_from(raw: &str) -> Result<Loaded<ChatSnapshot>, StoreError> {
+    if let Some(record) = raw.strip_prefix('\u{1}') {
+        return Ok(Loaded::Applied(parse(record)?));
+    }
     let mut config = None;
     let mut settings = None;
     let mut channel = None;
@@ -211,26 +235,24 @@ fn snapshot_from(raw: &str) -> Result<Loaded<ChatSnapshot>, StoreError> {
     let mut eligible = Vec::new();
     let mut deals = Vec::new();
     let mut fields = Fields(raw);
-    while let Some((tag, value)) = fields.next_field()? {
-        match tag {
-            b'A' => return Ok(Loaded::Applied(parse(value)?)),
-            b'C' => config = Some(value),
-            b'S' => settings = Some(value),
-            b'H' => channel = Some(value),
-            b'U' => user = Some(value),
-            b'K' => chat = Some(value),
-            b'N' => contact = Some(value),
-            b'E' => eligible.push(value),
-            b'O' => observers.push((value, fields.paired()?)),
-            b'T' => named.push((value, fields.paired()?)),
-            b'D' => {
+    while let Some((t, value)) = fields.next_field()? {
+        match t {
+            tag::CONFIG => config = Some(value),
+            tag::SETTINGS => settings = Some(value),
+            tag::CHANNEL => channel = Some(value),
+            tag::USER => user = Some(value),
+            tag::CHAT => chat = Some(value),
+            tag::CONTACT => contact = Some(value),
+            tag::ELIGIBLE => eligible.push(value),
+            tag::OBSERVER => observers.push((value, fields.paired()?)),
+            tag::NAMED => named.push((value, fields.paired()?)),
+            tag::DEAL => {
                 let id = Id::parse(value).map_err(corrupt)?;
                 deals.push(compact::deal(&id, fields.paired()?)?);
             }
             other => {
                 return Err(StoreError::Corrupt(format!(
-                    "the snapshot has a field tagged {:?}",
-                    char::from(other)
+                    "the snapshot has a field tagged {other}"
                 )));
             }
         }
@@ -249,36 +271,38 @@ fn snapshot_from(raw: &str) -> Result<Loaded<ChatSnapshot>, StoreError> {
     }))
 }
 
-/// The fields of a script's reply, `<tag><length>:<bytes>` one after another
-/// (the length in bytes, in decimal).
+/// The fields of `snapshot.lua`'s reply, one after another: a [`tag`] byte,
+/// then the value up to the next tag.
 struct Fields<'a>(&'a str);
 
 impl<'a> Fields<'a> {
     /// The next field's tag and value; `None` at the end.
     fn next_field(&mut self) -> Result<Option<(u8, &'a str)>, StoreError> {
-        let rest = self.0;
-        let Some(&tag) = rest.as_bytes().first() else {
+        let rest = self.0.as_bytes();
+        let Some(&t) = rest.first() else {
             return Ok(None);
         };
-        let bad = || StoreError::Corrupt("the script's reply is not a list of fields".into());
-        let colon = rest.find(':').ok_or_else(bad)?;
-        let len: usize = rest
-            .get(1..colon)
-            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|digits| digits.parse().ok())
-            .ok_or_else(bad)?;
-        let end = len.checked_add(colon + 1).ok_or_else(bad)?;
-        let value = rest.get(colon + 1..end).ok_or_else(bad)?;
-        self.0 = &rest[end..];
-        Ok(Some((tag, value)))
+        if !tag::is_tag(t) {
+            return Err(StoreError::Corrupt(
+                "the snapshot's reply does not start with a field".into(),
+            ));
+        }
+        let end = rest[1..]
+            .iter()
+            .position(|&b| tag::is_tag(b))
+            .map_or(rest.len(), |at| at + 1);
+        // Tags are ASCII, so both ends are character boundaries.
+        let value = &self.0[1..end];
+        self.0 = &self.0[end..];
+        Ok(Some((t, value)))
     }
 
-    /// The value (`V`) that goes with the field just read.
+    /// The value ([`tag::VALUE`]) that goes with the field just read.
     fn paired(&mut self) -> Result<&'a str, StoreError> {
         match self.next_field()? {
-            Some((b'V', value)) => Ok(value),
+            Some((tag::VALUE, value)) => Ok(value),
             _ => Err(StoreError::Corrupt(
-                "the script's reply lacks a field's value".into(),
+                "the snapshot's reply lacks a field's value".into(),
             )),
         }
     }
@@ -416,43 +440,25 @@ pub(super) fn decode(item: &Item, raw: &str) -> Result<ItemValue, StoreError> {
 mod tests {
     use super::*;
 
-    /// A reply as `snapshot.lua` writes it: each field behind its tag and its
-    /// length in bytes (Lua's `#`).
-    fn reply(fields: &[(char, &str)]) -> String {
-        fields
-            .iter()
-            .map(|(tag, value)| format!("{tag}{}:{value}", value.len()))
-            .collect()
-    }
-
-    #[test]
-    fn fields_are_read_by_their_length_in_bytes() {
-        let raw = reply(&[('K', "{\"a\":\"Мария: 1\"}"), ('E', ""), ('C', "7")]);
-        let mut fields = Fields(&raw);
-        assert_eq!(
-            fields.next_field().unwrap(),
-            Some((b'K', "{\"a\":\"Мария: 1\"}"))
-        );
-        assert_eq!(fields.next_field().unwrap(), Some((b'E', "")));
-        assert_eq!(fields.next_field().unwrap(), Some((b'C', "7")));
-        assert_eq!(fields.next_field().unwrap(), None);
-    }
-
-    #[test]
-    fn a_reply_that_is_not_a_list_of_fields_is_corrupt() {
-        for bad in [
-            "K",                          // no length
-            "K3",                         // no colon
-            "K:abc",                      // an empty length
-            "K+3:abc",                    // a sign
-            "K4:abc",                     // longer than what is left
-            "K1:Я",                       // ends inside a character
-            "K99999999999999999999999:a", // does not fit
-            "K18446744073709551615:a",    // the largest length
-        ] {
-            let err = Fields(bad).next_field().unwrap_err();
-            assert!(matches!(err, StoreError::Corrupt(_)), "{bad}: {err:?}");
+    /// A reply as `snapshot.lua` writes it: each value behind its tag.
+    fn reply(fields: &[(u8, &str)]) -> String {
+        let mut out = String::new();
+        for (t, value) in fields {
+            out.push(char::from(*t));
+            out.push_str(value);
         }
+        out
+    }
+
+    #[test]
+    fn fields_run_from_their_tag_to_the_next() {
+        let pretty = "{\n\t\"a\": \"Мария\"\r\n}";
+        let raw = reply(&[(tag::CHAT, pretty), (tag::ELIGIBLE, ""), (tag::CONFIG, "7")]);
+        let mut fields = Fields(&raw);
+        assert_eq!(fields.next_field().unwrap(), Some((tag::CHAT, pretty)));
+        assert_eq!(fields.next_field().unwrap(), Some((tag::ELIGIBLE, "")));
+        assert_eq!(fields.next_field().unwrap(), Some((tag::CONFIG, "7")));
+        assert_eq!(fields.next_field().unwrap(), None);
     }
 
     #[test]
@@ -461,16 +467,16 @@ mod tests {
         let qc = seat("quality_control");
         let manager = seat("manager");
         let raw = reply(&[
-            ('C', "4"),
-            ('O', "qc"),
-            ('V', &qc),
-            ('K', "{\"contactId\":\"c1\"}"),
-            ('N', "[\"Мария\",\"m1\",[]]"),
-            ('D', "d1"),
-            ('V', "[\"deal\",[\"c1\"],\"m1\",\"p\",\"s\"]"),
-            ('T', "m1"),
-            ('V', &manager),
-            ('E', "m2"),
+            (tag::CONFIG, "4"),
+            (tag::OBSERVER, "qc"),
+            (tag::VALUE, &qc),
+            (tag::CHAT, "{\"contactId\":\"c1\"}"),
+            (tag::CONTACT, "[\"Мария\",\"m1\",[]]"),
+            (tag::DEAL, "d1"),
+            (tag::VALUE, "[\"deal\",[\"c1\"],\"m1\",\"p\",\"s\"]"),
+            (tag::NAMED, "m1"),
+            (tag::VALUE, &manager),
+            (tag::ELIGIBLE, "m2"),
         ]);
         let Loaded::Fresh(snapshot) = snapshot_from(&raw).unwrap() else {
             panic!("not fresh");
@@ -506,15 +512,33 @@ mod tests {
     }
 
     #[test]
-    fn a_paired_field_without_its_value_or_an_unknown_tag_is_corrupt() {
+    fn an_applied_record_is_the_rest_of_the_reply() {
+        let record = super::super::apply::Record {
+            outputs: crate::output::Outputs(Vec::new()),
+            declare_users: Vec::new(),
+        };
+        let raw = format!("\u{1}{}", record.to_json());
+        assert!(matches!(snapshot_from(&raw), Ok(Loaded::Applied(_))));
+        let Err(err) = snapshot_from("\u{1}{\"o\":") else {
+            panic!("a cut record was read");
+        };
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_reply_out_of_shape_is_corrupt() {
         for raw in [
-            reply(&[('O', "qc")]),
-            reply(&[('T', "m1"), ('E', "m2")]),
-            reply(&[('D', "d1")]),
-            reply(&[('Z', "x")]),
+            "{\"chat\":\"x\"}".to_owned(),                       // JSON, not fields
+            reply(&[(tag::OBSERVER, "qc")]),                     // no seat
+            reply(&[(tag::NAMED, "m1"), (tag::ELIGIBLE, "m2")]), // a seat of another kind
+            reply(&[(tag::DEAL, "d1")]),                         // no deal
+            reply(&[(31, "x")]),                                 // an unknown tag
+            reply(&[(tag::CHAT, "{\"contactId\":")]),            // a chat cut short
         ] {
-            let err = snapshot_from(&raw).err().unwrap();
-            assert!(matches!(err, StoreError::Corrupt(_)), "{raw}: {err:?}");
+            let Err(err) = snapshot_from(&raw) else {
+                panic!("{raw:?} was read");
+            };
+            assert!(matches!(err, StoreError::Corrupt(_)), "{raw:?}: {err:?}");
         }
     }
 }

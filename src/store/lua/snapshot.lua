@@ -26,50 +26,55 @@
 -- errors that send the event to P.dead; any other error of this script, such
 -- as OOM or BUSY, passes and the event is retried).
 --
--- Returns one string of fields, each `<tag><length>:<bytes>` (the length in
--- bytes, in decimal), so the stored values pass as they are, neither escaped
--- nor decoded (store/read.rs, `Fields`):
---   A the record, alone, when the event was already applied; else any of
---   C config   S settings   H the channel   U the event's user   K the chat
---   N the contact   E an eligible manager's id (only when needed)
---   O an observer's id, T a named user's id, D a deal's id: each followed by
---     V its seat or its deal
+-- Returns one string of fields, each a tag byte and then the value as stored,
+-- neither escaped nor decoded (store/read.rs, `Fields`). A tag is a control
+-- character that is not JSON's whitespace, which no stored value holds (JSON
+-- escapes them in strings, ids refuse them):
+--   \1 the record, alone and to the end, when the event was already applied;
+--   else any of
+--   \2 config  \3 settings  \4 the channel  \5 the event's user  \6 the chat
+--   \7 the contact  \8 an eligible manager's id (only when needed)
+--   \14 an observer's id, \15 a named user's id, \16 a deal's id: each
+--     followed by \17 and its seat or its deal
 -- each absent where Redis has nothing.
 
 -- The plain values at once: the record, the layout marker, config, settings.
 local plain = redis.call('MGET', KEYS[1], ARGV[3] .. 'layout', KEYS[2], KEYS[3])
 if plain[1] then
-  return 'A' .. #plain[1] .. ':' .. plain[1]
+  return '\1' .. plain[1]
 end
 ensure_layout(ARGV[3], plain[2] or false)
 
-local out, n = {}, 0
+-- Room for the usual reply made at once: growing a table costs more here
+-- than the rest of building the reply.
+local out, n = {false, false, false, false, false, false, false, false, false, false, false,
+  false, false, false, false, false, false, false, false, false, false, false, false, false}, 0
 local function put(tag, value)
   if value then
-    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = tag, #value, ':', value
-    n = n + 4
+    out[n + 1], out[n + 2] = tag, value
+    n = n + 2
   end
 end
 
-put('C', plain[3])
-put('S', plain[4])
+put('\2', plain[3])
+put('\3', plain[4])
 if ARGV[1] ~= '' then
-  put('H', redis.call('HGET', KEYS[4], ARGV[1]))
+  put('\4', redis.call('HGET', KEYS[4], ARGV[1]))
   local observers = redis.call('HGETALL', KEYS[6])
   for i = 1, #observers, 2 do
-    put('O', observers[i])
-    put('V', observers[i + 1])
+    put('\14', observers[i])
+    put('\17', observers[i + 1])
   end
 end
 
 if ARGV[2] ~= '' then
-  put('U', redis.call('HGET', KEYS[9], ARGV[2]))
+  put('\5', redis.call('HGET', KEYS[9], ARGV[2]))
 end
 
 local chat = redis.call('HGET', KEYS[8], ARGV[5]) or redis.call('GET', KEYS[10])
 local settled, responsible = false, nil
 if chat then
-  put('K', chat)
+  put('\6', chat)
   local ok, decoded = pcall(cjson.decode, chat)
   if not ok or type(decoded) ~= 'table' then
     return redis.error_reply('CORRUPT the chat at ' .. KEYS[8] .. ' is not a JSON object')
@@ -78,7 +83,7 @@ if chat then
   if type(contact_id) == 'string' then
     local contact = stored_contact(ARGV[3], contact_id)
     if contact then
-      put('N', contact)
+      put('\7', contact)
       responsible = responsible_of(contact)
       settled = responsible ~= nil and decoded['pending'] == nil
     end
@@ -89,8 +94,8 @@ if chat then
         end
         local deal = stored_deal(ARGV[3], deal_id)
         if deal then
-          put('D', deal_id)
-          put('V', deal)
+          put('\16', deal_id)
+          put('\17', deal)
         end
       end
     end
@@ -110,8 +115,8 @@ if ARGV[1] ~= '' then
     local found = redis.call('HMGET', KEYS[5], unpack(named))
     for i, user in ipairs(named) do
       if found[i] then
-        put('T', user)
-        put('V', found[i])
+        put('\15', user)
+        put('\17', found[i])
         if user == responsible then
           responsible_seated = true
         end
@@ -120,7 +125,7 @@ if ARGV[1] ~= '' then
   end
   if not (settled and responsible_seated) then
     for _, manager in ipairs(redis.call('HKEYS', KEYS[7])) do
-      put('E', manager)
+      put('\8', manager)
     end
   end
 end
