@@ -221,7 +221,7 @@ mod tag {
 /// A snapshot (or the record of an earlier application) from `snapshot.lua`'s
 /// reply: one string of fields, each a [`tag`] byte and the value as stored.
 fn snapshot_from(raw: &str) -> Result<Loaded<ChatSnapshot>, StoreError> {
-    if let Some(record) = raw.strip_prefix('\u{1}') {
+    if let Some(record) = raw.strip_prefix(char::from(tag::APPLIED)) {
         return Ok(Loaded::Applied(parse(record)?));
     }
     let mut config = None;
