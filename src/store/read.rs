@@ -3,8 +3,9 @@
 //! one instant, each decoded from Redis's JSON into the domain's values.
 //! `channel.lua` answers one JSON object, decoded by name; `snapshot.lua`, on
 //! every chat event, answers its stored values as they are, each behind a tag
-//! byte ([`Fields`]), so none is escaped by the script and decoded twice here. Both scripts start with `layout.lua`, which builds the channel
-//! indexes of older accounts.
+//! byte ([`Fields`]), so none is escaped by the script and decoded twice here.
+//! Both scripts start with `layout.lua`, which builds the channel indexes of
+//! older accounts.
 
 use std::collections::{BTreeMap, HashMap};
 
