@@ -195,17 +195,14 @@ impl Publisher {
     ) -> Result<Unconfirmed<'_>, PublishError> {
         let channel = self.channel();
         let messages = outputs.messages();
-        // Only while some destination refuses: which messages go to `P.dead`.
+        // Only while some destination refuses: where each message went.
         let now = self.refusing.any().then(std::time::Instant::now);
-        let mut diverted = Vec::new();
+        let mut routes = Vec::new();
         // Each publish puts its frames in the channel's queue at its first
         // poll, and `try_join_all` polls them in order.
         let writes = messages.iter().map(|message| {
             let (mut exchange, mut key) = self.names.destination(account, &message.to);
-            let mut props = json_props();
-            if let Some(correlation_id) = &message.correlation_id {
-                props = props.with_correlation_id(ShortString::from(correlation_id.as_str()));
-            }
+            let mut props = props_of(message);
             let reply = matches!(message.to, Destination::ReplyTo(_));
             if let Some(now) = now {
                 let route = if reply {
@@ -218,7 +215,7 @@ impl Publisher {
                     exchange = String::new();
                     key = self.names.dead();
                 }
-                diverted.push(matches!(route, Route::Divert(_)));
+                routes.push(route);
             }
             self.write(
                 &channel,
@@ -237,7 +234,7 @@ impl Publisher {
             channel,
             account: account.clone(),
             messages,
-            diverted,
+            routes,
             confirms,
         })
     }
@@ -385,9 +382,9 @@ pub struct Unconfirmed<'a> {
     channel: Arc<Channel>,
     account: Id,
     messages: Vec<Message>,
-    /// Which messages went to `P.dead`, their destination refusing (empty
-    /// when none refused).
-    diverted: Vec<bool>,
+    /// Where each message went while a destination refused (empty when none
+    /// did): to its destination, as a probe of it, or to `P.dead`.
+    routes: Vec<Route>,
     confirms: Vec<PublisherConfirm>,
 }
 
@@ -407,11 +404,12 @@ impl Unconfirmed<'_> {
             channel,
             account,
             messages,
-            diverted,
+            routes,
             confirms,
         } = self;
         let refusing = &publisher.refusing;
-        let was_diverted = |i: usize| diverted.get(i).copied().unwrap_or(false);
+        let route = |i: usize| routes.get(i).copied().unwrap_or(Route::Send);
+        let was_diverted = |i: usize| matches!(route(i), Route::Divert(_));
         let answers =
             confirms
                 .into_iter()
@@ -419,45 +417,63 @@ impl Unconfirmed<'_> {
                 .enumerate()
                 .map(|(i, (confirm, message))| {
                     let account = &account;
+                    let channel = &channel;
                     let diverted = was_diverted(i);
+                    let probe = route(i) == Route::Probe;
+                    // Ok(whether it counts as published to its destination).
                     async move {
                         let delivery = publisher.delivery(confirm).await?;
                         match (delivery, &message.to) {
                             (Delivery::Confirmed, _) if diverted => {
                                 crate::monitor::counters::undelivered(message.to.label());
-                                Ok(())
+                                Ok(false)
                             }
                             (Delivery::Refused, _) if diverted => {
                                 Err(PublishError::Nacked(publisher.names.dead()))
                             }
-                            (Delivery::Confirmed, Destination::ReplyTo(_)) => Ok(()),
+                            (Delivery::Confirmed, Destination::ReplyTo(_)) => Ok(true),
                             (Delivery::Confirmed, to) => {
                                 if refusing.any() {
                                     let (exchange, key) = publisher.names.destination(account, to);
                                     refusing.accepted(&exchange, &key, std::time::Instant::now());
                                 }
-                                Ok(())
+                                Ok(true)
                             }
                             (Delivery::Refused, Destination::ReplyTo(queue)) => {
                                 publisher.count_dropped_reply(queue, "refused");
-                                Ok(())
+                                Ok(true)
                             }
                             (Delivery::Refused, to) => {
                                 let (exchange, key) = publisher.names.destination(account, to);
-                                refusing.refused(&exchange, &key, std::time::Instant::now());
-                                Err(PublishError::Nacked(format!("{exchange:?} {key:?}")))
+                                let now = std::time::Instant::now();
+                                match refusing.refused(&exchange, &key, now) {
+                                    // A probe the destination refused goes where
+                                    // the messages around it went, now: its event
+                                    // does not pay a retry for the probe.
+                                    Some(refusing_for) if probe => {
+                                        publisher.renew(channel).await;
+                                        publisher
+                                            .divert(message, &exchange, &key, refusing_for)
+                                            .await?;
+                                        Ok(false)
+                                    }
+                                    _ => Err(PublishError::Nacked(format!("{exchange:?} {key:?}"))),
+                                }
                             }
                         }
                     }
                 });
-        if let Err(error) = try_join_all(answers).await {
-            if matches!(error, PublishError::Nacked(_)) {
-                publisher.renew(&channel).await;
+        let published = match try_join_all(answers).await {
+            Ok(published) => published,
+            Err(error) => {
+                if matches!(error, PublishError::Nacked(_)) {
+                    publisher.renew(&channel).await;
+                }
+                return Err(error);
             }
-            return Err(error);
-        }
-        for (i, message) in messages.iter().enumerate() {
-            if !was_diverted(i) {
+        };
+        for (message, published) in messages.iter().zip(published) {
+            if published {
                 crate::monitor::counters::published(message.to.label(), 1);
             }
         }
@@ -466,6 +482,32 @@ impl Unconfirmed<'_> {
 }
 
 impl Publisher {
+    /// Puts `message`, whose destination (`exchange`, `key`) has refused every
+    /// message for `refusing_for`, on `P.dead` as `undelivered`, and waits for
+    /// the broker to take it there.
+    async fn divert(
+        &self,
+        message: &Message,
+        exchange: &str,
+        key: &str,
+        refusing_for: std::time::Duration,
+    ) -> Result<(), PublishError> {
+        let props = undelivered(props_of(message), exchange, key, refusing_for);
+        let channel = self.channel();
+        let dead = self.names.dead();
+        let body = message.body.as_bytes();
+        match self
+            .confirmed(&channel, "", &dead, body, props, false)
+            .await?
+        {
+            Delivery::Confirmed => {
+                crate::monitor::counters::undelivered(message.to.label());
+                Ok(())
+            }
+            Delivery::Refused => Err(PublishError::Nacked(dead)),
+        }
+    }
+
     /// Counts and reports a suitcase reply to `queue` the broker refused or
     /// could not route (`why`).
     fn count_dropped_reply(&self, queue: &str, why: &'static str) {
@@ -510,6 +552,17 @@ fn mark_dead(headers: &mut lapin::types::FieldTable, reason: &str, routing_key: 
         DEAD_AT.into(),
         text(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
     );
+}
+
+/// The properties `message` is published with.
+fn props_of(message: &Message) -> BasicProperties {
+    let props = json_props();
+    match &message.correlation_id {
+        Some(correlation_id) => {
+            props.with_correlation_id(ShortString::from(correlation_id.as_str()))
+        }
+        None => props,
+    }
 }
 
 fn json_props() -> BasicProperties {

@@ -15,7 +15,9 @@
 //! the exchange and routing key they were for (`switchboard dead replay` puts
 //! them there), and the event goes on. Every [`PROBE_EVERY`] one message
 //! tries the destination itself (a probe); once the broker takes one, the
-//! destination is no longer refusing. The check costs one atomic load per
+//! destination is no longer refusing. A probe the broker refuses goes to
+//! `P.dead` then, as the messages around it did (`Unconfirmed::confirmed`),
+//! so its event is not tried again for it. The check costs one atomic load per
 //! message while nothing refuses.
 
 use std::collections::HashMap;
@@ -123,8 +125,9 @@ impl Refusing {
         }
     }
 
-    /// The broker refused a message to `exchange`/`key`.
-    pub fn refused(&self, exchange: &str, key: &str, now: Instant) {
+    /// The broker refused a message to `exchange`/`key`. Returns how long the
+    /// destination has refused every message when it is refusing now.
+    pub fn refused(&self, exchange: &str, key: &str, now: Instant) -> Option<Duration> {
         let mut streaks = self.lock();
         let streak = streaks.entry(name(exchange, key)).or_insert(Streak {
             first: now,
@@ -152,7 +155,11 @@ impl Refusing {
                 OPEN_AFTER.as_secs()
             );
         }
+        let refusing_for = streak
+            .probe_at
+            .map(|_| now.saturating_duration_since(streak.first));
         self.settle(&streaks);
+        refusing_for
     }
 
     /// The broker took a message to `exchange`/`key`.
@@ -196,11 +203,11 @@ mod tests {
     fn a_destination_refusing_long_enough_is_diverted_then_probed() {
         let r = Refusing::default();
         let t0 = Instant::now();
-        r.refused(EX, KEY, t0);
-        r.refused(EX, KEY, t0 + Duration::from_secs(5));
+        assert_eq!(r.refused(EX, KEY, t0), None);
+        assert_eq!(r.refused(EX, KEY, t0 + Duration::from_secs(5)), None);
         // Refused for 5 s only: still tried.
         assert_eq!(r.route(EX, KEY, t0 + Duration::from_secs(6)), Route::Send);
-        r.refused(EX, KEY, t0 + OPEN_AFTER);
+        assert_eq!(r.refused(EX, KEY, t0 + OPEN_AFTER), Some(OPEN_AFTER));
         assert_eq!(r.refusing(), 1);
         let at = t0 + OPEN_AFTER + Duration::from_secs(1);
         assert_eq!(r.route(EX, KEY, at), Route::Divert(at - t0));
@@ -214,9 +221,14 @@ mod tests {
             Route::Divert(_)
         ));
         assert_eq!(r.route(EX, KEY, due + PROBE_EVERY), Route::Probe);
+        // A probe refused: still refusing, for as long as the run.
+        let refused_at = due + PROBE_EVERY + Duration::from_millis(10);
+        assert_eq!(r.refused(EX, KEY, refused_at), Some(refused_at - t0));
+        assert!(matches!(r.route(EX, KEY, refused_at), Route::Divert(_)));
+        assert_eq!(r.route(EX, KEY, due + 2 * PROBE_EVERY), Route::Probe);
         // A probe taken: sent again.
-        r.accepted(EX, KEY, due + PROBE_EVERY);
-        assert_eq!(r.route(EX, KEY, due + PROBE_EVERY), Route::Send);
+        r.accepted(EX, KEY, due + 2 * PROBE_EVERY);
+        assert_eq!(r.route(EX, KEY, due + 2 * PROBE_EVERY), Route::Send);
         assert!(!r.any());
         assert_eq!(r.refusing(), 0);
     }

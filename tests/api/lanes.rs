@@ -495,3 +495,93 @@ async fn a_queue_that_keeps_refusing_stalls_no_other_account() {
     );
     app.cleanup().await;
 }
+
+/// A probe the destination refuses costs its event no retry: once quality
+/// control's queue counts as refusing, the one message every 5 s that tries it
+/// (the probe) is refused too while the queue is still full, and goes to
+/// `P.dead` (`undelivered`) at once, as the messages around it do. Before, the
+/// refusal failed the event: it was tried again (its manager told twice) and,
+/// had it been at its 10th try, dead-lettered as `failed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_probe_is_put_on_dead_at_once() {
+    let app = TestApp::spawn_with(1, |c| c.concurrency = 16).await;
+    setup_account(&app, "full", &STAFF, Some("round_robin")).await;
+    let queue = app.user_queue("full", "q");
+    let name = format!("{}-refuse-probe", app.prefix);
+    policy(
+        &name,
+        &queue,
+        Some(r#"{"max-length":0,"overflow":"reject-publish"}"#),
+    );
+    let dead_queue = app.names.dead();
+    let dead_letters = |want: u32, within: Duration| {
+        let (app, dead_queue) = (&app, &dead_queue);
+        async move {
+            let deadline = Instant::now() + within;
+            while depth(app, dead_queue).await < want {
+                assert!(
+                    Instant::now() < deadline,
+                    "not {want} dead letters in {within:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // Reads the managers' queues until they are quiet for a moment.
+    let managers_notes_of = |chat: &'static str| {
+        let app = &app;
+        async move {
+            let mut n = 0;
+            for m in ["m1", "m2"] {
+                let queue = app.user_queue("full", m);
+                let notes = app.take(&queue, 0, Duration::from_secs(3)).await;
+                n += notes.iter().filter(|g| g.json["chatId"] == chat).count();
+            }
+            n
+        }
+    };
+    let verdict = async {
+        until_refused(&app, &queue).await;
+        // New clients, one a second, until the queue has refused everything
+        // for 10 s: then each of them ends with one dead letter.
+        const EARLY: u32 = 12;
+        for i in 0..EARLY {
+            send(&app, &[inbound("full", &format!("early-{i}"), "hi")]).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        dead_letters(EARLY, Duration::from_secs(60)).await;
+        // The managers' queues read to the end; then, past the next probe's
+        // time, one more client: its message to quality control is the probe.
+        managers_notes_of("probe").await;
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        send(&app, &[inbound("full", "probe", "hi")]).await;
+        dead_letters(EARLY + 1, Duration::from_secs(30)).await;
+        managers_notes_of("probe").await
+    };
+    let outcome = tokio::time::timeout(Duration::from_secs(150), verdict).await;
+    policy(&name, &queue, None);
+    let told = outcome.expect("done within 150 s");
+    assert_eq!(
+        told, 1,
+        "the probe's manager told once: its event was not tried again"
+    );
+    let conn = ops::amqp(&ops::target(&app)).await;
+    let letters = dead::peek(&conn, &app.names, &dead::Filter::default(), usize::MAX)
+        .await
+        .unwrap()
+        .letters;
+    switchboard::ops::close(&conn).await;
+    let probe: Vec<_> = letters
+        .iter()
+        .filter(|l| l.json().is_some_and(|n| n["chatId"] == "probe"))
+        .collect();
+    assert_eq!(probe.len(), 1, "one dead letter for the probe's event");
+    let reason = probe[0].reason().unwrap_or_default();
+    assert!(reason.starts_with("undelivered: "), "{reason}");
+    assert_eq!(
+        probe[0].json().unwrap()["userId"].as_str(),
+        Some("q"),
+        "quality control's notification"
+    );
+    app.cleanup().await;
+}
