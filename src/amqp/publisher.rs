@@ -409,7 +409,6 @@ impl Unconfirmed<'_> {
         } = self;
         let refusing = &publisher.refusing;
         let route = |i: usize| routes.get(i).copied().unwrap_or(Route::Send);
-        let was_diverted = |i: usize| matches!(route(i), Route::Divert(_));
         let answers =
             confirms
                 .into_iter()
@@ -418,8 +417,9 @@ impl Unconfirmed<'_> {
                 .map(|(i, (confirm, message))| {
                     let account = &account;
                     let channel = &channel;
-                    let diverted = was_diverted(i);
-                    let probe = route(i) == Route::Probe;
+                    let route = route(i);
+                    let diverted = matches!(route, Route::Divert(_));
+                    let probe = route == Route::Probe;
                     // Ok(whether it counts as published to its destination).
                     async move {
                         let delivery = publisher.delivery(confirm).await?;

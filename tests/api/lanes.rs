@@ -259,6 +259,19 @@ async fn until_refused(app: &TestApp, queue: &str) {
     }
 }
 
+/// Waits until `P.dead` holds `want` messages, failing after `within`.
+async fn until_dead_letters(app: &TestApp, want: u32, within: Duration) {
+    let dead_queue = app.names.dead();
+    let deadline = Instant::now() + within;
+    while depth(app, &dead_queue).await < want {
+        assert!(
+            Instant::now() < deadline,
+            "not {want} dead letters in {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Consumes `queue` until `want` distinct messages came (repeats on top) or
 /// nothing came for 5 s; every message, in arrival order.
 async fn drain(app: &TestApp, queue: &str, want: usize) -> Vec<Value> {
@@ -365,7 +378,6 @@ async fn a_queue_that_keeps_refusing_stalls_no_other_account() {
         Some(r#"{"max-length":0,"overflow":"reject-publish"}"#),
     );
     until_refused(&app, &queue).await;
-    let dead_queue = app.names.dead();
     let verdict = async {
         app.stop_workers().await;
         let refused = (0..FULL_PER_CHAT).flat_map(|i| {
@@ -377,11 +389,7 @@ async fn a_queue_that_keeps_refusing_stalls_no_other_account() {
         let notes = all_notes(&app, "q").await;
         // One dead letter per `full` event: its quality control's notification
         // (or, for an event that reached its 10 tries first, the event).
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while depth(&app, &dead_queue).await < FULL as u32 {
-            assert!(Instant::now() < deadline, "not every `full` event ended");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        until_dead_letters(&app, FULL as u32, Duration::from_secs(60)).await;
         notes
     };
     let notes = tokio::time::timeout(Duration::from_secs(120), verdict).await;
@@ -513,20 +521,6 @@ async fn a_refused_probe_is_put_on_dead_at_once() {
         &queue,
         Some(r#"{"max-length":0,"overflow":"reject-publish"}"#),
     );
-    let dead_queue = app.names.dead();
-    let dead_letters = |want: u32, within: Duration| {
-        let (app, dead_queue) = (&app, &dead_queue);
-        async move {
-            let deadline = Instant::now() + within;
-            while depth(app, dead_queue).await < want {
-                assert!(
-                    Instant::now() < deadline,
-                    "not {want} dead letters in {within:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
     // Reads the managers' queues until they are quiet for a moment.
     let managers_notes_of = |chat: &'static str| {
         let app = &app;
@@ -549,13 +543,13 @@ async fn a_refused_probe_is_put_on_dead_at_once() {
             send(&app, &[inbound("full", &format!("early-{i}"), "hi")]).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        dead_letters(EARLY, Duration::from_secs(60)).await;
+        until_dead_letters(&app, EARLY, Duration::from_secs(60)).await;
         // The managers' queues read to the end; then, past the next probe's
         // time, one more client: its message to quality control is the probe.
         managers_notes_of("probe").await;
         tokio::time::sleep(Duration::from_secs(6)).await;
         send(&app, &[inbound("full", "probe", "hi")]).await;
-        dead_letters(EARLY + 1, Duration::from_secs(30)).await;
+        until_dead_letters(&app, EARLY + 1, Duration::from_secs(30)).await;
         managers_notes_of("probe").await
     };
     let outcome = tokio::time::timeout(Duration::from_secs(150), verdict).await;
