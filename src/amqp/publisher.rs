@@ -276,7 +276,8 @@ impl Publisher {
         }
     }
 
-    /// Publishes one message and waits for its confirm.
+    /// Publishes one message and waits for its confirm, each step at most
+    /// [`CONFIRM_WAIT`] (as [`Publisher::send`] bounds its writes).
     async fn confirmed(
         &self,
         channel: &Channel,
@@ -286,9 +287,10 @@ impl Publisher {
         props: BasicProperties,
         mandatory: bool,
     ) -> Result<Delivery, PublishError> {
-        let confirm = self
-            .write(channel, exchange.into(), key.into(), body, props, mandatory)
-            .await?;
+        let write = self.write(channel, exchange.into(), key.into(), body, props, mandatory);
+        let confirm = tokio::time::timeout(CONFIRM_WAIT, write)
+            .await
+            .map_err(|_| PublishError::ConfirmTimeout(CONFIRM_WAIT))??;
         self.delivery(confirm).await
     }
 
